@@ -1,0 +1,186 @@
+"""The Transport seam: what every broker implements, and the shared behaviour above it.
+
+A transport moves :class:`~celeriac.protocol.message.Message` values between producers and
+consumers. It knows nothing about tasks: ETA holding, expiry and revocation are the worker's
+business. Every implementation is proved by ``tests/conformance/test_transport.py``.
+
+Delivery is *pull* based: the consumer asks :meth:`Transport.get` for up to ``max_messages``
+ready messages and acknowledges each :class:`Delivery` (or rejects it) when the configured
+policy says so. A message that was delivered and not acknowledged comes back when its
+consumer closes the transport, rejects it with ``requeue=True``, or (on brokers without a
+native notion of a consumer) when its visibility timeout passes without :meth:`Transport.extend`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from celeriac.entities import Exchange, Queue
+from celeriac.protocol.message import Message
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A message handed to one consumer, with the handle to acknowledge it."""
+
+    message: Message
+    queue: str
+    exchange: str
+    routing_key: str
+    delivery_tag: str
+    redelivered: bool = False
+    transport: Transport | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def delivery_info(self) -> dict[str, Any]:
+        """Celery's ``request.delivery_info`` mapping."""
+        return {
+            "exchange": self.exchange,
+            "routing_key": self.routing_key,
+            "priority": self.message.priority,
+            "redelivered": self.redelivered,
+        }
+
+    def ack(self) -> None:
+        """Acknowledge: the broker forgets the message."""
+        assert self.transport is not None, "delivery has no transport"
+        self.transport.ack([self])
+
+    def reject(self, requeue: bool = False) -> None:
+        """Reject: drop the message, or with ``requeue`` put it back at the end of its queue."""
+        assert self.transport is not None, "delivery has no transport"
+        self.transport.reject([self], requeue=requeue)
+
+
+class Transport(ABC):
+    """A broker connection. One instance per process (create after ``fork``)."""
+
+    #: URL schemes this class serves (the literal table in ``transports/urls.py`` uses them).
+    schemes: ClassVar[tuple[str, ...]] = ()
+    #: True when priorities are honoured by the broker itself.
+    supports_priority: ClassVar[bool] = False
+    #: True when publish(not_before=...) keeps the message invisible until then.
+    supports_delayed_delivery: ClassVar[bool] = False
+
+    def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
+        self.url = url
+        self.options: dict[str, Any] = dict(options or {})
+        self.exchanges: dict[str, Exchange] = {}
+
+    # -- lifecycle -----------------------------------------------------------------------
+    @abstractmethod
+    def open(self) -> None:
+        """Connect. Idempotent; publish/get call it when needed."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Disconnect; messages delivered to this consumer and not acked go back to their queue."""
+
+    def __enter__(self) -> Transport:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- topology ------------------------------------------------------------------------
+    def declare_exchange(self, exchange: Exchange) -> None:
+        """Remember an exchange's type (virtual brokers keep types in process memory)."""
+        if exchange.name:
+            self.exchanges[exchange.name] = exchange
+
+    @abstractmethod
+    def declare_queue(self, queue: Queue) -> None:
+        """Create ``queue`` if missing and bind it to its exchange with its routing key."""
+
+    @abstractmethod
+    def bind(self, queue: str, exchange: str, routing_key: str) -> None:
+        """Bind an existing queue to an exchange."""
+
+    # -- producing -----------------------------------------------------------------------
+    @abstractmethod
+    def publish(
+        self,
+        message: Message,
+        *,
+        exchange: str = "",
+        routing_key: str,
+        not_before: float | None = None,
+    ) -> None:
+        """Publish one message.
+
+        With ``exchange=""`` the routing key is the queue name (AMQP's default exchange).
+        ``not_before`` (Unix time) is a hint that transports with
+        ``supports_delayed_delivery`` honour; others deliver at once (the worker holds ETA
+        messages itself, as Celery's does).
+        """
+
+    def publish_many(
+        self, items: Sequence[tuple[Message, str, str]], *, not_before: float | None = None
+    ) -> None:
+        """Publish several ``(message, exchange, routing_key)`` triples; brokers batch them."""
+        for message, exchange, routing_key in items:
+            self.publish(message, exchange=exchange, routing_key=routing_key, not_before=not_before)
+
+    # -- consuming -----------------------------------------------------------------------
+    @abstractmethod
+    def get(
+        self, queues: Sequence[str], *, max_messages: int = 1, timeout: float | None = None
+    ) -> list[Delivery]:
+        """Take up to ``max_messages`` ready messages from ``queues``.
+
+        Higher priority first within a queue (the broker's own meaning of priority), queues
+        served fairly (round robin). Blocks up to ``timeout`` seconds when nothing is ready
+        (``None``: do not block) and returns ``[]`` if still nothing.
+        """
+
+    @abstractmethod
+    def ack(self, deliveries: Sequence[Delivery]) -> None:
+        """Acknowledge deliveries made by this transport."""
+
+    @abstractmethod
+    def reject(self, deliveries: Sequence[Delivery], *, requeue: bool = False) -> None:
+        """Reject deliveries; with ``requeue`` they go back to the end of their queue."""
+
+    def restore(self, deliveries: Sequence[Delivery]) -> None:
+        """Give unprocessed deliveries back (warm shutdown); they are delivered again first."""
+        self.reject(deliveries, requeue=True)
+
+    def extend(self, deliveries: Sequence[Delivery]) -> None:  # noqa: B027 - optional hook
+        """Renew the lease of held deliveries so a visibility timeout does not redeliver them."""
+
+    # -- queue admin ---------------------------------------------------------------------
+    @abstractmethod
+    def purge(self, queue: str) -> int:
+        """Delete every ready message of ``queue``; return how many."""
+
+    @abstractmethod
+    def size(self, queue: str) -> int:
+        """Number of ready messages in ``queue``."""
+
+    # -- fanout (events and remote control) --------------------------------------------------
+    def fanout_publish(self, exchange: str, message: Message, routing_key: str = "") -> None:
+        """Publish to every current subscriber of a fanout exchange (at most once, no storage)."""
+        raise NotImplementedError(f"{type(self).__name__} does not support fanout yet")
+
+    def fanout_subscribe(self, exchange: str, pattern: str = "#") -> FanoutSubscription:
+        """Subscribe to a fanout exchange; ``pattern`` filters routing keys (``#`` = all)."""
+        raise NotImplementedError(f"{type(self).__name__} does not support fanout yet")
+
+
+class FanoutSubscription(ABC):
+    """A live subscription to a fanout exchange."""
+
+    @abstractmethod
+    def get(self, timeout: float | None = None) -> list[Message]:
+        """Messages published since the last call (waits up to ``timeout`` for the first)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Stop receiving."""
+
+
+__all__ = ["Delivery", "FanoutSubscription", "Transport"]
