@@ -1,3 +1,62 @@
 """celeriac: Celery's API and wire protocol, simpler inside, with an embedded SQLite default."""
 
+from __future__ import annotations
+
+from typing import Any
+
+from celeriac import _state
+from celeriac.app import Celery, shared_task
+from celeriac.entities import Exchange, Queue
+from celeriac.result import AsyncResult, GroupResult, ResultSet
+from celeriac.task import Task
+
 __version__ = "0.1.0"
+VERSION = tuple(int(p) for p in __version__.split("."))
+
+
+class _Current:
+    """``current_app`` / ``current_task``: forwards to what is current at the moment of use."""
+
+    def __init__(self, getter: Any, label: str) -> None:
+        object.__setattr__(self, "_getter", getter)
+        object.__setattr__(self, "_label", label)
+
+    def _get(self) -> Any:
+        return self._getter()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._get(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._get(), name, value)
+
+    def __bool__(self) -> bool:
+        return self._get() is not None
+
+    def __eq__(self, other: object) -> bool:
+        return bool(self._get() == other)
+
+    def __hash__(self) -> int:
+        return hash(self._get())
+
+    def __repr__(self) -> str:
+        return f"<{self._label}: {self._get()!r}>"
+
+
+current_app: Any = _Current(_state.get_current_app, "current_app")
+current_task: Any = _Current(_state.get_current_task, "current_task")
+
+__all__ = [
+    "VERSION",
+    "AsyncResult",
+    "Celery",
+    "Exchange",
+    "GroupResult",
+    "Queue",
+    "ResultSet",
+    "Task",
+    "__version__",
+    "current_app",
+    "current_task",
+    "shared_task",
+]

@@ -1,4 +1,4 @@
-"""The current app and current task: one contextvar each, used only at the edges."""
+"""The current app (a process global) and the current task (a contextvar), used at the edges."""
 
 from __future__ import annotations
 
@@ -8,38 +8,35 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from celeriac.app import Celery
 
-_current_app: contextvars.ContextVar[Celery | None] = contextvars.ContextVar(
-    "celeriac_current_app", default=None
-)
-_default_app: list[Celery] = []
+# The current app is process-wide: worker threads and pool processes must see the same app,
+# and threads do not inherit a contextvar's value.
+_apps: dict[str, Celery] = {}
 _current_task: contextvars.ContextVar[Any] = contextvars.ContextVar(
     "celeriac_current_task", default=None
 )
 
 
 def set_current_app(app: Celery) -> None:
-    _current_app.set(app)
+    _apps["current"] = app
 
 
 def set_default_app(app: Celery) -> None:
     """Remember the first app created, so ``current_app`` works without configuration."""
-    if not _default_app:
-        _default_app.append(app)
+    _apps.setdefault("default", app)
 
 
 def get_current_app() -> Celery:
     """The app set as current, else the first one created, else a fresh default app."""
-    app = _current_app.get()
+    app = _apps.get("current") or _apps.get("default")
     if app is not None:
         return app
-    if _default_app:
-        return _default_app[0]
     from celeriac.app import Celery
 
     return Celery("default")
 
 
 def get_current_task() -> Any:
+    """The task executing in this thread or coroutine, if any."""
     return _current_task.get()
 
 

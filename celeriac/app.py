@@ -1,0 +1,386 @@
+"""``Celery``: the application object. It owns the settings, the task registry, the
+producer and the result backend, and builds each of them in plain code."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import socket
+import threading
+import types
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timezone, tzinfo
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+
+from celeriac import _state
+from celeriac.config import OLD_NAMES, SETTINGS_BY_NAME, Settings
+from celeriac.entities import Queue
+from celeriac.exceptions import ImproperlyConfigured
+from celeriac.options import SendOptions
+from celeriac.producer import Producer
+from celeriac.registry import SHARED_TASKS, TaskRegistry, gen_task_name, import_related
+from celeriac.routing import RouterTable
+from celeriac.task import Task as BaseTask
+
+if TYPE_CHECKING:
+    from typing import Concatenate, ParamSpec
+
+    from celeriac.backends.base import ResultBackend
+    from celeriac.result import AsyncResult
+    from celeriac.transports.base import Transport
+
+    P = ParamSpec("P")
+
+R = TypeVar("R")
+TaskT = TypeVar("TaskT", bound=BaseTask[Any, Any])
+
+# Environment variables Celery itself reads at app creation (read once, here only).
+_ENV_SETTINGS = {"CELERY_BROKER_URL": "broker_url", "CELERY_RESULT_BACKEND": "result_backend"}
+
+
+class Celery:
+    """The application: ``Celery('proj', broker=..., backend=..., include=[...])``."""
+
+    Task: type[BaseTask[Any, Any]] = BaseTask
+
+    def __init__(
+        self,
+        main: str | None = None,
+        *,
+        broker: str | None = None,
+        backend: str | None = None,
+        include: Sequence[str] | None = None,
+        config_source: Any = None,
+        set_as_current: bool = True,
+        task_cls: type[BaseTask[Any, Any]] | None = None,
+        namespace: str | None = None,
+        **settings: Any,
+    ) -> None:
+        self.main = main
+        self.conf = Settings()
+        self.tasks = TaskRegistry()
+        if task_cls is not None:
+            self.Task = task_cls
+        for env, name in _ENV_SETTINGS.items():
+            if os.environ.get(env):
+                self.conf[name] = os.environ[env]
+        if config_source is not None:
+            self.config_from_object(config_source, namespace=namespace)
+        if broker is not None:
+            self.conf.broker_url = broker
+        if backend is not None:
+            self.conf.result_backend = backend
+        if include:
+            self.conf.include = list(include)
+        self.conf.update(settings)
+        self.producer = Producer(self)
+        self._backend: ResultBackend | None = None
+        self._backend_pid = 0
+        self._backend_lock = threading.Lock()
+        self._router: tuple[tuple[int, ...], RouterTable] | None = None
+        self._autodiscover: list[tuple[Callable[[], Iterable[str]] | Iterable[str], str]] = []
+        self._finalized = False
+        self.user_options: dict[str, Any] = {}
+        self.hostname = socket.gethostname()
+        self._oid = str(uuid.uuid4())
+        _state.set_default_app(self)
+        if set_as_current:
+            _state.set_current_app(self)
+
+    def __repr__(self) -> str:
+        return f"<Celery {self.main or '__main__'} at {id(self):#x}>"
+
+    # -- configuration -----------------------------------------------------------------------
+    def config_from_object(
+        self, obj: Any, *, silent: bool = False, force: bool = True, namespace: str | None = None
+    ) -> None:
+        """Read settings from a module name, ``'module:attr'``, or any object or class.
+
+        With ``namespace='CELERY'`` only keys starting with ``CELERY_`` are read, the
+        prefix stripped (``CELERY_BROKER_URL`` -> ``broker_url``), as Django projects use it.
+        """
+        try:
+            source = _resolve_object(obj) if isinstance(obj, str) else obj
+        except ImportError:
+            if silent:
+                return
+            raise
+        keys = source.keys() if isinstance(source, Mapping) else dir(source)
+        get = source.__getitem__ if isinstance(source, Mapping) else source.__getattribute__
+        for key in keys:
+            name = _config_key(key, namespace)
+            if name is None:
+                continue
+            value = get(key)
+            # Imports in a config module (``import os``, ``from datetime import timedelta``)
+            # are not settings.
+            if isinstance(value, (type, types.ModuleType, types.FunctionType)):
+                continue
+            self.conf[name] = value
+
+    def config_from_envvar(self, variable_name: str, *, silent: bool = False) -> bool:
+        """Read settings from the module named by an environment variable."""
+        module = os.environ.get(variable_name)
+        if not module:
+            if silent:
+                return False
+            raise ImproperlyConfigured(
+                f"The environment variable {variable_name!r} is not set; set it to the name "
+                "of a configuration module (for example 'celeryconfig')."
+            )
+        self.config_from_object(module, silent=silent)
+        return True
+
+    # -- tasks -------------------------------------------------------------------------------
+    @overload
+    def task(self, fun: Callable[P, R], /) -> BaseTask[P, R]: ...
+
+    @overload
+    def task(
+        self, *, bind: Literal[True], **options: Any
+    ) -> Callable[[Callable[Concatenate[Any, P], R]], BaseTask[P, R]]: ...
+
+    @overload
+    def task(
+        self, *, bind: Literal[False] = ..., **options: Any
+    ) -> Callable[[Callable[P, R]], BaseTask[P, R]]: ...
+
+    def task(  # type: ignore[misc]  # mypy cannot match **options against the overloads
+        self, fun: Callable[..., Any] | None = None, /, *, bind: bool = False, **options: Any
+    ) -> Any:
+        """Register a function as a task: ``@app.task`` or ``@app.task(name=..., bind=True)``."""
+        options["bind"] = bind
+        if fun is not None:
+            return self._make_task(fun, options)
+
+        def decorator(f: Callable[..., Any]) -> BaseTask[Any, Any]:
+            return self._make_task(f, options)
+
+        return decorator
+
+    def _make_task(self, fun: Callable[..., Any], options: dict[str, Any]) -> BaseTask[Any, Any]:
+        options = dict(options)
+        base: type[BaseTask[Any, Any]] = options.pop("base", None) or self.Task
+        name = options.pop("name", None) or gen_task_name(
+            fun.__module__, fun.__name__, self.main
+        )
+        options.pop("filter", None)
+        existing = dict.get(self.tasks, name)
+        if existing is not None and getattr(existing, "__wrapped__", None) is fun:
+            return existing
+        task = base(fun, app=self, name=name, **options)
+        self.tasks.register(task)
+        return task
+
+    def register_task(self, task: TaskT) -> TaskT:
+        """Register a task instance (class-based tasks: ``app.register_task(MyTask())``)."""
+        if not task.name:
+            cls = type(task)
+            task.name = gen_task_name(cls.__module__, cls.__name__, self.main)
+        task.app = self
+        self.tasks.register(task)
+        return task
+
+    def autodiscover_tasks(
+        self,
+        packages: Iterable[str] | Callable[[], Iterable[str]] | None = None,
+        related_name: str = "tasks",
+        force: bool = False,
+    ) -> None:
+        """Import ``<package>.tasks`` for each package (now with ``force``, else at finalize)."""
+        entry = (packages or [], related_name)
+        if force or self._finalized:
+            self._discover(*entry)
+        else:
+            self._autodiscover.append(entry)
+
+    def _discover(
+        self, packages: Iterable[str] | Callable[[], Iterable[str]], related_name: str
+    ) -> None:
+        names = packages() if callable(packages) else packages
+        for package in names:
+            import_related(package, related_name)
+
+    def import_default_modules(self) -> None:
+        """Import ``imports`` and ``include`` modules, then run pending autodiscovery."""
+        for module in [*self.conf.imports, *self.conf.include]:
+            importlib.import_module(module)
+        self.finalize()
+
+    def finalize(self) -> None:
+        if self._finalized:
+            return
+        self._finalized = True
+        pending, self._autodiscover = self._autodiscover, []
+        for packages, related_name in pending:
+            self._discover(packages, related_name)
+
+    # -- sending -----------------------------------------------------------------------------
+    def send_task(
+        self,
+        name: str,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        _options: SendOptions | None = None,
+        _task: BaseTask[Any, Any] | None = None,
+        **options: Any,
+    ) -> AsyncResult[Any]:
+        """Send a task by name (it need not be registered here)."""
+        from celeriac.result import AsyncResult
+
+        opts = _options if _options is not None else SendOptions.from_kwargs(options)
+        task_id = self.producer.send(name, args, kwargs, opts, _task)
+        return AsyncResult(task_id, app=self, task_name=name)
+
+    @property
+    def router(self) -> RouterTable:
+        conf = self.conf
+        key = (
+            id(conf.task_routes), id(conf.task_queues), hash(conf.task_default_queue),
+            int(bool(conf.task_create_missing_queues)),
+        )
+        if self._router is None or self._router[0] != key:
+            self._router = (key, RouterTable(conf))
+        return self._router[1]
+
+    def default_queues(self) -> list[Queue]:
+        """The queues a worker consumes when no ``-Q`` is given."""
+        if self.conf.task_queues:
+            return list(self.conf.task_queues)
+        return [self.router.queue(self.conf.task_default_queue)]
+
+    # -- connections -------------------------------------------------------------------------
+    def connection(self) -> Transport:
+        """A new, unopened transport for the configured broker (one per process)."""
+        from celeriac.transports.urls import transport_from_url
+
+        return transport_from_url(
+            self.conf.broker_url,
+            self.conf.broker_transport_options,
+            default_path=self.conf.sqlite_broker_path,
+        )
+
+    connection_for_write = connection
+    connection_for_read = connection
+
+    def broker_url_display(self) -> str:
+        from celeriac.transports.urls import mask_url
+
+        url = self.conf.broker_url
+        return mask_url(url) if url else f"sqlite:///{self.conf.sqlite_broker_path}"
+
+    def backend_url(self) -> str | None:
+        """The result backend URL in force (the embedded SQLite file when nothing is set)."""
+        if self.conf.result_backend:
+            return str(self.conf.result_backend)
+        if not self.conf.broker_url:
+            return f"db+sqlite:///{self.conf.sqlite_result_path}"
+        return None
+
+    @property
+    def backend(self) -> ResultBackend:
+        """This process's result backend (re-created after ``fork``)."""
+        pid = os.getpid()
+        if self._backend is None or self._backend_pid != pid:
+            with self._backend_lock:
+                if self._backend is None or self._backend_pid != pid:
+                    self._backend = self.make_backend()
+                    self._backend_pid = pid
+        return self._backend
+
+    def make_backend(self) -> ResultBackend:
+        from celeriac.backends.urls import backend_from_url
+
+        return backend_from_url(self.backend_url(), self.conf)
+
+    def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult[Any]:  # noqa: N802
+        from celeriac.result import AsyncResult
+
+        return AsyncResult(task_id, app=self, **kwargs)
+
+    def close(self) -> None:
+        """Close the producer's connection and the result backend of this process."""
+        self.producer.close()
+        if self._backend is not None and self._backend_pid == os.getpid():
+            self._backend.close()
+        self._backend = None
+
+    # -- time --------------------------------------------------------------------------------
+    @property
+    def timezone(self) -> tzinfo:
+        """The app time zone: ``timezone`` if set, else UTC."""
+        name = self.conf.timezone
+        if not name:
+            return timezone.utc
+        if isinstance(name, tzinfo):
+            return name
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(str(name))
+
+    def localize(self, value: datetime) -> datetime:
+        """Make ``value`` aware in the app time zone (naive values are taken as UTC)."""
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value.astimezone(self.timezone)
+
+    def now(self) -> datetime:
+        return datetime.now(self.timezone)
+
+    @property
+    def thread_oid(self) -> str:
+        """Celery's ``reply_to``: a stable id per process, thread and app."""
+        name = f"{self._oid}-{os.getpid()}-{threading.get_ident()}"
+        return str(uuid.uuid3(uuid.NAMESPACE_OID, name))
+
+
+def _resolve_object(spec: str) -> Any:
+    module_name, _, attr = spec.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ModuleNotFoundError:
+        if attr or "." not in module_name:
+            raise
+        module_name, _, attr = module_name.rpartition(".")
+        obj = importlib.import_module(module_name)
+    for part in filter(None, attr.split(".")):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _config_key(key: str, namespace: str | None) -> str | None:
+    if namespace:
+        prefix = namespace.rstrip("_") + "_"
+        if not key.startswith(prefix):
+            return None
+        key = key[len(prefix) :].lower()
+        return key if key in SETTINGS_BY_NAME or key.upper() in OLD_NAMES else None
+    if key.startswith("_"):
+        return None
+    if key.islower():
+        return key
+    return OLD_NAMES.get(key)
+
+
+def shared_task(*args: Any, **options: Any) -> Any:
+    """Like ``@app.task`` but not bound to one app: every app (and the current one) sees it."""
+
+    def decorator(fun: Callable[..., Any]) -> BaseTask[Any, Any]:
+        opts = dict(options)
+        base: type[BaseTask[Any, Any]] = opts.pop("base", None) or BaseTask
+        name = opts.pop("name", None) or gen_task_name(fun.__module__, fun.__name__, None)
+        existing = SHARED_TASKS.get(name)
+        if existing is not None and getattr(existing, "__wrapped__", None) is fun:
+            return existing
+        task = base(fun, app=None, name=name, **opts)
+        SHARED_TASKS[name] = task
+        return task
+
+    if len(args) == 1 and callable(args[0]) and not options:
+        return decorator(args[0])
+    return decorator
+
+
+__all__ = ["Celery", "shared_task"]

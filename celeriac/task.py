@@ -1,0 +1,303 @@
+"""``Task``: a registered function, typed over its parameters and return value."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar
+
+
+from celeriac.options import SendOptions
+
+if TYPE_CHECKING:
+    from celeriac.app import Celery
+    from celeriac.backends.base import ResultBackend
+    from celeriac.result import AsyncResult, EagerResult
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Context:
+    """The request a task sees as ``self.request`` (Celery's field names)."""
+
+    id: str | None = None
+    task: str | None = None
+    args: Sequence[Any] | None = None
+    kwargs: Mapping[str, Any] | None = None
+    retries: int = 0
+    hostname: str | None = None
+    delivery_info: Mapping[str, Any] | None = None
+    is_eager: bool = False
+    called_directly: bool = True
+    root_id: str | None = None
+    parent_id: str | None = None
+    group: str | None = None
+    group_index: int | None = None
+    eta: Any = None
+    expires: Any = None
+    timelimit: Any = None
+    reply_to: str | None = None
+    correlation_id: str | None = None
+    origin: str | None = None
+    headers: Mapping[str, Any] | None = None
+    properties: Mapping[str, Any] | None = None
+    callbacks: Any = None
+    errbacks: Any = None
+    chain: Any = None
+    chord: Any = None
+    ignore_result: bool = False
+    shadow: str | None = None
+    stamps: Mapping[str, Any] | None = None
+    stamped_headers: Any = None
+    replaced_task_nesting: int = 0
+
+    def __init__(self, **fields: Any) -> None:
+        self.__dict__.update(fields)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key, default)
+
+    def update(self, **fields: Any) -> None:
+        self.__dict__.update(fields)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    def __repr__(self) -> str:
+        return f"<Context: {self.__dict__!r}>"
+
+
+class Task(Generic[P, R]):
+    """A task: call it to run in-process, ``delay`` / ``apply_async`` to run it on a worker.
+
+    Class attributes are the defaults; ``@app.task(**options)`` sets them per instance.
+    ``None`` for ``acks_late``, ``ignore_result``, ``serializer``, ``track_started``, time
+    limits and ``reject_on_worker_lost`` means "use the app's setting".
+    """
+
+    name: str = ""
+    typing: bool = True
+    bind: bool = False
+    acks_late: bool | None = None
+    acks_on_failure_or_timeout: bool | None = None
+    ignore_result: bool | None = None
+    serializer: str | None = None
+    compression: str | None = None
+    track_started: bool | None = None
+    time_limit: float | None = None
+    soft_time_limit: float | None = None
+    reject_on_worker_lost: bool | None = None
+    store_errors_even_if_ignored: bool | None = None
+    max_retries: int | None = 3
+    default_retry_delay: float = 180.0
+    rate_limit: str | None = None
+    priority: int | None = None
+    expires: float | None = None
+    queue: str | None = None
+    autoretry_for: tuple[type[BaseException], ...] = ()
+    shared: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        fun: Callable[..., R] | None = None,
+        *,
+        app: Celery | None = None,
+        name: str | None = None,
+        **options: Any,
+    ) -> None:
+        self._app = app
+        self._fun = fun
+        self._local = threading.local()
+        for key, value in options.items():
+            setattr(self, key, value)
+        if fun is not None:
+            self.__doc__ = fun.__doc__
+            self.__module__ = fun.__module__
+            self.__wrapped__ = fun
+        if name:
+            self.name = name
+
+    # -- identity --------------------------------------------------------------------------
+    @property
+    def app(self) -> Celery:
+        """The app this task belongs to (shared tasks: the current app)."""
+        if self._app is not None:
+            return self._app
+        from celeriac._state import get_current_app
+
+        return get_current_app()
+
+    @app.setter
+    def app(self, value: Celery) -> None:
+        self._app = value
+
+    @property
+    def backend(self) -> ResultBackend:
+        return self.app.backend
+
+    def __repr__(self) -> str:
+        return f"<@task: {self.name} of {self.app.main or '__main__'}>"
+
+    # -- running in-process ----------------------------------------------------------------
+    def run(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """The task body: the decorated function (with ``self`` first when ``bind=True``)."""
+        if self._fun is None:
+            raise NotImplementedError(f"Task {self.name!r} has no run() method")
+        if self.bind:
+            return self._fun(self, *args, **kwargs)
+        return self._fun(*args, **kwargs)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        stack = self._request_stack()
+        if not stack:
+            self.push_request(args=args, kwargs=kwargs, called_directly=True)
+            try:
+                return self.run(*args, **kwargs)
+            finally:
+                self.pop_request()
+        return self.run(*args, **kwargs)
+
+    # -- the request context ---------------------------------------------------------------
+    def _request_stack(self) -> list[Context]:
+        stack: list[Context] | None = getattr(self._local, "stack", None)
+        if stack is None:
+            stack = []
+            self._local.stack = stack
+        return stack
+
+    @property
+    def request(self) -> Context:
+        """The request being executed (an empty Context when called directly)."""
+        stack = self._request_stack()
+        return stack[-1] if stack else Context()
+
+    def push_request(self, context: Context | None = None, **fields: Any) -> None:
+        self._request_stack().append(context if context is not None else Context(**fields))
+
+    def pop_request(self) -> None:
+        self._request_stack().pop()
+
+    # -- sending -----------------------------------------------------------------------------
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
+        """Send the task with these arguments (``apply_async`` without options)."""
+        return self.apply_async(args, kwargs)
+
+    def apply_async(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> AsyncResult[R]:
+        """Send the task to a worker; see the README for every option."""
+        app = self.app
+        opts = SendOptions.from_kwargs(self._default_options(options))
+        if app.conf.task_always_eager:
+            return self.apply(args, kwargs, task_id=opts.task_id)
+        return app.send_task(self.name, args, kwargs, _options=opts, _task=self)
+
+    def _default_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        for attr in ("serializer", "compression", "priority", "expires", "queue",
+                     "time_limit", "soft_time_limit"):
+            value = getattr(self, attr)
+            if value is not None and options.get(attr) is None:
+                options[attr] = value
+        if options.get("ignore_result") is None and self.ignore_result is not None:
+            options["ignore_result"] = self.ignore_result
+        return options
+
+    def apply(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        task_id: str | None = None,
+        throw: bool | None = None,
+        **options: Any,
+    ) -> EagerResult[R]:
+        """Run the task here and now through the worker's execution path (eager mode)."""
+        from celeriac.protocol.message import TaskCall
+        from celeriac.result import EagerResult
+        from celeriac.worker.execute import execute
+
+        app = self.app
+        tid = task_id or str(uuid.uuid4())
+        call = TaskCall(
+            name=self.name,
+            id=tid,
+            args=tuple(args or ()),
+            kwargs=dict(kwargs or {}),
+            retries=int(options.get("retries", 0) or 0),
+            root_id=tid,
+        )
+        outcome = execute(
+            app,
+            self,
+            call,
+            hostname=app.hostname,
+            delivery_info={"is_eager": True},
+            is_eager=True,
+            store_result=bool(app.conf.task_store_eager_result),
+        )
+        propagate = app.conf.task_eager_propagates if throw is None else throw
+        if propagate and outcome.exception is not None:
+            raise outcome.exception
+        return EagerResult(tid, outcome.retval, outcome.state, traceback=outcome.traceback,
+                           name=self.name)
+
+    def AsyncResult(self, task_id: str) -> AsyncResult[R]:  # noqa: N802 - Celery's name
+        from celeriac.result import AsyncResult
+
+        return AsyncResult(task_id, app=self.app, task_name=self.name)
+
+    def s(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("signatures arrive with the canvas issue")
+
+    # -- hooks (override in a base class) --------------------------------------------------
+    def before_start(self, task_id: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        """Run before the task body in the worker."""
+
+    def on_success(
+        self, retval: Any, task_id: str, args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> None:
+        """Run after the task body returned."""
+
+    def on_failure(
+        self,
+        exc: BaseException,
+        task_id: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        einfo: Any,
+    ) -> None:
+        """Run after the task body raised."""
+
+    def on_retry(
+        self,
+        exc: BaseException,
+        task_id: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        einfo: Any,
+    ) -> None:
+        """Run when the task is retried."""
+
+    def after_return(
+        self,
+        status: str,
+        retval: Any,
+        task_id: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        einfo: Any,
+    ) -> None:
+        """Run after the task finished, whatever the outcome."""
+
+    # -- resolved options (task attribute, else the app's setting) ---------------------------
+    def resolve(self, attr: str, setting: str) -> Any:
+        value = getattr(self, attr)
+        return self.app.conf[setting] if value is None else value
+
+
+__all__ = ["Context", "Task"]

@@ -1,0 +1,1 @@
+"""Compatibility package: ``celeriac.utils.log`` mirrors ``celery.utils.log``."""

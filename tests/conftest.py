@@ -1,0 +1,35 @@
+"""Fixtures shared by every test directory."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from celeriac import Celery
+
+_counter = itertools.count()
+
+
+@pytest.fixture
+def memory_app() -> Iterator[Celery]:
+    """An app on a private in-memory broker and result store."""
+    name = f"t{os.getpid()}x{next(_counter)}"
+    app = Celery("t", broker=f"memory://{name}", backend=f"cache+memory://{name}")
+    yield app
+    app.close()
+
+
+@pytest.fixture
+def sqlite_app(tmp_path: Path) -> Iterator[Celery]:
+    """An app on SQLite files in a temporary directory (the embedded default, relocated)."""
+    app = Celery(
+        "t",
+        broker=f"sqlite:///{tmp_path}/broker.sqlite",
+        backend=f"db+sqlite:///{tmp_path}/results.sqlite",
+    )
+    yield app
+    app.close()
