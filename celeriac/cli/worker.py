@@ -1,0 +1,324 @@
+"""``celeriac worker``: start a worker with Celery's options."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from celeriac.cli.base import (
+    COMMA_SEPARATED_LIST,
+    LOG_LEVEL,
+    CeleriacCommand,
+    CeleriacOption,
+    CLIError,
+    flatten,
+    get_obj,
+)
+
+if TYPE_CHECKING:
+    from celeriac.app import Celery
+
+
+_Fn = TypeVar("_Fn", bound=Callable[..., Any])
+
+
+def _concurrency(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
+    """An integer, or ``auto``/0/nothing for the configured default (the CPU count)."""
+    if value is None or value.strip().lower() in ("", "auto", "0"):
+        return None
+    try:
+        parsed = int(value)
+    except ValueError:
+        parsed = -1
+    if parsed < 0:
+        raise click.BadParameter(f"must be a non-negative integer or 'auto', got {value!r}")
+    return parsed
+
+
+def _option(*decls: str, group: str, **kwargs: Any) -> Callable[[_Fn], _Fn]:
+    return click.option(*decls, cls=CeleriacOption, help_group=group, **kwargs)
+
+
+_W, _P, _Q, _F, _D = (
+    "Worker Options",
+    "Pool Options",
+    "Queue Options",
+    "Features",
+    "Daemonization Options",
+)
+
+
+@click.command(cls=CeleriacCommand)
+@_option(
+    "-n",
+    "--hostname",
+    group=_W,
+    help="Set custom hostname (e.g., 'w1@%h').  "
+    "Expands: %h (hostname), %n (name) and %d, (domain).",
+)
+@_option("-S", "--statedb", group=_W, type=click.Path(), help="Path to the state database.")
+@_option("-l", "--loglevel", group=_W, default="WARNING", type=LOG_LEVEL, help="Logging level.")
+@_option(
+    "-O",
+    "--optimization",
+    group=_W,
+    default="default",
+    type=click.Choice(("default", "fair")),
+    help="Apply optimization profile.",
+)
+@_option(
+    "--prefetch-multiplier",
+    group=_W,
+    type=click.IntRange(min=0),
+    metavar="<prefetch multiplier>",
+    help="Set custom prefetch multiplier value for this worker instance.",
+)
+@_option(
+    "-c",
+    "--concurrency",
+    group=_P,
+    metavar="<concurrency>",
+    callback=_concurrency,
+    help="Number of child processes processing the queue. "
+    "The default is the number of CPUs available on your system.",
+)
+@_option("-P", "--pool", group=_P, help="Pool implementation: prefork, threads or solo.")
+@_option(
+    "-E",
+    "--task-events",
+    "--events",
+    group=_P,
+    is_flag=True,
+    default=None,
+    help="Send task-related events that can be captured by monitors"
+    " like celery events, celerymon, and others.",
+)
+@_option(
+    "--time-limit", group=_P, type=float, help="Enables a hard time limit (in seconds) for tasks."
+)
+@_option(
+    "--soft-time-limit",
+    group=_P,
+    type=float,
+    help="Enables a soft time limit (in seconds) for tasks.",
+)
+@_option(
+    "--max-tasks-per-child",
+    group=_P,
+    type=int,
+    help="Maximum number of tasks a pool worker can execute before "
+    "it's terminated and replaced by a new worker.",
+)
+@_option(
+    "--max-memory-per-child",
+    group=_P,
+    type=int,
+    help="Maximum amount of resident memory, in KiB, that may be consumed by a child process "
+    "before it will be replaced by a new one.",
+)
+@_option(
+    "--purge",
+    "--discard",
+    group=_Q,
+    is_flag=True,
+    help="Purges all waiting tasks before the worker starts.",
+)
+@_option(
+    "-Q",
+    "--queues",
+    group=_Q,
+    type=COMMA_SEPARATED_LIST,
+    multiple=True,
+    help="Comma separated list of queues to consume from.",
+)
+@_option(
+    "-X",
+    "--exclude-queues",
+    group=_Q,
+    type=COMMA_SEPARATED_LIST,
+    multiple=True,
+    help="Comma separated list of queues not to consume from.",
+)
+@_option(
+    "-I",
+    "--include",
+    group=_Q,
+    type=COMMA_SEPARATED_LIST,
+    multiple=True,
+    help="Comma separated list of additional modules to import.",
+)
+@_option("--without-gossip", group=_F, is_flag=True, help="Don't subscribe to other workers.")
+@_option("--without-mingle", group=_F, is_flag=True, help="Don't synchronize with other workers.")
+@_option("--without-heartbeat", group=_F, is_flag=True, help="Don't send event heartbeats.")
+@_option("-f", "--logfile", group=_D, help="Log destination; defaults to stderr")
+@_option("--pidfile", group=_D, help="PID file path; defaults to no PID file")
+@click.pass_context
+def worker(
+    ctx: click.Context,
+    hostname: str | None,
+    statedb: str | None,
+    loglevel: str,
+    optimization: str,
+    prefetch_multiplier: int | None,
+    concurrency: int | None,
+    pool: str | None,
+    task_events: bool | None,
+    time_limit: float | None,
+    soft_time_limit: float | None,
+    max_tasks_per_child: int | None,
+    max_memory_per_child: int | None,
+    purge: bool,
+    queues: tuple[list[str], ...],
+    exclude_queues: tuple[list[str], ...],
+    include: tuple[list[str], ...],
+    without_gossip: bool,
+    without_mingle: bool,
+    without_heartbeat: bool,
+    logfile: str | None,
+    pidfile: str | None,
+) -> None:
+    """Start worker instance.
+
+    \b
+    Examples
+    --------
+
+    \b
+    $ celeriac --app=proj worker -l INFO
+    $ celeriac -A proj worker -l INFO -Q hipri,lopri
+    $ celeriac -A proj worker --concurrency=4
+    $ celeriac -A proj worker -P threads -c 16
+    """
+    # -O, gossip, mingle and heartbeat have no counterpart yet: accepted so scripts keep working.
+    del optimization, without_gossip, without_mingle, without_heartbeat
+    obj = get_obj(ctx)
+    app = obj.app
+    _apply_settings(
+        app,
+        task_events=task_events,
+        statedb=statedb,
+        time_limit=time_limit,
+        soft_time_limit=soft_time_limit,
+        max_tasks_per_child=max_tasks_per_child,
+        max_memory_per_child=max_memory_per_child,
+        include=flatten(include),
+    )
+    names = _queue_names(app, flatten(queues), set(flatten(exclude_queues)))
+    _check_broker(app)
+    if purge:
+        _purge(obj.echo, app, names)
+
+    from celeriac.worker.worker import Worker
+
+    with pidlock(pidfile):
+        try:
+            instance = Worker(
+                app,
+                hostname=hostname,
+                concurrency=concurrency,
+                pool=pool,
+                queues=names,
+                loglevel=loglevel,
+                logfile=logfile,
+                prefetch_multiplier=prefetch_multiplier,
+                without_banner=obj.quiet,
+                install_signal_handlers=True,
+            )
+        except ValueError as exc:
+            # The worker validates -P and friends against its own tables.
+            raise CLIError(str(exc), exit_code=2) from None
+        code = instance.start()
+    ctx.exit(code)
+
+
+def _apply_settings(
+    app: Celery, *, task_events: bool | None, include: list[str], **values: Any
+) -> None:
+    if task_events:
+        app.conf.worker_send_task_events = True
+    settings = {
+        "worker_state_db": values["statedb"],
+        "task_time_limit": values["time_limit"],
+        "task_soft_time_limit": values["soft_time_limit"],
+        "worker_max_tasks_per_child": values["max_tasks_per_child"],
+        "worker_max_memory_per_child": values["max_memory_per_child"],
+    }
+    for name, value in settings.items():
+        if value is not None:
+            app.conf[name] = value
+    if include:
+        app.conf.include = [*app.conf.include, *include]
+
+
+def _queue_names(app: Celery, queues: list[str], excluded: set[str]) -> list[str] | None:
+    """-Q (else every default queue when -X is given) minus -X; None: the worker's default."""
+    if not excluded:
+        return queues or None
+    base = queues or [queue.name for queue in app.default_queues()]
+    kept = [name for name in base if name not in excluded]
+    if not kept:
+        raise CLIError("-X excludes every queue: the worker would consume nothing.", exit_code=2)
+    return kept
+
+
+def _check_broker(app: Celery) -> None:
+    """Build (not open) the transport and backend so a bad URL fails before the banner."""
+    app.connection()
+    app.backend  # noqa: B018 - building it is the check
+
+
+def _purge(echo: Any, app: Celery, names: list[str] | None) -> None:
+    targets = names or [queue.name for queue in app.default_queues()]
+    with app.connection() as conn:
+        count = sum(conn.purge(name) for name in targets)
+    echo(f"Purged {count} {'message' if count == 1 else 'messages'} from {len(targets)} queue(s).")
+
+
+@contextlib.contextmanager
+def pidlock(path: str | None) -> Iterator[None]:
+    """Write our pid to ``path`` for the worker's lifetime; refuse if a live worker holds it."""
+    if not path:
+        yield
+        return
+    _claim_pidfile(path)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            with open(path) as handle:
+                mine = handle.read().strip() == str(os.getpid())
+            if mine:
+                os.unlink(path)
+
+
+def _claim_pidfile(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        with open(path) as handle:
+            text = handle.read().strip()
+        if text.isdigit() and _alive(int(text)):
+            raise CLIError(
+                f"Pidfile ({path}) already exists. Seems we're already running? (pid: {text})"
+            )
+        os.unlink(path)  # stale: its process is gone
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except OSError as exc:
+        raise CLIError(f"Cannot create pidfile {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "w") as handle:
+        handle.write(f"{os.getpid()}\n")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
