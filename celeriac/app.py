@@ -106,13 +106,13 @@ class Celery:
             if silent:
                 return
             raise
-        keys = source.keys() if isinstance(source, Mapping) else dir(source)
-        get = source.__getitem__ if isinstance(source, Mapping) else source.__getattribute__
+        is_map = isinstance(source, Mapping)
+        keys = source.keys() if is_map else dir(source)
         for key in keys:
             name = _config_key(key, namespace)
             if name is None:
                 continue
-            value = get(key)
+            value = source[key] if is_map else getattr(source, key)
             # Imports in a config module (``import os``, ``from datetime import timedelta``)
             # are not settings.
             if isinstance(value, (type, types.ModuleType, types.FunctionType)):

@@ -14,8 +14,9 @@ native notion of a consumer) when its visibility timeout passes without :meth:`T
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, ClassVar
 
 from celeriac.entities import Exchange, Queue
@@ -64,6 +65,10 @@ class Transport(ABC):
     supports_priority: ClassVar[bool] = False
     #: True when publish(not_before=...) keeps the message invisible until then.
     supports_delayed_delivery: ClassVar[bool] = False
+    #: True when a larger ``priority`` is served first (AMQP); Redis serves 0 first.
+    priority_higher_first: ClassVar[bool] = True
+    #: True when fanout_publish / fanout_subscribe are implemented.
+    supports_fanout: ClassVar[bool] = False
 
     def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
         self.url = url
@@ -183,4 +188,55 @@ class FanoutSubscription(ABC):
         """Stop receiving."""
 
 
-__all__ = ["Delivery", "FanoutSubscription", "Transport"]
+# -- shared routing helpers for virtual brokers (bindings kept by the transport) -----------------
+def route(exchange_type: str, bindings: Iterable[tuple[str, str]], routing_key: str) -> list[str]:
+    """Queues that a message with ``routing_key`` reaches through ``(binding_key, queue)`` pairs.
+
+    ``direct`` (also any unknown type, as kombu does) needs an exact key, ``topic`` matches AMQP
+    wildcards and ``fanout`` reaches every bound queue. Order is kept, duplicates dropped.
+    """
+    if exchange_type == "fanout":
+        hits = [queue for _key, queue in bindings]
+    elif exchange_type == "topic":
+        hits = [queue for key, queue in bindings if topic_matches(key, routing_key)]
+    else:
+        hits = [queue for key, queue in bindings if key == routing_key]
+    return list(dict.fromkeys(hits))
+
+
+@lru_cache(maxsize=4096)
+def topic_matches(pattern: str, routing_key: str) -> bool:
+    """AMQP topic match: words split on ``.``; ``*`` is one word, ``#`` zero or more words."""
+    return _words_match(tuple(pattern.split(".")), tuple(routing_key.split(".")))
+
+
+def _words_match(pattern: tuple[str, ...], words: tuple[str, ...]) -> bool:
+    if not pattern:
+        return not words
+    head = pattern[0]
+    if head == "#":
+        # Either '#' stands for nothing, or it swallows one more word and stays.
+        return _words_match(pattern[1:], words) or (
+            bool(words) and _words_match(pattern, words[1:])
+        )
+    if not words:
+        return False
+    return (head in ("*", words[0])) and _words_match(pattern[1:], words[1:])
+
+
+def fair_order(queues: Sequence[str], last_served: str | None) -> list[str]:
+    """``queues`` rotated so the one after ``last_served`` comes first (round robin)."""
+    if last_served is None or last_served not in queues:
+        return list(queues)
+    start = list(queues).index(last_served) + 1
+    return [*queues[start:], *queues[:start]]
+
+
+__all__ = [
+    "Delivery",
+    "FanoutSubscription",
+    "Transport",
+    "fair_order",
+    "route",
+    "topic_matches",
+]

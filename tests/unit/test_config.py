@@ -60,7 +60,7 @@ def test_update_and_attribute_access() -> None:
 
 def test_unknown_setting_warns_with_nearest_name() -> None:
     conf = Settings()
-    with pytest.warns(UnknownSettingWarning, match="did you mean 'task_serializer'"):
+    with pytest.warns(UnknownSettingWarning, match="Did you mean 'task_serializer'"):
         conf["task_serialiser"] = "json"
     assert nearest_setting("result_backed") == "result_backend"
 

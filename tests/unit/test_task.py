@@ -137,44 +137,77 @@ def _sent(app: Celery, queue: str = "celery") -> Any:
     return [task_v2.decode(d.message, accept=None) for d in deliveries], deliveries
 
 
-def test_apply_async_options_reach_the_message(memory_app: Celery) -> None:
+def _capture(app: Celery, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Record what the producer hands to its transport (ETA messages stay in the broker)."""
+    sent: list[dict[str, Any]] = []
+    transport = app.producer.transport
+
+    def publish(message: Any, *, exchange: str = "", routing_key: str,
+                not_before: float | None = None) -> None:
+        sent.append({"call": task_v2.decode(message, accept=None), "message": message,
+                     "exchange": exchange, "routing_key": routing_key,
+                     "not_before": not_before})
+
+    monkeypatch.setattr(transport, "publish", publish)
+    return sent
+
+
+def test_eta_messages_are_held_by_the_broker(memory_app: Celery) -> None:
     @memory_app.task
     def add(x: int, y: int) -> int:
         return x + y
 
+    add.apply_async((1, 2), countdown=30)
+    transport = memory_app.connection()
+    assert transport.size("celery") == 1
+    assert transport.get(["celery"], max_messages=1, timeout=None) == []
+    transport.close()
+
+
+def test_apply_async_options_reach_the_message(
+    memory_app: Celery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    @memory_app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    sent = _capture(memory_app, monkeypatch)
     eta = datetime(2031, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
     add.apply_async(
         (1, 2), eta=eta, expires=600, queue="other", priority=5, task_id="abc",
         headers={"x-custom": "v"}, ignore_result=True, time_limit=10, soft_time_limit=5,
         shadow="shadowed",
     )
-    [call], [delivery] = _sent(memory_app, "other")
+    [record] = sent
+    call = record["call"]
     assert call.id == "abc" and call.name == add.name
     assert call.args == (1, 2)
     assert call.eta == eta
+    assert record["not_before"] == eta.timestamp()
     assert call.expires is not None
     assert abs((call.expires - datetime.now(timezone.utc)).total_seconds() - 600) < 5
     assert call.ignore_result is True
     assert call.timelimit == (10, 5)
     assert call.shadow == "shadowed"
     assert call.extra_headers["x-custom"] == "v"
-    props = delivery.message.properties
+    props = record["message"].properties
     assert props["correlation_id"] == "abc"
     assert props["priority"] == 5
     assert 590_000 < int(props["expiration"]) <= 600_000
-    assert delivery.routing_key == "other"
+    assert (record["exchange"], record["routing_key"]) == ("", "other")
 
 
-def test_countdown_becomes_eta(memory_app: Celery) -> None:
+def test_countdown_becomes_eta(memory_app: Celery, monkeypatch: pytest.MonkeyPatch) -> None:
     @memory_app.task
     def add(x: int, y: int) -> int:
         return x + y
 
+    sent = _capture(memory_app, monkeypatch)
     before = datetime.now(timezone.utc)
     add.apply_async((1, 2), countdown=20)
-    [call], _ = _sent(memory_app)
-    assert call.eta is not None
-    assert before + timedelta(seconds=19) < call.eta < before + timedelta(seconds=22)
+    eta = sent[0]["call"].eta
+    assert eta is not None
+    assert before + timedelta(seconds=19) < eta < before + timedelta(seconds=22)
 
 
 def test_send_task_by_name_and_compression(memory_app: Celery) -> None:

@@ -1,0 +1,429 @@
+"""The embedded broker on one SQLite file: ``sqlite:///relative.db`` or ``sqlite:////abs.db``.
+
+This is the default broker when no ``broker_url`` is set. Many processes may share one file:
+each claims a batch of rows in one ``BEGIN IMMEDIATE`` transaction, marking them with its
+consumer token and a lease (``visibility_timeout``, default 3600 s). A row whose lease ran out
+is delivered again, to anyone, with ``redelivered=True``; :meth:`SQLiteTransport.extend` renews
+leases. Priorities follow AMQP (larger first), FIFO (by row id) within one priority.
+
+Transport options: ``visibility_timeout`` (s), ``busy_timeout`` (s, default 30),
+``polling_interval`` (s, the cap of the idle polling backoff, default 0.05) and
+``fanout_retention`` (s, how long fanout rows are kept for slow subscribers, default 60).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from celeriac.entities import Queue
+from celeriac.exceptions import ImproperlyConfigured, OperationalError
+from celeriac.protocol.message import Message
+from celeriac.transports import _sqlite_sql as sql
+from celeriac.transports.base import (
+    Delivery,
+    FanoutSubscription,
+    Transport,
+    fair_order,
+    route,
+    topic_matches,
+)
+
+_T = TypeVar("_T")
+
+DEFAULT_PATH = "celeriac-broker.sqlite"
+#: SQLite allows at most 32766 bound parameters; ids are sent in chunks well below that.
+_CHUNK = 500
+#: Connections inherited through fork are never closed by the child (that could checkpoint or
+#: unlock the parent's file); they are parked here instead.
+_ABANDONED: list[sqlite3.Connection] = []
+
+
+class _Notifier:
+    """Wakes waiting getters of one file in this process as soon as a local publish commits."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.generation = 0
+
+    def notify(self) -> None:
+        with self.cond:
+            self.generation += 1
+            self.cond.notify_all()
+
+    def wait(self, seen: int, timeout: float) -> None:
+        with self.cond:
+            if self.generation == seen:
+                self.cond.wait(timeout)
+
+
+_NOTIFIERS: dict[str, _Notifier] = {}
+_NOTIFIERS_LOCK = threading.Lock()
+
+
+def _notifier_for(path: str) -> _Notifier:
+    with _NOTIFIERS_LOCK:
+        return _NOTIFIERS.setdefault(path, _Notifier())
+
+
+def path_from_url(url: str) -> str:
+    """The file named by a ``sqlite://`` URL (``sqlite://`` alone: the default file)."""
+    rest = url.partition("://")[2].split("?", 1)[0]
+    if rest in ("", "/"):
+        return DEFAULT_PATH
+    if not rest.startswith("/"):
+        raise ImproperlyConfigured(
+            f"SQLite broker URL {url!r} has a host part; write sqlite:///relative/path.db "
+            "or sqlite:////absolute/path.db"
+        )
+    path = rest[1:]
+    if path == ":memory:":
+        raise ImproperlyConfigured(
+            "An in-memory SQLite database cannot be shared between connections; "
+            "use memory:// for an in-process broker"
+        )
+    return os.path.expanduser(path)
+
+
+def _set_up(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.executescript(sql.SCHEMA)
+
+
+def _option(options: Mapping[str, Any], name: str, default: float) -> float:
+    value = options.get(name, default)
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        raise ImproperlyConfigured(f"Transport option {name}={value!r} is not a number") from None
+    if result < 0:
+        raise ImproperlyConfigured(f"Transport option {name}={value!r} must not be negative")
+    return result
+
+
+class SQLiteTransport(Transport):
+    """A broker in one SQLite file (WAL mode), safe for many processes on one machine."""
+
+    schemes = ("sqlite", "sqla+sqlite")
+    supports_priority = True
+    supports_delayed_delivery = True
+    priority_higher_first = True
+    supports_fanout = True
+
+    def __init__(self, url: str = "sqlite://", options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(url, options)
+        self.path = os.path.abspath(path_from_url(url))
+        self.visibility_timeout = _option(self.options, "visibility_timeout", 3600.0)
+        self.busy_timeout = _option(self.options, "busy_timeout", 30.0)
+        self.polling_interval = _option(self.options, "polling_interval", 0.05)
+        self.fanout_retention = _option(self.options, "fanout_retention", 60.0)
+        self._notifier = _notifier_for(self.path)
+        self._conn: sqlite3.Connection | None = None
+        self._reset_process_state()
+        self._last_served: str | None = None
+        self._next_prune = 0.0
+
+    def _reset_process_state(self) -> None:
+        """Per-process identity: a fresh consumer token, lock and no held rows."""
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self.consumer = uuid.uuid4().hex
+        self._held: set[int] = set()
+
+    # -- connection ----------------------------------------------------------------------
+    def _connection(self) -> sqlite3.Connection:
+        """This process's connection, opened on first use; caller holds the lock."""
+        if self._conn is None:
+            # timeout=0: SQLite's own busy handler sleeps 1, 2, 5, 10... ms, so a process that
+            # is refused the write lock loses it again and again to one that is not; _retry
+            # below waits in steps of a tenth of a millisecond instead.
+            try:
+                conn = sqlite3.connect(
+                    self.path, timeout=0, isolation_level=None, check_same_thread=False
+                )
+            except sqlite3.Error as exc:
+                raise OperationalError(f"Cannot open SQLite broker {self.path!r}: {exc}") from exc
+            try:
+                self._retry(lambda: _set_up(conn))
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
+        return self._conn
+
+    def _retry(self, action: Callable[[], _T]) -> _T:
+        """Run ``action`` again while the file is locked, for up to ``busy_timeout`` seconds."""
+        deadline = time.monotonic() + self.busy_timeout
+        delay = 0.0001
+        while True:
+            try:
+                return action()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(delay * random.uniform(0.5, 1.5))
+            delay = min(delay * 2, 0.005)
+
+    @contextmanager
+    def _locked(self) -> Iterator[sqlite3.Connection]:
+        """The connection under this transport's lock, reopened after ``fork``."""
+        if self._pid != os.getpid():
+            if self._conn is not None:
+                _ABANDONED.append(self._conn)
+                self._conn = None
+            self._reset_process_state()
+        with self._lock:
+            try:
+                yield self._connection()
+            except sqlite3.Error as exc:
+                raise OperationalError(f"SQLite broker {self.path!r}: {exc}") from exc
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction: the write lock is taken before reading."""
+        with self._locked() as conn:
+            self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:  # some errors already rolled back
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _read(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Rows of one read-only statement (WAL readers are rarely refused; retried if so)."""
+        with self._locked() as conn:
+            return self._retry(lambda: conn.execute(query, params).fetchall())
+
+    def open(self) -> None:
+        with self._locked():
+            pass
+
+    def close(self) -> None:
+        """Give back this consumer's unacknowledged rows, then close the connection."""
+        if self._pid == os.getpid() and self._conn is not None:
+            held = sorted(self._held)
+            if held:
+                self._unclaim(held)
+            with self._lock:
+                if self._conn is not None:
+                    self._conn.close()
+                    self._conn = None
+
+    # -- topology ------------------------------------------------------------------------
+    def declare_queue(self, queue: Queue) -> None:
+        with self._write() as conn:
+            conn.execute(sql.DECLARE_QUEUE, (queue.name, time.time()))
+        if queue.exchange is not None and queue.exchange.name:
+            self.declare_exchange(queue.exchange)
+            self.bind(queue.name, queue.exchange.name, queue.key)
+
+    def bind(self, queue: str, exchange: str, routing_key: str) -> None:
+        with self._write() as conn:
+            conn.execute(sql.BIND, (exchange, routing_key, queue))
+
+    def _targets(self, conn: sqlite3.Connection, exchange: str, routing_key: str) -> list[str]:
+        if not exchange:
+            return [routing_key]
+        declared = self.exchanges.get(exchange)
+        kind = declared.type if declared is not None else "direct"
+        return route(kind, conn.execute(sql.BINDINGS, (exchange,)).fetchall(), routing_key)
+
+    # -- producing -----------------------------------------------------------------------
+    def publish(
+        self,
+        message: Message,
+        *,
+        exchange: str = "",
+        routing_key: str,
+        not_before: float | None = None,
+    ) -> None:
+        self.publish_many([(message, exchange, routing_key)], not_before=not_before)
+
+    def publish_many(
+        self, items: Sequence[tuple[Message, str, str]], *, not_before: float | None = None
+    ) -> None:
+        """Insert every routed copy in one transaction (encoding errors raise before writing)."""
+        if not items:
+            return
+        visible_at = time.time() if not_before is None else not_before
+        encoded = [(sql.encode(message), exchange, key) for message, exchange, key in items]
+        with self._write() as conn:
+            routes: dict[tuple[str, str], list[str]] = {}
+            rows: list[tuple[Any, ...]] = []
+            for fields, exchange, key in encoded:
+                targets = routes.get((exchange, key))
+                if targets is None:
+                    targets = routes[(exchange, key)] = self._targets(conn, exchange, key)
+                rows.extend((queue, *fields, exchange, key, visible_at) for queue in targets)
+            conn.executemany(sql.INSERT, rows)
+        self._notifier.notify()
+
+    # -- consuming -----------------------------------------------------------------------
+    def get(
+        self, queues: Sequence[str], *, max_messages: int = 1, timeout: float | None = None
+    ) -> list[Delivery]:
+        """Claim up to ``max_messages``; when idle, poll with a backoff capped by the option."""
+        if max_messages < 1 or not queues:
+            return []
+        seen = self._notifier.generation
+        taken = self._claim(queues, max_messages)
+        if taken or timeout is None:
+            return taken
+        deadline = time.monotonic() + timeout
+        delay = 0.001
+        while (remaining := deadline - time.monotonic()) > 0:
+            self._notifier.wait(seen, min(delay, remaining))
+            if self._notifier.generation != seen:
+                seen, delay = self._notifier.generation, 0.001
+            else:
+                delay = min(delay * 2, max(self.polling_interval, 0.001))
+            # A read-only probe first: idle pollers must not queue up for the write lock.
+            if self._ready(queues) and (taken := self._claim(queues, max_messages)):
+                return taken
+        return []
+
+    def _ready(self, queues: Sequence[str]) -> bool:
+        now = time.time()
+        probe = sql.READY_PROBE.format(marks=",".join("?" * len(queues)))
+        return bool(self._read(probe, (*queues, now, now))[0][0])
+
+    def _claim(self, queues: Sequence[str], limit: int) -> list[Delivery]:
+        """Lease up to ``limit`` ready rows, queues in round-robin order, in one transaction."""
+        now = time.time()
+        expires = now + self.visibility_timeout
+        taken: list[Delivery] = []
+        with self._write() as conn:
+            conn.execute(sql.RECLAIM_EXPIRED, (now,))
+            for queue in fair_order(queues, self._last_served):
+                want = limit - len(taken)
+                if want <= 0:
+                    break
+                rows = conn.execute(sql.CLAIM, (self.consumer, expires, queue, now, want))
+                batch = sorted(rows.fetchall(), key=sql.order_key)
+                if batch:
+                    self._last_served = queue
+                    taken.extend(sql.delivery(row, self) for row in batch)
+            self._held.update(int(d.delivery_tag) for d in taken)
+        return taken
+
+    def ack(self, deliveries: Sequence[Delivery]) -> None:
+        self._delete([int(d.delivery_tag) for d in deliveries])
+
+    def reject(self, deliveries: Sequence[Delivery], *, requeue: bool = False) -> None:
+        ids = [int(d.delivery_tag) for d in deliveries]
+        if not ids:
+            return
+        if not requeue:
+            self._delete(ids)
+            return
+        now = time.time()
+        with self._write() as conn:
+            conn.executemany(sql.REQUEUE_AT_END, [(now, i, self.consumer) for i in ids])
+            conn.executemany(sql.DELETE_HELD, [(i, self.consumer) for i in ids])
+            self._held.difference_update(ids)
+        self._notifier.notify()
+
+    def restore(self, deliveries: Sequence[Delivery]) -> None:
+        """Unclaim in place: the rows keep their ids, so they come back before newer ones."""
+        self._unclaim([int(d.delivery_tag) for d in deliveries])
+
+    def extend(self, deliveries: Sequence[Delivery]) -> None:
+        if not deliveries:
+            return
+        expires = time.time() + self.visibility_timeout
+        with self._write() as conn:
+            params = [(expires, int(d.delivery_tag), self.consumer) for d in deliveries]
+            conn.executemany(sql.EXTEND, params)
+
+    def _delete(self, ids: list[int]) -> None:
+        if not ids:
+            return
+        with self._write() as conn:
+            for start in range(0, len(ids), _CHUNK):
+                chunk = ids[start : start + _CHUNK]
+                conn.execute(sql.DELETE_IDS.format(marks=",".join("?" * len(chunk))), chunk)
+            self._held.difference_update(ids)
+
+    def _unclaim(self, ids: list[int]) -> None:
+        if not ids:
+            return
+        with self._write() as conn:
+            conn.executemany(sql.UNCLAIM, [(i, self.consumer) for i in ids])
+            self._held.difference_update(ids)
+        self._notifier.notify()
+
+    # -- queue admin ---------------------------------------------------------------------
+    def purge(self, queue: str) -> int:
+        with self._write() as conn:
+            return conn.execute(sql.PURGE, (queue,)).rowcount
+
+    def size(self, queue: str) -> int:
+        """Waiting rows of ``queue``, delayed ones included (leased ones are not)."""
+        count: int = self._read(sql.SIZE, (queue,))[0][0]
+        return count
+
+    # -- fanout --------------------------------------------------------------------------
+    def fanout_publish(self, exchange: str, message: Message, routing_key: str = "") -> None:
+        """Append to the fanout log; subscribers read rows newer than their subscription."""
+        fields = sql.encode(message)
+        now = time.time()
+        with self._write() as conn:
+            conn.execute(sql.FANOUT_INSERT, (exchange, routing_key, *fields[1:], now))
+            if now >= self._next_prune:
+                self._next_prune = now + min(5.0, self.fanout_retention)
+                conn.execute(sql.FANOUT_PRUNE, (now - self.fanout_retention,))
+        self._notifier.notify()
+
+    def fanout_subscribe(self, exchange: str, pattern: str = "#") -> FanoutSubscription:
+        last: int = self._read(sql.FANOUT_LAST_ID)[0][0]
+        return _SQLiteSubscription(self, exchange, pattern or "#", last)
+
+    def _fanout_since(self, exchange: str, last: int) -> list[tuple[Any, ...]]:
+        return self._read(sql.FANOUT_SINCE, (last, exchange))
+
+
+class _SQLiteSubscription(FanoutSubscription):
+    """Reads the fanout log of one exchange from the row after the last one it saw."""
+
+    def __init__(self, transport: SQLiteTransport, exchange: str, pattern: str, last: int) -> None:
+        self._transport = transport
+        self.exchange = exchange
+        self.pattern = pattern
+        self._last = last
+        self._closed = False
+
+    def get(self, timeout: float | None = None) -> list[Message]:
+        notifier = self._transport._notifier
+        deadline = time.monotonic() + (timeout or 0.0)
+        delay = 0.001
+        while not self._closed:
+            seen = notifier.generation
+            messages = self._poll()
+            remaining = deadline - time.monotonic()
+            if messages or remaining <= 0:
+                return messages
+            notifier.wait(seen, min(delay, remaining))
+            delay = min(delay * 2, max(self._transport.polling_interval, 0.001))
+        return []
+
+    def _poll(self) -> list[Message]:
+        rows = self._transport._fanout_since(self.exchange, self._last)
+        if rows:
+            self._last = rows[-1][0]
+        return [sql.fanout_message(row) for row in rows if topic_matches(self.pattern, row[1])]
+
+    def close(self) -> None:
+        self._closed = True
+
+
+__all__ = ["DEFAULT_PATH", "SQLiteTransport", "path_from_url"]

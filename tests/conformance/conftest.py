@@ -1,0 +1,73 @@
+"""Transport fixtures: every test of the conformance suite runs once per broker.
+
+A new broker joins the suite by appending one factory to ``TRANSPORT_FACTORIES``. A factory
+gets the test's temporary directory, a name unique to the test and the transport options, and
+returns an unopened transport on a namespace no other test uses; two calls with the same name
+must reach the same queues (a producer and a second consumer).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from celeriac.transports.base import Transport
+from celeriac.transports.memory import MemoryTransport
+from celeriac.transports.sqlite import SQLiteTransport
+
+TransportFactory = Callable[[Path, str, Mapping[str, Any]], Transport]
+
+
+def _memory(tmp_path: Path, name: str, options: Mapping[str, Any]) -> Transport:
+    return MemoryTransport(f"memory://{name}", options)
+
+
+def _sqlite(tmp_path: Path, name: str, options: Mapping[str, Any]) -> Transport:
+    return SQLiteTransport(f"sqlite:///{tmp_path}/broker.sqlite", options)
+
+
+TRANSPORT_FACTORIES = [
+    pytest.param(_memory, id="memory"),
+    pytest.param(_sqlite, id="sqlite"),
+]
+
+_names = itertools.count()
+
+
+class Broker:
+    """One isolated broker namespace; ``connect()`` makes another client of it."""
+
+    def __init__(self, factory: TransportFactory, tmp_path: Path) -> None:
+        self._factory = factory
+        self._tmp_path = tmp_path
+        self.name = f"conformance-{os.getpid()}-{next(_names)}"
+        self._clients: list[Transport] = []
+
+    def connect(self, **options: Any) -> Transport:
+        transport = self._factory(self._tmp_path, self.name, options)
+        transport.open()
+        self._clients.append(transport)
+        return transport
+
+    def close_all(self) -> None:
+        for transport in self._clients:
+            transport.close()
+
+
+@pytest.fixture(params=TRANSPORT_FACTORIES)
+def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Broker]:
+    """A fresh broker namespace per test, for each transport in the suite."""
+    namespace = Broker(request.param, tmp_path)
+    yield namespace
+    namespace.close_all()
+
+
+@pytest.fixture
+def transport(broker: Broker) -> Transport:
+    """An open client of a fresh broker."""
+    return broker.connect()
