@@ -1,0 +1,252 @@
+"""SQLite result backend (``db+sqlite:///path``) with the stdlib ``sqlite3`` module.
+
+The tables, columns and value formats are exactly those of Celery 5.7's SQLAlchemy
+database backend (``celery_taskmeta`` with the extended columns, ``celery_tasksetmeta``),
+so a real Celery and celeriac can share one file. Each store is a single upsert whose
+``WHERE`` clause is the SUCCESS write guard, so no read precedes a write.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from celeriac import states
+from celeriac.backends.base import ResultBackend
+from celeriac.backends.helpers import ChangeNotifier, utcnow
+from celeriac.config import Settings
+from celeriac.exceptions import ImproperlyConfigured, OperationalError
+
+BUSY_TIMEOUT_S = 30.0
+_BASE_COLUMNS = ("task_id", "status", "result", "date_done", "traceback", "children")
+EXTENDED_COLUMNS = ("name", "args", "kwargs", "worker", "retries", "queue")
+ENCODED_COLUMNS = frozenset({"args", "kwargs"})
+
+# The DDL SQLAlchemy emits for Celery's TaskExtended and TaskSet models, byte for byte.
+_TASK_DDL = (
+    "CREATE TABLE IF NOT EXISTS {t} (\n\tid INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, "
+    "\n\ttask_id VARCHAR(155), \n\tstatus VARCHAR(50), \n\tresult BLOB, "
+    "\n\tdate_done DATETIME, \n\ttraceback TEXT, \n\tchildren BLOB, "
+    "\n\tname VARCHAR(155), \n\targs BLOB, \n\tkwargs BLOB, \n\tworker VARCHAR(155), "
+    "\n\tretries INTEGER, \n\tqueue VARCHAR(155), \n\tstamps BLOB, \n\tUNIQUE (task_id)\n)"
+)
+_GROUP_DDL = (
+    "CREATE TABLE IF NOT EXISTS {t} (\n\tid INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, "
+    "\n\ttaskset_id VARCHAR(155), \n\tresult BLOB, \n\tdate_done DATETIME, "
+    "\n\tUNIQUE (taskset_id)\n)"
+)
+_INDEX_DDL = "CREATE INDEX IF NOT EXISTS {i} ON {t} (date_done)"
+
+# Connections inherited across fork() are never used or closed by the child (closing
+# could disturb the parent's locks); they are parked here instead.
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_inherited: list[sqlite3.Connection] = []
+_notifiers: dict[str, ChangeNotifier] = {}
+_notifiers_lock = threading.Lock()
+
+
+def _quote(name: str) -> str:
+    """An SQL identifier; plain names stay bare so the schema text matches SQLAlchemy's."""
+    if _PLAIN_NAME.fullmatch(name):
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
+def format_date(value: datetime | None) -> str | None:
+    """Naive UTC text, the way SQLAlchemy's SQLite DateTime stores it."""
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def path_from_url(url: str) -> str:
+    """``db+sqlite:///rel.db`` -> ``rel.db``; ``db+sqlite:////abs.db`` -> ``/abs.db``."""
+    path = urlsplit(url).path
+    path = path[1:] if path.startswith("/") else path
+    return path or ":memory:"
+
+
+def _notifier_for(path: str) -> ChangeNotifier:
+    key = path if path == ":memory:" else os.path.abspath(path)
+    with _notifiers_lock:
+        notifier = _notifiers.get(key)
+        if notifier is None:
+            notifier = _notifiers[key] = ChangeNotifier()
+        return notifier
+
+
+class SQLiteBackend(ResultBackend):
+    """Results in an SQLite file laid out like Celery's database backend."""
+
+    schemes: ClassVar[tuple[str, ...]] = ("db+sqlite",)
+
+    def __init__(self, url: str, conf: Settings) -> None:
+        super().__init__(url, conf)
+        self.path = path_from_url(url)
+        names = conf.database_table_names or {}
+        self.task_table: str = names.get("task") or "celery_taskmeta"
+        self.group_table: str = names.get("group") or "celery_tasksetmeta"
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._pid = 0
+        self._columns: tuple[str, ...] = ()
+        self._sql: dict[str, str] = {}
+        # Stores made by this process wake its waiters at once; other processes poll.
+        self._notifier = _notifier_for(self.path)
+
+    # -- connection ----------------------------------------------------------------------
+    def _connection(self) -> sqlite3.Connection:
+        """This process's connection (callers hold ``self._lock``)."""
+        if self._conn is not None and self._pid == os.getpid():
+            return self._conn
+        if self._conn is not None:
+            _inherited.append(self._conn)
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+            self._prepare(conn)
+        except sqlite3.Error as exc:
+            raise ImproperlyConfigured(
+                f"Cannot open the SQLite result store {self.path!r} ({self.url}): {exc}"
+            ) from exc
+        self._conn, self._pid = conn, os.getpid()
+        return conn
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        if self.path != ":memory:":
+            conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+        task, group = _quote(self.task_table), _quote(self.group_table)
+        conn.execute(_TASK_DDL.format(t=task))
+        conn.execute(_INDEX_DDL.format(i=_quote(f"ix_{self.task_table}_date_done"), t=task))
+        conn.execute(_GROUP_DDL.format(t=group))
+        conn.execute(_INDEX_DDL.format(i=_quote(f"ix_{self.group_table}_date_done"), t=group))
+        # A table Celery created without result_extended lacks the extended columns.
+        existing = {row[1] for row in conn.execute(f"PRAGMA table_info({task})")}
+        self._columns = tuple(c for c in EXTENDED_COLUMNS if c in existing)
+        self._sql = self._statements(task, group)
+
+    def _statements(self, task: str, group: str) -> dict[str, str]:
+        columns = (*_BASE_COLUMNS[1:], *self._columns)
+        updates = ", ".join(f"{c}=excluded.{c}" for c in columns)
+        marks = ", ".join("?" for _ in range(len(columns) + 1))
+        return {
+            "upsert": (
+                f"INSERT INTO {task} (task_id, {', '.join(columns)}) VALUES ({marks}) "
+                f"ON CONFLICT(task_id) DO UPDATE SET {updates} "
+                f"WHERE {task}.status IS NOT '{states.SUCCESS}'"
+            ),
+            "select": f"SELECT task_id, {', '.join(columns)} FROM {task} WHERE task_id = ?",
+            "delete": f"DELETE FROM {task} WHERE task_id = ?",
+            "group_upsert": (
+                f"INSERT INTO {group} (taskset_id, result, date_done) VALUES (?, ?, ?) "
+                "ON CONFLICT(taskset_id) DO UPDATE SET "
+                "result=excluded.result, date_done=excluded.date_done"
+            ),
+            "group_select": f"SELECT result FROM {group} WHERE taskset_id = ?",
+            "group_delete": f"DELETE FROM {group} WHERE taskset_id = ?",
+            "cleanup_tasks": f"DELETE FROM {task} WHERE date_done < ?",
+            "cleanup_groups": f"DELETE FROM {group} WHERE date_done < ?",
+        }
+
+    def _execute(
+        self, name: str, params: Sequence[Any] | Callable[[], Sequence[Any]]
+    ) -> sqlite3.Cursor:
+        """Run one prepared statement; ``params`` may be built once the columns are known."""
+        with self._lock:
+            conn = self._connection()
+            try:
+                return conn.execute(self._sql[name], params() if callable(params) else params)
+            except sqlite3.Error as exc:
+                raise OperationalError(
+                    f"SQLite result store {self.path!r} failed ({name}): {exc}"
+                ) from exc
+
+    def _fetchone(self, name: str, params: Sequence[Any]) -> Any:
+        with self._lock:
+            conn = self._connection()
+            try:
+                return conn.execute(self._sql[name], params).fetchone()
+            except sqlite3.Error as exc:
+                raise OperationalError(
+                    f"SQLite result store {self.path!r} failed ({name}): {exc}"
+                ) from exc
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None and self._pid == os.getpid():
+                self._conn.close()
+            self._conn = None
+
+    # -- primitives ----------------------------------------------------------------------
+    def _values(self, task_id: str, meta: dict[str, Any]) -> dict[str, Any]:
+        """Every column's value, encoded outside the lock (encoding is the slow part)."""
+        children = meta.get("children")
+        values: dict[str, Any] = {
+            "task_id": task_id,
+            "status": meta["status"],
+            "result": self.encode(meta.get("result")),
+            "date_done": format_date(meta.get("date_done")),
+            "traceback": meta.get("traceback"),
+            "children": self.encode(children) if children else None,
+        }
+        for column in EXTENDED_COLUMNS:
+            value = meta.get(column)
+            if column in ENCODED_COLUMNS:
+                value = self.encode(value) if column in meta else None
+            values[column] = value
+        return values
+
+    def _set_meta(self, task_id: str, meta: dict[str, Any], state: str) -> None:
+        values = self._values(task_id, meta)
+        self._execute("upsert", lambda: [values[c] for c in (*_BASE_COLUMNS, *self._columns)])
+        self._notifier.notify()
+
+    def _get_meta(self, task_id: str) -> dict[str, Any] | None:
+        row = self._fetchone("select", (task_id,))
+        if row is None:
+            return None
+        meta = dict(zip((*_BASE_COLUMNS, *self._columns), row, strict=True))
+        for column in ("result", "children", *ENCODED_COLUMNS):
+            if meta.get(column) is not None:
+                meta[column] = self.decode_stored(meta[column])
+        return meta
+
+    def _delete_meta(self, task_id: str) -> None:
+        self._execute("delete", (task_id,))
+
+    def _get_group(self, group_id: str) -> Any | None:
+        row = self._fetchone("group_select", (group_id,))
+        if row is None or row[0] is None:
+            return None
+        return self.decode_stored(row[0])
+
+    def _set_group(self, group_id: str, value: Any) -> None:
+        self._execute("group_upsert", (group_id, self.encode(value), format_date(utcnow())))
+
+    def _delete_group(self, group_id: str) -> None:
+        self._execute("group_delete", (group_id,))
+
+    def _cleanup(self, older_than: datetime) -> int:
+        cutoff = format_date(older_than)
+        removed = self._execute("cleanup_tasks", (cutoff,)).rowcount
+        return removed + self._execute("cleanup_groups", (cutoff,)).rowcount
+
+    def _before_read(self, task_ids: Sequence[str]) -> None:
+        self._notifier.mark()
+
+    def _wait(self, task_ids: Sequence[str], timeout: float) -> None:
+        self._notifier.wait(timeout)
+
+
+__all__ = ["SQLiteBackend", "format_date", "path_from_url"]
