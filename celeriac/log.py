@@ -134,14 +134,16 @@ def _remove_installed() -> None:
 
 
 def _send_after_setup(
-    root: logging.Logger, task_logger: logging.Logger, level: int, logfile: str | None,
-    fmt: str, task_fmt: str,
+    root: logging.Logger,
+    task_logger: logging.Logger,
+    level: int,
+    logfile: str | None,
+    fmt: str,
+    task_fmt: str,
 ) -> None:
     common: dict[str, Any] = {"loglevel": level, "logfile": logfile, "colorize": False}
     signals.after_setup_logger.send(sender=None, logger=root, format=fmt, **common)
-    signals.after_setup_task_logger.send(
-        sender=None, logger=task_logger, format=task_fmt, **common
-    )
+    signals.after_setup_task_logger.send(sender=None, logger=task_logger, format=task_fmt, **common)
 
 
 __all__ = [

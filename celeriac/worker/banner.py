@@ -1,0 +1,77 @@
+"""The startup banner, laid out like Celery's."""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import celeriac
+from celeriac.entities import Queue
+from celeriac.transports.urls import mask_url
+
+if TYPE_CHECKING:
+    from celeriac.app import Celery
+
+_ART = [
+    " -------------- ",
+    "--- ***** ----- ",
+    "-- ******* ---- ",
+    "- *** --- * --- ",
+    "- ** ---------- ",
+    "- ** ---------- ",
+    "- ** ---------- ",
+    "- ** ---------- ",
+    "- *** --- * --- ",
+    "-- ******* ---- ",
+    "--- ***** ----- ",
+    " -------------- ",
+]
+
+
+_EVENTS_OFF = "OFF (enable -E to monitor tasks in this worker)"
+
+
+def queue_line(queue: Queue) -> str:
+    exchange = queue.exchange
+    ex_name = exchange.name if exchange is not None else ""
+    ex_type = exchange.type if exchange is not None else "direct"
+    return f".> {queue.name:<16} exchange={ex_name}({ex_type}) key={queue.key}"
+
+
+def banner(
+    app: Celery,
+    *,
+    hostname: str,
+    concurrency: int,
+    pool: str,
+    queues: Sequence[Queue],
+    with_tasks: bool,
+) -> str:
+    """The full banner text (config block, queues and, with ``with_tasks``, the task list)."""
+    results = app.backend_url()
+    events = "ON" if app.conf.worker_send_task_events else _EVENTS_OFF
+    info = [
+        f"{hostname} v{celeriac.__version__} (celeriac)",
+        "",
+        f"{platform.platform()} {datetime.now():%Y-%m-%d %H:%M:%S}",
+        "",
+        "[config]",
+        f".> app:         {app.main or '__main__'}:{id(app):#x}",
+        f".> transport:   {app.broker_url_display()}",
+        f".> results:     {mask_url(results) if results else 'disabled://'}",
+        f".> concurrency: {concurrency} ({pool})",
+        f".> task events: {events}",
+        "",
+        "[queues]",
+    ]
+    lines = [art + text for art, text in zip(_ART, info, strict=True)]
+    lines += [" " * 16 + queue_line(q) for q in queues]
+    if with_tasks:
+        names = sorted(n for n in app.tasks.names() if not n.startswith("celery."))
+        lines += ["", "[tasks]", *(f"  . {name}" for name in names)]
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["banner", "queue_line"]

@@ -1,0 +1,305 @@
+"""The consumer loop: fetch within the prefetch window, hold ETA tasks, feed the pool, ack.
+
+Everything that touches the broker happens in the consumer's thread: pools report results
+through a queue. A message is *reserved* from receipt until its ack (or reject/restore); the
+prefetch window is ``concurrency * prefetch_multiplier`` plus one per held ETA message, as
+in Celery. Default acks happen just before the job is handed to the pool (one batched
+``transport.ack`` per dispatch); ``acks_late`` acks follow the stored result.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from celeriac import signals, states
+from celeriac.exceptions import WorkerLostError
+from celeriac.worker.pools.base import Job, JobResult, Pool
+from celeriac.worker.request import BadMessage, Request, build_request, discard_bad_message
+from celeriac.worker.state import WorkerState
+
+if TYPE_CHECKING:
+    from celeriac.app import Celery
+    from celeriac.transports.base import Delivery, Transport
+
+logger = logging.getLogger("celeriac.worker.consumer")
+
+#: How long one ``transport.get`` may block when nothing else is waiting (seconds).
+IDLE_WAIT = 1.0
+#: ... and when tasks are running, so acks_late acks are not held back for long.
+BUSY_WAIT = 0.05
+#: A prefetch multiplier of 0 means "unlimited"; this keeps memory and restores bounded.
+UNLIMITED_PREFETCH = 1000
+
+
+class Consumer:
+    """Moves messages from ``transport`` to ``pool``; ``run`` until ``stop``."""
+
+    def __init__(
+        self,
+        app: Celery,
+        transport: Transport,
+        pool: Pool,
+        *,
+        queues: Sequence[str],
+        prefetch_limit: int,
+        state: WorkerState | None = None,
+    ) -> None:
+        self.app = app
+        self.transport = transport
+        self.pool = pool
+        self.queues = list(queues)
+        self.prefetch_limit = prefetch_limit if prefetch_limit > 0 else UNLIMITED_PREFETCH
+        self.state = state or WorkerState()
+        self.accept: list[str] | None = app.conf.accept_content
+        self.completions: queue.SimpleQueue[JobResult] = queue.SimpleQueue()
+        self.ready: deque[Request] = deque()
+        self.eta: list[tuple[float, int, Request]] = []
+        self.in_pool: dict[str, Request] = {}
+        self._acks: list[Delivery] = []
+        self._seq = itertools.count()
+        self._stop = threading.Event()
+        self._cold = threading.Event()
+        visibility = getattr(transport, "visibility_timeout", None) or 3600.0
+        self._extend_every = max(1.0, float(visibility) / 4)
+        self._next_extend = time.monotonic() + self._extend_every
+
+    # -- control -----------------------------------------------------------------------------
+    def on_result(self, result: JobResult) -> None:
+        """The pool's callback (any thread)."""
+        self.completions.put(result)
+
+    def stop(self, warm: bool = True) -> None:
+        """Stop fetching; with ``warm=False`` also stop waiting for running tasks."""
+        if not warm:
+            self._cold.set()
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def cold(self) -> bool:
+        return self._cold.is_set()
+
+    # -- the loop ----------------------------------------------------------------------------
+    def run(self) -> None:
+        while not self._stop.is_set():
+            self._handle_completions()
+            self._promote_due_eta()
+            self._dispatch()
+            if self._stop.is_set():
+                break
+            free = self.prefetch_limit - len(self.ready) - len(self.in_pool)
+            if free > 0:
+                busy = bool(self.in_pool or self.ready)
+                timeout = self._wait_time(BUSY_WAIT if busy else IDLE_WAIT)
+                for delivery in self.transport.get(self.queues, max_messages=free, timeout=timeout):
+                    self._receive(delivery)
+            else:
+                self._wait_completion(self._wait_time(IDLE_WAIT))
+            self._flush_acks()
+            self._maybe_extend()
+
+    def _wait_time(self, cap: float) -> float:
+        if not self.eta:
+            return cap
+        return max(0.0, min(cap, self.eta[0][0] - time.time()))
+
+    def _wait_completion(self, timeout: float) -> None:
+        try:
+            result = self.completions.get(timeout=timeout)
+        except queue.Empty:
+            return
+        self._complete(result)
+
+    # -- receiving ---------------------------------------------------------------------------
+    def _receive(self, delivery: Delivery) -> None:
+        try:
+            request = build_request(self.app, delivery, self.accept)
+        except BadMessage as err:
+            discard_bad_message(self.app, delivery, err)
+            return
+        logger.info("Task %s[%s] received", request.name, request.id)
+        if signals.task_received.receivers:
+            signals.task_received.send(sender=self, request=request)
+        if self._discard_if_revoked(request, time.time()):
+            return
+        self.state.reserve(request)
+        if request.eta is not None and request.eta > time.time():
+            heapq.heappush(self.eta, (request.eta, next(self._seq), request))
+        else:
+            self.ready.append(request)
+
+    def _promote_due_eta(self) -> None:
+        now = time.time()
+        while self.eta and self.eta[0][0] <= now:
+            self.ready.append(heapq.heappop(self.eta)[2])
+
+    def _discard_if_revoked(self, request: Request, now: float) -> bool:
+        """Revoked or expired requests are stored as REVOKED and acked, never run."""
+        expired = request.expired(now)
+        if not expired and not self.state.is_revoked(request.id):
+            return False
+        reason = "expired" if expired else "revoked"
+        logger.warning("Skipping %s task: %s[%s]", reason, request.name, request.id)
+        try:
+            self.app.backend.mark_as_revoked(request.id, reason)
+        except Exception as exc:  # no backend: the discard itself must still happen
+            logger.debug("Could not store REVOKED for %s: %r", request.id, exc)
+        signals.task_revoked.send(
+            sender=request.task, request=request, terminated=False, signum=None, expired=expired
+        )
+        self.state.forget(request)
+        self._acks.append(request.delivery)
+        return True
+
+    # -- dispatching -------------------------------------------------------------------------
+    def _dispatch(self) -> None:
+        slots = self.pool.free_slots() if self.ready else 0
+        if slots <= 0:
+            return
+        jobs: list[Job] = []
+        now = time.time()
+        while self.ready and len(jobs) < slots:
+            request = self.ready.popleft()
+            if self._discard_if_revoked(request, now):
+                continue
+            if not request.acks_late and not request.acknowledged:
+                self._acks.append(request.delivery)
+                request.acknowledged = True
+            self.in_pool[request.key] = request
+            self.state.activate(request)
+            delivery = request.delivery
+            jobs.append(
+                Job(
+                    request.key,
+                    request.id,
+                    request.name,
+                    delivery.message,
+                    delivery.delivery_info,
+                    request.call,
+                )
+            )
+        # Ack before the pool starts them: "acked when the pool accepts the task".
+        self._flush_acks()
+        if jobs:
+            self.pool.submit_many(jobs)
+
+    # -- completions -------------------------------------------------------------------------
+    def _handle_completions(self) -> None:
+        while True:
+            try:
+                result = self.completions.get_nowait()
+            except queue.Empty:
+                return
+            self._complete(result)
+
+    def _complete(self, result: JobResult) -> None:
+        request = self.in_pool.pop(result.key, None)
+        if request is None:
+            return
+        if not result.started:  # a dead child's queued job: run it again elsewhere
+            self.ready.appendleft(request)
+            self.state.reserve(request)
+            return
+        self.state.forget(request)
+        self.state.task_done(request.call.name)
+        if result.lost:
+            self._worker_lost(request, result)
+        elif result.state == states.REJECTED:
+            if not request.acknowledged:
+                request.delivery.reject(requeue=result.requeue)
+        elif not request.acknowledged:
+            failed = result.state == states.FAILURE
+            if failed and not request.acks_on_failure_or_timeout:
+                request.delivery.reject(requeue=False)
+            else:
+                self._acks.append(request.delivery)
+        request.acknowledged = True
+
+    def _worker_lost(self, request: Request, result: JobResult) -> None:
+        """Celery's rules for a task whose process died (see Request.on_failure)."""
+        exc = WorkerLostError(result.summary)
+        logger.error("Task handler raised error: %r", exc)
+        if request.acks_late and not request.acknowledged:
+            if request.reject_on_worker_lost:
+                request.delivery.reject(requeue=True)  # redelivered; nothing stored
+                return
+            if request.acks_on_failure_or_timeout:
+                self._acks.append(request.delivery)
+            else:
+                request.delivery.reject(requeue=False)
+        try:
+            self.app.backend.mark_as_failure(request.id, exc)
+        except Exception as err:
+            logger.error("Could not store the failure of %s: %r", request.id, err)
+
+    # -- broker bookkeeping ------------------------------------------------------------------
+    def _flush_acks(self) -> None:
+        if self._acks:
+            acks, self._acks = self._acks, []
+            self.transport.ack(acks)
+
+    def _held(self) -> list[Delivery]:
+        requests = [*self.ready, *(r for _, _, r in self.eta), *self.in_pool.values()]
+        return [r.delivery for r in requests if not r.acknowledged]
+
+    def _maybe_extend(self) -> None:
+        if time.monotonic() < self._next_extend:
+            return
+        self._next_extend = time.monotonic() + self._extend_every
+        held = self._held()
+        if held:
+            self.transport.extend(held)
+
+    # -- shutdown ----------------------------------------------------------------------------
+    def restore_reserved(self) -> int:
+        """Give back everything received but not started (warm shutdown); return the count."""
+        requests = [*self.ready, *(r for _, _, r in self.eta)]
+        self.ready.clear()
+        self.eta.clear()
+        deliveries = [r.delivery for r in requests if not r.acknowledged]
+        for request in requests:
+            self.state.forget(request)
+        if deliveries:
+            self.transport.restore(deliveries)
+        return len(deliveries)
+
+    def drain(self) -> bool:
+        """Wait for the pool's running tasks, handling their results; False if cut short."""
+        while self.in_pool and not self._cold.is_set():
+            self._wait_completion(0.2)
+            self._handle_completions()
+            self._dispatch()  # jobs a dead child gave back unstarted (already acked): run them
+            self._flush_acks()
+            self._maybe_extend()
+        return not self.in_pool
+
+    def restore_unacked(self) -> int:
+        """After a cold stop: give back what is still held (acks_late tasks cut short)."""
+        self._handle_completions()
+        self._flush_acks()
+        deliveries = self._held()
+        self.in_pool.clear()
+        if deliveries:
+            self.transport.restore(deliveries)
+        return len(deliveries)
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "prefetch_count": self.prefetch_limit + len(self.eta),
+            "reserved": len(self.ready) + len(self.eta),
+            "active": len(self.in_pool),
+        }
+
+
+__all__ = ["Consumer"]

@@ -1,0 +1,180 @@
+"""Run one task call through the hook pipeline; shared by every pool and by eager mode.
+
+``execute`` needs no Worker: ``Task.apply()`` calls it with ``is_eager=True``. It pushes the
+request context, runs the before-hooks, the body, and the after-hooks (in reverse), and
+returns an :class:`Outcome`. Control-flow exceptions from ``celeriac.exceptions`` map to
+states: ``Retry`` -> RETRY, ``Ignore`` -> IGNORED (nothing stored), ``Reject`` -> REJECTED
+(the worker rejects the message, requeueing it when asked).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+from celeriac import states
+from celeriac._state import reset_current_task, set_current_task
+from celeriac.exceptions import Ignore, Reject, Retry
+from celeriac.worker.hooks import (
+    Hook,
+    Outcome,
+    TaskRun,
+    default_hooks,
+    failure_outcome,
+    format_traceback,
+)
+
+if TYPE_CHECKING:
+    from celeriac.app import Celery
+    from celeriac.protocol.message import TaskCall
+    from celeriac.task import Context, Task
+
+logger = logging.getLogger(__name__)
+
+_DEFAULT_HOOKS = default_hooks()
+_EAGER_HOOKS = default_hooks(is_eager=True)
+
+
+def execute(
+    app: Celery,
+    task: Task[Any, Any],
+    call: TaskCall,
+    *,
+    hostname: str,
+    delivery_info: Mapping[str, Any] | None = None,
+    properties: Mapping[str, Any] | None = None,
+    is_eager: bool = False,
+    store_result: bool = True,
+    hooks: Sequence[Hook] | None = None,
+) -> Outcome:
+    """Execute ``call`` with ``task`` and return how it ended (never raises for task errors).
+
+    Args:
+        delivery_info: ``request.delivery_info`` (exchange, routing_key, priority, redelivered).
+        properties: the message properties (``reply_to``, ``correlation_id`` for rpc results).
+        store_result: False keeps every state out of the result backend (eager default).
+        hooks: the pipeline; default :func:`~celeriac.worker.hooks.default_hooks`.
+    """
+    if hooks is None:
+        hooks = _EAGER_HOOKS if is_eager else _DEFAULT_HOOKS
+    request = build_context(call, hostname, delivery_info, properties, is_eager)
+    run = _task_run(app, task, call, request, hostname, is_eager, store_result)
+    task.push_request(request)
+    token = set_current_task(task)
+    try:
+        entered: list[Hook] = []
+        start = perf_counter()
+        try:
+            for hook in hooks:
+                hook.before(run)
+                entered.append(hook)
+            retval = task.run(*call.args, **call.kwargs)
+            outcome = Outcome(states.SUCCESS, retval, None, perf_counter() - start, None)
+        except Exception as exc:
+            outcome = _outcome_for(exc, perf_counter() - start)
+        for hook in reversed(entered):
+            outcome = _after(hook, run, outcome)
+        return outcome
+    finally:
+        reset_current_task(token)
+        task.pop_request()
+
+
+def build_context(
+    call: TaskCall,
+    hostname: str,
+    delivery_info: Mapping[str, Any] | None,
+    properties: Mapping[str, Any] | None,
+    is_eager: bool,
+) -> Context:
+    """The ``task.request`` for ``call`` (Celery's field names)."""
+    from celeriac.task import Context
+
+    props = dict(properties or {})
+    return Context(
+        id=call.id,
+        task=call.name,
+        args=call.args,
+        kwargs=call.kwargs,
+        retries=call.retries,
+        hostname=hostname,
+        delivery_info=dict(delivery_info or {}),
+        is_eager=is_eager,
+        called_directly=False,
+        root_id=call.root_id,
+        parent_id=call.parent_id,
+        group=call.group_id,
+        group_index=call.group_index,
+        eta=call.eta.isoformat() if call.eta else None,
+        expires=call.expires.isoformat() if call.expires else None,
+        timelimit=call.timelimit,
+        reply_to=props.get("reply_to"),
+        correlation_id=props.get("correlation_id") or call.id,
+        origin=call.origin,
+        headers=dict(call.extra_headers),
+        properties=props,
+        callbacks=call.callbacks,
+        errbacks=call.errbacks,
+        chain=call.chain,
+        chord=call.chord,
+        ignore_result=call.ignore_result,
+        shadow=call.shadow,
+        stamps=dict(call.stamps),
+        stamped_headers=call.stamped_headers,
+        replaced_task_nesting=call.replaced_task_nesting,
+    )
+
+
+def _task_run(
+    app: Celery,
+    task: Task[Any, Any],
+    call: TaskCall,
+    request: Context,
+    hostname: str,
+    is_eager: bool,
+    store_result: bool,
+) -> TaskRun:
+    # Celery: results are published unless ignored; errors are stored unless ignored, or
+    # when store_errors_even_if_ignored says so.
+    ignored = bool(call.ignore_result) or bool(task.resolve("ignore_result", "task_ignore_result"))
+    errors_anyway = bool(
+        task.resolve("store_errors_even_if_ignored", "task_store_errors_even_if_ignored")
+    )
+    return TaskRun(
+        app=app,
+        task=task,
+        call=call,
+        request=request,
+        hostname=hostname,
+        is_eager=is_eager,
+        publish_result=store_result and not ignored,
+        store_errors=store_result and (not ignored or errors_anyway),
+    )
+
+
+def _outcome_for(exc: Exception, runtime: float) -> Outcome:
+    if isinstance(exc, Retry):
+        return Outcome(states.RETRY, exc, format_traceback(exc), runtime, exc)
+    if isinstance(exc, Ignore):
+        return Outcome(states.IGNORED, exc, None, runtime, exc)
+    if isinstance(exc, Reject):
+        return Outcome(states.REJECTED, exc, None, runtime, exc)
+    return failure_outcome(exc, runtime)
+
+
+def _after(hook: Hook, run: TaskRun, outcome: Outcome) -> Outcome:
+    # One failing after-hook (a signal receiver, a result store hiccup) must not skip the
+    # others, nor turn into an exception the pool would have to understand.
+    try:
+        replaced = hook.after(run, outcome)
+    except Exception:
+        logger.exception(
+            "Hook %s failed after task %s[%s]", type(hook).__name__, run.name, run.call.id
+        )
+        return outcome
+    return outcome if replaced is None else replaced
+
+
+__all__ = ["Outcome", "build_context", "execute", "format_traceback"]

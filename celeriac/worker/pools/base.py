@@ -1,0 +1,171 @@
+"""The Pool seam: where jobs run (inline, in threads, in child processes).
+
+The consumer owns the broker connection and every ack; a pool only runs jobs and reports
+each one with a :class:`JobResult` through ``on_result`` (from any thread: the consumer
+queues it and handles it in its own thread). The consumer never hands a pool more than
+``free_slots()`` jobs, so "submitted" means "about to start" and everything not submitted
+can be given back to the broker at a warm shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from celeriac import states
+from celeriac.exceptions import WorkerLostError
+from celeriac.protocol import task_v2
+from celeriac.protocol.message import Message, TaskCall
+from celeriac.protocol.saferepr import saferepr
+from celeriac.worker.execute import execute
+from celeriac.worker.hooks import Outcome
+
+if TYPE_CHECKING:
+    from celeriac.app import Celery
+
+logger = logging.getLogger("celeriac.worker.pool")
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One task to run: the raw message (children decode it themselves) and its delivery info."""
+
+    key: str  # the delivery tag: unique per delivery, unlike the task id
+    task_id: str
+    name: str
+    message: Message
+    delivery_info: Mapping[str, Any]
+    call: TaskCall | None = None  # already decoded; in-process pools reuse it
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    """How a job ended, as the pool reports it to the consumer."""
+
+    key: str
+    task_id: str
+    state: str
+    runtime: float = 0.0
+    summary: str = ""  # a short repr of the return value or exception
+    requeue: bool = False  # the task raised Reject(requeue=True)
+    started: bool = True  # False: the pool gives the job back without having run it
+    lost: bool = False  # the process running it died (WorkerLostError)
+    exitcode: int | None = None
+
+
+ResultCallback = Callable[[JobResult], None]
+
+
+class Pool(ABC):
+    """Runs jobs with ``concurrency`` slots and reports results through ``on_result``."""
+
+    name: ClassVar[str] = ""
+
+    def __init__(
+        self, app: Celery, concurrency: int, *, on_result: ResultCallback, hostname: str
+    ) -> None:
+        self.app = app
+        self.concurrency = max(1, int(concurrency))
+        self.on_result = on_result
+        self.hostname = hostname
+
+    @abstractmethod
+    def start(self) -> None:
+        """Start threads or processes."""
+
+    @abstractmethod
+    def free_slots(self) -> int:
+        """How many more jobs the pool would start now."""
+
+    @abstractmethod
+    def submit_many(self, jobs: Sequence[Job]) -> None:
+        """Start ``jobs`` (never more than ``free_slots()``)."""
+
+    def submit(self, job: Job) -> None:
+        self.submit_many([job])
+
+    @property
+    def size(self) -> int:
+        """Number of slots (threads or processes)."""
+        return self.concurrency
+
+    def grow(self, n: int = 1) -> None:
+        """Add ``n`` slots."""
+        raise NotImplementedError(f"the {self.name} pool cannot grow")
+
+    def shrink(self, n: int = 1) -> None:
+        """Remove ``n`` slots (idle ones first)."""
+        raise NotImplementedError(f"the {self.name} pool cannot shrink")
+
+    @abstractmethod
+    def shutdown(self, grace: float | None = None) -> None:
+        """Stop: wait up to ``grace`` seconds (None: forever) for running jobs, then terminate."""
+
+    def terminate_job(self, task_id: str, signum: int | None = None) -> bool:
+        """Stop the job running ``task_id`` (kill its process); False if not possible."""
+        return False
+
+    def pids(self) -> list[int]:
+        """Process ids of the pool's children (empty for in-process pools)."""
+        return []
+
+
+def run_job(app: Celery, job: Job, hostname: str) -> JobResult:
+    """Decode (if needed), execute and store the result of ``job``; used by every pool.
+
+    Never raises for an ordinary exception: a pool's thread or child must survive any job.
+    """
+    try:
+        return _run_job(app, job, hostname)
+    except Exception as exc:  # e.g. the result backend is down: report, keep the pool alive
+        logger.exception("Internal error running task %s[%s]", job.name, job.task_id)
+        return JobResult(job.key, job.task_id, states.FAILURE, summary=repr(exc))
+
+
+def _run_job(app: Celery, job: Job, hostname: str) -> JobResult:
+    try:
+        call = job.call or task_v2.decode(job.message, accept=app.conf.accept_content)
+        task = app.tasks[call.name]
+    except Exception as exc:  # the consumer validated it; this is a last line of defence
+        app.backend.mark_as_failure(job.task_id, exc)
+        return JobResult(job.key, job.task_id, states.FAILURE, summary=repr(exc))
+    outcome = execute(
+        app,
+        task,
+        call,
+        hostname=hostname,
+        delivery_info=job.delivery_info,
+        properties=job.message.properties,
+    )
+    return result_from_outcome(job, outcome)
+
+
+def result_from_outcome(job: Job, outcome: Outcome) -> JobResult:
+    value = outcome.exception if outcome.exception is not None else outcome.retval
+    return JobResult(
+        job.key,
+        job.task_id,
+        outcome.state,
+        outcome.runtime,
+        saferepr(value, 200),
+        requeue=bool(getattr(outcome.exception, "requeue", False)),
+    )
+
+
+def lost_result(job: Job, exitcode: int | None) -> JobResult:
+    """The report for a job whose process died under it (``summary``: the error message)."""
+    if exitcode is not None and exitcode < 0:
+        how = f"signal {-exitcode} ({signal.Signals(-exitcode).name})"
+    else:
+        how = f"exitcode {exitcode}"
+    exc = WorkerLostError(f"Worker exited prematurely: {how} Job: {job.task_id}.")
+    return JobResult(
+        job.key, job.task_id, states.FAILURE, summary=str(exc), lost=True, exitcode=exitcode
+    )
+
+
+__all__ = ["Job", "JobResult", "Pool", "ResultCallback", "lost_result", "run_job"]

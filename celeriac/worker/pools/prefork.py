@@ -1,0 +1,301 @@
+"""The prefork pool: ``concurrency`` forked child processes fed through pipes.
+
+The parent sends raw messages (batches of them) to idle children; each child decodes,
+executes, stores the result with its own backend connection and reports a short tuple back,
+one per job, in order. Results and deaths are read by one thread with
+``multiprocessing.connection.wait``. Because a child runs its jobs in the order received, the
+first unreported job of a dead child is the one it was running (lost: WorkerLostError); the
+others never started and go back to the consumer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from typing import TYPE_CHECKING, Any
+
+from celeriac import signals
+from celeriac.protocol.message import Message
+from celeriac.worker.pools.base import Job, JobResult, Pool, ResultCallback, lost_result, run_job
+
+if TYPE_CHECKING:
+    from celeriac.app import Celery
+
+logger = logging.getLogger(__name__)
+
+#: Jobs sent to one idle child at once: enough to hide the pipe round trip for tiny tasks,
+#: few enough that a long task does not hold many others behind it.
+BATCH = 4
+
+_Payload = tuple[str, str, str, bytes, str, str, dict[str, Any], dict[str, Any], dict[str, Any]]
+
+
+@dataclass(eq=False)
+class _Child:
+    process: BaseProcess
+    jobs: Connection  # parent -> child
+    results: Connection  # child -> parent
+    outstanding: deque[Job] = field(default_factory=deque)
+    retiring: bool = False
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid or 0
+
+
+class PreforkPool(Pool):
+    """Child processes made with ``fork``; the parent supervises and replaces dead ones."""
+
+    name = "prefork"
+
+    def __init__(
+        self,
+        app: Celery,
+        concurrency: int,
+        *,
+        on_result: ResultCallback,
+        hostname: str,
+        max_tasks_per_child: int | None = None,
+    ) -> None:
+        super().__init__(app, concurrency, on_result=on_result, hostname=hostname)
+        self.max_tasks_per_child = max_tasks_per_child or app.conf.worker_max_tasks_per_child
+        self._ctx = multiprocessing.get_context("fork")
+        self._children: list[_Child] = []
+        self._lock = threading.RLock()
+        self._closing = False
+        self._terminating = False
+        self._reader: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        with self._lock:
+            for _ in range(self.concurrency):
+                self._children.append(self._spawn())
+        self._reader = threading.Thread(target=self._read_loop, name="prefork-results", daemon=True)
+        self._reader.start()
+
+    def _spawn(self) -> _Child:
+        jobs_r, jobs_w = self._ctx.Pipe(duplex=False)
+        results_r, results_w = self._ctx.Pipe(duplex=False)
+        # Parent-side ends of every pipe are closed in the child, so only the parent holds them.
+        inherited = [c.jobs for c in self._children] + [c.results for c in self._children]
+        process = self._ctx.Process(
+            target=_child_main,
+            args=(
+                self.app,
+                jobs_r,
+                results_w,
+                self.hostname,
+                self.max_tasks_per_child,
+                [*inherited, jobs_w, results_r],
+            ),
+            name=f"ForkPoolWorker-{len(self._children) + 1}",
+            daemon=True,
+        )
+        process.start()
+        jobs_r.close()
+        results_w.close()
+        return _Child(process, jobs_w, results_r)
+
+    def shutdown(self, grace: float | None = None) -> None:
+        """Ask children to exit after their jobs; kill those still running after ``grace``."""
+        with self._lock:
+            self._closing = True
+            for child in self._children:
+                _send(child, None)
+        deadline = None if grace is None else time.monotonic() + grace
+        if self._reader is not None:
+            self._reader.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        if self._reader is not None and self._reader.is_alive():
+            self._terminate_all()
+            self._reader.join(5.0)
+
+    def _terminate_all(self) -> None:
+        with self._lock:
+            self._terminating = True
+            children = list(self._children)
+        for child in children:
+            if child.process.is_alive():
+                child.process.terminate()
+        for child in children:
+            child.process.join(2.0)
+            if child.process.is_alive():
+                child.process.kill()
+
+    # -- jobs --------------------------------------------------------------------------------
+    def free_slots(self) -> int:
+        with self._lock:
+            if self._closing:
+                return 0
+            return BATCH * sum(1 for c in self._children if not c.outstanding and not c.retiring)
+
+    def submit_many(self, jobs: Sequence[Job]) -> None:
+        with self._lock:
+            idle = [c for c in self._children if not c.outstanding and not c.retiring]
+            if not idle:
+                raise RuntimeError("submit_many() called with no free slot")
+            share = -(-len(jobs) // len(idle))  # ceil: spread evenly over idle children
+            for i, child in enumerate(idle):
+                chunk = jobs[i * share : (i + 1) * share]
+                if chunk:
+                    child.outstanding.extend(chunk)
+                    _send(child, [_payload(job) for job in chunk])
+
+    def terminate_job(self, task_id: str, signum: int | None = None) -> bool:
+        with self._lock:
+            for child in self._children:
+                if child.outstanding and child.outstanding[0].task_id == task_id:
+                    os.kill(child.pid, signum or signal.SIGTERM)
+                    return True
+        return False
+
+    @property
+    def size(self) -> int:
+        with self._lock:
+            return sum(1 for c in self._children if not c.retiring)
+
+    def grow(self, n: int = 1) -> None:
+        with self._lock:
+            for _ in range(n):
+                self._children.append(self._spawn())
+            self.concurrency += n
+
+    def shrink(self, n: int = 1) -> None:
+        with self._lock:
+            idle = [c for c in self._children if not c.outstanding and not c.retiring]
+            for child in idle[: min(n, self.size - 1)]:
+                child.retiring = True
+                self.concurrency -= 1
+                _send(child, None)
+
+    def pids(self) -> list[int]:
+        with self._lock:
+            return [c.pid for c in self._children]
+
+    # -- the result reader -------------------------------------------------------------------
+    def _read_loop(self) -> None:
+        while True:
+            with self._lock:
+                children = list(self._children)
+            if not children:
+                return
+            waitables: dict[Any, _Child] = {c.results: c for c in children}
+            waitables.update({c.process.sentinel: c for c in children})
+            for ready in wait(list(waitables), timeout=0.5):
+                child = waitables[ready]
+                if ready is child.results:
+                    self._read_results(child)
+                elif child in self._children:
+                    self._child_exited(child)
+
+    def _read_results(self, child: _Child) -> None:
+        try:
+            while child.results.poll():
+                key, task_id, state, runtime, summary, requeue = child.results.recv()
+                with self._lock:
+                    child.outstanding.popleft()
+                self.on_result(JobResult(key, task_id, state, runtime, summary, requeue))
+        except (EOFError, OSError):
+            pass  # the child is gone; its sentinel reports it
+
+    def _child_exited(self, child: _Child) -> None:
+        self._read_results(child)  # results written just before dying still count
+        child.process.join()
+        exitcode = child.process.exitcode
+        with self._lock:
+            self._children.remove(child)
+            child.jobs.close()
+            child.results.close()
+            jobs = list(child.outstanding)
+            respawn = not (self._closing or child.retiring)
+            if respawn:
+                self._children.append(self._spawn())
+        if self._terminating:
+            return
+        if jobs:
+            logger.error(
+                "Process %s (pid %s) died with exitcode %s while running %s[%s]",
+                child.process.name,
+                child.pid,
+                exitcode,
+                jobs[0].name,
+                jobs[0].task_id,
+            )
+            self.on_result(lost_result(jobs[0], exitcode))
+        for job in jobs[1:]:
+            self.on_result(JobResult(job.key, job.task_id, "PENDING", started=False))
+
+
+def _send(child: _Child, obj: Any) -> None:
+    # A dead child's pipe is broken; the reader sees its sentinel and reports its jobs.
+    with contextlib.suppress(OSError):
+        child.jobs.send(obj)
+
+
+def _payload(job: Job) -> _Payload:
+    m = job.message
+    return (
+        job.key,
+        job.task_id,
+        job.name,
+        m.body,
+        m.content_type,
+        m.content_encoding,
+        dict(m.headers),
+        dict(m.properties),
+        dict(job.delivery_info),
+    )
+
+
+def _job(p: _Payload) -> Job:
+    message = Message(
+        body=p[3], content_type=p[4], content_encoding=p[5], headers=p[6], properties=p[7]
+    )
+    return Job(key=p[0], task_id=p[1], name=p[2], message=message, delivery_info=p[8])
+
+
+def _child_main(
+    app: Celery,
+    jobs: Connection,
+    results: Connection,
+    hostname: str,
+    max_tasks: int | None,
+    inherited: list[Connection],
+) -> None:
+    """A child's life: run batches until told to stop (None) or ``max_tasks`` is reached."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides about shutdown
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # drop the parent's Python handler
+    for conn in inherited:
+        conn.close()
+    signals.worker_process_init.send(sender=None)
+    done = 0
+    try:
+        while (batch := _recv(jobs)) is not None:
+            for payload in batch:
+                r = run_job(app, _job(payload), hostname)
+                results.send((r.key, r.task_id, r.state, r.runtime, r.summary, r.requeue))
+            done += len(batch)
+            if max_tasks and done >= max_tasks:
+                break
+    finally:
+        signals.worker_process_shutdown.send(sender=None, pid=os.getpid(), exitcode=0)
+
+
+def _recv(conn: Connection) -> Any:
+    try:
+        return conn.recv()
+    except EOFError:
+        return None
+
+
+__all__ = ["BATCH", "PreforkPool"]

@@ -1,0 +1,67 @@
+"""What one worker knows about its tasks: reserved, active, revoked ids and counters.
+
+Remote control (``inspect active``, ``revoke``) reads and writes this object; the consumer is
+the only writer of ``reserved``/``active``. The lock makes reads from other threads safe.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from celeriac.worker.request import Request
+
+#: How many revoked ids are remembered (Celery keeps 50,000 by default).
+REVOKED_LIMIT = 50_000
+
+
+@dataclass
+class WorkerState:
+    """Reserved (received, not started) and active (in the pool) requests by delivery tag."""
+
+    reserved: dict[str, Request] = field(default_factory=dict)
+    active: dict[str, Request] = field(default_factory=dict)
+    revoked: dict[str, float] = field(default_factory=dict)
+    total_count: Counter[str] = field(default_factory=Counter)
+    started_at: float = field(default_factory=time.time)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def reserve(self, request: Request) -> None:
+        with self.lock:
+            self.reserved[request.key] = request
+
+    def activate(self, request: Request) -> None:
+        with self.lock:
+            self.reserved.pop(request.key, None)
+            self.active[request.key] = request
+
+    def forget(self, request: Request) -> None:
+        """The request left the worker (done, rejected or given back)."""
+        with self.lock:
+            self.reserved.pop(request.key, None)
+            self.active.pop(request.key, None)
+
+    def task_done(self, name: str) -> None:
+        with self.lock:
+            self.total_count[name] += 1
+
+    def revoke(self, task_id: str) -> None:
+        with self.lock:
+            self.revoked[task_id] = time.time()
+            while len(self.revoked) > REVOKED_LIMIT:
+                self.revoked.pop(next(iter(self.revoked)))
+
+    def is_revoked(self, task_id: str) -> bool:
+        return task_id in self.revoked
+
+    def snapshot(self) -> tuple[list[Request], list[Request]]:
+        """(reserved, active) copies, for inspection from another thread."""
+        with self.lock:
+            return list(self.reserved.values()), list(self.active.values())
+
+
+__all__ = ["REVOKED_LIMIT", "WorkerState"]

@@ -1,0 +1,234 @@
+"""``Worker``: builds the pool and consumer in plain code, runs them, shuts them down.
+
+Shutdown follows Celery: the first SIGTERM/SIGINT is a *warm* shutdown (stop fetching, give
+reserved messages back, let running tasks finish); a second one, or SIGQUIT, is *cold*
+(terminate the pool's processes, give back every unacknowledged message).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from celeriac import signals
+from celeriac.entities import Queue
+from celeriac.log import setup_logging
+from celeriac.worker.banner import banner
+from celeriac.worker.consumer import Consumer
+from celeriac.worker.pools import pool_class
+from celeriac.worker.pools.base import JobResult, Pool
+from celeriac.worker.pools.solo import SoloPool
+from celeriac.worker.state import WorkerState
+
+if TYPE_CHECKING:
+    from celeriac.app import Celery
+    from celeriac.transports.base import Transport
+
+logger = logging.getLogger("celeriac.worker")
+
+NODENAME_DEFAULT = "celery"
+
+
+class WorkerTerminate(SystemExit):
+    """Raised by a cold shutdown signal to interrupt a task running in the main thread (solo)."""
+
+
+def host_format(name: str, hostname: str | None = None) -> str:
+    """Expand ``%h`` (host), ``%n`` (its first label) and ``%d`` (its domain), as Celery does."""
+    host = hostname or socket.gethostname()
+    short, _, domain = host.partition(".")
+    return name.replace("%h", host).replace("%n", short).replace("%d", domain)
+
+
+def default_nodename(hostname: str | None = None) -> str:
+    """``name@host``: ``None`` -> ``celery@<this host>``; ``w1`` -> ``celery@w1``."""
+    name, sep, host = (hostname or "").partition("@")
+    if not sep:
+        name, host = NODENAME_DEFAULT, name
+    return host_format(f"{name or NODENAME_DEFAULT}@{host or socket.gethostname()}")
+
+
+class Worker:
+    """One worker node: ``Worker(app, pool='threads', concurrency=4).start()``."""
+
+    def __init__(
+        self,
+        app: Celery,
+        *,
+        hostname: str | None = None,
+        concurrency: int | None = None,
+        pool: str | None = None,
+        queues: Sequence[str] | None = None,
+        loglevel: str | int = "WARNING",
+        logfile: str | None = None,
+        prefetch_multiplier: int | None = None,
+        without_banner: bool = False,
+        install_signal_handlers: bool = True,
+    ) -> None:
+        conf = app.conf
+        self.app = app
+        self.hostname = default_nodename(hostname)
+        self.concurrency = int(concurrency or conf.worker_concurrency or os.cpu_count() or 1)
+        self.pool_name = pool or conf.worker_pool
+        self.pool_cls = pool_class(self.pool_name)  # fail early on a bad -P
+        self.queue_names = list(queues) if queues else None
+        self.loglevel = loglevel
+        self.logfile = logfile
+        multiplier = conf.worker_prefetch_multiplier
+        self.prefetch_multiplier = int(
+            multiplier if prefetch_multiplier is None else prefetch_multiplier
+        )
+        self.without_banner = without_banner
+        self.install_signal_handlers = install_signal_handlers
+        self.ready = threading.Event()
+        self.state = WorkerState()
+        self.pool: Pool | None = None
+        self.consumer: Consumer | None = None
+        self.exitcode = 0
+        self._signals_seen = 0
+        self._stop_lock = threading.Lock()
+        self._pending_stop: bool | None = None  # stop() before the consumer existed: warm?
+
+    # -- public ------------------------------------------------------------------------------
+    def start(self) -> int:
+        """Run until shut down; return the exit code (0 after a warm or cold shutdown)."""
+        conf = self.app.conf
+        setup_logging(
+            self.loglevel,
+            self.logfile,
+            fmt=conf.worker_log_format,
+            task_fmt=conf.worker_task_log_format,
+            hijack_root=conf.worker_hijack_root_logger,
+        )
+        signals.celeryd_init.send(sender=self.hostname, instance=self, conf=conf, options={})
+        self.app.import_default_modules()
+        queues = self._queues()
+        transport = self.app.connection()
+        transport.open()
+        for queue in queues:
+            transport.declare_queue(queue)
+        signals.worker_init.send(sender=self)
+        pool = self._make_pool()
+        self.pool = pool
+        with self._stop_lock:
+            self.consumer = Consumer(
+                self.app,
+                transport,
+                pool,
+                queues=[q.name for q in queues],
+                prefetch_limit=self.concurrency * self.prefetch_multiplier,
+                state=self.state,
+            )
+            if self._pending_stop is not None:
+                self.consumer.stop(warm=self._pending_stop)
+        if not self.without_banner:
+            self._print_banner(queues)
+        pool.start()
+        signals.celeryd_after_setup.send(sender=self.hostname, instance=self, conf=conf)
+        if self.install_signal_handlers:
+            self._install_signal_handlers()
+        try:
+            logger.info("%s ready.", self.hostname)
+            signals.worker_ready.send(sender=self.consumer)
+            self.ready.set()
+            self.consumer.run()
+        except WorkerTerminate:
+            pass  # cold shutdown interrupted a solo task; _shutdown gives its message back
+        except Exception as exc:  # the broker went away, or a bug: say so, exit non-zero
+            logger.critical("Unrecoverable error: %r", exc, exc_info=True)
+            self.exitcode = 1
+            self.consumer.stop(warm=False)
+        finally:
+            self._shutdown(transport, pool, self.consumer)
+        return self.exitcode
+
+    def stop(self, warm: bool = True) -> None:
+        """Request a shutdown from any thread (warm: let running tasks finish)."""
+        with self._stop_lock:
+            if self.consumer is None:
+                self._pending_stop = (
+                    warm if self._pending_stop is None else (self._pending_stop and warm)
+                )
+                return
+            self.consumer.stop(warm=warm)
+
+    # -- building ----------------------------------------------------------------------------
+    def _queues(self) -> list[Queue]:
+        if self.queue_names:
+            return [self.app.router.queue(name) for name in self.queue_names]
+        return self.app.default_queues()
+
+    def _make_pool(self) -> Pool:
+        return self.pool_cls(
+            self.app, self.concurrency, on_result=self._on_result, hostname=self.hostname
+        )
+
+    def _on_result(self, result: JobResult) -> None:
+        consumer = self.consumer
+        if consumer is not None:
+            consumer.on_result(result)
+
+    def _print_banner(self, queues: list[Queue]) -> None:
+        with_tasks = _level_no(self.loglevel) <= logging.INFO
+        text = banner(
+            self.app,
+            hostname=self.hostname,
+            concurrency=self.concurrency,
+            pool=self.pool_name,
+            queues=queues,
+            with_tasks=with_tasks,
+        )
+        print(text, file=sys.stdout, flush=True)
+
+    # -- shutdown ----------------------------------------------------------------------------
+    def _install_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGQUIT, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._signals_seen += 1
+        warm = signum != signal.SIGQUIT and self._signals_seen == 1
+        # os.write, not print: the handler may interrupt a print or a log call in progress.
+        how = "Warm" if warm else "Cold"
+        os.write(2, f"\nworker: {how} shutdown (MainProcess)\n".encode())
+        self.stop(warm=warm)
+        if not warm and isinstance(self.pool, SoloPool) and self.pool.executing:
+            raise WorkerTerminate(0)
+
+    def _shutdown(self, transport: Transport, pool: Pool, consumer: Consumer) -> None:
+        warm = not consumer.cold
+        signals.worker_shutting_down.send(
+            sender=self.hostname, sig=None, how="Warm" if warm else "Cold", exitcode=self.exitcode
+        )
+        try:
+            restored = consumer.restore_reserved()
+            if restored:
+                logger.info("Restored %d reserved message(s) to the broker", restored)
+            finished = consumer.drain()
+            pool.shutdown(grace=None if finished else 0.0)
+            consumer.restore_unacked()
+        finally:
+            transport.close()
+            signals.worker_shutdown.send(sender=self)
+
+
+def _level_no(level: str | int) -> int:
+    from celeriac.log import parse_loglevel
+
+    try:
+        return parse_loglevel(level)
+    except ValueError:
+        return logging.WARNING
+
+
+__all__ = ["Worker", "WorkerTerminate", "default_nodename", "host_format"]

@@ -1,0 +1,58 @@
+"""Tasks for the worker integration tests; files live in $WORKER_TEST_DIR.
+
+Extra settings come as JSON in $WORKER_TEST_CONF (for example ``{"task_acks_late": true}``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from celeriac import Celery
+
+DIR = Path(os.environ["WORKER_TEST_DIR"])
+
+app = Celery(
+    "worker_app",
+    broker=f"sqlite:///{DIR}/broker.sqlite",
+    backend=f"db+sqlite:///{DIR}/results.sqlite",
+)
+app.conf.update(json.loads(os.environ.get("WORKER_TEST_CONF") or "{}"))
+
+
+@app.task(name="tasks.add")
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+@app.task(name="tasks.boom")
+def boom(message: str) -> None:
+    raise ValueError(message)
+
+
+@app.task(name="tasks.block", track_started=True)
+def block(release: str, limit: float = 60.0) -> str:
+    """Run until the file ``release`` exists: the test decides when running tasks finish."""
+    deadline = time.monotonic() + limit
+    while not os.path.exists(release):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{release} never appeared")
+        time.sleep(0.01)
+    return "released"
+
+
+@app.task(name="tasks.once_slow", track_started=True, acks_late=True, reject_on_worker_lost=True)
+def once_slow(marker: str) -> str:
+    """Hang on the first delivery (the test kills it); return at once when redelivered."""
+    if os.path.exists(marker):
+        return "second run"
+    Path(marker).write_text("started")
+    time.sleep(60)
+    return "first run"
+
+
+@app.task(name="tasks.hang", track_started=True)
+def hang() -> None:
+    time.sleep(60)

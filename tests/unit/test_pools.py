@@ -1,0 +1,174 @@
+"""The pools on their own: submit jobs, collect JobResults, lose a child."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import queue
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from celeriac import states
+from celeriac.app import Celery
+from celeriac.protocol import task_v2
+from celeriac.protocol.message import TaskCall
+from celeriac.worker.pools import POOLS, pool_class
+from celeriac.worker.pools.base import Job, JobResult, Pool
+from celeriac.worker.pools.prefork import PreforkPool
+
+_names = itertools.count()
+
+
+def make_app(backend: str | None = None) -> Celery:
+    name = f"pools{next(_names)}"
+    app = Celery("t", broker=f"memory://{name}", backend=backend or f"cache+memory://{name}")
+
+    @app.task(name="t.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    @app.task(name="t.sleep", track_started=True)
+    def sleep(seconds: float) -> str:
+        time.sleep(seconds)
+        return "slept"
+
+    @app.task(name="t.pid")
+    def pid() -> int:
+        return os.getpid()
+
+    return app
+
+
+def job(name: str, task_id: str, *args: Any) -> Job:
+    call = TaskCall(name=name, id=task_id, args=args)
+    message = task_v2.encode(call)
+    return Job(task_id, task_id, name, message, {"routing_key": "celery"})
+
+
+def collect(
+    results: queue.SimpleQueue[JobResult], n: int, timeout: float = 20.0
+) -> list[JobResult]:
+    deadline = time.monotonic() + timeout
+    out: list[JobResult] = []
+    while len(out) < n:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"only {len(out)} of {n} results: {out}"
+        try:
+            out.append(results.get(timeout=remaining))
+        except queue.Empty:
+            continue
+    return out
+
+
+def wait_for(condition: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+def start(cls: type[Pool], app: Celery, concurrency: int = 2) -> tuple[Pool, Any]:
+    results: queue.SimpleQueue[JobResult] = queue.SimpleQueue()
+    pool = cls(app, concurrency, on_result=results.put, hostname="celery@test")
+    pool.start()
+    return pool, results
+
+
+def test_pool_table() -> None:
+    assert set(POOLS) >= {"prefork", "threads", "solo"}
+    with pytest.raises(ValueError, match="unknown pool 'gevent'"):
+        pool_class("gevent")
+
+
+@pytest.mark.parametrize("name", ["solo", "threads"])
+def test_in_process_pools_run_and_store(name: str) -> None:
+    app = make_app()
+    pool, results = start(pool_class(name), app)
+    try:
+        assert pool.free_slots() >= 1
+        pool.submit(job("t.add", "a", 1, 2))
+        (result,) = collect(results, 1)
+        assert (result.task_id, result.state, result.summary) == ("a", states.SUCCESS, "3")
+        assert app.backend.get_result("a") == 3
+    finally:
+        pool.shutdown(grace=5)
+
+
+def test_threads_pool_slots_follow_running_jobs() -> None:
+    app = make_app()
+    pool, results = start(pool_class("threads"), app, concurrency=3)
+    try:
+        assert pool.free_slots() == 3
+        pool.submit_many([job("t.sleep", "s1", 0.3), job("t.sleep", "s2", 0.3)])
+        assert pool.free_slots() == 1
+        collect(results, 2)
+        wait_for(lambda: pool.free_slots() == 3)
+    finally:
+        pool.shutdown(grace=5)
+
+
+@pytest.fixture
+def prefork_app(tmp_path: Path) -> Celery:
+    app = make_app(backend=f"db+sqlite:///{tmp_path}/results.db")
+    # Create the file before two children race to switch a new file to WAL mode.
+    app.backend.get_state("warm-up")
+    return app
+
+
+def test_prefork_runs_jobs_in_children(prefork_app: Celery) -> None:
+    pool, results = start(PreforkPool, prefork_app)
+    try:
+        assert len(pool.pids()) == 2
+        slots = pool.free_slots()
+        jobs = [job("t.pid", f"p{i}") for i in range(slots)]
+        pool.submit_many(jobs)
+        got = collect(results, len(jobs))
+        assert {r.state for r in got} == {states.SUCCESS}
+        pids = {prefork_app.backend.get_result(j.task_id) for j in jobs}
+        assert pids <= set(pool.pids()) and os.getpid() not in pids
+    finally:
+        pool.shutdown(grace=10)
+
+
+def test_prefork_replaces_a_killed_child(prefork_app: Celery) -> None:
+    pool, results = start(PreforkPool, prefork_app, concurrency=1)
+    try:
+        (old_pid,) = pool.pids()
+        # One long job and two queued behind it in the same child.
+        pool.submit_many(
+            [job("t.sleep", "long", 30), job("t.add", "q1", 1, 1), job("t.add", "q2", 2, 2)]
+        )
+        wait_for(lambda: prefork_app.backend.get_state("long") == states.STARTED)
+        os.kill(old_pid, signal.SIGKILL)
+        got = {r.task_id: r for r in collect(results, 3)}
+        assert got["long"].lost and got["long"].exitcode == -signal.SIGKILL
+        assert "signal 9 (SIGKILL)" in got["long"].summary
+        assert not got["q1"].started and not got["q2"].started
+        wait_for(lambda: len(pool.pids()) == 1 and pool.pids()[0] != old_pid)
+        wait_for(lambda: pool.free_slots() > 0)
+        pool.submit(job("t.add", "after", 5, 5))
+        (after,) = collect(results, 1)
+        assert after.state == states.SUCCESS
+    finally:
+        pool.shutdown(grace=10)
+
+
+def test_prefork_terminate_job_and_cold_shutdown(prefork_app: Celery) -> None:
+    pool, results = start(PreforkPool, prefork_app, concurrency=1)
+    pool.submit(job("t.sleep", "t1", 30))
+    wait_for(lambda: pool.terminate_job("t1"))
+    (lost,) = collect(results, 1)
+    assert lost.lost and lost.task_id == "t1"
+    wait_for(lambda: pool.free_slots() > 0)
+    pool.submit(job("t.sleep", "t2", 30))
+    wait_for(lambda: prefork_app.backend.get_state("t2") == states.STARTED)
+    (pid,) = pool.pids()
+    started = time.monotonic()
+    pool.shutdown(grace=0.2)  # the job cannot finish: its child is terminated
+    assert time.monotonic() - started < 10
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
