@@ -38,7 +38,10 @@ def _write_app(workdir: Path, pkg: str, prefetch: int) -> None:
     if pkg == "celeriac":
         broker, backend = f"sqlite:///{workdir}/broker.sqlite", f"db+sqlite:///{workdir}/r.sqlite"
     else:
-        broker, backend = f"sqla+sqlite:///{workdir}/broker.sqlite", f"db+sqlite:///{workdir}/r.sqlite"
+        broker, backend = (
+            f"sqla+sqlite:///{workdir}/broker.sqlite",
+            f"db+sqlite:///{workdir}/r.sqlite",
+        )
     (workdir / "benchtasks.py").write_text(
         TASKS_MODULE.format(pkg=pkg, broker=broker, backend=backend, prefetch=prefetch)
     )
@@ -80,7 +83,10 @@ def run(pkg: str, python: str, cli: list[str], pool: str, n: int) -> tuple[float
         env = dict(os.environ, PYTHONPATH=str(workdir))
         worker = subprocess.Popen(
             [*cli, "-A", "benchtasks", "worker", "-P", pool, "-c", "2", "-l", "warning"],
-            cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=workdir,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             db = workdir / "r.sqlite"

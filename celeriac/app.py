@@ -162,9 +162,7 @@ class Celery:
     def _make_task(self, fun: Callable[..., Any], options: dict[str, Any]) -> BaseTask[Any, Any]:
         options = dict(options)
         base: type[BaseTask[Any, Any]] = options.pop("base", None) or self.Task
-        name = options.pop("name", None) or gen_task_name(
-            fun.__module__, fun.__name__, self.main
-        )
+        name = options.pop("name", None) or gen_task_name(fun.__module__, fun.__name__, self.main)
         options.pop("filter", None)
         existing = dict.get(self.tasks, name)
         if existing is not None and getattr(existing, "__wrapped__", None) is fun:
@@ -238,7 +236,9 @@ class Celery:
     def router(self) -> RouterTable:
         conf = self.conf
         key = (
-            id(conf.task_routes), id(conf.task_queues), hash(conf.task_default_queue),
+            id(conf.task_routes),
+            id(conf.task_queues),
+            hash(conf.task_default_queue),
             int(bool(conf.task_create_missing_queues)),
         )
         if self._router is None or self._router[0] != key:
@@ -295,7 +295,7 @@ class Celery:
 
         return backend_from_url(self.backend_url(), self.conf)
 
-    def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult[Any]:  # noqa: N802
+    def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult[Any]:
         from celeriac.result import AsyncResult
 
         return AsyncResult(task_id, app=self, **kwargs)

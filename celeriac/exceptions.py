@@ -50,7 +50,7 @@ class NotRegistered(KeyError, CeleriacError):
         return f"NotRegistered({self.args[0]!r})" if self.args else "NotRegistered()"
 
 
-class TimeoutError(CeleriacError):  # noqa: A001 - Celery's name
+class TimeoutError(CeleriacError):
     """``AsyncResult.get(timeout=...)`` ran out of time."""
 
 

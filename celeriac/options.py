@@ -69,9 +69,24 @@ _FIELD_NAMES = frozenset(f.name for f in fields(SendOptions))
 _ALIASES = {"group": "group_id", "taskset_id": "group_id", "chord_body": "chord"}
 # Accepted for Celery compatibility; they concern kombu connection handling we do not need.
 _IGNORED = frozenset(
-    {"connection", "producer", "publisher", "retry", "retry_policy", "declare", "mandatory",
-     "immediate", "add_to_parent", "exchange_type", "chord_size", "router", "task_type",
-     "subtask_type", "immutable", "result_cls"}
+    {
+        "connection",
+        "producer",
+        "publisher",
+        "retry",
+        "retry_policy",
+        "declare",
+        "mandatory",
+        "immediate",
+        "add_to_parent",
+        "exchange_type",
+        "chord_size",
+        "router",
+        "task_type",
+        "subtask_type",
+        "immutable",
+        "result_cls",
+    }
 )
 
 __all__ = ["SendOptions"]

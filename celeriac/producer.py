@@ -65,7 +65,11 @@ class Producer:
         args_t = tuple(args) if args is not None else ()
         call = self._build_call(name, args_t, dict(kwargs or {}), opts)
         route = self.app.router.route(
-            name, args_t, kwargs, queue=opts.queue, exchange=opts.exchange,
+            name,
+            args_t,
+            kwargs,
+            queue=opts.queue,
+            exchange=opts.exchange,
             routing_key=opts.routing_key,
         )
         serializer = opts.serializer or conf.task_serializer
@@ -82,9 +86,14 @@ class Producer:
     def _publish(self, call: TaskCall, message: Any, route: Route, opts: SendOptions) -> None:
         headers = message.headers
         signals.before_task_publish.send(
-            sender=call.name, body=message.body, exchange=route.exchange,
-            routing_key=route.routing_key, headers=headers, properties=message.properties,
-            declare=[route.queue] if route.queue else [], retry_policy=None,
+            sender=call.name,
+            body=message.body,
+            exchange=route.exchange,
+            routing_key=route.routing_key,
+            headers=headers,
+            properties=message.properties,
+            declare=[route.queue] if route.queue else [],
+            retry_policy=None,
         )
         not_before = call.eta.timestamp() if call.eta is not None else None
         with self._lock:
@@ -93,12 +102,18 @@ class Producer:
                 transport.declare_queue(route.queue)
                 self._declared.add(route.queue.name)
             transport.publish(
-                message, exchange=route.exchange, routing_key=route.routing_key,
+                message,
+                exchange=route.exchange,
+                routing_key=route.routing_key,
                 not_before=not_before,
             )
         signals.after_task_publish.send(
-            sender=call.name, body=message.body, exchange=route.exchange,
-            routing_key=route.routing_key, headers=headers, properties=message.properties,
+            sender=call.name,
+            body=message.body,
+            exchange=route.exchange,
+            routing_key=route.routing_key,
+            headers=headers,
+            properties=message.properties,
         )
 
     def _build_call(

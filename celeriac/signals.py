@@ -41,11 +41,7 @@ class Signal:
             key = dispatch_uid if dispatch_uid is not None else _receiver_key(func)
             ref: Callable[[], Receiver | None]
             if weak:
-                ref = (
-                    weakref.WeakMethod(func)
-                    if hasattr(func, "__self__")
-                    else weakref.ref(func)
-                )
+                ref = weakref.WeakMethod(func) if hasattr(func, "__self__") else weakref.ref(func)
             else:
                 ref = _strong(func)
             with self._lock:
@@ -57,8 +53,9 @@ class Signal:
             return _connect
         return _connect(receiver)
 
-    def disconnect(self, receiver: Receiver | None = None, *, sender: Any = None,
-                   dispatch_uid: Any = None) -> bool:
+    def disconnect(
+        self, receiver: Receiver | None = None, *, sender: Any = None, dispatch_uid: Any = None
+    ) -> bool:
         key = dispatch_uid if dispatch_uid is not None else _receiver_key(receiver)
         with self._lock:
             before = len(self._receivers)

@@ -7,7 +7,6 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar
 
-
 from celeriac.options import SendOptions
 
 if TYPE_CHECKING:
@@ -198,8 +197,15 @@ class Task(Generic[P, R]):
         return app.send_task(self.name, args, kwargs, _options=opts, _task=self)
 
     def _default_options(self, options: dict[str, Any]) -> dict[str, Any]:
-        for attr in ("serializer", "compression", "priority", "expires", "queue",
-                     "time_limit", "soft_time_limit"):
+        for attr in (
+            "serializer",
+            "compression",
+            "priority",
+            "expires",
+            "queue",
+            "time_limit",
+            "soft_time_limit",
+        ):
             value = getattr(self, attr)
             if value is not None and options.get(attr) is None:
                 options[attr] = value
@@ -243,10 +249,11 @@ class Task(Generic[P, R]):
         propagate = app.conf.task_eager_propagates if throw is None else throw
         if propagate and outcome.exception is not None:
             raise outcome.exception
-        return EagerResult(tid, outcome.retval, outcome.state, traceback=outcome.traceback,
-                           name=self.name)
+        return EagerResult(
+            tid, outcome.retval, outcome.state, traceback=outcome.traceback, name=self.name
+        )
 
-    def AsyncResult(self, task_id: str) -> AsyncResult[R]:  # noqa: N802 - Celery's name
+    def AsyncResult(self, task_id: str) -> AsyncResult[R]:
         from celeriac.result import AsyncResult
 
         return AsyncResult(task_id, app=self.app, task_name=self.name)

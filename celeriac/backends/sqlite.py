@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from celeriac import states
+from celeriac._sqlite import retry_locked
 from celeriac.backends.base import ResultBackend
 from celeriac.backends.helpers import ChangeNotifier, utcnow
 from celeriac.config import Settings
@@ -113,7 +114,7 @@ class SQLiteBackend(ResultBackend):
             conn = sqlite3.connect(
                 self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )
-            self._prepare(conn)
+            retry_locked(lambda: self._prepare(conn), BUSY_TIMEOUT_S)
         except sqlite3.Error as exc:
             raise ImproperlyConfigured(
                 f"Cannot open the SQLite result store {self.path!r} ({self.url}): {exc}"

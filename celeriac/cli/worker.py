@@ -95,7 +95,7 @@ _W, _P, _Q, _F, _D = (
     is_flag=True,
     default=None,
     help="Send task-related events that can be captured by monitors"
-    " like celery events, celerymon, and others.",
+    " like celeriac events and the web monitor.",
 )
 @_option(
     "--time-limit", group=_P, type=float, help="Enables a hard time limit (in seconds) for tasks."

@@ -14,7 +14,6 @@ Transport options: ``visibility_timeout`` (s), ``busy_timeout`` (s, default 30),
 from __future__ import annotations
 
 import os
-import random
 import sqlite3
 import threading
 import time
@@ -23,6 +22,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from celeriac._sqlite import retry_locked
 from celeriac.entities import Queue
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
 from celeriac.protocol.message import Message
@@ -161,16 +161,7 @@ class SQLiteTransport(Transport):
 
     def _retry(self, action: Callable[[], _T]) -> _T:
         """Run ``action`` again while the file is locked, for up to ``busy_timeout`` seconds."""
-        deadline = time.monotonic() + self.busy_timeout
-        delay = 0.0001
-        while True:
-            try:
-                return action()
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() >= deadline:
-                    raise
-            time.sleep(delay * random.uniform(0.5, 1.5))
-            delay = min(delay * 2, 0.005)
+        return retry_locked(action, self.busy_timeout)
 
     @contextmanager
     def _locked(self) -> Iterator[sqlite3.Connection]:

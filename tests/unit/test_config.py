@@ -13,10 +13,24 @@ from celeriac.config import SETTINGS, Settings, UnknownSettingWarning, nearest_s
 from celeriac.exceptions import ImproperlyConfigured
 
 REQUIRED = [
-    "broker_url", "result_backend", "task_serializer", "result_serializer", "accept_content",
-    "result_accept_content", "timezone", "enable_utc", "task_default_queue",
-    "task_ignore_result", "result_expires", "task_always_eager", "task_eager_propagates",
-    "task_acks_late", "worker_concurrency", "worker_prefetch_multiplier", "imports", "include",
+    "broker_url",
+    "result_backend",
+    "task_serializer",
+    "result_serializer",
+    "accept_content",
+    "result_accept_content",
+    "timezone",
+    "enable_utc",
+    "task_default_queue",
+    "task_ignore_result",
+    "result_expires",
+    "task_always_eager",
+    "task_eager_propagates",
+    "task_acks_late",
+    "worker_concurrency",
+    "worker_prefetch_multiplier",
+    "imports",
+    "include",
     "broker_transport_options",
 ]
 
@@ -140,8 +154,13 @@ def test_missing_config_module_raises_unless_silent() -> None:
 
 def test_constructor_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
-    app = Celery("proj", broker="memory://a", backend="cache+memory://a", include=["x.tasks"],
-                 set_as_current=False)
+    app = Celery(
+        "proj",
+        broker="memory://a",
+        backend="cache+memory://a",
+        include=["x.tasks"],
+        set_as_current=False,
+    )
     assert app.conf.broker_url == "memory://a"
     assert app.conf.result_backend == "cache+memory://a"
     assert app.conf.include == ["x.tasks"]

@@ -7,22 +7,57 @@ import importlib
 import celeriac
 
 EXPECTED_TOP_LEVEL = {
-    "VERSION", "AsyncResult", "Celery", "Exchange", "GroupResult", "Queue", "ResultSet",
-    "Task", "__version__", "current_app", "current_task", "shared_task",
+    "VERSION",
+    "AsyncResult",
+    "Celery",
+    "Exchange",
+    "GroupResult",
+    "Queue",
+    "ResultSet",
+    "Task",
+    "__version__",
+    "current_app",
+    "current_task",
+    "shared_task",
 }
 
 # Celery import path -> names a Celery user imports from it.
 COMPAT_PATHS = {
     "celeriac.result": {"AsyncResult", "EagerResult", "GroupResult", "ResultSet"},
-    "celeriac.states": {"PENDING", "STARTED", "SUCCESS", "FAILURE", "RETRY", "REVOKED",
-                        "READY_STATES", "PROPAGATE_STATES", "state"},
-    "celeriac.exceptions": {"NotRegistered", "TimeoutError", "Retry", "Reject", "Ignore",
-                            "MaxRetriesExceededError", "SoftTimeLimitExceeded",
-                            "TimeLimitExceeded", "WorkerLostError", "TaskRevokedError",
-                            "ImproperlyConfigured"},
-    "celeriac.signals": {"task_prerun", "task_postrun", "task_success", "task_failure",
-                         "worker_ready", "worker_init", "before_task_publish",
-                         "after_task_publish"},
+    "celeriac.states": {
+        "PENDING",
+        "STARTED",
+        "SUCCESS",
+        "FAILURE",
+        "RETRY",
+        "REVOKED",
+        "READY_STATES",
+        "PROPAGATE_STATES",
+        "state",
+    },
+    "celeriac.exceptions": {
+        "NotRegistered",
+        "TimeoutError",
+        "Retry",
+        "Reject",
+        "Ignore",
+        "MaxRetriesExceededError",
+        "SoftTimeLimitExceeded",
+        "TimeLimitExceeded",
+        "WorkerLostError",
+        "TaskRevokedError",
+        "ImproperlyConfigured",
+    },
+    "celeriac.signals": {
+        "task_prerun",
+        "task_postrun",
+        "task_success",
+        "task_failure",
+        "worker_ready",
+        "worker_init",
+        "before_task_publish",
+        "after_task_publish",
+    },
     "celeriac.utils.log": {"get_task_logger", "get_logger"},
     "celeriac.app": {"Celery", "shared_task"},
     "celeriac.task": {"Task", "Context"},
@@ -45,7 +80,7 @@ def test_compat_import_paths() -> None:
 
 
 def test_version_matches_package_metadata() -> None:
-    assert celeriac.VERSION == tuple(int(p) for p in celeriac.__version__.split("."))
+    assert tuple(int(p) for p in celeriac.__version__.split(".")) == celeriac.VERSION
 
 
 def test_current_app_follows_the_current_app() -> None:

@@ -142,11 +142,18 @@ def _capture(app: Celery, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any
     sent: list[dict[str, Any]] = []
     transport = app.producer.transport
 
-    def publish(message: Any, *, exchange: str = "", routing_key: str,
-                not_before: float | None = None) -> None:
-        sent.append({"call": task_v2.decode(message, accept=None), "message": message,
-                     "exchange": exchange, "routing_key": routing_key,
-                     "not_before": not_before})
+    def publish(
+        message: Any, *, exchange: str = "", routing_key: str, not_before: float | None = None
+    ) -> None:
+        sent.append(
+            {
+                "call": task_v2.decode(message, accept=None),
+                "message": message,
+                "exchange": exchange,
+                "routing_key": routing_key,
+                "not_before": not_before,
+            }
+        )
 
     monkeypatch.setattr(transport, "publish", publish)
     return sent
@@ -174,8 +181,16 @@ def test_apply_async_options_reach_the_message(
     sent = _capture(memory_app, monkeypatch)
     eta = datetime(2031, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
     add.apply_async(
-        (1, 2), eta=eta, expires=600, queue="other", priority=5, task_id="abc",
-        headers={"x-custom": "v"}, ignore_result=True, time_limit=10, soft_time_limit=5,
+        (1, 2),
+        eta=eta,
+        expires=600,
+        queue="other",
+        priority=5,
+        task_id="abc",
+        headers={"x-custom": "v"},
+        ignore_result=True,
+        time_limit=10,
+        soft_time_limit=5,
         shadow="shadowed",
     )
     [record] = sent

@@ -15,8 +15,15 @@ HERE = Path(__file__).resolve().parent.parent / "type_tests"
 def _mypy(path: Path) -> subprocess.CompletedProcess[str]:
     pytest.importorskip("mypy")
     return subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--no-incremental",
-         "--cache-dir=/dev/null", str(path)],
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--no-incremental",
+            "--cache-dir=/dev/null",
+            str(path),
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -28,8 +35,9 @@ def _mypy(path: Path) -> subprocess.CompletedProcess[str]:
 def test_delay_returns_typed_async_result() -> None:
     proc = _mypy(HERE / "ok_delay.py")
     assert proc.returncode == 0, proc.stdout
-    assert re.search(r'Revealed type is "celeriac\.result\.AsyncResult\[(builtins\.)?int\]"',
-                     proc.stdout), proc.stdout
+    assert re.search(
+        r'Revealed type is "celeriac\.result\.AsyncResult\[(builtins\.)?int\]"', proc.stdout
+    ), proc.stdout
 
 
 @pytest.mark.timeout(180)
