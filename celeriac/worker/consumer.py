@@ -37,6 +37,8 @@ IDLE_WAIT = 1.0
 BUSY_WAIT = 0.05
 #: A prefetch multiplier of 0 means "unlimited"; this keeps memory and restores bounded.
 UNLIMITED_PREFETCH = 1000
+#: How often a worker removes results older than ``result_expires`` (seconds).
+RESULT_CLEANUP_EVERY = 3600.0
 
 
 class Consumer:
@@ -68,8 +70,13 @@ class Consumer:
         self._stop = threading.Event()
         self._cold = threading.Event()
         visibility = getattr(transport, "visibility_timeout", None) or 3600.0
-        self._extend_every = max(1.0, float(visibility) / 4)
-        self._next_extend = time.monotonic() + self._extend_every
+        now = time.monotonic()
+        # [interval, next run, action]: lease renewal, and expired results removed (Celery
+        # leaves that to beat's backend_cleanup; the embedded store has no beat to rely on).
+        self._periodic: list[list[Any]] = [
+            [max(1.0, float(visibility) / 4), now + max(1.0, float(visibility) / 4), self._extend],
+            [RESULT_CLEANUP_EVERY, now, self._cleanup_results],
+        ]
 
     # -- control -----------------------------------------------------------------------------
     def on_result(self, result: JobResult) -> None:
@@ -107,7 +114,7 @@ class Consumer:
             else:
                 self._wait_completion(self._wait_time(IDLE_WAIT))
             self._flush_acks()
-            self._maybe_extend()
+            self._run_periodic()
 
     def _wait_time(self, cap: float) -> float:
         if not self.eta:
@@ -253,13 +260,28 @@ class Consumer:
         requests = [*self.ready, *(r for _, _, r in self.eta), *self.in_pool.values()]
         return [r.delivery for r in requests if not r.acknowledged]
 
-    def _maybe_extend(self) -> None:
-        if time.monotonic() < self._next_extend:
-            return
-        self._next_extend = time.monotonic() + self._extend_every
+    def _run_periodic(self) -> None:
+        now = time.monotonic()
+        for entry in self._periodic:
+            if now >= entry[1]:
+                entry[1] = now + entry[0]
+                entry[2]()
+
+    def _extend(self) -> None:
         held = self._held()
         if held:
             self.transport.extend(held)
+
+    def _cleanup_results(self) -> None:
+        if not self.app.conf.result_expires:
+            return
+        try:
+            removed = self.app.backend.cleanup()
+        except Exception as exc:  # the store may be down; never stop consuming for this
+            logger.warning("Removing expired results failed: %r", exc)
+            return
+        if removed:
+            logger.info("Removed %d expired results (result_expires)", removed)
 
     # -- shutdown ----------------------------------------------------------------------------
     def restore_reserved(self) -> int:
@@ -281,7 +303,7 @@ class Consumer:
             self._handle_completions()
             self._dispatch()  # jobs a dead child gave back unstarted (already acked): run them
             self._flush_acks()
-            self._maybe_extend()
+            self._run_periodic()
         return not self.in_pool
 
     def restore_unacked(self) -> int:

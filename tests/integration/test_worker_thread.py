@@ -1,0 +1,66 @@
+"""A worker running in a thread of the test process (solo and threads pools)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import wait_until
+
+from celeriac import Celery
+from celeriac.worker.worker import Worker
+
+
+@pytest.fixture
+def running(sqlite_app: Celery) -> Iterator[Worker]:
+    worker = Worker(
+        sqlite_app,
+        pool="threads",
+        concurrency=2,
+        install_signal_handlers=False,
+        without_banner=True,
+    )
+    thread = threading.Thread(target=worker.start, daemon=True)
+    thread.start()
+    yield worker
+    worker.stop()
+    thread.join(30)
+    assert not thread.is_alive()
+
+
+def _age_result(path: Path, task_id: str) -> None:
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "UPDATE celery_taskmeta SET date_done = '2000-01-01 00:00:00' WHERE task_id = ?",
+            (task_id,),
+        )
+
+
+def test_worker_removes_expired_results_at_start(sqlite_app: Celery, tmp_path: Path) -> None:
+    sqlite_app.backend.mark_as_done("old-result", 1)
+    sqlite_app.backend.mark_as_done("fresh-result", 2)
+    _age_result(tmp_path / "results.sqlite", "old-result")
+    worker = Worker(sqlite_app, pool="solo", install_signal_handlers=False, without_banner=True)
+    thread = threading.Thread(target=worker.start, daemon=True)
+    thread.start()
+    try:
+        wait_until(
+            lambda: sqlite_app.AsyncResult("old-result").state == "PENDING",
+            "the expired result to be removed",
+        )
+        assert sqlite_app.AsyncResult("fresh-result").get(timeout=1) == 2
+    finally:
+        worker.stop()
+        thread.join(30)
+
+
+def test_in_thread_worker_runs_tasks(sqlite_app: Celery, running: Worker) -> None:
+    @sqlite_app.task
+    def mult(x: int, y: int) -> int:
+        return x * y
+
+    results = [mult.delay(i, 3) for i in range(20)]
+    assert [r.get(timeout=20) for r in results] == [i * 3 for i in range(20)]
