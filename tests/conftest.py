@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,22 @@ import pytest
 from celeriac import Celery
 
 _counter = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """An in-thread worker configures logging; give every test the configuration it found."""
+    names = ["", "celeriac", "celeriac.task"]
+    saved = [
+        (logging.getLogger(n), logging.getLogger(n).level, list(logging.getLogger(n).handlers))
+        for n in names
+    ]
+    saved_propagate = logging.getLogger("celeriac.task").propagate
+    yield
+    for logger, level, handlers in saved:
+        logger.setLevel(level)
+        logger.handlers[:] = handlers
+    logging.getLogger("celeriac.task").propagate = saved_propagate
 
 
 @pytest.fixture

@@ -84,6 +84,8 @@ DELETE_HELD = "DELETE FROM messages WHERE id = ? AND claimed_by = ?"
 UNCLAIM = """UPDATE messages SET claimed_by = NULL, claim_expires = NULL, redelivered = 1
     WHERE id = ? AND claimed_by = ?"""
 EXTEND = "UPDATE messages SET claim_expires = ? WHERE id = ? AND claimed_by = ?"
+DEFER = """UPDATE messages SET claimed_by = NULL, claim_expires = NULL, visible_at = ?
+    WHERE id = ? AND claimed_by = ?"""
 REQUEUE_AT_END = """INSERT INTO messages (queue, priority, body, content_type, content_encoding,
     headers, properties, exchange, routing_key, visible_at, redelivered)
     SELECT queue, priority, body, content_type, content_encoding, headers, properties,

@@ -65,6 +65,8 @@ class Transport(ABC):
     supports_priority: ClassVar[bool] = False
     #: True when publish(not_before=...) keeps the message invisible until then.
     supports_delayed_delivery: ClassVar[bool] = False
+    #: True when ``defer`` is implemented.
+    supports_defer: ClassVar[bool] = False
     #: True when a larger ``priority`` is served first (AMQP); Redis serves 0 first.
     priority_higher_first: ClassVar[bool] = True
     #: True when fanout_publish / fanout_subscribe are implemented.
@@ -153,6 +155,16 @@ class Transport(ABC):
     def restore(self, deliveries: Sequence[Delivery]) -> None:
         """Give unprocessed deliveries back (warm shutdown); they are delivered again first."""
         self.reject(deliveries, requeue=True)
+
+    def defer(self, delivery: Delivery, until: float) -> None:
+        """Park a delivered message in the broker until ``until`` (Unix time), in place of it.
+
+        Used by workers for messages whose ETA is far away (``worker_eta_defer_after``), so
+        they are neither held in worker memory nor redelivered by a visibility timeout. The
+        message must stay invisible until then and keep its content; the delivery is settled.
+        Brokers that can do this set ``supports_defer``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot defer messages")
 
     def extend(self, deliveries: Sequence[Delivery]) -> None:  # noqa: B027 - optional hook
         """Renew the lease of held deliveries so a visibility timeout does not redeliver them."""

@@ -88,6 +88,7 @@ class MemoryTransport(Transport):
     schemes = ("memory",)
     supports_priority = True
     supports_delayed_delivery = True
+    supports_defer = True
     priority_higher_first = True
     supports_fanout = True
 
@@ -227,6 +228,12 @@ class MemoryTransport(Transport):
     def restore(self, deliveries: Sequence[Delivery]) -> None:
         with self._broker.cond:
             self._put_back(self._release(deliveries), to_front=True)
+
+    def defer(self, delivery: Delivery, until: float) -> None:
+        with self._broker.cond:
+            for entry in self._release([delivery]):
+                heapq.heappush(self._broker.delayed, (until, entry.seq, entry))
+            self._broker.cond.notify_all()
 
     def _release(self, deliveries: Sequence[Delivery]) -> list[_Entry]:
         popped = (self._unacked.pop(d.delivery_tag, None) for d in deliveries)

@@ -115,6 +115,7 @@ class SQLiteTransport(Transport):
     schemes = ("sqlite", "sqla+sqlite")
     supports_priority = True
     supports_delayed_delivery = True
+    supports_defer = True
     priority_higher_first = True
     supports_fanout = True
 
@@ -327,6 +328,12 @@ class SQLiteTransport(Transport):
     def restore(self, deliveries: Sequence[Delivery]) -> None:
         """Unclaim in place: the rows keep their ids, so they come back before newer ones."""
         self._unclaim([int(d.delivery_tag) for d in deliveries])
+
+    def defer(self, delivery: Delivery, until: float) -> None:
+        tag = int(delivery.delivery_tag)
+        with self._write() as conn:
+            conn.execute(sql.DEFER, (until, tag, self.consumer))
+            self._held.discard(tag)
 
     def extend(self, deliveries: Sequence[Delivery]) -> None:
         if not deliveries:

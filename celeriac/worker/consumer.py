@@ -140,11 +140,26 @@ class Consumer:
             signals.task_received.send(sender=self, request=request)
         if self._discard_if_revoked(request, time.time()):
             return
+        if request.eta is not None and self._defer_if_far(request):
+            return
         self.state.reserve(request)
         if request.eta is not None and request.eta > time.time():
             heapq.heappush(self.eta, (request.eta, next(self._seq), request))
         else:
             self.ready.append(request)
+
+    def _defer_if_far(self, request: Request) -> bool:
+        """Park a far-future ETA message in the broker instead of holding it here."""
+        after = self.app.conf.worker_eta_defer_after
+        eta = request.eta
+        if eta is None or after is None or not self.transport.supports_defer:
+            return False
+        if eta - time.time() <= float(after):
+            return False
+        self._flush_acks()
+        self.transport.defer(request.delivery, eta)
+        logger.info("Task %s[%s] parked in the broker until its ETA", request.name, request.id)
+        return True
 
     def _promote_due_eta(self) -> None:
         now = time.time()

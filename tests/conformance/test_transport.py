@@ -1,7 +1,7 @@
 """The Transport conformance suite: every broker must pass it unchanged.
 
 Tests that need an optional feature check the transport's ClassVar flags
-(``supports_priority``, ``supports_delayed_delivery``, ``supports_fanout``,
+(``supports_priority``, ``supports_delayed_delivery``, ``supports_defer``, ``supports_fanout``,
 ``priority_higher_first``), never its type.
 """
 
@@ -230,6 +230,25 @@ def test_not_before_keeps_the_message_invisible(transport: Transport) -> None:
     [later] = transport.get(["q"], timeout=10)
     assert later.message.body == b"later"
     assert time.time() >= due
+
+
+def test_defer_parks_a_delivered_message_until_due(broker: Broker) -> None:
+    first = broker.connect()
+    if not first.supports_defer:
+        pytest.skip("transport cannot defer messages")
+    first.publish(msg("eta", task="t"), routing_key="q")
+    [delivery] = take(first, ["q"], 1)
+    due = time.time() + 0.4
+    first.defer(delivery, due)
+    first.close()  # settled: closing must not bring it back early
+    second = broker.connect()
+    assert second.get(["q"], max_messages=5) == []
+    [again] = second.get(["q"], timeout=10)
+    assert time.time() >= due
+    assert again.message.body == b"eta"
+    assert again.message.headers == {"task": "t"}
+    second.ack([again])
+    assert second.get(["q"], timeout=0.2) == []
 
 
 def test_two_consumers_never_share_a_message(broker: Broker) -> None:

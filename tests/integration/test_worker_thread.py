@@ -6,6 +6,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import wait_until
@@ -64,3 +65,44 @@ def test_in_thread_worker_runs_tasks(sqlite_app: Celery, running: Worker) -> Non
 
     results = [mult.delay(i, 3) for i in range(20)]
     assert [r.get(timeout=20) for r in results] == [i * 3 for i in range(20)]
+
+
+def test_far_eta_from_a_foreign_client_is_parked_in_the_broker(
+    memory_app: Celery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Celery client delivers ETA tasks at once; the worker parks far ones in the broker."""
+    from datetime import datetime, timedelta, timezone
+
+    from celeriac.protocol import task_v2
+    from celeriac.protocol.message import TaskCall
+    from celeriac.transports.memory import MemoryTransport
+
+    parked: list[float] = []
+    real_defer = MemoryTransport.defer
+
+    def spy(self: MemoryTransport, delivery: Any, until: float) -> None:
+        real_defer(self, delivery, until)
+        parked.append(until)
+
+    monkeypatch.setattr(MemoryTransport, "defer", spy)
+
+    @memory_app.task(name="t.far")
+    def far() -> None:
+        return None
+
+    eta = datetime.now(timezone.utc) + timedelta(seconds=120)
+    message = task_v2.encode(TaskCall(name="t.far", id="far-1", eta=eta))
+    producer = memory_app.connection()
+    producer.publish(message, routing_key="celery")  # no not_before: as a Celery client sends
+    worker = Worker(memory_app, pool="solo", install_signal_handlers=False, without_banner=True)
+    thread = threading.Thread(target=worker.start, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: parked, "the ETA task to be parked")
+        assert parked == [eta.timestamp()]
+        assert worker.consumer is not None and not worker.consumer.eta
+        assert producer.size("celery") == 1
+        assert producer.get(["celery"], timeout=0.1) == []
+    finally:
+        worker.stop()
+        thread.join(30)
