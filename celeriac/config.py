@@ -205,9 +205,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Cancel acks_late tasks when the connection is lost.",
     ),
     _S("worker_deduplicate_successful_tasks", False, None, "Skip redelivered done tasks."),
-    _S("worker_eta_defer_after", 60.0, None,
-       "ETA tasks due later than this (s) are parked in the broker, not held by the worker "
-       "(brokers that support it; None: hold them all, as Celery does)."),
+    _S(
+        "worker_eta_defer_after",
+        60.0,
+        None,
+        "ETA tasks due later than this (s) are parked in the broker, not held by the worker "
+        "(brokers that support it; None: hold them all, as Celery does).",
+    ),
     # events and control
     _S("worker_enable_remote_control", True, "CELERY_ENABLE_REMOTE_CONTROL", "Remote control."),
     _S("event_serializer", "json", "CELERY_EVENT_SERIALIZER", "Serializer for events."),
