@@ -1,0 +1,231 @@
+"""Side-by-side benchmark runner: the same workload on celeriac and on real Celery.
+
+A ``Scenario`` names a broker/backend pair for each system and says how to count stored
+results and how to reset state. ``run_scenario`` measures, for each system and pool:
+
+* enqueue: ``noop.delay(i)`` calls per second from one client process;
+* drain: tasks per second a worker (``-c 2``) completes from a pre-filled queue, results
+  stored, timed from the first stored result to the last;
+* round trip (optional): ``noop.delay(i).get()`` latency p50 / p99 with the worker running.
+
+Both systems run from this venv (celery is a test dependency), each in its own processes.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+APP = textwrap.dedent(
+    """
+    from {package} import Celery
+    app = Celery("benchtasks", broker={broker!r}, backend={backend!r})
+    app.conf.update({settings!r})
+
+    @app.task
+    def noop(i):
+        return i
+    """
+)
+
+
+@dataclass
+class System:
+    """One side of the comparison: which package, which URLs, which extra settings."""
+
+    label: str
+    package: str  # "celeriac" or "celery"
+    broker: str
+    backend: str
+    settings: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def cli(self) -> list[str]:
+        return [sys.executable, "-m", self.package]
+
+
+@dataclass
+class Scenario:
+    """A broker/backend pair for both systems, a result counter and a reset."""
+
+    name: str
+    systems: list[System]
+    count_done: Callable[[], int]
+    reset: Callable[[], None] = lambda: None
+
+
+@dataclass
+class Row:
+    scenario: str
+    system: str
+    pool: str
+    enqueue: float | None = None
+    drain: float | None = None
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+
+
+@contextmanager
+def workdir(system: System) -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        path = Path(tmp)
+        (path / "benchtasks.py").write_text(
+            APP.format(
+                package=system.package,
+                broker=system.broker,
+                backend=system.backend,
+                settings=system.settings,
+            )
+        )
+        yield path
+
+
+def _client(path: Path, code: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=path,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=dict(os.environ, PYTHONPATH=str(path)),
+        timeout=900,
+    )
+    if out.returncode:
+        raise RuntimeError(f"client failed:\n{out.stderr[-3000:]}")
+    return out.stdout.strip().splitlines()[-1]
+
+
+@contextmanager
+def worker(path: Path, system: System, pool: str, concurrency: int = 2) -> Iterator[None]:
+    cmd = [*system.cli, "-A", "benchtasks", "worker", "-P", pool, "-c", str(concurrency)]
+    proc = subprocess.Popen(
+        [*cmd, "-l", "warning"],
+        cwd=path,
+        env=dict(os.environ, PYTHONPATH=str(path)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def enqueue_rate(path: Path, n: int) -> float:
+    code = f"""
+        import time
+        from benchtasks import noop
+        noop.delay(-1)
+        t = time.perf_counter()
+        for i in range({n}):
+            noop.delay(i)
+        print(time.perf_counter() - t)
+    """
+    return n / float(_client(path, code))
+
+
+def drain_rate(path: Path, system: System, scenario: Scenario, pool: str, n: int) -> float:
+    """Queue ``n`` (+1 warm-up) tasks, start a worker, time first to last stored result."""
+    enqueue_rate(path, n)
+    with worker(path, system, pool):
+        deadline = time.monotonic() + 900
+        while scenario.count_done() < 1:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{system.label} {pool}: worker never stored a result")
+            time.sleep(0.005)
+        start, first = time.perf_counter(), scenario.count_done()
+        while (done := scenario.count_done()) < n + 1:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{system.label} {pool}: drained only {done} of {n + 1}")
+            time.sleep(0.01)
+        return (done - first) / (time.perf_counter() - start)
+
+
+def round_trip(path: Path, system: System, pool: str, n: int) -> tuple[float, float]:
+    code = f"""
+        import time
+        from benchtasks import noop
+        noop.delay(-1).get(timeout=60)
+        samples = []
+        for i in range({n}):
+            t = time.perf_counter()
+            noop.delay(i).get(timeout=30)
+            samples.append(time.perf_counter() - t)
+        samples.sort()
+        print(samples[len(samples) // 2] * 1000, samples[int(len(samples) * 0.99)] * 1000)
+    """
+    with worker(path, system, pool):
+        p50, p99 = _client(path, code).split()
+    return float(p50), float(p99)
+
+
+def run_scenario(
+    scenario: Scenario,
+    *,
+    tasks: int,
+    pools: tuple[str, ...] = ("prefork", "threads"),
+    round_trips: int = 0,
+) -> list[Row]:
+    rows: list[Row] = []
+    for system in scenario.systems:
+        for pool in pools:
+            row = Row(scenario.name, system.label, pool)
+            scenario.reset()
+            with workdir(system) as path:
+                row.enqueue = enqueue_rate(path, tasks)
+                scenario.reset()
+                row.drain = drain_rate(path, system, scenario, pool, tasks)
+                scenario.reset()
+                if round_trips:
+                    row.p50_ms, row.p99_ms = round_trip(path, system, pool, round_trips)
+                    scenario.reset()
+            rows.append(row)
+            print(f"  measured {scenario.name} {system.label} {pool}", file=sys.stderr)
+    return rows
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def print_rows(rows: list[Row], title: str) -> None:
+    """A table, then celeriac/celery ratios per scenario and pool."""
+    print(title)
+    header = f"{'scenario':<12}{'system':<12}{'pool':<9}{'enqueue/s':>11}{'drain/s':>10}"
+    print(header + f"{'rt p50 ms':>11}{'rt p99 ms':>11}")
+    for r in rows:
+        print(
+            f"{r.scenario:<12}{r.system:<12}{r.pool:<9}{_fmt(r.enqueue, ',.0f'):>11}"
+            f"{_fmt(r.drain, ',.0f'):>10}{_fmt(r.p50_ms, '.2f'):>11}{_fmt(r.p99_ms, '.2f'):>11}"
+        )
+    ours = {(r.scenario, r.pool): r for r in rows if r.system == "celeriac"}
+    theirs = {(r.scenario, r.pool): r for r in rows if r.system == "celery"}
+    for key in sorted(ours.keys() & theirs.keys()):
+        a, b = ours[key], theirs[key]
+        parts = []
+        for name, x, y in (
+            ("enqueue", a.enqueue, b.enqueue),
+            ("drain", a.drain, b.drain),
+            ("rt p50", a.p50_ms, b.p50_ms),
+        ):
+            if x and y:
+                parts.append(f"{name} {x / y:.2f}x")
+        print(f"celeriac/celery {key[0]} {key[1]}: " + ", ".join(parts))
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)

@@ -1,0 +1,57 @@
+"""RetryPolicy and retry_call: Celery's retry policy dict, with a fake clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from celeriac.transports.retry import RetryPolicy, retry_call
+
+
+def test_intervals_follow_celerys_policy() -> None:
+    policy = RetryPolicy.from_mapping(
+        {"max_retries": 4, "interval_start": 0, "interval_step": 0.5, "interval_max": 1.0}
+    )
+    assert list(policy.intervals()) == [0.0, 0.5, 1.0, 1.0]
+
+
+def test_default_policy_is_celerys_publish_policy() -> None:
+    assert list(RetryPolicy.from_mapping(None).intervals()) == [0.0, 0.2, 0.2]
+
+
+def test_retry_call_succeeds_after_failures() -> None:
+    calls: list[int] = []
+    waits: list[float] = []
+    seen: list[int] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise ConnectionError("down")
+        return "ok"
+
+    result = retry_call(
+        flaky,
+        RetryPolicy(max_retries=5, interval_start=1, interval_step=1, interval_max=10),
+        (ConnectionError,),
+        on_retry=lambda exc, attempt, wait: seen.append(attempt),
+        sleep=waits.append,
+    )
+    assert result == "ok"
+    assert waits == [1.0, 2.0]
+    assert seen == [1, 2]
+
+
+def test_retry_call_gives_up_with_the_last_error() -> None:
+    waits: list[float] = []
+
+    def down() -> None:
+        raise ConnectionError("still down")
+
+    with pytest.raises(ConnectionError, match="still down"):
+        retry_call(down, RetryPolicy(max_retries=2), (ConnectionError,), sleep=waits.append)
+    assert len(waits) == 2
+
+
+def test_other_errors_are_not_retried() -> None:
+    with pytest.raises(ValueError):
+        retry_call(lambda: int("x"), RetryPolicy(max_retries=5), (ConnectionError,))
