@@ -3,6 +3,7 @@ producer and the result backend, and builds each of them in plain code."""
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import socket
@@ -14,7 +15,8 @@ from datetime import datetime, timezone, tzinfo
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from celeriac import _state
-from celeriac.config import OLD_NAMES, SETTINGS_BY_NAME, Settings
+from celeriac.builtins import add_builtin_tasks
+from celeriac.config import BROKER_OPTION_SETTINGS, OLD_NAMES, SETTINGS_BY_NAME, Settings
 from celeriac.entities import Queue
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.options import SendOptions
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from typing import Concatenate, ParamSpec
 
     from celeriac.backends.base import ResultBackend
+    from celeriac.control import Control
     from celeriac.result import AsyncResult
     from celeriac.transports.base import Transport
 
@@ -84,6 +87,7 @@ class Celery:
         self.user_options: dict[str, Any] = {}
         self.hostname = socket.gethostname()
         self._oid = str(uuid.uuid4())
+        add_builtin_tasks(self)
         _state.set_default_app(self)
         if set_as_current:
             _state.set_current_app(self)
@@ -256,11 +260,10 @@ class Celery:
         """A new, unopened transport for the configured broker (one per process)."""
         from celeriac.transports.urls import transport_from_url
 
-        return transport_from_url(
-            self.conf.broker_url,
-            self.conf.broker_transport_options,
-            default_path=self.conf.sqlite_broker_path,
-        )
+        conf = self.conf
+        options = {name: conf[name] for name in BROKER_OPTION_SETTINGS}
+        options.update(conf.broker_transport_options or {})
+        return transport_from_url(conf.broker_url, options, default_path=conf.sqlite_broker_path)
 
     connection_for_write = connection
     connection_for_read = connection
@@ -293,7 +296,16 @@ class Celery:
     def make_backend(self) -> ResultBackend:
         from celeriac.backends.urls import backend_from_url
 
-        return backend_from_url(self.backend_url(), self.conf)
+        backend = backend_from_url(self.backend_url(), self.conf)
+        backend.app = self
+        return backend
+
+    @functools.cached_property
+    def control(self) -> Control:
+        """Remote control of the workers: ``app.control.revoke(task_id)``."""
+        from celeriac.control import Control
+
+        return Control(self)
 
     def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult[Any]:
         from celeriac.result import AsyncResult

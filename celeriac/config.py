@@ -79,6 +79,13 @@ SETTINGS: tuple[Setting, ...] = (
     _S("result_persistent", None, "CELERY_RESULT_PERSISTENT", "Persistent rpc result messages."),
     _S("result_backend_transport_options", {}, None, "Options for the result backend."),
     _S("result_chord_join_timeout", 3.0, None, "Timeout joining chord results."),
+    _S("redis_backend_use_ssl", None, "CELERY_REDIS_BACKEND_USE_SSL", "TLS for Redis results."),
+    _S("redis_max_connections", None, "CELERY_REDIS_MAX_CONNECTIONS", "Redis results pool size."),
+    _S("redis_socket_timeout", 120.0, None, "Redis result backend socket timeout (s)."),
+    _S("redis_socket_connect_timeout", None, None, "Redis result backend connect timeout (s)."),
+    _S("redis_socket_keepalive", False, None, "TCP keepalive on Redis result connections."),
+    _S("redis_retry_on_timeout", False, None, "Retry Redis result reads after a timeout."),
+    _S("redis_backend_health_check_interval", None, None, "Redis results health check (s)."),
     _S("database_table_names", {}, None, "Override the result table names."),
     _S("database_table_schemas", {}, None, "Schemas of the result tables."),
     _S("database_engine_options", {}, "CELERY_RESULT_ENGINE_OPTIONS", "SQLAlchemy options."),
@@ -153,6 +160,12 @@ SETTINGS: tuple[Setting, ...] = (
     _S("task_send_sent_event", False, "CELERY_SEND_TASK_SENT_EVENT", "Send task-sent events."),
     _S("task_inherit_parent_priority", False, None, "Children inherit the parent's priority."),
     _S("task_remote_tracebacks", False, None, "Show remote tracebacks in re-raised errors."),
+    _S(
+        "task_dead_letter_queue",
+        None,
+        None,
+        "Beyond Celery: queue for final failures, e.g. '{queue}.dead' (None: off).",
+    ),
     # app
     _S("imports", [], "CELERY_IMPORTS", "Modules imported by the worker.", _str_list),
     _S("include", [], "CELERY_INCLUDE", "Modules imported by the worker.", _str_list),
@@ -212,6 +225,27 @@ SETTINGS: tuple[Setting, ...] = (
         "ETA tasks due later than this (s) are parked in the broker, not held by the worker "
         "(brokers that support it; None: hold them all, as Celery does).",
     ),
+    _S(
+        "worker_cluster_store",
+        None,
+        None,
+        "URL of the store shared by workers for cluster-wide rate limits and revocations "
+        "(redis://, sqlite:///, memory://; unset: the broker's own server or file).",
+    ),
+    _S(
+        "task_rate_limit_scope",
+        "worker",
+        None,
+        "Default scope of rate limits: 'worker' (Celery's) or 'cluster' (shared by all workers).",
+    ),
+    _S(
+        "worker_revoke_ttl",
+        10800.0,
+        None,
+        "Seconds a revoked id is kept in the cluster store for workers offline at revoke time "
+        "(0 or None: broadcast only, as Celery).",
+        _seconds_or_none,
+    ),
     # events and control
     _S("worker_enable_remote_control", True, "CELERY_ENABLE_REMOTE_CONTROL", "Remote control."),
     _S("event_serializer", "json", "CELERY_EVENT_SERIALIZER", "Serializer for events."),
@@ -243,6 +277,21 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+
+#: Settings a transport reads; ``app.connection()`` passes them in the transport options
+#: under these names, with ``broker_transport_options`` laid over them.
+BROKER_OPTION_SETTINGS: tuple[str, ...] = (
+    "broker_use_ssl",
+    "broker_heartbeat",
+    "broker_connection_timeout",
+    "broker_connection_retry_on_startup",
+    "broker_connection_max_retries",
+    "broker_login_method",
+    "broker_pool_limit",
+    "task_publish_retry",
+    "task_publish_retry_policy",
+    "task_queue_max_priority",
+)
 OLD_NAMES: dict[str, str] = {s.old: s.name for s in SETTINGS if s.old}
 
 
@@ -367,6 +416,7 @@ class Settings(MutableMapping[str, Any]):
 
 
 __all__ = [
+    "BROKER_OPTION_SETTINGS",
     "OLD_NAMES",
     "SETTINGS",
     "SETTINGS_BY_NAME",

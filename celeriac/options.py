@@ -43,6 +43,9 @@ class SendOptions:
     stamps: Mapping[str, Any] = field(default_factory=dict)
     replaced_task_nesting: int = 0
     delivery_mode: int | None = None
+    #: Set by ``Task.retry()``: the re-published message keeps its first sender's origin
+    #: (Celery also repeats it in the message properties).
+    origin: str | None = None
 
     @classmethod
     def from_kwargs(cls, options: Mapping[str, Any]) -> SendOptions:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import threading
@@ -71,7 +72,10 @@ class Producer:
             queue=opts.queue,
             exchange=opts.exchange,
             routing_key=opts.routing_key,
+            task=task,
         )
+        if opts.priority is None and route.priority is not None:  # a router chose it
+            opts = dataclasses.replace(opts, priority=route.priority)
         serializer = opts.serializer or conf.task_serializer
         compression = opts.compression or conf.task_compression
         message = task_v2.encode(
@@ -96,6 +100,8 @@ class Producer:
             retry_policy=None,
         )
         not_before = call.eta.timestamp() if call.eta is not None else None
+        if not call.ignore_result:
+            self.app.backend.on_task_call(call.id)
         with self._lock:
             transport = self.transport
             if route.queue is not None and route.queue.name not in self._declared:
@@ -152,7 +158,7 @@ class Producer:
             shadow=opts.shadow,
             timelimit=(opts.time_limit, opts.soft_time_limit),
             ignore_result=bool(opts.ignore_result),
-            origin=self.origin,
+            origin=opts.origin or self.origin,
             replaced_task_nesting=opts.replaced_task_nesting,
             stamped_headers=opts.stamped_headers,
             stamps=dict(opts.stamps),
@@ -164,8 +170,10 @@ class Producer:
         props: dict[str, Any] = {
             "correlation_id": call.id,
             "reply_to": opts.reply_to or self.app.thread_oid,
-            "delivery_mode": opts.delivery_mode or conf.task_default_delivery_mode,
         }
+        if opts.origin:  # a retry: Celery repeats the first sender's origin here
+            props["origin"] = opts.origin
+        props["delivery_mode"] = opts.delivery_mode or conf.task_default_delivery_mode
         if call.expires is not None:
             remaining = (call.expires - datetime.now(timezone.utc)).total_seconds()
             props["expiration"] = str(max(0, int(remaining * 1000)))

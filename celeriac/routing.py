@@ -1,15 +1,23 @@
-"""Where a task goes: ``task_routes`` and ``queue=`` resolved to (exchange, routing key, queue)."""
+"""Where a task goes: ``task_routes`` and ``queue=`` resolved to (exchange, routing key, queue).
+
+Follows Celery's ``celery.app.routes`` and ``amqp.send_task_message``: every router is asked
+(first answer wins), the explicit ``apply_async`` options override what it answered, the default
+queue fills in a missing queue, and a direct queue with no explicit exchange or routing key is
+published to through the default exchange (``""``) with the queue name as routing key.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
+import importlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from celeriac.config import Settings
-from celeriac.entities import Queue
+from celeriac.entities import Exchange, Queue
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,56 +27,82 @@ class Route:
     exchange: str
     routing_key: str
     queue: Queue | None
+    priority: int | None = None  # a router may set it (``{'queue': 'x', 'priority': 9}``)
 
 
 Router = Callable[..., Any]
 
 
-def _compile_routes(routes: Any) -> list[Router]:
+class MapRoute:
+    """A router made from a mapping or a list of ``(pattern, route)`` pairs (order kept).
+
+    Keys are task names, glob patterns (``'feed.*'``) or compiled regular expressions; values
+    are a queue name or a dict of options (``queue``, ``exchange``, ``routing_key``, ``priority``).
+    """
+
+    def __init__(self, table: Mapping[Any, Any] | Iterable[tuple[Any, Any]]) -> None:
+        pairs = table.items() if isinstance(table, Mapping) else table
+        self.exact: dict[str, Any] = {}
+        self.patterns: list[tuple[re.Pattern[str], Any]] = []
+        for key, value in pairs:
+            if isinstance(key, re.Pattern):
+                self.patterns.append((key, value))
+            elif "*" in key:  # Celery treats only '*' as a glob marker
+                self.patterns.append((re.compile(fnmatch.translate(key)), value))
+            else:
+                self.exact[key] = value
+
+    def __call__(self, name: str, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
+        if name in self.exact:
+            return _as_options(self.exact[name])
+        for pattern, value in self.patterns:
+            if pattern.match(name):
+                return _as_options(value)
+        return None
+
+
+def _as_options(value: Any) -> dict[str, Any]:
+    if isinstance(value, (str, Queue)):
+        return {"queue": value}
+    return dict(value)
+
+
+def _import_router(path: str) -> Any:
+    """``'pkg.mod.Router'`` or ``'pkg.mod:Router'``: a class is instantiated, as Celery does."""
+    module, sep, attr = path.partition(":")
+    if not sep:
+        module, _, attr = path.rpartition(".")
+    obj = getattr(importlib.import_module(module), attr)
+    return obj() if isinstance(obj, type) else obj
+
+
+def prepare_routes(routes: Any) -> list[Any]:
+    """Expand ``task_routes`` into a list of routers (Celery's ``routes.prepare``)."""
     if routes is None:
         return []
-    if isinstance(routes, (Mapping, str)) or callable(routes):
+    if not isinstance(routes, (list, tuple)):
         routes = [routes]
-    routers: list[Router] = []
+    routers: list[Any] = []
     for entry in routes:
-        if isinstance(entry, Mapping):
-            routers.append(_map_router(entry))
-        elif callable(entry):
+        if isinstance(entry, (Mapping, list, tuple)):
+            routers.append(MapRoute(entry))
+        elif isinstance(entry, str):
+            routers.append(_import_router(entry))
+        elif callable(entry) or hasattr(entry, "route_for_task"):
             routers.append(entry)
-        elif hasattr(entry, "route_for_task"):
-            routers.append(entry.route_for_task)
         else:
             raise TypeError(f"task_routes entry {entry!r} is not a mapping or router")
     return routers
 
 
-def _map_router(table: Mapping[Any, Any]) -> Router:
-    exact: dict[str, Any] = {}
-    patterns: list[tuple[re.Pattern[str], Any]] = []
-    for key, value in table.items():
-        if isinstance(key, re.Pattern):
-            patterns.append((key, value))
-        elif any(ch in key for ch in "*?["):
-            patterns.append((re.compile(fnmatch.translate(key)), value))
-        else:
-            exact[key] = value
-
-    def route(name: str, *args: Any, **kwargs: Any) -> Any:
-        if name in exact:
-            return exact[name]
-        for pattern, value in patterns:
-            if pattern.match(name):
-                return value
-        return None
-
-    return route
-
-
-def _call_router(router: Router, name: str, args: Any, kwargs: Any, options: Any) -> Any:
-    try:
-        return router(name, args, kwargs, options, task=None)
-    except TypeError:
-        return router(name, args, kwargs, options)
+def query_router(
+    router: Any, name: str, args: Any, kwargs: Any, options: dict[str, Any], task: Any
+) -> Any:
+    """Celery's calling conventions: ``route_for_task(name, args, kwargs)`` on an object with
+    that method, else ``router(name, args, kwargs, options, task=task)``."""
+    if hasattr(router, "route_for_task"):
+        return router.route_for_task(name, args, kwargs)
+    return router(name, args, kwargs, options, task=task)
 
 
 class RouterTable:
@@ -76,22 +110,57 @@ class RouterTable:
 
     def __init__(self, conf: Settings) -> None:
         self.conf = conf
-        self.routers = _compile_routes(conf.task_routes)
-        self.queues: dict[str, Queue] = {q.name: q for q in (conf.task_queues or [])}
+        self.routers = prepare_routes(conf.task_routes)
+        self.default_exchange = Exchange(
+            conf.task_default_exchange or conf.task_default_queue,
+            conf.task_default_exchange_type or "direct",
+        )
+        self.queues: dict[str, Queue] = {}
+        for q in conf.task_queues or []:
+            self.queues[q.name] = self._with_default_exchange(q)
+
+    def _with_default_exchange(self, q: Queue) -> Queue:
+        # kombu's Queue('x') has no exchange and Celery gives it the default exchange; ours
+        # defaults to Exchange('x', 'direct'). Align them when the defaults differ, so the
+        # documented topic-exchange setups route the same way.
+        auto = q.exchange is not None and q.exchange == Exchange(q.name)
+        configured = self.conf.task_default_exchange or self.default_exchange.type != "direct"
+        if auto and configured and self.default_exchange != Exchange(q.name):
+            return dataclasses.replace(q, exchange=self.default_exchange)
+        return q
+
+    def default_queue(self) -> Queue:
+        name = self.conf.task_default_queue
+        found = self.queues.get(name)
+        if found is not None:
+            return found
+        return Queue(
+            name,
+            self.default_exchange,
+            self.conf.task_default_routing_key or name,
+            max_priority=self.conf.task_queue_max_priority,
+        )
 
     def queue(self, name: str) -> Queue:
         """The declared queue ``name``, or (``task_create_missing_queues``) a new direct one."""
         found = self.queues.get(name)
         if found is not None:
             return found
+        if name == self.conf.task_default_queue:
+            return self.default_queue()
         from celeriac.exceptions import QueueNotFound
 
         if not self.conf.task_create_missing_queues:
-            raise QueueNotFound(
-                f"Queue {name!r} is not declared in task_queues and "
-                "task_create_missing_queues is off"
-            )
-        return Queue(name)
+            raise QueueNotFound(f"Queue {name!r} missing from task_queues")
+        return Queue(name, max_priority=self.conf.task_queue_max_priority)
+
+    def lookup(self, name: str, args: Any, kwargs: Any, task: Any = None) -> dict[str, Any]:
+        """The options of the first router that answers for ``name`` (``{}`` if none)."""
+        for router in self.routers:
+            found = query_router(router, name, args, kwargs or {}, {}, task)
+            if found is not None:
+                return _as_options(found)
+        return {}
 
     def route(
         self,
@@ -100,33 +169,30 @@ class RouterTable:
         kwargs: Any,
         *,
         queue: str | Queue | None = None,
-        exchange: str | None = None,
+        exchange: str | Exchange | None = None,
         routing_key: str | None = None,
+        task: Any = None,
     ) -> Route:
-        """Resolve explicit options first, then ``task_routes``, then the default queue."""
-        options: dict[str, Any] = {}
-        if queue is None and exchange is None and routing_key is None:
-            for router in self.routers:
-                found = _call_router(router, name, args, kwargs, {})
-                if found is not None:
-                    options = {"queue": found} if isinstance(found, (str, Queue)) else dict(found)
-                    break
-        queue = queue if queue is not None else options.get("queue")
-        exchange = exchange if exchange is not None else options.get("exchange")
-        routing_key = routing_key if routing_key is not None else options.get("routing_key")
-        if exchange is not None and queue is None:
-            exchange_name = exchange if isinstance(exchange, str) else exchange.name
-            return Route(exchange_name, routing_key or "", None)
-        if queue is None:
-            queue = self.conf.task_default_queue
-        q = queue if isinstance(queue, Queue) else self.queue(queue)
-        if exchange is None and q.exchange is not None and q.exchange.type == "direct":
-            # Celery's shortcut: a direct queue is published to through the default exchange.
-            return Route("", q.name, q)
-        exchange_name = (
-            exchange if isinstance(exchange, str) else (q.exchange.name if q.exchange else "")
-        )
-        return Route(exchange_name, routing_key or q.key, q)
+        """Routers first, explicit options on top, then the default queue (Celery's order)."""
+        options = self.lookup(name, args, kwargs, task)
+        explicit = {"queue": queue, "exchange": exchange, "routing_key": routing_key}
+        options.update({k: v for k, v in explicit.items() if v is not None})
+        target = options.get("queue")
+        q = self.default_queue() if target is None else self._resolve(target)
+        ex = options.get("exchange")
+        rk = options.get("routing_key")
+        priority = options.get("priority")
+        ex_name = ex.name if isinstance(ex, Exchange) else ex
+        exchange_type = q.exchange.type if q.exchange is not None else "direct"
+        if not ex_name and not rk and exchange_type == "direct":
+            return Route("", q.name, q, priority)
+        if ex_name is None:
+            ex_name = q.exchange.name if q.exchange is not None else ""
+            return Route(ex_name or self.default_exchange.name, rk or q.key, q, priority)
+        return Route(ex_name, rk or "", q, priority)
+
+    def _resolve(self, target: str | Queue) -> Queue:
+        return target if isinstance(target, Queue) else self.queue(target)
 
 
-__all__ = ["Route", "RouterTable"]
+__all__ = ["MapRoute", "Route", "RouterTable", "prepare_routes", "query_router"]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar
 
+from celeriac.exceptions import MaxRetriesExceededError, Retry
 from celeriac.options import SendOptions
+from celeriac.retrying import add_autoretry
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
@@ -96,6 +100,15 @@ class Task(Generic[P, R]):
     expires: float | None = None
     queue: str | None = None
     autoretry_for: tuple[type[BaseException], ...] = ()
+    dont_autoretry_for: tuple[type[BaseException], ...] = ()
+    retry_kwargs: Mapping[str, Any] | None = None
+    #: True (factor 1) or a number of seconds: exponential backoff for autoretry_for.
+    retry_backoff: bool | float = False
+    retry_backoff_max: float = 600
+    retry_jitter: bool = True
+    #: Beyond Celery: seconds during which an identical call returns the queued one.
+    unique_for: float | None = None
+    MaxRetriesExceededError: ClassVar[type[MaxRetriesExceededError]] = MaxRetriesExceededError
     shared: ClassVar[bool] = False
 
     def __init__(
@@ -108,7 +121,8 @@ class Task(Generic[P, R]):
     ) -> None:
         self._app = app
         self._fun = fun
-        self._local = threading.local()
+        # A contextvar, not a thread-local: coroutines of one event loop each see their own.
+        self._stack: ContextVar[tuple[Context, ...]] = ContextVar(f"request-{id(self)}", default=())
         for key, value in options.items():
             setattr(self, key, value)
         if fun is not None:
@@ -117,6 +131,7 @@ class Task(Generic[P, R]):
             self.__wrapped__ = fun
         if name:
             self.name = name
+        add_autoretry(self)
 
     # -- identity --------------------------------------------------------------------------
     @property
@@ -149,8 +164,7 @@ class Task(Generic[P, R]):
         return self._fun(*args, **kwargs)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        stack = self._request_stack()
-        if not stack:
+        if not self._stack.get():
             self.push_request(args=args, kwargs=kwargs, called_directly=True)
             try:
                 return self.run(*args, **kwargs)
@@ -159,24 +173,41 @@ class Task(Generic[P, R]):
         return self.run(*args, **kwargs)
 
     # -- the request context ---------------------------------------------------------------
-    def _request_stack(self) -> list[Context]:
-        stack: list[Context] | None = getattr(self._local, "stack", None)
-        if stack is None:
-            stack = []
-            self._local.stack = stack
-        return stack
-
     @property
     def request(self) -> Context:
         """The request being executed (an empty Context when called directly)."""
-        stack = self._request_stack()
+        stack = self._stack.get()
         return stack[-1] if stack else Context()
 
     def push_request(self, context: Context | None = None, **fields: Any) -> None:
-        self._request_stack().append(context if context is not None else Context(**fields))
+        context = context if context is not None else Context(**fields)
+        self._stack.set((*self._stack.get(), context))
 
     def pop_request(self) -> None:
-        self._request_stack().pop()
+        self._stack.set(self._stack.get()[:-1])
+
+    # -- retrying ----------------------------------------------------------------------------
+    def retry(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        exc: BaseException | None = None,
+        throw: bool = True,
+        eta: datetime | None = None,
+        countdown: float | None = None,
+        max_retries: int | None = None,
+        **options: Any,
+    ) -> Retry:
+        """Re-send this task (same id, ``retries + 1``) and raise :class:`Retry`.
+
+        ``countdown`` defaults to ``default_retry_delay``. Past ``max_retries`` (``None``:
+        retry forever) ``exc`` is raised, or :class:`MaxRetriesExceededError` without one.
+        ``queue=`` and other ``apply_async`` options apply to the new message. With
+        ``throw=False`` the Retry is returned instead of raised.
+        """
+        from celeriac.retrying import retry
+
+        return retry(self, args, kwargs, exc, throw, eta, countdown, max_retries, **options)
 
     # -- sending -----------------------------------------------------------------------------
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
@@ -191,9 +222,21 @@ class Task(Generic[P, R]):
     ) -> AsyncResult[R]:
         """Send the task to a worker; see the README for every option."""
         app = self.app
+        key = options.pop("unique_key", None)
+        unique_for: float | None = options.pop("unique_for", None) or self.unique_for
         opts = SendOptions.from_kwargs(self._default_options(options))
         if app.conf.task_always_eager:
             return self.apply(args, kwargs, task_id=opts.task_id)
+        if unique_for or key is not None:
+            from celeriac.unique import claim
+
+            opts = replace(opts, task_id=opts.task_id or str(uuid.uuid4()))
+            assert opts.task_id is not None
+            owner = claim(
+                app, self.name, args, kwargs, key=key, seconds=unique_for or 0, task_id=opts.task_id
+            )
+            if owner != opts.task_id:
+                return self.AsyncResult(owner)
         return app.send_task(self.name, args, kwargs, _options=opts, _task=self)
 
     def _default_options(self, options: dict[str, Any]) -> dict[str, Any]:
@@ -246,6 +289,13 @@ class Task(Generic[P, R]):
             is_eager=True,
             store_result=bool(app.conf.task_store_eager_result),
         )
+        retried = outcome.exception
+        if isinstance(retried, Retry) and retried.is_eager and retried.sig is not None:
+            # Celery runs an eager retry at once (no countdown), with retries + 1.
+            sig = retried.sig
+            return self.apply(
+                sig.args, sig.kwargs, task_id=tid, throw=throw, retries=call.retries + 1
+            )
         propagate = app.conf.task_eager_propagates if throw is None else throw
         if propagate and outcome.exception is not None:
             raise outcome.exception

@@ -52,6 +52,9 @@ class ResultBackend(ABC):
     def __init__(self, url: str, conf: Settings) -> None:
         self.url = url
         self.conf = conf
+        #: The app that made this backend (``app.make_backend`` sets it); None when built
+        #: directly, in which case backends that need one use the current app.
+        self.app: Any = None
         self.serializer: str = conf.result_serializer or "json"
         accept = conf.result_accept_content
         if accept is None:
@@ -122,6 +125,18 @@ class ResultBackend(ABC):
     def close(self) -> None:
         """Release connections; the backend reconnects lazily if used again."""
         return None
+
+    def _claim_unique(self, key: str, task_id: str, ttl: float) -> str:
+        """Atomically claim ``key`` for ``task_id`` for ``ttl`` seconds; return the owner's id.
+
+        Used by unique tasks (``apply_async(unique_for=...)``). If ``key`` is free (never
+        claimed, or its claim expired) it now belongs to ``task_id`` and ``task_id`` is
+        returned; otherwise the current owner's task id is returned and nothing changes.
+        Must be atomic across processes and machines: Redis would use
+        ``SET key task_id NX PX ttl`` then ``GET key``; an SQL store an upsert whose update
+        applies only when the stored claim has expired, in one transaction.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot claim unique keys")
 
     # -- encoding ------------------------------------------------------------------------
     @property
@@ -404,6 +419,10 @@ class ResultBackend(ABC):
         self._delete_group(group_id)
 
     # -- maintenance ---------------------------------------------------------------------
+    def on_task_call(self, task_id: str) -> None:  # noqa: B027 - optional hook
+        """Called by the producer just before a task is published (Celery's hook); the rpc
+        backend declares its reply queue here."""
+
     def cleanup(self, now: datetime | None = None) -> int:
         """Delete results older than ``result_expires``; returns how many were removed."""
         if not self.expires:

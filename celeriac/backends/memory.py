@@ -9,6 +9,7 @@ values behave as they would through Redis (tuples come back as lists under JSON)
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,6 +36,7 @@ class _Store:
     notifier: ChangeNotifier = field(default_factory=ChangeNotifier)
     metas: dict[str, _Entry] = field(default_factory=dict)
     groups: dict[str, _Entry] = field(default_factory=dict)
+    claims: dict[str, tuple[str, float]] = field(default_factory=dict)  # key -> (id, until)
 
 
 _stores: dict[str, _Store] = {}
@@ -120,6 +122,15 @@ class MemoryBackend(ResultBackend):
                     del table[key]
                 removed += len(expired)
         return removed
+
+    def _claim_unique(self, key: str, task_id: str, ttl: float) -> str:
+        now = time.monotonic()
+        with self._store.lock:
+            owner = self._store.claims.get(key)
+            if owner is not None and owner[1] > now:
+                return owner[0]
+            self._store.claims[key] = (task_id, now + ttl)
+            return task_id
 
     def _before_read(self, task_ids: Sequence[str]) -> None:
         self._store.notifier.mark()

@@ -12,6 +12,7 @@ import os
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any, ClassVar
@@ -243,11 +244,52 @@ class SQLiteBackend(ResultBackend):
         removed = self._execute("cleanup_tasks", (cutoff,)).rowcount
         return removed + self._execute("cleanup_groups", (cutoff,)).rowcount
 
+    def _claim_unique(self, key: str, task_id: str, ttl: float) -> str:
+        # One statement: insert, or take over a claim that has expired; then read the owner.
+        # Both run in one IMMEDIATE transaction so no other process interleaves.
+        now = time.time()
+        with self._lock:
+            conn = self._connection()
+            try:
+                return retry_locked(lambda: _claim(conn, key, task_id, now, ttl), BUSY_TIMEOUT_S)
+            except sqlite3.Error as exc:
+                raise OperationalError(
+                    f"SQLite result store {self.path!r} failed (unique claim): {exc}"
+                ) from exc
+
     def _before_read(self, task_ids: Sequence[str]) -> None:
         self._notifier.mark()
 
     def _wait(self, task_ids: Sequence[str], timeout: float) -> None:
         self._notifier.wait(timeout)
+
+
+#: Claims of unique tasks; not a Celery table (Celery ignores it when sharing the file).
+UNIQUE_TABLE = "celeriac_unique"
+_UNIQUE_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {UNIQUE_TABLE} "
+    "(key TEXT PRIMARY KEY, task_id TEXT NOT NULL, expires REAL NOT NULL)"
+)
+_UNIQUE_CLAIM = (
+    f"INSERT INTO {UNIQUE_TABLE} (key, task_id, expires) VALUES (?, ?, ?) "
+    "ON CONFLICT(key) DO UPDATE SET task_id=excluded.task_id, expires=excluded.expires "
+    f"WHERE {UNIQUE_TABLE}.expires <= ?"
+)
+
+
+def _claim(conn: sqlite3.Connection, key: str, task_id: str, now: float, ttl: float) -> str:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(_UNIQUE_DDL)
+        conn.execute(_UNIQUE_CLAIM, (key, task_id, now + ttl, now))
+        row = conn.execute(f"SELECT task_id FROM {UNIQUE_TABLE} WHERE key = ?", (key,)).fetchone()
+        conn.execute(f"DELETE FROM {UNIQUE_TABLE} WHERE expires <= ?", (now,))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return str(row[0])
 
 
 __all__ = ["SQLiteBackend", "format_date", "path_from_url"]

@@ -3,29 +3,48 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 
+from celeriac._optional import needs
 from celeriac.backends.base import ResultBackend
+from celeriac.backends.database import DatabaseBackend
 from celeriac.backends.disabled import DisabledBackend
 from celeriac.backends.helpers import mask_password
 from celeriac.backends.memory import MemoryBackend
+from celeriac.backends.rpc import RPCBackend
 from celeriac.backends.sqlite import SQLiteBackend
 from celeriac.config import Settings
 from celeriac.exceptions import ImproperlyConfigured
 
-BACKENDS: dict[str, type[ResultBackend]] = {
-    "cache+memory": MemoryBackend,
-    "memory": MemoryBackend,
-    "db+sqlite": SQLiteBackend,
-    "disabled": DisabledBackend,
+
+def _redis() -> type[ResultBackend]:
+    from celeriac.backends.redis import RedisBackend
+
+    return RedisBackend
+
+
+# The Redis client library is an extra: imported when a redis:// backend is first used.
+_REDIS = needs("redis", "redis", "The Redis result backend", _redis)
+
+BACKENDS: dict[str, Callable[[], type[ResultBackend]]] = {
+    "cache+memory": lambda: MemoryBackend,
+    "memory": lambda: MemoryBackend,
+    "db+sqlite": lambda: SQLiteBackend,
+    **dict.fromkeys(DatabaseBackend.schemes, lambda: DatabaseBackend),
+    "disabled": lambda: DisabledBackend,
+    "redis": _REDIS,
+    "rediss": _REDIS,
+    "redis+socket": _REDIS,
+    "socket": _REDIS,
+    "sentinel": _REDIS,
+    "rpc": lambda: RPCBackend,
 }
 
 # Celery result backends that celeriac does not provide (yet): named, so users get a clear
 # message instead of "unknown scheme".
 LATER: frozenset[str] = frozenset(
     {
-        "redis", "rediss", "redis+socket", "sentinel", "rpc", "db+postgresql", "db+postgres",
-        "db+postgresql+psycopg", "db+postgresql+psycopg2", "db+mysql", "db+mysql+pymysql",
-        "db+mysql+mysqldb", "db+mariadb", "db+oracle", "db+mssql", "database", "cache",
+        "db+oracle", "db+mssql", "database", "cache",
         "cache+memcached", "cache+pylibmc", "mongodb", "mongodb+srv", "cassandra",
         "elasticsearch", "elasticsearch+https", "couchdb", "couchbase", "dynamodb",
         "azureblockblob", "file", "consul", "arangodb", "cosmosdbsql", "s3", "gs",
@@ -48,9 +67,9 @@ def backend_from_url(url: str | None, conf: Settings) -> ResultBackend:
     if not url:
         return DisabledBackend("disabled://", conf)
     scheme = scheme_of(url)
-    cls = BACKENDS.get(scheme)
-    if cls is not None:
-        return cls(url if "://" in url else f"{scheme}://", conf)
+    load = BACKENDS.get(scheme)
+    if load is not None:
+        return load()(url if "://" in url else f"{scheme}://", conf)
     if scheme in LATER or scheme.startswith("db+"):
         raise ImproperlyConfigured(
             f"Result backend {scheme!r} is not available in this version of celeriac yet "

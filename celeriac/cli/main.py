@@ -13,6 +13,8 @@ import click
 from celeriac import __version__
 from celeriac.cli.base import CLIContext, CLIError, traceback_wanted
 from celeriac.cli.call import call
+from celeriac.cli.cleanup import cleanup
+from celeriac.cli.dead import dead
 from celeriac.cli.help import help_command
 from celeriac.cli.purge import purge
 from celeriac.cli.result import result
@@ -20,7 +22,7 @@ from celeriac.cli.worker import worker
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
 
 #: Every subcommand, in the order of ``celeriac --help``; later commands are added here.
-COMMANDS: list[click.Command] = [worker, call, result, purge, help_command]
+COMMANDS: list[click.Command] = [worker, call, result, purge, cleanup, dead, help_command]
 
 
 class CeleriacGroup(click.Group):

@@ -166,6 +166,13 @@ class Transport(ABC):
         """
         raise NotImplementedError(f"{type(self).__name__} cannot defer messages")
 
+    def qos(self, prefetch_count: int) -> None:  # noqa: B027 - optional hook
+        """The consumer's prefetch window is now ``prefetch_count`` messages (0: unlimited).
+
+        Push-based brokers (AMQP) let the broker send that many unacknowledged messages ahead
+        (``basic.qos``); pull-based transports need nothing, ``get(max_messages=)`` suffices.
+        """
+
     def extend(self, deliveries: Sequence[Delivery]) -> None:  # noqa: B027 - optional hook
         """Renew the lease of held deliveries so a visibility timeout does not redeliver them."""
 

@@ -1,39 +1,67 @@
 """Broker URL -> Transport: one literal table of the schemes this version serves.
 
 ``None`` or ``""`` means the embedded SQLite broker in the working directory. Schemes that
-Celery users write and celeriac will serve later (Redis, RabbitMQ, PostgreSQL) are recognised
-and refused with a clear message; anything else gets a did-you-mean suggestion.
+Celery users write and celeriac does not serve yet are recognised and refused with a clear
+message; anything else gets a did-you-mean suggestion.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from celeriac._optional import needs
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.transports.base import Transport
 from celeriac.transports.memory import MemoryTransport
 from celeriac.transports.sqlite import DEFAULT_PATH, SQLiteTransport
 
-TRANSPORTS: dict[str, type[Transport]] = {
-    "memory": MemoryTransport,
-    "sqlite": SQLiteTransport,
-    "sqla+sqlite": SQLiteTransport,
+
+def _redis() -> type[Transport]:
+    from celeriac.transports.redis import RedisTransport
+
+    return RedisTransport
+
+
+def _amqp() -> type[Transport]:
+    from celeriac.transports.amqp import AMQPTransport
+
+    return AMQPTransport
+
+
+def _postgres() -> type[Transport]:
+    from celeriac.transports.postgres import PostgresTransport
+
+    return PostgresTransport
+
+
+# Brokers whose client library is an extra are imported when first used, so the core
+# install (the embedded SQLite broker) needs nothing else.
+_REDIS = needs("redis", "redis", "The Redis broker", _redis)
+_AMQP = needs("amqp", "amqp", "The RabbitMQ broker", _amqp)
+_POSTGRES = needs("psycopg", "postgres", "The PostgreSQL broker", _postgres)
+
+TRANSPORTS: dict[str, Callable[[], type[Transport]]] = {
+    "memory": lambda: MemoryTransport,
+    "sqlite": lambda: SQLiteTransport,
+    "sqla+sqlite": lambda: SQLiteTransport,
+    "redis": _REDIS,
+    "rediss": _REDIS,
+    "redis+socket": _REDIS,
+    "socket": _REDIS,
+    "sentinel": _REDIS,
+    "amqp": _AMQP,
+    "amqps": _AMQP,
+    "pyamqp": _AMQP,
+    "postgresql": _POSTGRES,
+    "postgres": _POSTGRES,
+    "postgresql+psycopg": _POSTGRES,
 }
 
 #: Recognised schemes whose transports are not in this version yet.
 KNOWN_SCHEMES: tuple[str, ...] = (
-    "redis",
-    "rediss",
-    "redis+socket",
-    "sentinel",
-    "amqp",
-    "amqps",
-    "pyamqp",
     "librabbitmq",
-    "postgresql",
-    "postgres",
     "sqla+postgresql",
     "sqla+postgres",
     "sqla+postgresql+psycopg",
@@ -103,11 +131,11 @@ def transport_from_url(
     if not url:
         return SQLiteTransport("sqlite:///" + default_path, options)
     scheme = scheme_of(url)
-    transport_class = TRANSPORTS.get(scheme)
-    if transport_class is not None:
+    load = TRANSPORTS.get(scheme)
+    if load is not None:
         if "://" not in url:
             url = f"{scheme}://"
-        return transport_class(url, options)
+        return load()(url, options)
     raise ImproperlyConfigured(_refusal(scheme, url))
 
 

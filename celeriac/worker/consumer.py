@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from celeriac import signals, states
 from celeriac.exceptions import WorkerLostError
+from celeriac.worker.outcomes import store_hard_timeout, store_terminated
 from celeriac.worker.pools.base import Job, JobResult, Pool
+from celeriac.worker.ratelimit import RateLimitedRequests, RateLimiter
 from celeriac.worker.request import BadMessage, Request, build_request, discard_bad_message
 from celeriac.worker.state import WorkerState
 
@@ -39,6 +41,8 @@ BUSY_WAIT = 0.05
 UNLIMITED_PREFETCH = 1000
 #: How often a worker removes results older than ``result_expires`` (seconds).
 RESULT_CLEANUP_EVERY = 3600.0
+#: Rate-limited messages held without shrinking the prefetch window (beyond: they count).
+RATE_LIMITED_FREE = 1000
 
 
 class Consumer:
@@ -53,18 +57,23 @@ class Consumer:
         queues: Sequence[str],
         prefetch_limit: int,
         state: WorkerState | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.app = app
         self.transport = transport
         self.pool = pool
         self.queues = list(queues)
         self.prefetch_limit = prefetch_limit if prefetch_limit > 0 else UNLIMITED_PREFETCH
+        self._qos = -1  # the prefetch count last given to transport.qos
         self.state = state or WorkerState()
         self.accept: list[str] | None = app.conf.accept_content
         self.completions: queue.SimpleQueue[JobResult] = queue.SimpleQueue()
         self.ready: deque[Request] = deque()
         self.eta: list[tuple[float, int, Request]] = []
         self.in_pool: dict[str, Request] = {}
+        self.limiter = limiter or RateLimiter(app)
+        self.rate_limited = RateLimitedRequests(self.limiter)
+        self._sweep = threading.Event()  # remote control revoked something: look now
         self._acks: list[Delivery] = []
         self._seq = itertools.count()
         self._stop = threading.Event()
@@ -89,6 +98,10 @@ class Consumer:
             self._cold.set()
         self._stop.set()
 
+    def request_sweep(self) -> None:
+        """Any thread: revoked ids changed; discard matching held requests soon."""
+        self._sweep.set()
+
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
@@ -101,11 +114,15 @@ class Consumer:
     def run(self) -> None:
         while not self._stop.is_set():
             self._handle_completions()
+            if self._sweep.is_set():
+                self._sweep_revoked()
             self._promote_due_eta()
             self._dispatch()
             if self._stop.is_set():
                 break
-            free = self.prefetch_limit - len(self.ready) - len(self.in_pool)
+            limited = max(0, len(self.rate_limited) - RATE_LIMITED_FREE)
+            free = self.prefetch_limit - len(self.ready) - len(self.in_pool) - limited
+            self._update_qos()
             if free > 0:
                 busy = bool(self.in_pool or self.ready)
                 timeout = self._wait_time(BUSY_WAIT if busy else IDLE_WAIT)
@@ -116,10 +133,21 @@ class Consumer:
             self._flush_acks()
             self._run_periodic()
 
+    def _update_qos(self) -> None:
+        # Push brokers (AMQP basic.qos) may send this many unacked messages: the window plus
+        # each message held for its ETA or rate limit, as Celery raises the count for them.
+        count = self.prefetch_limit + len(self.eta) + len(self.rate_limited)
+        if count != self._qos:
+            self._qos = count
+            self.transport.qos(count)
+
     def _wait_time(self, cap: float) -> float:
-        if not self.eta:
-            return cap
-        return max(0.0, min(cap, self.eta[0][0] - time.time()))
+        if self.eta:
+            cap = max(0.0, min(cap, self.eta[0][0] - time.time()))
+        due = self.rate_limited.next_due()
+        if due is not None:
+            cap = max(0.0, min(cap, due - time.monotonic()))
+        return cap
 
     def _wait_completion(self, timeout: float) -> None:
         try:
@@ -165,6 +193,30 @@ class Consumer:
         now = time.time()
         while self.eta and self.eta[0][0] <= now:
             self.ready.append(heapq.heappop(self.eta)[2])
+        released = self.rate_limited.release_due()
+        for request in released:
+            request.rate_ok = True
+        self.ready.extendleft(reversed(released))  # they were first in line
+
+    def _sweep_revoked(self) -> None:
+        """Discard held requests (ETA, rate-limited, ready) whose id was just revoked."""
+        self._sweep.clear()
+        revoked = {r.id for r in self._waiting() if self.state.is_revoked(r.id)}
+        if not revoked:
+            return
+        now = time.time()
+        dropped = [r for r in self.ready if r.id in revoked]
+        self.ready = deque(r for r in self.ready if r.id not in revoked)
+        dropped += [entry[2] for entry in self.eta if entry[2].id in revoked]
+        self.eta = [entry for entry in self.eta if entry[2].id not in revoked]
+        heapq.heapify(self.eta)
+        dropped += self.rate_limited.remove(revoked)
+        for request in dropped:
+            self._discard_if_revoked(request, now)
+        self._flush_acks()
+
+    def _waiting(self) -> list[Request]:
+        return [*self.ready, *(r for _, _, r in self.eta), *self.rate_limited.requests()]
 
     def _discard_if_revoked(self, request: Request, now: float) -> bool:
         """Revoked or expired requests are stored as REVOKED and acked, never run."""
@@ -174,7 +226,7 @@ class Consumer:
         reason = "expired" if expired else "revoked"
         logger.warning("Skipping %s task: %s[%s]", reason, request.name, request.id)
         try:
-            self.app.backend.mark_as_revoked(request.id, reason)
+            self.app.backend.mark_as_revoked(request.id, reason, request=request)
         except Exception as exc:  # no backend: the discard itself must still happen
             logger.debug("Could not store REVOKED for %s: %r", request.id, exc)
         signals.task_revoked.send(
@@ -194,6 +246,8 @@ class Consumer:
         while self.ready and len(jobs) < slots:
             request = self.ready.popleft()
             if self._discard_if_revoked(request, now):
+                continue
+            if not request.rate_ok and self.rate_limited.hold(request):
                 continue
             if not request.acks_late and not request.acknowledged:
                 self._acks.append(request.delivery)
@@ -235,7 +289,14 @@ class Consumer:
             return
         self.state.forget(request)
         self.state.task_done(request.call.name)
-        if result.lost:
+        signum = self.state.terminated.pop(request.id, None)
+        if signum is not None and (result.lost or result.timeout is not None):
+            store_terminated(self.app, request, signum)
+            self._settle(request)
+        elif result.timeout is not None:
+            store_hard_timeout(self.app, request, result.timeout)
+            self._settle(request)
+        elif result.lost:
             self._worker_lost(request, result)
         elif result.state == states.REJECTED:
             if not request.acknowledged:
@@ -246,6 +307,15 @@ class Consumer:
                 request.delivery.reject(requeue=False)
             else:
                 self._acks.append(request.delivery)
+        request.acknowledged = True
+
+    def _settle(self, request: Request) -> None:
+        """A task ended by the worker (hard limit, terminate): ack unless policy says reject."""
+        if request.acks_late and not request.acknowledged:
+            if request.acks_on_failure_or_timeout:
+                self._acks.append(request.delivery)
+            else:
+                request.delivery.reject(requeue=False)
         request.acknowledged = True
 
     def _worker_lost(self, request: Request, result: JobResult) -> None:
@@ -272,7 +342,7 @@ class Consumer:
             self.transport.ack(acks)
 
     def _held(self) -> list[Delivery]:
-        requests = [*self.ready, *(r for _, _, r in self.eta), *self.in_pool.values()]
+        requests = [*self._waiting(), *self.in_pool.values()]
         return [r.delivery for r in requests if not r.acknowledged]
 
     def _run_periodic(self) -> None:
@@ -301,9 +371,10 @@ class Consumer:
     # -- shutdown ----------------------------------------------------------------------------
     def restore_reserved(self) -> int:
         """Give back everything received but not started (warm shutdown); return the count."""
-        requests = [*self.ready, *(r for _, _, r in self.eta)]
+        requests = self._waiting()
         self.ready.clear()
         self.eta.clear()
+        self.rate_limited.clear()
         deliveries = [r.delivery for r in requests if not r.acknowledged]
         for request in requests:
             self.state.forget(request)
@@ -334,7 +405,7 @@ class Consumer:
     def info(self) -> dict[str, Any]:
         return {
             "prefetch_count": self.prefetch_limit + len(self.eta),
-            "reserved": len(self.ready) + len(self.eta),
+            "reserved": len(self.ready) + len(self.eta) + len(self.rate_limited),
             "active": len(self.in_pool),
         }
 

@@ -9,13 +9,16 @@ states: ``Retry`` -> RETRY, ``Ignore`` -> IGNORED (nothing stored), ``Reject`` -
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Mapping, Sequence
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from celeriac import states
+from celeriac import signals, states
 from celeriac._state import reset_current_task, set_current_task
+from celeriac.aio import run_awaitable
+from celeriac.einfo import ExceptionInfo
 from celeriac.exceptions import Ignore, Reject, Retry
 from celeriac.worker.hooks import (
     Hook,
@@ -67,19 +70,65 @@ def execute(
         entered: list[Hook] = []
         start = perf_counter()
         try:
-            for hook in hooks:
-                hook.before(run)
-                entered.append(hook)
+            _before(hooks, run, entered)
             retval = task.run(*call.args, **call.kwargs)
+            if inspect.isawaitable(retval):  # an ``async def`` task outside the asyncio pool
+                retval = run_awaitable(retval)
             outcome = Outcome(states.SUCCESS, retval, None, perf_counter() - start, None)
         except Exception as exc:
             outcome = _outcome_for(exc, perf_counter() - start)
-        for hook in reversed(entered):
-            outcome = _after(hook, run, outcome)
-        return outcome
+        return _finish(entered, run, outcome)
     finally:
         reset_current_task(token)
         task.pop_request()
+
+
+async def execute_async(
+    app: Celery,
+    task: Task[Any, Any],
+    call: TaskCall,
+    *,
+    hostname: str,
+    delivery_info: Mapping[str, Any] | None = None,
+    properties: Mapping[str, Any] | None = None,
+) -> Outcome:
+    """:func:`execute` for the asyncio pool: an ``async def`` body is awaited on this loop.
+
+    Run it in its own ``asyncio`` task: the request context and current task are
+    contextvars, so concurrent tasks on one loop each see their own ``self.request``.
+    Hooks (result storage, signals) are short and run on the loop thread.
+    """
+    request = build_context(call, hostname, delivery_info, properties, False)
+    run = _task_run(app, task, call, request, hostname, False, True)
+    task.push_request(request)
+    token = set_current_task(task)
+    try:
+        entered: list[Hook] = []
+        start = perf_counter()
+        try:
+            _before(_DEFAULT_HOOKS, run, entered)
+            retval = task.run(*call.args, **call.kwargs)
+            if inspect.isawaitable(retval):
+                retval = await retval
+            outcome = Outcome(states.SUCCESS, retval, None, perf_counter() - start, None)
+        except Exception as exc:
+            outcome = _outcome_for(exc, perf_counter() - start)
+        return _finish(entered, run, outcome)
+    finally:
+        reset_current_task(token)
+        task.pop_request()
+
+
+def _before(hooks: Sequence[Hook], run: TaskRun, entered: list[Hook]) -> None:
+    for hook in hooks:
+        hook.before(run)
+        entered.append(hook)
+
+
+def _finish(entered: list[Hook], run: TaskRun, outcome: Outcome) -> Outcome:
+    for hook in reversed(entered):
+        outcome = _after(hook, run, outcome)
+    return outcome
 
 
 def build_context(
@@ -113,6 +162,8 @@ def build_context(
         reply_to=props.get("reply_to"),
         correlation_id=props.get("correlation_id") or call.id,
         origin=call.origin,
+        argsrepr=call.argsrepr,
+        kwargsrepr=call.kwargsrepr,
         headers=dict(call.extra_headers),
         properties=props,
         callbacks=call.callbacks,
@@ -169,12 +220,31 @@ def _after(hook: Hook, run: TaskRun, outcome: Outcome) -> Outcome:
     # others, nor turn into an exception the pool would have to understand.
     try:
         replaced = hook.after(run, outcome)
-    except Exception:
+    except Exception as exc:
         logger.exception(
             "Hook %s failed after task %s[%s]", type(hook).__name__, run.name, run.call.id
         )
+        _internal_error(run, exc)
         return outcome
     return outcome if replaced is None else replaced
 
 
-__all__ = ["Outcome", "build_context", "execute", "format_traceback"]
+def _internal_error(run: TaskRun, exc: Exception) -> None:
+    """Celery's ``task_internal_error``: the worker failed around the task, not the task."""
+    if not signals.task_internal_error.receivers:
+        return
+    einfo = ExceptionInfo(exc)
+    einfo.internal = True
+    signals.task_internal_error.send(
+        sender=run.task,
+        task_id=run.call.id,
+        args=run.call.args,
+        kwargs=run.call.kwargs,
+        request=run.request,
+        exception=exc,
+        traceback=exc.__traceback__,
+        einfo=einfo,
+    )
+
+
+__all__ = ["Outcome", "build_context", "execute", "execute_async", "format_traceback"]

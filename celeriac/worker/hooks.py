@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 import os
-import traceback
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from celeriac import signals, states
-from celeriac.exceptions import Retry
+from celeriac.einfo import ExceptionInfo
+from celeriac.einfo import format_exception as format_traceback
+from celeriac.exceptions import Reject, Retry
 from celeriac.protocol.saferepr import saferepr
 
 if TYPE_CHECKING:
@@ -38,6 +39,13 @@ class Outcome:
     traceback: str | None
     runtime: float
     exception: BaseException | None
+
+    @property
+    def einfo(self) -> ExceptionInfo | None:
+        """Celery's ``einfo`` argument: the exception with its traceback text."""
+        if self.exception is None:
+            return None
+        return ExceptionInfo(self.exception, self.traceback)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,9 +109,9 @@ class AfterReturn(Hook):
     def after(self, run: TaskRun, outcome: Outcome) -> None:
         if outcome.state in IGNORE_STATES:
             return
-        einfo = outcome.traceback if outcome.exception is not None else None
+        call = run.call
         run.task.after_return(
-            outcome.state, outcome.retval, run.call.id, run.call.args, run.call.kwargs, einfo
+            outcome.state, outcome.retval, call.id, call.args, call.kwargs, outcome.einfo
         )
 
 
@@ -115,21 +123,22 @@ class OutcomeSignals(Hook):
             if signals.task_success.receivers:
                 signals.task_success.send(sender=run.task, result=outcome.retval)
         elif outcome.state == states.FAILURE:
+            einfo = outcome.einfo
             signals.task_failure.send(
                 sender=run.task,
                 task_id=run.call.id,
                 exception=outcome.exception,
                 args=run.call.args,
                 kwargs=run.call.kwargs,
-                traceback=outcome.traceback,
-                einfo=outcome.traceback,
+                traceback=einfo.tb if einfo else None,
+                einfo=einfo,
             )
         elif outcome.state == states.RETRY:
             signals.task_retry.send(
                 sender=run.task,
                 request=run.request,
                 reason=outcome.exception,
-                einfo=outcome.traceback,
+                einfo=outcome.einfo,
             )
 
 
@@ -144,14 +153,10 @@ class TaskHandlers(Hook):
         if outcome.state == states.SUCCESS:
             task.on_success(outcome.retval, call.id, call.args, call.kwargs)
         elif outcome.state == states.FAILURE and outcome.exception is not None:
-            task.on_failure(outcome.exception, call.id, call.args, call.kwargs, outcome.traceback)
+            task.on_failure(outcome.exception, call.id, call.args, call.kwargs, outcome.einfo)
         elif outcome.state == states.RETRY and outcome.exception is not None:
             task.on_retry(
-                _retry_cause(outcome.exception),
-                call.id,
-                call.args,
-                call.kwargs,
-                outcome.traceback,
+                _retry_cause(outcome.exception), call.id, call.args, call.kwargs, outcome.einfo
             )
 
 
@@ -226,8 +231,31 @@ class LogOutcome(Hook):
             logger.info("Task %s[%s] ignored", name, task_id)
 
 
+class DeadLetter(Hook):
+    """Beyond Celery: a final failure or a ``Reject(requeue=False)`` goes to ``<queue>.dead``."""
+
+    def after(self, run: TaskRun, outcome: Outcome) -> None:
+        exc = outcome.exception
+        final = outcome.state == states.FAILURE or (
+            outcome.state == states.REJECTED and not (isinstance(exc, Reject) and exc.requeue)
+        )
+        if run.is_eager or not final or not run.app.conf.task_dead_letter_queue:
+            return
+        from celeriac.deadletter import send_to_dead_letter
+
+        reason = "rejected" if outcome.state == states.REJECTED else "failed"
+        send_to_dead_letter(
+            run.app,
+            run.call,
+            run.request,
+            reason=reason,
+            exc=exc,
+            traceback=outcome.traceback,
+        )
+
+
 def default_hooks(*, is_eager: bool = False) -> list[Hook]:
-    """The standard pipeline; eager runs skip the worker's log lines."""
+    """The standard pipeline; eager runs skip the worker's log lines and dead letters."""
     hooks: list[Hook] = [] if is_eager else [LogOutcome()]
     hooks += [
         PrerunPostrunSignals(),
@@ -236,17 +264,14 @@ def default_hooks(*, is_eager: bool = False) -> list[Hook]:
         TaskHandlers(),
         ResultStore(),
     ]
+    if not is_eager:
+        hooks.append(DeadLetter())
     return hooks
 
 
 def failure_outcome(exc: BaseException, runtime: float) -> Outcome:
     """A FAILURE outcome for ``exc`` with its formatted traceback."""
     return Outcome(states.FAILURE, exc, format_traceback(exc), runtime, exc)
-
-
-def format_traceback(exc: BaseException) -> str:
-    """The formatted traceback stored with a failure (Celery stores the same text)."""
-    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
 
 
 def _retry_cause(exc: BaseException) -> BaseException:
@@ -264,6 +289,7 @@ def _track_started(run: TaskRun) -> bool:
 __all__ = [
     "IGNORE_STATES",
     "AfterReturn",
+    "DeadLetter",
     "Hook",
     "LogOutcome",
     "Outcome",

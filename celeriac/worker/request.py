@@ -61,6 +61,7 @@ class Request:
     expires: float | None = None  # Unix time
     received: float = field(default_factory=monotonic)
     acknowledged: bool = False
+    rate_ok: bool = False  # took its rate-limit token already
 
     @property
     def key(self) -> str:
@@ -74,6 +75,17 @@ class Request:
     @property
     def name(self) -> str:
         return self.call.shadow or self.call.name
+
+    @property
+    def reply_to(self) -> str | None:
+        """Where rpc:// results go (the sender's queue)."""
+        value = self.delivery.message.properties.get("reply_to")
+        return value if isinstance(value, str) else None
+
+    @property
+    def correlation_id(self) -> str:
+        value = self.delivery.message.properties.get("correlation_id")
+        return value if isinstance(value, str) else self.call.id
 
     def expired(self, now: float) -> bool:
         return self.expires is not None and now >= self.expires

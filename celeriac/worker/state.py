@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 #: How many revoked ids are remembered (Celery keeps 50,000 by default).
 REVOKED_LIMIT = 50_000
+#: Seconds a revoked id is remembered (Celery's REVOKE_EXPIRES: three hours).
+REVOKE_EXPIRES = 10800.0
 
 
 @dataclass
@@ -26,6 +28,8 @@ class WorkerState:
     reserved: dict[str, Request] = field(default_factory=dict)
     active: dict[str, Request] = field(default_factory=dict)
     revoked: dict[str, float] = field(default_factory=dict)
+    #: task id -> signal number, for running tasks terminated by ``revoke(terminate=True)``.
+    terminated: dict[str, int] = field(default_factory=dict)
     total_count: Counter[str] = field(default_factory=Counter)
     started_at: float = field(default_factory=time.time)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -50,13 +54,30 @@ class WorkerState:
             self.total_count[name] += 1
 
     def revoke(self, task_id: str) -> None:
+        self.revoke_many({task_id: time.time()})
+
+    def revoke_many(self, revoked: dict[str, float]) -> list[str]:
+        """Add ids (id -> revoke time); return those that were not known yet."""
         with self.lock:
-            self.revoked[task_id] = time.time()
-            while len(self.revoked) > REVOKED_LIMIT:
-                self.revoked.pop(next(iter(self.revoked)))
+            new = [task_id for task_id in revoked if task_id not in self.revoked]
+            self.revoked.update(revoked)
+            self._prune()
+            return new
+
+    def _prune(self) -> None:
+        cutoff = time.time() - REVOKE_EXPIRES
+        while self.revoked:
+            oldest = next(iter(self.revoked))
+            if len(self.revoked) <= REVOKED_LIMIT and self.revoked[oldest] > cutoff:
+                break
+            self.revoked.pop(oldest)
 
     def is_revoked(self, task_id: str) -> bool:
         return task_id in self.revoked
+
+    def active_ids(self) -> list[str]:
+        with self.lock:
+            return [request.id for request in self.active.values()]
 
     def snapshot(self) -> tuple[list[Request], list[Request]]:
         """(reserved, active) copies, for inspection from another thread."""
@@ -64,4 +85,4 @@ class WorkerState:
             return list(self.reserved.values()), list(self.active.values())
 
 
-__all__ = ["REVOKED_LIMIT", "WorkerState"]
+__all__ = ["REVOKED_LIMIT", "REVOKE_EXPIRES", "WorkerState"]

@@ -18,14 +18,19 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from celeriac import signals
+from celeriac.annotations import apply_annotations
+from celeriac.cluster_store import ClusterStore, store_for_app
 from celeriac.entities import Queue
 from celeriac.log import setup_logging
 from celeriac.worker.banner import banner
 from celeriac.worker.consumer import Consumer
+from celeriac.worker.control import ControlContext, Mailbox
 from celeriac.worker.pools import pool_class
 from celeriac.worker.pools.base import JobResult, Pool
 from celeriac.worker.pools.solo import SoloPool
+from celeriac.worker.ratelimit import RateLimiter
 from celeriac.worker.state import WorkerState
+from celeriac.worker.statedb import StateDB
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
@@ -91,6 +96,9 @@ class Worker:
         self.state = WorkerState()
         self.pool: Pool | None = None
         self.consumer: Consumer | None = None
+        self.mailbox: Mailbox | None = None
+        self.statedb: StateDB | None = None
+        self.store: ClusterStore | None = None
         self.exitcode = 0
         self._signals_seen = 0
         self._stop_lock = threading.Lock()
@@ -109,6 +117,8 @@ class Worker:
         )
         signals.celeryd_init.send(sender=self.hostname, instance=self, conf=conf, options={})
         self.app.import_default_modules()
+        apply_annotations(self.app)
+        self._load_state()
         queues = self._queues()
         transport = self.app.connection()
         transport.open()
@@ -125,9 +135,11 @@ class Worker:
                 queues=[q.name for q in queues],
                 prefetch_limit=self.concurrency * self.prefetch_multiplier,
                 state=self.state,
+                limiter=RateLimiter(self.app, self.store),
             )
             if self._pending_stop is not None:
                 self.consumer.stop(warm=self._pending_stop)
+        self._start_mailbox(self.consumer, pool)
         if not self.without_banner:
             self._print_banner(queues)
         pool.start()
@@ -164,6 +176,34 @@ class Worker:
         if self.queue_names:
             return [self.app.router.queue(name) for name in self.queue_names]
         return self.app.default_queues()
+
+    def _load_state(self) -> None:
+        """The cluster store, and revoked ids from ``--statedb`` (kept across restarts)."""
+        try:
+            self.store = store_for_app(self.app)
+        except Exception as exc:  # a bad URL, or redis-py missing: say so, run without it
+            logger.warning("No cluster store (%s); cluster rate limits are per worker", exc)
+        path = self.app.conf.worker_state_db
+        if path:
+            self.statedb = StateDB(node_format(str(path), self.hostname))
+            loaded = self.statedb.load(self.state)
+            logger.info("Loaded %d revoked task id(s) from %s", loaded, self.statedb.path)
+
+    def _start_mailbox(self, consumer: Consumer, pool: Pool) -> None:
+        if not self.app.conf.worker_enable_remote_control:
+            return
+        ctx = ControlContext(
+            app=self.app,
+            hostname=self.hostname,
+            state=self.state,
+            consumer=consumer,
+            pool=pool,
+            limiter=consumer.limiter,
+            statedb=self.statedb,
+            store=self.store,
+        )
+        self.mailbox = Mailbox(ctx)
+        self.mailbox.start()
 
     def _make_pool(self) -> Pool:
         return self.pool_cls(
@@ -218,8 +258,26 @@ class Worker:
             pool.shutdown(grace=None if finished else 0.0)
             consumer.restore_unacked()
         finally:
+            if self.mailbox is not None:
+                self.mailbox.stop()
+            if self.statedb is not None:
+                self.statedb.save(self.state)
+            if self.store is not None:
+                self.store.close()
             transport.close()
             signals.worker_shutdown.send(sender=self)
+
+
+def node_format(text: str, nodename: str) -> str:
+    """Celery's node expansion of paths: ``%n`` name, ``%h`` host, ``%d`` domain, ``%i`` pid."""
+    name, _, host = nodename.partition("@")
+    domain = host.partition(".")[2]
+    return (
+        text.replace("%n", name)
+        .replace("%h", host or nodename)
+        .replace("%d", domain)
+        .replace("%i", str(os.getpid()))
+    )
 
 
 def _level_no(level: str | int) -> int:
@@ -231,4 +289,4 @@ def _level_no(level: str | int) -> int:
         return logging.WARNING
 
 
-__all__ = ["Worker", "WorkerTerminate", "default_nodename", "host_format"]
+__all__ = ["Worker", "WorkerTerminate", "default_nodename", "host_format", "node_format"]

@@ -18,7 +18,11 @@ import pytest
 
 from celeriac.transports.base import Transport
 from celeriac.transports.memory import MemoryTransport
+from celeriac.transports.postgres import PostgresTransport
+from celeriac.transports.redis import RedisTransport
 from celeriac.transports.sqlite import SQLiteTransport
+from tests.amqp_helpers import conformance_transport
+from tests.servers import REDIS_BROKER_DB, redis_namespace, run_database
 
 TransportFactory = Callable[[Path, str, Mapping[str, Any]], Transport]
 
@@ -31,9 +35,32 @@ def _sqlite(tmp_path: Path, name: str, options: Mapping[str, Any]) -> Transport:
     return SQLiteTransport(f"sqlite:///{tmp_path}/broker.sqlite", options)
 
 
+def _postgresql(tmp_path: Path, name: str, options: Mapping[str, Any]) -> Transport:
+    # A schema per test (dropped with this run's database) keeps the tests apart.
+    schema = "t_" + name.replace("-", "_")
+    return PostgresTransport(run_database("postgres"), {**options, "schema": schema})
+
+
+def _redis(tmp_path: Path, name: str, options: Mapping[str, Any]) -> Transport:
+    # Every key and fanout channel of a test starts with its own prefix; removed at exit.
+    # Ten priority steps: the suite checks exact priority order, which kombu's default
+    # steps (0, 3, 6, 9) quantise (tests/unit/test_redis_keys.py covers those).
+    url = redis_namespace(REDIS_BROKER_DB, f"conformance-{os.getpid()}-*")
+    steps = list(range(10))
+    return RedisTransport(url, {"priority_steps": steps, **options, "global_keyprefix": f"{name}:"})
+
+
+def _amqp(tmp_path: Path, name: str, options: Mapping[str, Any]) -> Transport:
+    # This run's RabbitMQ vhost; the queues of the previous test are deleted first.
+    return conformance_transport(name, options)
+
+
 TRANSPORT_FACTORIES = [
     pytest.param(_memory, id="memory"),
     pytest.param(_sqlite, id="sqlite"),
+    pytest.param(_postgresql, id="postgresql"),
+    pytest.param(_redis, id="redis"),
+    pytest.param(_amqp, id="amqp"),
 ]
 
 _names = itertools.count()

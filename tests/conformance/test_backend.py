@@ -25,7 +25,9 @@ import pytest
 
 from celeriac import states
 from celeriac.backends.base import ResultBackend
+from celeriac.backends.database import DatabaseBackend
 from celeriac.backends.memory import MemoryBackend
+from celeriac.backends.redis import RedisBackend
 from celeriac.backends.sqlite import SQLiteBackend
 from celeriac.config import Settings
 from celeriac.exceptions import (
@@ -36,6 +38,7 @@ from celeriac.exceptions import (
     TimeoutError,
 )
 from celeriac.result import AsyncResult, GroupResult
+from tests.servers import REDIS_RESULTS_DB, redis_namespace, run_database
 
 Factory = Callable[[Path, str, Settings], ResultBackend]
 
@@ -55,9 +58,37 @@ def _sqlite(tmp_path: Path, name: str, conf: Settings) -> ResultBackend:
     return SQLiteBackend(f"db+sqlite:///{tmp_path}/results-{name}.sqlite", conf)
 
 
+def _sql_tables(name: str, conf: Settings) -> None:
+    """Tables of their own for each test, in this run's database."""
+    suffix = name.replace("-", "_")
+    conf.update(database_table_names={"task": f"tm_{suffix}", "group": f"tsm_{suffix}"})
+
+
+def _postgresql(tmp_path: Path, name: str, conf: Settings) -> ResultBackend:
+    url = run_database("postgres")
+    _sql_tables(name, conf)
+    return DatabaseBackend(f"db+{url}", conf)
+
+
+def _mysql(tmp_path: Path, name: str, conf: Settings) -> ResultBackend:
+    url = run_database("mysql")
+    _sql_tables(name, conf)
+    return DatabaseBackend(f"db+{url}", conf)
+
+
+def _redis(tmp_path: Path, name: str, conf: Settings) -> ResultBackend:
+    # Keys of a test start with its name (global_keyprefix); removed when the run ends.
+    url = redis_namespace(REDIS_RESULTS_DB, f"conformance-{os.getpid()}-*")
+    conf.update(result_backend_transport_options={"global_keyprefix": f"{name}:"})
+    return RedisBackend(url, conf)
+
+
 BACKEND_KINDS = [
     pytest.param(BackendKind(_memory), id="memory"),
     pytest.param(BackendKind(_sqlite), id="sqlite"),
+    pytest.param(BackendKind(_postgresql), id="db+postgresql"),
+    pytest.param(BackendKind(_mysql), id="db+mysql+pymysql"),
+    pytest.param(BackendKind(_redis), id="redis"),
 ]
 
 _names = itertools.count()

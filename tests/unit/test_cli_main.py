@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from celeriac import __version__, _state
 from celeriac.cli.main import COMMANDS, celeriac, main
 
-SUBCOMMANDS = ("worker", "call", "result", "purge", "help")
+SUBCOMMANDS = ("worker", "call", "result", "purge", "cleanup", "dead", "help")
 
 
 @pytest.fixture

@@ -170,3 +170,17 @@ def test_constructor_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_broker_url_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CELERY_BROKER_URL", "memory://env")
     assert Celery("t", set_as_current=False).conf.broker_url == "memory://env"
+
+
+def test_broker_settings_reach_the_transport_options() -> None:
+    app = Celery("t", broker="memory://opts", set_as_current=False)
+    app.conf.update(
+        broker_heartbeat=30,
+        task_publish_retry_policy={"max_retries": 1},
+        broker_transport_options={"visibility_timeout": 7, "broker_heartbeat": 10},
+    )
+    options = app.connection().options
+    assert options["visibility_timeout"] == 7
+    assert options["broker_heartbeat"] == 10  # broker_transport_options win, as in kombu
+    assert options["task_publish_retry_policy"] == {"max_retries": 1}
+    assert options["broker_connection_timeout"] == 4.0

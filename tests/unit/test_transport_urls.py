@@ -68,14 +68,28 @@ def test_options_reach_the_transport() -> None:
 
 
 def test_table_is_literal_and_complete() -> None:
-    table = dict(TRANSPORTS)
-    assert table == {
-        "memory": MemoryTransport,
-        "sqlite": SQLiteTransport,
-        "sqla+sqlite": SQLiteTransport,
-    }
-    for scheme, transport_class in TRANSPORTS.items():
-        assert scheme in transport_class.schemes
+    assert set(TRANSPORTS) == {
+        "memory", "sqlite", "sqla+sqlite",
+        "redis", "rediss", "redis+socket", "socket", "sentinel",
+        "amqp", "amqps", "pyamqp",
+        "postgresql", "postgres", "postgresql+psycopg",
+    }  # fmt: skip
+    assert TRANSPORTS["memory"]() is MemoryTransport
+    assert TRANSPORTS["sqlite"]() is SQLiteTransport
+    for scheme, load in TRANSPORTS.items():
+        assert scheme in load().schemes
+
+
+def test_a_missing_client_library_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "redis", None)  # as if redis-py were not installed
+    monkeypatch.delitem(sys.modules, "celeriac.transports.redis", raising=False)
+    with pytest.raises(ImproperlyConfigured) as caught:
+        transport_from_url("redis://localhost:6379/0")
+    assert str(caught.value) == (
+        "The Redis broker needs the 'redis' package: pip install 'celeriac[redis]'"
+    )
 
 
 def test_unknown_scheme_suggests_the_nearest() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from celeriac.worker.pools.asyncio import AsyncioPool
 from celeriac.worker.pools.base import Job, JobResult, Pool
 from celeriac.worker.pools.prefork import PreforkPool
 from celeriac.worker.pools.solo import SoloPool
@@ -12,6 +13,7 @@ POOLS: dict[str, type[Pool]] = {
     "processes": PreforkPool,
     "threads": ThreadsPool,
     "solo": SoloPool,
+    "asyncio": AsyncioPool,
 }
 
 

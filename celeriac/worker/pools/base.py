@@ -22,7 +22,8 @@ from celeriac.protocol import task_v2
 from celeriac.protocol.message import Message, TaskCall
 from celeriac.protocol.saferepr import saferepr
 from celeriac.worker.execute import execute
-from celeriac.worker.hooks import Outcome
+from celeriac.worker.hooks import Hook, Outcome, default_hooks
+from celeriac.worker.timelimits import TimeLimits
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
@@ -55,9 +56,18 @@ class JobResult:
     started: bool = True  # False: the pool gives the job back without having run it
     lost: bool = False  # the process running it died (WorkerLostError)
     exitcode: int | None = None
+    timeout: float | None = None  # the hard time limit that killed its process
 
 
 ResultCallback = Callable[[JobResult], None]
+
+
+def worker_hooks() -> list[Hook]:
+    """The worker's pipeline: the standard hooks, time limits innermost (around the body)."""
+    return [*default_hooks(), TimeLimits()]
+
+
+_WORKER_HOOKS = worker_hooks()
 
 
 class Pool(ABC):
@@ -140,6 +150,7 @@ def _run_job(app: Celery, job: Job, hostname: str) -> JobResult:
         hostname=hostname,
         delivery_info=job.delivery_info,
         properties=job.message.properties,
+        hooks=_WORKER_HOOKS,
     )
     return result_from_outcome(job, outcome)
 
@@ -168,4 +179,12 @@ def lost_result(job: Job, exitcode: int | None) -> JobResult:
     )
 
 
-__all__ = ["Job", "JobResult", "Pool", "ResultCallback", "lost_result", "run_job"]
+__all__ = [
+    "Job",
+    "JobResult",
+    "Pool",
+    "ResultCallback",
+    "lost_result",
+    "run_job",
+    "worker_hooks",
+]

@@ -24,8 +24,9 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING, Any
 
-from celeriac import signals
+from celeriac import signals, states
 from celeriac.protocol.message import Message
+from celeriac.worker import timelimits
 from celeriac.worker.pools.base import Job, JobResult, Pool, ResultCallback, lost_result, run_job
 
 if TYPE_CHECKING:
@@ -47,6 +48,9 @@ class _Child:
     results: Connection  # child -> parent
     outstanding: deque[Job] = field(default_factory=deque)
     retiring: bool = False
+    deadline: float | None = None  # monotonic time its running job hits its hard limit
+    hard_limit: float | None = None
+    timed_out: float | None = None  # killed for exceeding this hard limit
 
     @property
     def pid(self) -> int:
@@ -191,19 +195,42 @@ class PreforkPool(Pool):
                 return
             waitables: dict[Any, _Child] = {c.results: c for c in children}
             waitables.update({c.process.sentinel: c for c in children})
-            for ready in wait(list(waitables), timeout=0.5):
+            for ready in wait(list(waitables), timeout=self._wait_time(children)):
                 child = waitables[ready]
                 if ready is child.results:
                     self._read_results(child)
                 elif child in self._children:
                     self._child_exited(child)
+            self._enforce_hard_limits(children)
+
+    @staticmethod
+    def _wait_time(children: list[_Child]) -> float:
+        deadlines = [c.deadline for c in children if c.deadline is not None]
+        if not deadlines:
+            return 0.5
+        return max(0.0, min(0.5, min(deadlines) - time.monotonic()))
+
+    def _enforce_hard_limits(self, children: list[_Child]) -> None:
+        """Kill children whose job ran past its hard limit; ``_child_exited`` reports it."""
+        now = time.monotonic()
+        for child in children:
+            if child.deadline is not None and now >= child.deadline and child.timed_out is None:
+                child.timed_out = child.hard_limit
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child.pid, signal.SIGKILL)
 
     def _read_results(self, child: _Child) -> None:
         try:
             while child.results.poll():
-                key, task_id, state, runtime, summary, requeue = child.results.recv()
+                message = child.results.recv()
+                if len(message) == 2:  # ("start", hard limit) of the job at the head
+                    child.hard_limit = message[1]
+                    child.deadline = time.monotonic() + message[1]
+                    continue
+                key, task_id, state, runtime, summary, requeue = message
                 with self._lock:
                     child.outstanding.popleft()
+                    child.deadline = child.hard_limit = None
                 self.on_result(JobResult(key, task_id, state, runtime, summary, requeue))
         except (EOFError, OSError):
             pass  # the child is gone; its sentinel reports it
@@ -222,7 +249,9 @@ class PreforkPool(Pool):
                 self._children.append(self._spawn())
         if self._terminating:
             return
-        if jobs:
+        if jobs and child.timed_out is not None:
+            self.on_result(_timed_out(jobs[0], child.timed_out, exitcode))
+        elif jobs:
             logger.error(
                 "Process %s (pid %s) died with exitcode %s while running %s[%s]",
                 child.process.name,
@@ -234,6 +263,13 @@ class PreforkPool(Pool):
             self.on_result(lost_result(jobs[0], exitcode))
         for job in jobs[1:]:
             self.on_result(JobResult(job.key, job.task_id, "PENDING", started=False))
+
+
+def _timed_out(job: Job, limit: float, exitcode: int | None) -> JobResult:
+    summary = f"TimeLimitExceeded({limit!r})"
+    return JobResult(
+        job.key, job.task_id, states.FAILURE, limit, summary, exitcode=exitcode, timeout=limit
+    )
 
 
 def _send(child: _Child, obj: Any) -> None:
@@ -277,6 +313,8 @@ def _child_main(
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # drop the parent's Python handler
     for conn in inherited:
         conn.close()
+    timelimits.install_alarm_default()
+    timelimits.set_hard_limit_reporter(lambda limit: results.send(("start", limit)))
     signals.worker_process_init.send(sender=None)
     done = 0
     try:

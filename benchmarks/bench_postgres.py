@@ -1,0 +1,72 @@
+"""PostgreSQL rows: celeriac's ``postgresql://`` broker and ``db+postgresql://`` results, side
+by side with Celery on kombu's ``sqla+postgresql://`` transport and its database backend.
+
+Run: ``.venv/bin/python benchmarks/bench_postgres.py [--tasks 2000] [--pools prefork,threads]
+[--round-trips 200]``. A database ``celeriac_bench_<pid>`` is created on the local server
+(``--server``) and dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import psycopg
+from harness import Scenario, System, print_rows, run_scenario
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=2000)
+    parser.add_argument("--pools", default="prefork,threads")
+    parser.add_argument("--round-trips", type=int, default=200)
+    parser.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432")
+    parser.add_argument("--only", choices=["celeriac", "celery"], default=None)
+    opts = parser.parse_args()
+    name = f"celeriac_bench_{os.getpid()}"
+    with psycopg.connect(f"{opts.server}/postgres", autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    url = f"{opts.server}/{name}"
+    try:
+        systems = [
+            System("celeriac", "celeriac", url, f"db+{url}"),
+            System(
+                "celery",
+                "celery",
+                "sqla+" + url.replace("postgresql://", "postgresql+psycopg://"),
+                "db+" + url.replace("postgresql://", "postgresql+psycopg://"),
+            ),
+        ]
+        if opts.only:
+            systems = [s for s in systems if s.label == opts.only]
+        scenario = Scenario("postgres", systems, lambda: _count_done(url), lambda: _reset(url))
+        rows = run_scenario(
+            scenario,
+            tasks=opts.tasks,
+            pools=tuple(opts.pools.split(",")),
+            round_trips=opts.round_trips,
+        )
+        print_rows(rows, f"PostgreSQL broker + results, {opts.tasks} no-op tasks")
+    finally:
+        with psycopg.connect(f"{opts.server}/postgres", autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def _count_done(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        if conn.execute("SELECT to_regclass('celery_taskmeta')").fetchone() == (None,):
+            return 0
+        row = conn.execute("SELECT count(*) FROM celery_taskmeta WHERE status = 'SUCCESS'")
+        return int(row.fetchone()[0])  # type: ignore[index]
+
+
+def _reset(url: str) -> None:
+    """Empty every table both systems use (results, celeriac's and kombu's messages)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        for table in ("celery_taskmeta", "celeriac.messages", "kombu_message"):
+            if conn.execute("SELECT to_regclass(%s)", (table,)).fetchone() != (None,):
+                conn.execute(f"TRUNCATE {table}")
+
+
+if __name__ == "__main__":
+    main()

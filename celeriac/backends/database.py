@@ -1,0 +1,362 @@
+"""The SQLAlchemy result backend: ``db+postgresql://``, ``db+mysql+pymysql://`` and friends.
+
+Same tables as Celery 5.7's database backend (``database_models``), so a Celery client reads
+celeriac's results and the reverse. A store is one statement where the database has an upsert
+with a condition (PostgreSQL, SQLite: ``ON CONFLICT ... DO UPDATE ... WHERE status <>
+'SUCCESS'``, the write guard); elsewhere (MySQL/MariaDB) a guarded UPDATE, then an INSERT if
+the row did not exist. SQLAlchemy is imported on first use only.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from celeriac import states
+from celeriac.backends.base import ResultBackend
+from celeriac.backends.helpers import ChangeNotifier, mask_password, utcnow
+from celeriac.config import Settings
+from celeriac.exceptions import ImproperlyConfigured, OperationalError
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from celeriac.backends.database_notify import ResultListener
+
+_T = TypeVar("_T")
+_notifiers: dict[str, ChangeNotifier] = {}
+_notifiers_lock = threading.Lock()
+
+
+def naive_utc(value: datetime | None) -> datetime | None:
+    """Celery's ``DateTime`` columns hold naive UTC."""
+    if value is not None and value.tzinfo is not None:
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value
+
+
+def _notifier_for(url: str) -> ChangeNotifier:
+    with _notifiers_lock:
+        return _notifiers.setdefault(url, ChangeNotifier())
+
+
+class DatabaseBackend(ResultBackend):
+    """Results in a SQL database through SQLAlchemy 2.x, laid out as Celery's."""
+
+    schemes: ClassVar[tuple[str, ...]] = (
+        "db+postgresql",
+        "db+postgres",
+        "db+postgresql+psycopg",
+        "db+postgresql+psycopg2",
+        "db+mysql",
+        "db+mysql+pymysql",
+        "db+mysql+mysqldb",
+        "db+mariadb",
+        "db+mariadb+pymysql",
+        "db+sqlite+pysqlite",
+    )
+
+    def __init__(self, url: str, conf: Settings) -> None:
+        super().__init__(url, conf)
+        import sqlalchemy as sa
+
+        from celeriac.backends import database_models as models
+
+        self.sa_url = models.sqlalchemy_url(url)
+        names = conf.database_table_names or {}
+        schemas = conf.database_table_schemas or {}
+        self.task_name: str = names.get("task") or "celery_taskmeta"
+        self.group_name: str = names.get("group") or "celery_tasksetmeta"
+        self.task_schema: str | None = schemas.get("task")
+        self.group_schema: str | None = schemas.get("group")
+        self.engine_options: dict[str, Any] = dict(conf.database_engine_options or {})
+        self.short_lived_sessions = bool(conf.database_short_lived_sessions)
+        self._lock = threading.Lock()
+        self._engine: sa.Engine | None = None
+        self._pid = 0
+        self._ready = False
+        #: Columns of Celery's layout that the existing table lacks (older Celery versions).
+        self._missing: frozenset[str] = frozenset()
+        metadata = sa.MetaData()
+        self.tasks = models.task_table(metadata, self.task_name, self.task_schema)
+        self.groups = models.group_table(metadata, self.group_name, self.group_schema)
+        self.metadata = metadata
+        # Stores made by this process wake its waiters at once; other processes poll.
+        self._notifier = _notifier_for(self.sa_url)
+        self._listener: ResultListener | None = None
+        self._listener_pid = 0
+        if conf.database_create_tables_at_setup:
+            self._run(lambda conn: None)
+
+    # -- engine ----------------------------------------------------------------------------
+    def _get_engine(self) -> sa.Engine:
+        """This process's engine; after ``fork`` the parent's pooled connections are dropped
+        without being closed (closing would end the parent's sessions)."""
+        with self._lock:
+            if self._engine is not None and self._pid != os.getpid():
+                self._engine.dispose(close=False)
+                self._pid = os.getpid()
+            if self._engine is None:
+                self._engine = self._create_engine()
+                self._pid = os.getpid()
+            if not self._ready:
+                try:
+                    self._prepare(self._engine)
+                except Exception as exc:
+                    raise self._operational(exc) from exc
+            return self._engine
+
+    def _create_engine(self) -> sa.Engine:
+        import sqlalchemy as sa
+        from sqlalchemy.pool import NullPool
+
+        from celeriac.backends.database_models import missing_driver
+
+        options = dict(self.engine_options)
+        options.setdefault("pool_pre_ping", True)
+        if self.short_lived_sessions:
+            # A new connection per operation, as Celery's short-lived sessions amount to.
+            options = {k: v for k, v in options.items() if not k.startswith("pool")}
+            options["poolclass"] = NullPool
+        try:
+            return sa.create_engine(self.sa_url, **options)
+        except ImportError as exc:
+            raise missing_driver(self.url, exc) from exc
+        except (TypeError, sa.exc.ArgumentError) as exc:
+            raise ImproperlyConfigured(
+                f"Bad result_backend {mask_password(self.url)!r} or database_engine_options: {exc}"
+            ) from exc
+
+    def _prepare(self, engine: sa.Engine) -> None:
+        """Create missing tables and learn which extended columns the task table has.
+
+        As in Celery, tables are created on first use whatever the settings say;
+        ``database_create_tables_at_setup`` only moves that to the backend's construction.
+        """
+        import sqlalchemy as sa
+
+        for attempt in range(5):
+            try:
+                with engine.begin() as conn:
+                    self.metadata.create_all(conn, checkfirst=True)
+                    columns = sa.inspect(conn).get_columns(self.task_name, schema=self.task_schema)
+                break
+            except sa.exc.DatabaseError:
+                # Two processes creating the same table: the loser sees it exists next time.
+                if attempt == 4:
+                    raise
+        existing = {column["name"] for column in columns}
+        self._missing = frozenset(c.name for c in self.tasks.columns if c.name not in existing)
+        self._ready = True
+
+    def _run(self, action: Callable[[sa.Connection], _T]) -> _T:
+        """Run ``action`` in one transaction; a dropped connection is retried once."""
+        import sqlalchemy as sa
+
+        for attempt in (1, 2):
+            try:
+                with self._get_engine().begin() as conn:
+                    return action(conn)
+            except sa.exc.DBAPIError as exc:
+                if attempt == 1 and exc.connection_invalidated:
+                    continue
+                raise self._operational(exc) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _operational(self, exc: Exception) -> OperationalError:
+        import sqlalchemy as sa
+
+        reason = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
+        lines = str(reason).strip().splitlines()
+        return OperationalError(
+            f"Result database {mask_password(self.url)} failed: "
+            f"{lines[0].strip(chr(39)) if lines else repr(reason)}"
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            if self._listener is not None and self._listener_pid == os.getpid():
+                self._listener.close()
+            self._listener, self._listener_pid = None, 0
+            if self._engine is not None:
+                self._engine.dispose(close=self._pid == os.getpid())
+            self._engine = None
+            self._ready = False
+
+    # -- primitives ------------------------------------------------------------------------
+    def _values(self, meta: dict[str, Any]) -> dict[str, Any]:
+        """Every written column's value, encoded before the transaction starts."""
+        children = meta.get("children")
+        values: dict[str, Any] = {
+            "status": meta["status"],
+            "result": self.encode(meta.get("result")),
+            "date_done": naive_utc(meta.get("date_done")),
+            "traceback": meta.get("traceback"),
+            "children": self.encode(children) if children else None,
+        }
+        from celeriac.backends.database_models import ENCODED_COLUMNS, EXTENDED_COLUMNS
+
+        for column in EXTENDED_COLUMNS:
+            value = meta.get(column)
+            if column in ENCODED_COLUMNS:
+                value = self.encode(value) if column in meta else None
+            values[column] = value
+        return values
+
+    def _set_meta(self, task_id: str, meta: dict[str, Any], state: str) -> None:
+        values = self._values(meta)
+        self._get_engine()  # learn the columns before choosing which to write
+        written = {k: v for k, v in values.items() if k not in self._missing}
+        self._run(lambda conn: self._upsert(conn, task_id, written))
+        self._notifier.notify()
+
+    def _upsert(self, conn: sa.Connection, task_id: str, values: dict[str, Any]) -> None:
+        import sqlalchemy as sa
+
+        table = self.tasks
+        guard = table.c.status.is_distinct_from(states.SUCCESS)
+        dialect = conn.dialect.name
+        if dialect in ("postgresql", "sqlite"):
+            insert = _dialect_insert(dialect)(table).values(task_id=task_id, **values)
+            conn.execute(
+                insert.on_conflict_do_update(
+                    index_elements=[table.c.task_id], set_=values, where=guard
+                )
+            )
+            if dialect == "postgresql":
+                from celeriac.backends.database_notify import CHANNEL
+
+                # Delivered at commit: waiters LISTENing elsewhere re-read at once.
+                conn.execute(sa.select(sa.func.pg_notify(CHANNEL, task_id)))
+            return
+        if dialect in ("mysql", "mariadb"):
+            conn.execute(_mysql_upsert(table, task_id, values))
+            return
+        update = sa.update(table).where(table.c.task_id == task_id, guard).values(**values)
+        if not conn.execute(update).rowcount:
+            exists = sa.select(table.c.id).where(table.c.task_id == task_id)
+            if conn.execute(exists).first() is None:
+                conn.execute(sa.insert(table).values(task_id=task_id, **values))
+
+    def _get_meta(self, task_id: str) -> dict[str, Any] | None:
+        import sqlalchemy as sa
+
+        from celeriac.backends.database_models import (
+            BASE_COLUMNS,
+            ENCODED_COLUMNS,
+            EXTENDED_COLUMNS,
+        )
+
+        self._get_engine()  # learn the columns first
+        names = [c for c in (*BASE_COLUMNS, *EXTENDED_COLUMNS) if c not in self._missing]
+        query = sa.select(*(self.tasks.c[n] for n in names)).where(self.tasks.c.task_id == task_id)
+        row = self._run(lambda conn: conn.execute(query).first())
+        if row is None:
+            return None
+        meta = dict(zip(names, row, strict=True))
+        for column in ("result", "children", *ENCODED_COLUMNS):
+            if meta.get(column) is not None:
+                meta[column] = self.decode_stored(bytes(meta[column]))
+        return meta
+
+    def _delete_meta(self, task_id: str) -> None:
+        import sqlalchemy as sa
+
+        statement = sa.delete(self.tasks).where(self.tasks.c.task_id == task_id)
+        self._run(lambda conn: conn.execute(statement))
+
+    def _get_group(self, group_id: str) -> Any | None:
+        import sqlalchemy as sa
+
+        query = sa.select(self.groups.c.result).where(self.groups.c.taskset_id == group_id)
+        row = self._run(lambda conn: conn.execute(query).first())
+        if row is None or row[0] is None:
+            return None
+        return self.decode_stored(bytes(row[0]))
+
+    def _set_group(self, group_id: str, value: Any) -> None:
+        import sqlalchemy as sa
+
+        values = {"result": self.encode(value), "date_done": naive_utc(utcnow())}
+        table = self.groups
+
+        def write(conn: sa.Connection) -> None:
+            # Delete then insert: one portable "replace" (Celery itself only inserts).
+            conn.execute(sa.delete(table).where(table.c.taskset_id == group_id))
+            conn.execute(sa.insert(table).values(taskset_id=group_id, **values))
+
+        self._run(write)
+
+    def _delete_group(self, group_id: str) -> None:
+        import sqlalchemy as sa
+
+        statement = sa.delete(self.groups).where(self.groups.c.taskset_id == group_id)
+        self._run(lambda conn: conn.execute(statement))
+
+    def _cleanup(self, older_than: datetime) -> int:
+        import sqlalchemy as sa
+
+        cutoff = naive_utc(older_than)
+
+        def remove(conn: sa.Connection) -> int:
+            tasks = conn.execute(sa.delete(self.tasks).where(self.tasks.c.date_done < cutoff))
+            groups = conn.execute(sa.delete(self.groups).where(self.groups.c.date_done < cutoff))
+            return int(tasks.rowcount) + int(groups.rowcount)
+
+        return self._run(remove)
+
+    def _result_listener(self) -> ResultListener | None:
+        """This process's LISTEN connection (PostgreSQL with psycopg 3), made on first wait."""
+        if self._listener_pid != os.getpid():
+            from celeriac.backends.database_notify import listener_for
+
+            self._listener_pid = os.getpid()
+            self._listener = listener_for(self._get_engine())
+        return self._listener
+
+    def _before_read(self, task_ids: Any) -> None:
+        self._notifier.mark()
+        listener = self._result_listener()
+        if listener is not None:
+            listener.mark()
+
+    def _wait(self, task_ids: Any, timeout: float) -> None:
+        listener = self._result_listener()
+        if listener is not None:
+            listener.wait(task_ids, timeout)
+        else:
+            self._notifier.wait(timeout)
+
+
+def _mysql_upsert(table: sa.Table, task_id: str, values: dict[str, Any]) -> Any:
+    """``INSERT ... ON DUPLICATE KEY UPDATE`` that leaves a stored SUCCESS alone.
+
+    MySQL applies the assignments left to right, each seeing the ones before: ``status``
+    goes last so every other column still tests the stored state.
+    """
+    import sqlalchemy as sa
+    from sqlalchemy.dialects.mysql import insert
+
+    statement = insert(table).values(task_id=task_id, **values)
+    keep = sa.func.coalesce(table.c.status, "") == states.SUCCESS
+    names = [name for name in values if name != "status"] + ["status"]
+    assignments = [
+        (name, sa.func.IF(keep, table.c[name], statement.inserted[name])) for name in names
+    ]
+    return statement.on_duplicate_key_update(assignments)
+
+
+def _dialect_insert(dialect: str) -> Any:
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
+
+
+__all__ = ["DatabaseBackend", "naive_utc"]

@@ -1,0 +1,299 @@
+"""Redis result backend (``redis://``, ``rediss://``, ``redis+socket://``, ``sentinel://``).
+
+Celery 5.7's keys and documents: ``celery-task-meta-<id>`` (a JSON document, ``result_expires``
+TTL) published on a channel of the same name, and ``celery-taskset-meta-<group id>``. A store
+is one server-side script (read the current state, skip if it is SUCCESS, ``SETEX``,
+``PUBLISH``): the write guard costs no extra round trip. ``get()`` subscribes to the result's
+channel only while someone waits, then reads once, so a result can never be missed and no
+``delay()`` pays for pub/sub.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, ClassVar, TypeVar
+
+import redis
+
+from celeriac import redis_conn, states
+from celeriac.backends.base import ResultBackend
+from celeriac.config import Settings
+from celeriac.exceptions import OperationalError
+from celeriac.transports.retry import RetryPolicy, retry_call
+
+_T = TypeVar("_T")
+
+TASK_PREFIX = "celery-task-meta-"
+GROUP_PREFIX = "celery-taskset-meta-"
+#: Celery's documents start with the status field: a stored SUCCESS starts with this.
+SUCCESS_HEAD = '{"status": "SUCCESS"'
+
+#: KEYS: result key. ARGV: document, ttl seconds (0: none), guard prefix ('' = no guard).
+_STORE = r"""
+if ARGV[3] ~= '' then
+  local current = redis.call('GET', KEYS[1])
+  if current and string.sub(current, 1, string.len(ARGV[3])) == ARGV[3] then return 0 end
+end
+if tonumber(ARGV[2]) > 0 then
+  redis.call('SETEX', KEYS[1], ARGV[2], ARGV[1])
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+redis.call('PUBLISH', KEYS[1], ARGV[1])
+return 1
+"""
+
+#: KEYS: claim key. ARGV: task id, ttl ms. Returns the owner's task id.
+_CLAIM = r"""
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return ARGV[1] end
+return redis.call('GET', KEYS[1])
+"""
+
+
+def _keyprefix(options: dict[str, Any]) -> str:
+    """Celery appends ``_`` to a ``global_keyprefix`` that does not end in a separator."""
+    prefix = str(options.get("global_keyprefix") or "")
+    if prefix and prefix[-1] not in ":_-.":
+        prefix += "_"
+    return prefix
+
+
+class _Waiter(threading.local):
+    """One thread's pub/sub connection and what it has heard."""
+
+    pid: int = 0
+    pubsub: Any = None
+    channels: set[str]
+    heard: set[str]
+
+    def __init__(self) -> None:
+        self.channels = set()
+        self.heard = set()
+
+
+class RedisBackend(ResultBackend):
+    """Task results in Redis, laid out exactly as Celery's Redis backend writes them."""
+
+    schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss", "redis+socket", "socket", "sentinel")
+    supports_result_compression: ClassVar[bool] = True
+
+    def __init__(self, url: str, conf: Settings) -> None:
+        super().__init__(url, conf)
+        options = dict(conf.result_backend_transport_options or {})
+        for setting, option in (
+            ("redis_socket_timeout", "socket_timeout"),
+            ("redis_socket_connect_timeout", "socket_connect_timeout"),
+            ("redis_socket_keepalive", "socket_keepalive"),
+            ("redis_retry_on_timeout", "retry_on_timeout"),
+            ("redis_backend_health_check_interval", "health_check_interval"),
+            ("redis_max_connections", "max_connections"),
+        ):
+            if conf.get(setting) is not None:
+                options.setdefault(option, conf.get(setting))
+        self.params = redis_conn.parse_url(url, options, use_ssl=conf.redis_backend_use_ssl)
+        self.where = redis_conn.describe(self.params)
+        self.prefix = _keyprefix(options)
+        retry = options.get("retry_policy") or {"max_retries": 3, "interval_step": 0.5}
+        self.retry_policy = RetryPolicy.from_mapping({"interval_max": 1.0, **retry})
+        self._json = self.content_type == "application/json" and not self.compression
+        self._waiter = _Waiter()
+        self._pid = 0
+        self._client: redis.Redis | None = None
+        self._store: Any = None
+        self._claim: Any = None
+
+    # -- connection ------------------------------------------------------------------------
+    @property
+    def client(self) -> redis.Redis:
+        if self._client is None or self._pid != os.getpid():
+            self._client = redis_conn.client(self.params)
+            self._store = self._client.register_script(_STORE)
+            self._claim = self._client.register_script(_CLAIM)
+            self._pid = os.getpid()
+        return self._client
+
+    def _call(self, action: Callable[[], _T], what: str) -> _T:
+        try:
+            return retry_call(action, self.retry_policy, redis_conn.CONNECTION_ERRORS)
+        except redis_conn.CONNECTION_ERRORS as exc:
+            raise OperationalError(
+                f"Cannot reach the Redis result backend at {self.where} while {what}: {exc}"
+            ) from exc
+
+    def task_key(self, task_id: str) -> str:
+        return f"{self.prefix}{TASK_PREFIX}{task_id}"
+
+    def group_key(self, group_id: str) -> str:
+        return f"{self.prefix}{GROUP_PREFIX}{group_id}"
+
+    @property
+    def ttl(self) -> int:
+        return max(1, int(self.expires)) if self.expires else 0
+
+    # -- primitives ------------------------------------------------------------------------
+    def _get_meta(self, task_id: str) -> dict[str, Any] | None:
+        data = self._call(lambda: self.client.get(self.task_key(task_id)), "reading a result")
+        return None if data is None else self.load_document(data)
+
+    def _set_meta(self, task_id: str, meta: dict[str, Any], state: str) -> None:
+        """Guard, ``SETEX`` and ``PUBLISH`` in one script (non-JSON documents: guard here)."""
+        key = self.task_key(task_id)
+        document = self.encode_document(meta)
+        guard = SUCCESS_HEAD if self._json else ""
+        if not self._json and self._stored_success(key):
+            return
+        client = self.client
+        self._call(
+            lambda: self._store(keys=[key], args=[document, self.ttl, guard], client=client),
+            "storing a result",
+        )
+
+    def _stored_success(self, key: str) -> bool:
+        data = self._call(lambda: self.client.get(key), "reading a result")
+        if data is None:
+            return False
+        try:
+            return self.load_document(data).get("status") == states.SUCCESS
+        except Exception:  # an unreadable document is not a SUCCESS to protect
+            return False
+
+    def _delete_meta(self, task_id: str) -> None:
+        self._call(lambda: self.client.delete(self.task_key(task_id)), "forgetting a result")
+
+    def _get_group(self, group_id: str) -> Any | None:
+        data = self._call(lambda: self.client.get(self.group_key(group_id)), "reading a group")
+        if data is None:
+            return None
+        document = self.decode(data)
+        return document.get("result") if isinstance(document, dict) else None
+
+    def _set_group(self, group_id: str, value: Any) -> None:
+        key, data = self.group_key(group_id), self.encode({"result": value})
+        ttl = self.ttl
+        self._call(
+            lambda: self.client.set(key, data, ex=ttl or None),
+            "saving a group",
+        )
+
+    def _delete_group(self, group_id: str) -> None:
+        self._call(lambda: self.client.delete(self.group_key(group_id)), "deleting a group")
+
+    def _cleanup(self, older_than: datetime) -> int:
+        """Every key carries its ``result_expires`` TTL, so Redis already removed what is
+        old *now*; only a cleanup for a later moment has work: keys whose remaining TTL
+        says they were stored before ``older_than``."""
+        now = time.time()
+        if not self.expires or older_than.timestamp() <= now - self.expires + 1.0:
+            return 0
+        keep_after = older_than.timestamp() - (now - self.expires)  # minimum remaining TTL
+        return self._call(lambda: self._delete_short_lived(keep_after), "removing results")
+
+    def _delete_short_lived(self, min_ttl: float) -> int:
+        client = self.client
+        removed = 0
+        for pattern in (TASK_PREFIX, GROUP_PREFIX):
+            keys = list(client.scan_iter(match=f"{self.prefix}{pattern}*", count=1000))
+            pipe = client.pipeline(transaction=False)
+            for key in keys:
+                pipe.pttl(key)
+            doomed = [
+                k for k, ms in zip(keys, pipe.execute(), strict=True) if 0 <= ms < min_ttl * 1000
+            ]
+            if doomed:
+                removed += int(client.delete(*doomed))
+        return removed
+
+    def _claim_unique(self, key: str, task_id: str, ttl: float) -> str:
+        client = self.client
+        owner = self._call(
+            lambda: self._claim(
+                keys=[self.prefix + key], args=[task_id, max(1, int(ttl * 1000))], client=client
+            ),
+            "claiming a unique key",
+        )
+        return owner.decode() if isinstance(owner, bytes) else str(owner)
+
+    # -- waiting (pub/sub only while someone waits) -----------------------------------------
+    def _pubsub(self) -> Any:
+        waiter = self._waiter
+        if waiter.pubsub is None or waiter.pid != os.getpid():
+            waiter.pubsub = self.client.pubsub(ignore_subscribe_messages=False)  # type: ignore[no-untyped-call]
+            waiter.pid = os.getpid()
+            waiter.channels = set()
+            waiter.heard = set()
+        return waiter.pubsub
+
+    def _before_read(self, task_ids: Sequence[str]) -> None:
+        """Subscribe (and wait for the confirmation) before the read: nothing is missed."""
+        wanted = {self.task_key(task_id) for task_id in task_ids}
+        waiter = self._waiter
+        try:
+            pubsub = self._pubsub()
+            stale = waiter.channels - wanted
+            if stale:
+                pubsub.unsubscribe(*stale)  # confirmations are read (and dropped) later
+                waiter.channels -= stale
+            missing = wanted - waiter.channels
+            if missing:
+                pubsub.subscribe(*missing)
+                waiter.channels |= missing
+                self._confirm(pubsub, missing)
+        except redis_conn.CONNECTION_ERRORS:
+            self._reset_waiter()  # the read that follows retries; the wait polls
+
+    def _confirm(self, pubsub: Any, channels: set[str]) -> None:
+        pending = set(channels)
+        deadline = time.monotonic() + 5.0
+        while pending and time.monotonic() < deadline:
+            reply = pubsub.get_message(timeout=max(0.0, deadline - time.monotonic()))
+            if reply is None:
+                continue
+            channel = _text(reply.get("channel"))
+            if reply["type"] == "subscribe":
+                pending.discard(channel)
+            elif reply["type"] == "message":
+                self._waiter.heard.add(channel)
+
+    def _wait(self, task_ids: Sequence[str], timeout: float) -> None:
+        waiter = self._waiter
+        wanted = {self.task_key(task_id) for task_id in task_ids}
+        if waiter.pubsub is None or not wanted <= waiter.channels:
+            time.sleep(min(timeout, 0.05))  # pub/sub is down: poll gently
+            return
+        if waiter.heard & wanted:
+            waiter.heard -= wanted
+            return
+        deadline = time.monotonic() + timeout
+        try:
+            while (remaining := deadline - time.monotonic()) > 0:
+                reply = waiter.pubsub.get_message(timeout=remaining)
+                heard = reply is not None and reply["type"] == "message"
+                if heard and _text(reply.get("channel")) in wanted:
+                    return
+        except redis_conn.CONNECTION_ERRORS:
+            self._reset_waiter()
+
+    def _reset_waiter(self) -> None:
+        waiter = self._waiter
+        if waiter.pubsub is not None:
+            with contextlib.suppress(redis.RedisError, OSError):
+                waiter.pubsub.close()
+        waiter.pubsub = None
+        waiter.channels = set()
+        waiter.heard = set()
+
+    def close(self) -> None:
+        if self._waiter.pid == os.getpid():
+            self._reset_waiter()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+__all__ = ["RedisBackend"]

@@ -1,0 +1,226 @@
+"""``app.control``: remote control requests to workers, with Celery's pidbox messages.
+
+A request is published to the ``celery.pidbox`` fanout exchange with headers
+``{"clock", "expires"}`` and body ``{"method", "arguments", "destination", "pattern",
+"matcher"}`` (plus ``ticket`` and ``reply_to`` when replies are wanted), so real Celery workers
+obey celeriac clients and the reverse. Replies come back on ``reply.celery.pidbox`` to a queue
+named after this client's mailbox id.
+
+Beyond Celery, ``revoke`` also records the ids in the cluster store for
+``worker_revoke_ttl`` seconds, so workers that are offline or restarting honour it too.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from celeriac.entities import Exchange, Queue
+from celeriac.protocol import serialization
+from celeriac.protocol.message import Message
+
+if TYPE_CHECKING:
+    from celeriac.app import Celery
+    from celeriac.transports.base import Transport
+
+logger = logging.getLogger(__name__)
+
+PIDBOX_EXCHANGE = "celery.pidbox"
+REPLY_EXCHANGE = "reply.celery.pidbox"
+TERM_SIGNAME = "SIGTERM"
+
+
+class Control:
+    """Client side of remote control for one app (``app.control``)."""
+
+    def __init__(self, app: Celery) -> None:
+        self.app = app
+        self._clock = itertools.count(1)
+        self.oid = str(uuid.uuid4())
+
+    # -- commands ------------------------------------------------------------------------
+    def revoke(
+        self,
+        task_id: str | Sequence[str],
+        destination: Sequence[str] | None = None,
+        terminate: bool = False,
+        signal: str | None = TERM_SIGNAME,
+        **kwargs: Any,
+    ) -> list[dict[str, Any]] | None:
+        """Tell workers to discard ``task_id`` (one id or a list); ``terminate`` kills it if
+        running (prefork pool), with ``signal`` (default ``SIGTERM``)."""
+        ids = [task_id] if isinstance(task_id, str) else [str(t) for t in task_id]
+        self._store_revoked(ids)
+        return self.broadcast(
+            "revoke",
+            destination=destination,
+            arguments={
+                "task_id": task_id if isinstance(task_id, str) else ids,
+                "terminate": terminate,
+                "signal": signal or TERM_SIGNAME,
+            },
+            **kwargs,
+        )
+
+    def terminate(
+        self,
+        task_id: str | Sequence[str],
+        destination: Sequence[str] | None = None,
+        signal: str = TERM_SIGNAME,
+        **kwargs: Any,
+    ) -> list[dict[str, Any]] | None:
+        return self.revoke(task_id, destination, terminate=True, signal=signal, **kwargs)
+
+    def rate_limit(
+        self,
+        task_name: str,
+        rate_limit: str | int | float | None,
+        destination: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> list[dict[str, Any]] | None:
+        """Set a new rate limit for ``task_name`` on the workers (``None``/0: no limit)."""
+        return self.broadcast(
+            "rate_limit",
+            destination=destination,
+            arguments={"task_name": task_name, "rate_limit": rate_limit},
+            **kwargs,
+        )
+
+    def time_limit(
+        self,
+        task_name: str,
+        soft: float | None = None,
+        hard: float | None = None,
+        destination: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> list[dict[str, Any]] | None:
+        return self.broadcast(
+            "time_limit",
+            destination=destination,
+            arguments={"task_name": task_name, "hard": hard, "soft": soft},
+            **kwargs,
+        )
+
+    def ping(
+        self, destination: Sequence[str] | None = None, timeout: float = 1.0, **kwargs: Any
+    ) -> list[dict[str, Any]]:
+        answers = self.broadcast("ping", None, destination, reply=True, timeout=timeout, **kwargs)
+        return answers or []
+
+    # -- the request ---------------------------------------------------------------------
+    def broadcast(
+        self,
+        command: str,
+        arguments: dict[str, Any] | None = None,
+        destination: Sequence[str] | None = None,
+        connection: Transport | None = None,
+        reply: bool = False,
+        timeout: float | None = 1.0,
+        limit: int | None = None,
+        callback: Callable[[dict[str, Any]], None] | None = None,
+        pattern: str | None = None,
+        matcher: str | None = None,
+        **extra: Any,
+    ) -> list[dict[str, Any]] | None:
+        """Send ``command`` to every selected worker; with ``reply``, collect answers for
+        ``timeout`` seconds (or until ``limit`` answers) and return ``[{node: answer}, ...]``."""
+        if destination is not None and isinstance(destination, str):
+            raise ValueError("destination must be a list of node names")
+        timeout = 1.0 if timeout is None else float(timeout)
+        transport = connection or self.app.connection()
+        own = connection is None
+        try:
+            transport.open()
+            ticket = str(uuid.uuid4()) if reply else None
+            if reply:
+                transport.declare_queue(self._reply_queue())
+            body = {
+                "method": command,
+                "arguments": dict(arguments or {}, **extra),
+                "destination": list(destination) if destination is not None else None,
+                "pattern": pattern,
+                "matcher": matcher,
+            }
+            if ticket is not None:
+                body["ticket"] = ticket
+                body["reply_to"] = {"exchange": REPLY_EXCHANGE, "routing_key": self.oid}
+            transport.fanout_publish(PIDBOX_EXCHANGE, self._message(body, timeout))
+            if ticket is None:
+                return None
+            expected = len(destination) if destination and limit is None else limit
+            return self._collect(transport, ticket, timeout, expected, callback)
+        finally:
+            if own:
+                transport.close()
+
+    def _message(self, body: dict[str, Any], timeout: float) -> Message:
+        data, content_type, encoding = serialization.dumps(body, self.app.conf.task_serializer)
+        return Message(
+            body=data,
+            content_type=content_type,
+            content_encoding=encoding,
+            headers={"clock": next(self._clock), "expires": time.time() + timeout},
+            properties={"delivery_mode": 2, "priority": 0},
+        )
+
+    def _reply_queue(self) -> Queue:
+        return Queue(
+            f"{self.oid}.{REPLY_EXCHANGE}",
+            Exchange(REPLY_EXCHANGE, "direct", durable=False, auto_delete=True),
+            routing_key=self.oid,
+            durable=False,
+            auto_delete=True,
+        )
+
+    def _collect(
+        self,
+        transport: Transport,
+        ticket: str,
+        timeout: float,
+        limit: int | None,
+        callback: Callable[[dict[str, Any]], None] | None,
+    ) -> list[dict[str, Any]]:
+        queue = self._reply_queue().name
+        replies: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            deliveries = transport.get([queue], max_messages=100, timeout=min(remaining, 0.25))
+            if deliveries:
+                transport.ack(deliveries)
+            for delivery in deliveries:
+                message = delivery.message
+                if message.headers.get("ticket") != ticket:
+                    continue  # a late answer to an earlier request
+                answer = serialization.loads(
+                    message.body, message.content_type, message.content_encoding, accept=None
+                )
+                replies.append(answer)
+                if callback is not None:
+                    callback(answer)
+            if limit is not None and len(replies) >= limit:
+                break
+        return replies
+
+    def _store_revoked(self, ids: list[str]) -> None:
+        ttl = self.app.conf.worker_revoke_ttl
+        if not ttl:
+            return
+        from celeriac.cluster_store import store_for_app
+
+        try:
+            store = store_for_app(self.app)
+            if store is None:
+                return
+            try:
+                store.add_revoked(ids, float(ttl))
+            finally:
+                store.close()
+        except Exception as exc:  # the broadcast still reaches the workers that are up
+            logger.warning("Could not record revoked ids in the cluster store: %r", exc)
+
+
+__all__ = ["Control"]

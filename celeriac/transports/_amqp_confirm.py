@@ -1,0 +1,75 @@
+"""Publisher confirms for one channel: publish many, then wait once for all their acks.
+
+RabbitMQ numbers the messages published on a channel in confirm mode 1, 2, 3...; it answers
+``basic.ack`` / ``basic.nack`` for each (or ``multiple`` for all up to a tag). Waiting for the
+acks of a batch costs one round trip per batch instead of one per message, and once they are
+in, the messages are in their queues: a ``get`` or ``size`` from any connection sees them.
+With ``confirm_publish`` a publish waits for its acks; without it the transport waits only
+before its own next read (so it always reads its own writes) or when 1000 are outstanding.
+"""
+
+from __future__ import annotations
+
+import time
+
+import amqp
+
+from celeriac.exceptions import OperationalError
+
+
+class Confirms:
+    """Tracks the unconfirmed publishes of one confirm-mode channel."""
+
+    def __init__(self, connection: amqp.Connection, channel: amqp.Channel) -> None:
+        self._connection = connection
+        self._next_tag = 1
+        self._pending: set[int] = set()
+        self._nacked = 0
+        channel.events["basic_ack"].add(self._on_ack)
+        channel.events["basic_nack"].add(self._on_nack)
+        channel.confirm_select()
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def published(self) -> None:
+        """Record one ``basic.publish`` just sent on the channel."""
+        self._pending.add(self._next_tag)
+        self._next_tag += 1
+
+    def _settled(self, tag: int, multiple: bool) -> int:
+        done = {t for t in self._pending if t <= tag} if multiple else {tag} & self._pending
+        self._pending -= done
+        return len(done)
+
+    def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        self._settled(delivery_tag, multiple)
+
+    def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
+        self._nacked += self._settled(delivery_tag, multiple)
+
+    def wait(self, timeout: float) -> None:
+        """Block until every publish so far is confirmed.
+
+        Raises:
+            OperationalError: the broker refused (nacked) some, or did not answer in time.
+        """
+        deadline = time.monotonic() + timeout
+        while self._pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise OperationalError(
+                    f"The broker did not confirm {len(self._pending)} published message(s) "
+                    f"within {timeout} s"
+                )
+            try:
+                self._connection.drain_events(timeout=remaining)
+            except TimeoutError:
+                continue
+        nacked, self._nacked = self._nacked, 0
+        if nacked:
+            raise OperationalError(f"The broker refused (nacked) {nacked} published message(s)")
+
+
+__all__ = ["Confirms"]

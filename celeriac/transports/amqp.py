@@ -1,0 +1,490 @@
+"""RabbitMQ (AMQP 0.9.1) through py-amqp: ``amqp://``, ``pyamqp://``, ``amqps://``.
+
+Two ways of taking messages, chosen by whether the caller announced a prefetch window:
+
+* **consumer mode** (after :meth:`AMQPTransport.qos`, as the worker does): one ``basic.consume``
+  per queue with ``basic.qos(prefetch_count, global)``; the broker pushes deliveries into a
+  local buffer per queue and :meth:`get` drains it, queues served round robin.
+* **pull mode** (no window announced: clients, tools): ``basic.get``, so the transport holds
+  exactly what ``get`` returned; a blocking ``get`` waits through a short-lived consumer with a
+  prefetch of one.
+
+Every delivery stays unacknowledged on the broker until ``ack``; when the connection dies the
+broker gives it back (``redelivered``), which is RabbitMQ's own visibility mechanism.
+Declarations and publishing use a second channel, so a failed declaration never costs the
+consuming channel its unacknowledged deliveries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from typing import Any, TypeVar
+
+import amqp
+import amqp.exceptions
+
+from celeriac.entities import Exchange, Queue
+from celeriac.exceptions import OperationalError
+from celeriac.protocol.message import Message
+from celeriac.transports import _amqp_topology as topology
+from celeriac.transports._amqp_codec import REQUEUED_HEADER, from_amqp, to_amqp
+from celeriac.transports._amqp_confirm import Confirms
+from celeriac.transports._amqp_conn import CONNECTION_ERRORS, connect, drop, parse_params
+from celeriac.transports._amqp_conn import with_retries as _with_retries
+from celeriac.transports._amqp_fanout import AMQPSubscription
+from celeriac.transports.base import Delivery, FanoutSubscription, Transport, fair_order
+from celeriac.transports.retry import RetryPolicy
+
+logger = logging.getLogger("celeriac.transports.amqp")
+
+_T = TypeVar("_T")
+#: Longest single socket wait, so heartbeats are sent and checked while idle.
+WAIT_SLICE = 1.0
+#: Unconfirmed publishes allowed before a publish waits for the broker's confirms.
+MAX_UNCONFIRMED = 1000
+#: ``basic.qos`` prefetch_count is a 16-bit field.
+MAX_PREFETCH = 65535
+#: A channel error while consuming or publishing costs that channel its state (consumers,
+#: confirm mode): start over on a new connection.
+_GET_ERRORS = _PUBLISH_ERRORS = (*CONNECTION_ERRORS, amqp.exceptions.ChannelError)
+
+
+class AMQPTransport(Transport):
+    """A RabbitMQ connection: one consuming channel and one for declarations and publishing."""
+
+    schemes = ("amqp", "amqps", "pyamqp")
+    supports_priority = True  # for queues declared with x-max-priority
+    priority_higher_first = True
+    supports_fanout = True
+
+    def __init__(self, url: str = "amqp://", options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(url, options)
+        self.params = parse_params(url, self.options)
+        self._lock = threading.RLock()
+        self._conn: amqp.Connection | None = None
+        self._channel: amqp.Channel | None = None  # consuming, acks
+        self._ops: amqp.Channel | None = None  # publishing (confirm mode)
+        self._admin: amqp.Channel | None = None  # declarations and checks that may fail
+        self._confirms: Confirms | None = None
+        self._generation = 0  # delivery tags are only valid on the channel that made them
+        self._queues: set[str] = set()  # known to exist (declared by this connection)
+        self._exchanges_ok: set[str] = set()
+        self._buffers: dict[str, deque[Delivery]] = {}
+        self._consumers: dict[str, str] = {}  # queue -> consumer tag (consumer mode)
+        self._prefetch: int | None = None  # None: pull mode
+        self._pull_qos = False
+        self._last_served: str | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def open(self) -> None:
+        with self._lock:
+            self._ensure_open()
+
+    def _ensure_open(self) -> amqp.Channel:
+        if self._conn is None or self._channel is None:
+            conn = connect(self.params)
+            self._conn, self._channel = conn, conn.channel()
+            self._ops, self._admin = conn.channel(), conn.channel()
+            self._channel.auto_decode = False
+            self._confirms = Confirms(conn, self._ops)
+            self._generation += 1
+            if self._prefetch is not None:
+                self._apply_qos()
+            if self._generation > 1:
+                logger.info("Reconnected to %s", self.params.display)
+        return self._channel
+
+    def close(self) -> None:
+        """Close the connection; the broker requeues every unacknowledged delivery."""
+        with self._lock:
+            conn, self._conn = self._conn, None
+            self._forget_connection()
+            drop(conn, graceful=True)
+
+    def _lost(self) -> None:
+        """The connection broke: drop it; the next operation reconnects."""
+        conn, self._conn = self._conn, None
+        self._forget_connection()
+        drop(conn, graceful=False)
+
+    def _forget_connection(self) -> None:
+        self._channel = self._ops = self._admin = None
+        self._confirms = None
+        self._queues.clear()
+        self._exchanges_ok.clear()
+        self._buffers.clear()  # the broker gives these back itself
+        self._consumers.clear()
+        self._pull_qos = False
+
+    def _admin_channel(self) -> amqp.Channel:
+        """The channel for declarations: a broker error there (py-amqp reopens it) never
+        touches the consuming channel's deliveries or the publishing channel's confirm mode."""
+        self._ensure_open()
+        assert self._admin is not None
+        return self._admin
+
+    def _retrying(
+        self,
+        action: Callable[[], _T],
+        policy: RetryPolicy,
+        what: str,
+        errors: tuple[type[BaseException], ...] = CONNECTION_ERRORS,
+    ) -> _T:
+        with self._lock:
+            return _with_retries(
+                action, self.params, policy, what=what, on_error=self._lost, errors=errors
+            )
+
+    # -- topology ------------------------------------------------------------------------
+    def declare_exchange(self, exchange: Exchange) -> None:
+        super().declare_exchange(exchange)
+
+        def run() -> None:
+            topology.declare_exchange(self._admin_channel(), exchange)
+            self._exchanges_ok.add(exchange.name)
+
+        self._retrying(run, self.params.reconnect_policy, "Declaring")
+
+    def declare_queue(self, queue: Queue) -> None:
+        def run() -> None:
+            topology.declare_queue(self._admin_channel(), queue)
+            self._queues.add(queue.name)
+            if queue.exchange is not None and queue.exchange.name:
+                self._exchanges_ok.add(queue.exchange.name)
+                self.exchanges[queue.exchange.name] = queue.exchange
+
+        self._retrying(run, self.params.reconnect_policy, "Declaring")
+
+    def bind(self, queue: str, exchange: str, routing_key: str) -> None:
+        def run() -> None:
+            admin = self._admin_channel()
+            self._ensure_queue(queue)
+            admin.queue_bind(queue, exchange, routing_key)
+
+        self._retrying(run, self.params.reconnect_policy, "Binding")
+
+    def _ensure_queue(self, name: str) -> None:
+        if name not in self._queues:
+            admin = self._admin_channel()
+            topology.declare_default_queue(admin, name, self.params.queue_max_priority)
+            self._queues.add(name)
+
+    def _ensure_exchange(self, name: str) -> None:
+        if name and name not in self._exchanges_ok:
+            if not topology.exchange_exists(self._admin_channel(), name):
+                raise OperationalError(
+                    f"Exchange {name!r} does not exist on {self.params.display}; declare it "
+                    "(a Queue bound to it in task_queues, or declare_exchange) before publishing"
+                )
+            self._exchanges_ok.add(name)
+
+    # -- producing -----------------------------------------------------------------------
+    def publish(
+        self,
+        message: Message,
+        *,
+        exchange: str = "",
+        routing_key: str,
+        not_before: float | None = None,
+    ) -> None:
+        self.publish_many([(message, exchange, routing_key)])
+
+    def publish_many(
+        self, items: Sequence[tuple[Message, str, str]], *, not_before: float | None = None
+    ) -> None:
+        policy = self.params.publish_policy
+        if not self.params.publish_retry:
+            policy = RetryPolicy(max_retries=0)
+        pending = deque(items)  # a retry resumes after what was already sent
+        self._retrying(partial(self._publish_all, pending), policy, "Publishing", _PUBLISH_ERRORS)
+
+    def _publish_all(self, pending: deque[tuple[Message, str, str]]) -> None:
+        self._ensure_open()
+        ops = self._ops
+        assert ops is not None
+        while pending:
+            message, exchange, routing_key = pending[0]
+            if exchange:
+                self._ensure_exchange(exchange)
+            else:  # the default exchange routes to the queue of that name: make sure it exists
+                self._ensure_queue(routing_key)
+            self._send(to_amqp(message), exchange, routing_key)
+            pending.popleft()
+        if self.params.confirm_publish or self._unconfirmed() > MAX_UNCONFIRMED:
+            self._wait_confirms()
+
+    def _send(self, raw: amqp.Message, exchange: str, routing_key: str) -> None:
+        assert self._ops is not None
+        self._ops.basic_publish(raw, exchange=exchange, routing_key=routing_key)
+        if self._confirms is not None:
+            self._confirms.published()
+
+    def _wait_confirms(self) -> None:
+        if self._confirms is not None:
+            self._confirms.wait(self.params.confirm_timeout)
+
+    def _unconfirmed(self) -> int:
+        return self._confirms.pending if self._confirms is not None else 0
+
+    def _read_own_writes(self) -> None:
+        """Before reading: wait until this connection's publishes are in their queues."""
+        if self._unconfirmed():
+            self._wait_confirms()
+
+    # -- consuming -----------------------------------------------------------------------
+    def qos(self, prefetch_count: int) -> None:
+        """Consumer mode: let the broker push up to ``prefetch_count`` unacked messages (0: no
+        limit) to this connection, as Celery's ``basic.qos(0, n, global=True)``."""
+        count = max(0, min(int(prefetch_count), MAX_PREFETCH))
+        with self._lock:
+            if count == self._prefetch:
+                return
+            self._prefetch = count
+            if self._channel is not None:
+                try:
+                    self._apply_qos()
+                except _GET_ERRORS as exc:  # the next get reconnects and applies it
+                    logger.warning("basic.qos failed on %s: %r", self.params.display, exc)
+                    self._lost()
+
+    def _apply_qos(self) -> None:
+        assert self._channel is not None and self._prefetch is not None
+        if self._pull_qos:  # per-consumer limit of pull mode's waits: lift it
+            self._channel.basic_qos(0, 0, False)
+            self._pull_qos = False
+        self._channel.basic_qos(0, self._prefetch, True)
+
+    def get(
+        self, queues: Sequence[str], *, max_messages: int = 1, timeout: float | None = None
+    ) -> list[Delivery]:
+        names = list(dict.fromkeys(queues))
+        deadline = time.monotonic() + (timeout or 0.0)
+        with self._lock:
+            return _with_retries(
+                partial(self._get, names, max(1, max_messages), deadline),
+                self.params,
+                self.params.reconnect_policy,
+                what="Consumer",
+                on_error=self._lost,
+                errors=_GET_ERRORS,
+            )
+
+    def _get(self, queues: list[str], limit: int, deadline: float) -> list[Delivery]:
+        self._ensure_open()
+        self._read_own_writes()
+        for name in queues:
+            self._ensure_queue(name)
+        if self._prefetch is not None:
+            self._sync_consumers(queues)
+            self._drain(0.0)
+            if not self._buffered(queues):
+                self._wait(queues, deadline)
+            return self._take(queues, limit)
+        taken = self._take(queues, limit)  # left from an earlier wait
+        if len(taken) < limit:
+            taken += self._pull(queues, limit - len(taken))
+        if not taken and deadline > time.monotonic():
+            self._wait_once(queues, deadline)
+            taken = self._take(queues, limit)
+        return taken
+
+    def _pull(self, queues: list[str], limit: int) -> list[Delivery]:
+        """``basic.get`` round robin until ``limit`` messages or every queue is empty."""
+        channel = self._channel
+        assert channel is not None
+        taken: list[Delivery] = []
+        empty: set[str] = set()
+        while len(taken) < limit and len(empty) < len(queues):
+            for name in fair_order(queues, self._last_served):
+                if len(taken) >= limit:
+                    break
+                if name in empty:
+                    continue
+                raw = channel.basic_get(name, no_ack=False)
+                if raw is None:
+                    empty.add(name)
+                    continue
+                taken.append(self._delivery(raw, name))
+                self._last_served = name
+        return taken
+
+    def _wait_once(self, queues: list[str], deadline: float) -> None:
+        """Pull mode's blocking wait: consumers with a prefetch of one, cancelled after."""
+        channel = self._channel
+        assert channel is not None
+        if not self._pull_qos:
+            channel.basic_qos(0, 1, False)
+            self._pull_qos = True
+        tags = [channel.basic_consume(q, callback=partial(self._on_message, q)) for q in queues]
+        try:
+            self._wait(queues, deadline)
+        finally:
+            for tag in tags:
+                channel.basic_cancel(tag)
+
+    def _sync_consumers(self, queues: list[str]) -> None:
+        channel = self._channel
+        assert channel is not None
+        for name in [q for q in self._consumers if q not in queues]:
+            channel.basic_cancel(self._consumers.pop(name))
+            self.restore(list(self._buffers.pop(name, ())))
+        for name in queues:
+            if name not in self._consumers:
+                self._consumers[name] = channel.basic_consume(
+                    name, callback=partial(self._on_message, name)
+                )
+
+    def _on_message(self, queue: str, raw: amqp.Message) -> None:
+        self._buffers.setdefault(queue, deque()).append(self._delivery(raw, queue))
+
+    def _delivery(self, raw: amqp.Message, queue: str) -> Delivery:
+        message, exchange, routing_key, redelivered = from_amqp(raw)
+        return Delivery(
+            message=message,
+            queue=queue,
+            exchange=exchange,
+            routing_key=routing_key,
+            delivery_tag=f"{self._generation}:{raw.delivery_tag}",
+            redelivered=redelivered,
+            transport=self,
+        )
+
+    def _buffered(self, queues: list[str]) -> bool:
+        return any(self._buffers.get(q) for q in queues)
+
+    def _take(self, queues: list[str], limit: int) -> list[Delivery]:
+        taken: list[Delivery] = []
+        while len(taken) < limit and self._buffered(queues):
+            for name in fair_order(queues, self._last_served):
+                buffer = self._buffers.get(name)
+                if buffer and len(taken) < limit:
+                    taken.append(buffer.popleft())
+                    self._last_served = name
+        return taken
+
+    def _wait(self, queues: list[str], deadline: float) -> None:
+        """Read from the socket until a delivery for ``queues`` arrives or ``deadline``."""
+        conn = self._conn
+        assert conn is not None
+        while not self._buffered(queues):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                conn.drain_events(timeout=min(remaining, WAIT_SLICE))
+            conn.heartbeat_tick()
+        self._drain(0.0)  # whatever else already arrived
+
+    def _drain(self, timeout: float) -> None:
+        conn = self._conn
+        assert conn is not None
+        try:
+            while True:
+                conn.drain_events(timeout=timeout)
+        except TimeoutError:
+            return
+
+    # -- settling ------------------------------------------------------------------------
+    def _tags(self, deliveries: Sequence[Delivery]) -> list[int]:
+        """Delivery tags still valid on the current channel (stale ones were requeued)."""
+        current, tags = str(self._generation), []
+        for delivery in deliveries:
+            generation, _, tag = delivery.delivery_tag.partition(":")
+            if generation == current and self._channel is not None:
+                tags.append(int(tag))
+            else:
+                logger.warning(
+                    "Cannot settle message %s: its connection was lost; the broker "
+                    "delivers it again",
+                    delivery.message.properties.get("correlation_id"),
+                )
+        return tags
+
+    def _settle(self, deliveries: Sequence[Delivery], how: Callable[[int], None]) -> None:
+        with self._lock:
+            try:
+                for tag in self._tags(deliveries):
+                    how(tag)
+            except CONNECTION_ERRORS as exc:
+                logger.warning("Lost %s while settling messages: %r", self.params.display, exc)
+                self._lost()
+
+    def ack(self, deliveries: Sequence[Delivery]) -> None:
+        self._settle(deliveries, lambda tag: self._chan().basic_ack(tag))
+
+    def reject(self, deliveries: Sequence[Delivery], *, requeue: bool = False) -> None:
+        if not requeue:
+            self._settle(deliveries, lambda tag: self._chan().basic_reject(tag, False))
+            return
+        # RabbitMQ would put a requeued message back at the head; the seam says "at the end",
+        # so a copy goes to the end (carrying where it first came from) and the original is
+        # acknowledged.
+        with self._lock:
+            live = [d for d in deliveries if d.delivery_tag.startswith(f"{self._generation}:")]
+            for delivery in live:
+                marker = {REQUEUED_HEADER: [delivery.exchange, delivery.routing_key]}
+                copy = to_amqp(delivery.message, marker)
+                self._retrying(
+                    partial(self._republish, copy, delivery.queue),
+                    self.params.publish_policy,
+                    "Requeueing",
+                    _PUBLISH_ERRORS,
+                )
+            self.ack(live)
+
+    def _republish(self, raw: amqp.Message, queue: str) -> None:
+        self._ensure_open()
+        self._send(raw, "", queue)
+        self._wait_confirms()
+
+    def restore(self, deliveries: Sequence[Delivery]) -> None:
+        """Back to their original place (RabbitMQ's requeue), flagged redelivered."""
+        self._settle(deliveries, lambda tag: self._chan().basic_reject(tag, True))
+
+    def _chan(self) -> amqp.Channel:
+        assert self._channel is not None
+        return self._channel
+
+    # -- queue admin ---------------------------------------------------------------------
+    def purge(self, queue: str) -> int:
+        def run() -> int:
+            admin = self._admin_channel()
+            self._read_own_writes()
+            return topology.purge_queue(admin, queue)
+
+        return self._retrying(run, self.params.reconnect_policy, "Purging")
+
+    def size(self, queue: str) -> int:
+        def run() -> int:
+            admin = self._admin_channel()
+            self._read_own_writes()
+            return topology.queue_size(admin, queue)
+
+        return self._retrying(run, self.params.reconnect_policy, "Counting")
+
+    # -- fanout --------------------------------------------------------------------------
+    def fanout_publish(self, exchange: str, message: Message, routing_key: str = "") -> None:
+        declaration = topology.celery_exchange(exchange, self.exchanges)
+
+        def run() -> None:
+            admin = self._admin_channel()
+            if exchange not in self._exchanges_ok:
+                topology.declare_exchange_leniently(admin, declaration)
+                self._exchanges_ok.add(exchange)
+            self._send(to_amqp(message), exchange, routing_key)
+            self._wait_confirms()
+
+        self._retrying(run, self.params.publish_policy, "Publishing")
+
+    def fanout_subscribe(self, exchange: str, pattern: str = "#") -> FanoutSubscription:
+        declaration = topology.celery_exchange(exchange, self.exchanges)
+        return AMQPSubscription(self.params, declaration, pattern)
+
+
+__all__ = ["AMQPTransport"]

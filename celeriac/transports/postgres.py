@@ -1,0 +1,469 @@
+"""The PostgreSQL broker: ``postgresql://user:pass@host:5432/db`` (also ``postgres://``).
+
+Messages are rows in a schema of their own (transport option ``schema``, default
+``celeriac``), written and claimed through psycopg 3 directly. A consumer claims a batch with
+``SELECT ... FOR UPDATE SKIP LOCKED`` and leases it (``visibility_timeout``, default 3600 s):
+a lease that runs out is delivered again with ``redelivered=True``, :meth:`extend` renews it,
+closing the transport gives the rows back. Priorities follow AMQP (larger first), FIFO within
+one priority. An idle consumer sleeps in ``LISTEN``; every publish ``NOTIFY``s in the same
+statement, so it wakes within milliseconds, and otherwise asks the database only when a
+delayed row or a lease is due, or every ``polling_interval`` seconds (default 1) at most.
+
+Transport options: ``schema``, ``visibility_timeout``, ``polling_interval``,
+``fanout_retention`` (s, default 60), ``connect_timeout`` (s, default 10).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from celeriac.entities import Queue
+from celeriac.exceptions import ImproperlyConfigured, OperationalError
+from celeriac.protocol.message import Message
+from celeriac.transports import _postgres_sql as sql
+from celeriac.transports import _sqlite_sql as rows
+from celeriac.transports.base import (
+    Delivery,
+    FanoutSubscription,
+    Transport,
+    fair_order,
+    route,
+    topic_matches,
+)
+from celeriac.transports.sqlite import _option
+
+if TYPE_CHECKING:
+    import psycopg
+
+
+def mask_url(url: str) -> str:
+    from celeriac.transports.urls import mask_url as mask  # urls.py imports this module
+
+    return mask(url)
+
+
+_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,40}")
+#: Connections inherited through fork are never closed by the child (that would end the
+#: parent's session); they are parked here instead.
+_ABANDONED: list[Any] = []
+
+
+def conninfo_from_url(url: str) -> str:
+    """``postgresql+psycopg://...`` -> ``postgresql://...`` (psycopg reads the URI itself)."""
+    scheme, _, rest = url.partition("://")
+    return f"postgresql://{rest}" if scheme.lower() != "postgres" else url
+
+
+def connect(url: str, timeout: float) -> psycopg.Connection[Any]:
+    """An autocommit connection, or a clear error naming the extra / the masked URL."""
+    try:
+        import psycopg
+    except ImportError as exc:
+        raise ImproperlyConfigured(
+            "The PostgreSQL broker needs psycopg 3: pip install 'celeriac[postgres]'"
+        ) from exc
+    try:
+        return psycopg.connect(
+            conninfo_from_url(url), autocommit=True, connect_timeout=max(1, int(timeout))
+        )
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+        raise OperationalError(
+            f"Cannot connect to PostgreSQL broker {mask_url(url)}: {reason}"
+        ) from exc
+
+
+class PostgresTransport(Transport):
+    """A broker in PostgreSQL tables, for teams that run Postgres and want no other server."""
+
+    schemes = ("postgresql", "postgres", "postgresql+psycopg")
+    supports_priority = True
+    supports_delayed_delivery = True
+    supports_defer = True
+    priority_higher_first = True
+    supports_fanout = True
+
+    def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(url, options)
+        schema = str(self.options.get("schema", "celeriac"))
+        if not _SCHEMA_NAME.fullmatch(schema):
+            raise ImproperlyConfigured(
+                f"Transport option schema={schema!r} must be a plain identifier of at most "
+                "41 characters (letters, digits, underscore)"
+            )
+        self.schema = schema
+        self.channel = f"celeriac_{schema}"
+        self.visibility_timeout = _option(self.options, "visibility_timeout", 3600.0)
+        self.polling_interval = _option(self.options, "polling_interval", 1.0)
+        self.fanout_retention = _option(self.options, "fanout_retention", 60.0)
+        self.connect_timeout = _option(self.options, "connect_timeout", 10.0)
+        self._sql: dict[str, str] = {}
+        self._conn: psycopg.Connection[Any] | None = None
+        self._listener: _Listener | None = None
+        self._reset_process_state()
+        self._last_served: str | None = None
+        self._next_reclaim = 0.0
+        self._next_prune = 0.0
+
+    def _reset_process_state(self) -> None:
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self.consumer = uuid.uuid4().hex
+        self._held: set[int] = set()
+
+    def q(self, name: str) -> str:
+        """The statement ``name`` of ``_postgres_sql`` for this schema (rendered once)."""
+        text = self._sql.get(name)
+        if text is None:
+            text = self._sql[name] = sql.render(getattr(sql, name), f'"{self.schema}"')
+        return text
+
+    # -- connection ----------------------------------------------------------------------
+    @contextmanager
+    def _cursor(self) -> Iterator[psycopg.Cursor[Any]]:
+        """A cursor of this process's connection, under the lock; errors become ours."""
+        import psycopg
+
+        if self._pid != os.getpid():
+            _ABANDONED.extend(c for c in (self._conn, self._listener) if c is not None)
+            self._conn, self._listener = None, None
+            self._reset_process_state()
+        with self._lock:
+            if self._conn is None or self._conn.closed:
+                self._conn = self._open_connection()
+            try:
+                with self._conn.cursor() as cursor:
+                    yield cursor
+            except psycopg.Error as exc:
+                if self._conn.broken:
+                    self._conn = None
+                raise OperationalError(f"PostgreSQL broker {mask_url(self.url)}: {exc}") from exc
+
+    def _open_connection(self) -> psycopg.Connection[Any]:
+        conn = connect(self.url, self.connect_timeout)
+        try:
+            exists = conn.execute(sql.EXISTS, (f'"{self.schema}".fanout',)).fetchone()
+            if not (exists and exists[0]):
+                with conn.transaction():
+                    conn.execute(sql.SETUP_LOCK)
+                    conn.execute(sql.render(sql.SCHEMA, f'"{self.schema}"'))
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def open(self) -> None:
+        with self._cursor():
+            pass
+
+    def close(self) -> None:
+        """Give back this consumer's unacknowledged rows, then close the connections."""
+        if self._pid != os.getpid():
+            return
+        held = sorted(self._held)
+        if held and self._conn is not None and not self._conn.closed:
+            self._unclaim(held)
+        with self._lock:
+            if self._listener is not None:
+                self._listener.close()
+                self._listener = None
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    # -- topology ------------------------------------------------------------------------
+    def declare_queue(self, queue: Queue) -> None:
+        with self._cursor() as cur:
+            cur.execute(self.q("DECLARE_QUEUE"), (queue.name, time.time()))
+        if queue.exchange is not None and queue.exchange.name:
+            self.declare_exchange(queue.exchange)
+            self.bind(queue.name, queue.exchange.name, queue.key)
+
+    def bind(self, queue: str, exchange: str, routing_key: str) -> None:
+        with self._cursor() as cur:
+            cur.execute(self.q("BIND"), (exchange, routing_key, queue))
+
+    def _targets(self, cur: psycopg.Cursor[Any], exchange: str, routing_key: str) -> list[str]:
+        if not exchange:
+            return [routing_key]
+        declared = self.exchanges.get(exchange)
+        kind = declared.type if declared is not None else "direct"
+        bindings = cur.execute(self.q("BINDINGS"), (exchange,)).fetchall()
+        return route(kind, [(key, queue) for key, queue in bindings], routing_key)
+
+    # -- producing -----------------------------------------------------------------------
+    def publish(
+        self,
+        message: Message,
+        *,
+        exchange: str = "",
+        routing_key: str,
+        not_before: float | None = None,
+    ) -> None:
+        fields = rows.encode(message)
+        now = time.time()
+        visible_at = now if not_before is None else not_before
+        with self._cursor() as cur:
+            targets = self._targets(cur, exchange, routing_key)
+            if len(targets) == 1:
+                # The common case: insert and NOTIFY in one statement, one round trip.
+                cur.execute(
+                    self.q("INSERT_NOTIFY"),
+                    (targets[0], *fields, exchange, routing_key, visible_at, self.channel),
+                )
+            elif targets:
+                copies = [(t, *fields, exchange, routing_key, visible_at) for t in targets]
+                self._insert(cur, copies)
+
+    def publish_many(
+        self, items: Sequence[tuple[Message, str, str]], *, not_before: float | None = None
+    ) -> None:
+        """Insert every routed copy in one transaction, then wake the consumers once."""
+        if not items:
+            return
+        visible_at = time.time() if not_before is None else not_before
+        encoded = [(rows.encode(message), exchange, key) for message, exchange, key in items]
+        with self._cursor() as cur:
+            routes: dict[tuple[str, str], list[str]] = {}
+            params: list[tuple[Any, ...]] = []
+            for fields, exchange, key in encoded:
+                targets = routes.get((exchange, key))
+                if targets is None:
+                    targets = routes[(exchange, key)] = self._targets(cur, exchange, key)
+                params.extend((queue, *fields, exchange, key, visible_at) for queue in targets)
+            self._insert(cur, params)
+
+    def _insert(self, cur: psycopg.Cursor[Any], params: list[tuple[Any, ...]]) -> None:
+        if not params:
+            return
+        with cur.connection.transaction():
+            cur.executemany(self.q("INSERT"), params)
+            cur.execute(sql.NOTIFY, (self.channel, sorted({p[0] for p in params})))
+
+    # -- consuming -----------------------------------------------------------------------
+    def get(
+        self, queues: Sequence[str], *, max_messages: int = 1, timeout: float | None = None
+    ) -> list[Delivery]:
+        """Claim up to ``max_messages``; when idle, sleep in LISTEN until a publish or due."""
+        if max_messages < 1 or not queues:
+            return []
+        listener = self._listening() if timeout else None
+        if listener is not None:
+            listener.drain()  # wake-ups for rows this claim will see anyway
+        taken = self._claim(queues, max_messages)
+        if taken or listener is None or timeout is None:
+            return taken
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            due = self._seconds_until_due(queues)
+            listener.wait(set(queues), min(remaining, due, max(self.polling_interval, 0.001)))
+            listener.drain()
+            taken = self._claim(queues, max_messages)
+            if taken:
+                return taken
+        return []
+
+    def _listening(self) -> _Listener:
+        """The LISTEN connection, opened before the first claim so no NOTIFY is missed."""
+        self.open()  # also resets state after fork
+        if self._listener is None:
+            self._listener = _Listener(self, self.channel)
+        return self._listener
+
+    def _seconds_until_due(self, queues: Sequence[str]) -> float:
+        with self._cursor() as cur:
+            row = cur.execute(self.q("NEXT_DUE"), (list(queues),)).fetchone()
+        due = row[0] if row else None
+        return float("inf") if due is None else max(0.0, due - time.time())
+
+    def _claim(self, queues: Sequence[str], limit: int) -> list[Delivery]:
+        """Lease up to ``limit`` ready rows, queues in round-robin order."""
+        now = time.time()
+        expires = now + self.visibility_timeout
+        taken: list[Delivery] = []
+        with self._cursor() as cur:
+            if now >= self._next_reclaim:
+                self._next_reclaim = now + min(1.0, self.visibility_timeout / 4)
+                cur.execute(self.q("RECLAIM_EXPIRED"), (now,))
+            for queue in fair_order(queues, self._last_served):
+                want = limit - len(taken)
+                if want <= 0:
+                    break
+                params = (queue, now, want, self.consumer, expires)
+                batch = sorted(cur.execute(self.q("CLAIM"), params).fetchall(), key=rows.order_key)
+                if batch:
+                    self._last_served = queue
+                    taken.extend(rows.delivery(row, self) for row in batch)
+            self._held.update(int(d.delivery_tag) for d in taken)
+        return taken
+
+    def ack(self, deliveries: Sequence[Delivery]) -> None:
+        ids = [int(d.delivery_tag) for d in deliveries]
+        if ids:
+            with self._cursor() as cur:
+                cur.execute(self.q("DELETE_IDS"), (ids,))
+            self._held.difference_update(ids)
+
+    def reject(self, deliveries: Sequence[Delivery], *, requeue: bool = False) -> None:
+        ids = sorted(int(d.delivery_tag) for d in deliveries)
+        if not ids:
+            return
+        if not requeue:
+            self.ack(deliveries)
+            return
+        with self._cursor() as cur:
+            cur.execute(self.q("REQUEUE_AT_END"), (ids, self.consumer, time.time(), self.channel))
+        self._held.difference_update(ids)
+
+    def restore(self, deliveries: Sequence[Delivery]) -> None:
+        """Unclaim in place: the rows keep their ids, so they come back before newer ones."""
+        self._unclaim([int(d.delivery_tag) for d in deliveries])
+
+    def _unclaim(self, ids: list[int]) -> None:
+        if not ids:
+            return
+        with self._cursor() as cur, cur.connection.transaction():
+            queues = [r[0] for r in cur.execute(self.q("UNCLAIM"), (ids, self.consumer))]
+            cur.execute(sql.NOTIFY, (self.channel, sorted(set(queues))))
+        self._held.difference_update(ids)
+
+    def defer(self, delivery: Delivery, until: float) -> None:
+        tag = int(delivery.delivery_tag)
+        with self._cursor() as cur:
+            cur.execute(self.q("DEFER"), (until, tag, self.consumer))
+        self._held.discard(tag)
+
+    def extend(self, deliveries: Sequence[Delivery]) -> None:
+        if deliveries:
+            expires = time.time() + self.visibility_timeout
+            ids = [int(d.delivery_tag) for d in deliveries]
+            with self._cursor() as cur:
+                cur.execute(self.q("EXTEND"), (expires, ids, self.consumer))
+
+    # -- queue admin ---------------------------------------------------------------------
+    def purge(self, queue: str) -> int:
+        with self._cursor() as cur:
+            return cur.execute(self.q("PURGE"), (queue,)).rowcount
+
+    def size(self, queue: str) -> int:
+        """Waiting rows of ``queue``, delayed ones included (leased ones are not)."""
+        with self._cursor() as cur:
+            row = cur.execute(self.q("SIZE"), (queue,)).fetchone()
+        return int(row[0]) if row else 0
+
+    # -- fanout --------------------------------------------------------------------------
+    def fanout_publish(self, exchange: str, message: Message, routing_key: str = "") -> None:
+        """Append to the fanout log and wake the subscribers of ``exchange``."""
+        fields = rows.encode(message)
+        now = time.time()
+        with self._cursor() as cur, cur.connection.transaction():
+            cur.execute(sql.FANOUT_LOCK, (f"celeriac-fanout-{self.schema}",))
+            cur.execute(self.q("FANOUT_INSERT"), (exchange, routing_key, *fields[1:], now))
+            if now >= self._next_prune:
+                self._next_prune = now + min(5.0, self.fanout_retention)
+                cur.execute(self.q("FANOUT_PRUNE"), (now - self.fanout_retention,))
+            cur.execute(sql.NOTIFY, (self.channel, [sql.FANOUT_PREFIX + exchange]))
+
+    def fanout_subscribe(self, exchange: str, pattern: str = "#") -> FanoutSubscription:
+        with self._cursor() as cur:
+            row = cur.execute(self.q("FANOUT_LAST_ID")).fetchone()
+        return _PostgresSubscription(self, exchange, pattern or "#", int(row[0]) if row else 0)
+
+    def _fanout_since(self, exchange: str, last: int) -> list[tuple[Any, ...]]:
+        with self._cursor() as cur:
+            return cur.execute(self.q("FANOUT_SINCE"), (last, exchange)).fetchall()
+
+
+class _Listener:
+    """A connection of its own that sits in ``LISTEN`` on the schema's channel."""
+
+    def __init__(self, transport: PostgresTransport, channel: str) -> None:
+        from psycopg import sql as pgsql
+
+        self.url = transport.url
+        self.conn = connect(transport.url, transport.connect_timeout)
+        self.conn.execute(pgsql.SQL("LISTEN {}").format(pgsql.Identifier(channel)))
+        self._lock = threading.Lock()
+
+    def wait(self, wanted: set[str], timeout: float) -> bool:
+        """Wait up to ``timeout`` s for a NOTIFY naming one of ``wanted`` (or everyone)."""
+        import psycopg
+
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while (remaining := deadline - time.monotonic()) > 0:
+                try:
+                    for note in self.conn.notifies(timeout=remaining, stop_after=1):
+                        if note.payload in wanted or note.payload == sql.EVERYONE:
+                            return True
+                except psycopg.Error as exc:
+                    raise OperationalError(
+                        f"PostgreSQL broker {mask_url(self.url)}: {exc}"
+                    ) from exc
+        return False
+
+    def drain(self) -> None:
+        """Forget the NOTIFYs received so far (the claim that follows covers them)."""
+        import psycopg
+
+        with self._lock:
+            try:
+                for _note in self.conn.notifies(timeout=0):
+                    pass
+            except psycopg.Error as exc:
+                raise OperationalError(f"PostgreSQL broker {mask_url(self.url)}: {exc}") from exc
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class _PostgresSubscription(FanoutSubscription):
+    """Reads the fanout log of one exchange from the row after the last one it saw."""
+
+    def __init__(
+        self, transport: PostgresTransport, exchange: str, pattern: str, last: int
+    ) -> None:
+        self._transport = transport
+        self.exchange = exchange
+        self.pattern = pattern
+        self._last = last
+        self._listener: _Listener | None = None
+        self._closed = False
+
+    def get(self, timeout: float | None = None) -> list[Message]:
+        if timeout and self._listener is None:
+            self._listener = _Listener(self._transport, self._transport.channel)
+        deadline = time.monotonic() + (timeout or 0.0)
+        wanted = {sql.FANOUT_PREFIX + self.exchange}
+        while not self._closed:
+            if self._listener is not None:
+                self._listener.drain()
+            messages = self._poll()
+            remaining = deadline - time.monotonic()
+            if messages or remaining <= 0 or self._listener is None:
+                return messages
+            interval = max(self._transport.polling_interval, 0.001)
+            self._listener.wait(wanted, min(remaining, interval))
+        return []
+
+    def _poll(self) -> list[Message]:
+        found = self._transport._fanout_since(self.exchange, self._last)
+        if found:
+            self._last = found[-1][0]
+        return [rows.fanout_message(r) for r in found if topic_matches(self.pattern, r[1])]
+
+    def close(self) -> None:
+        self._closed = True
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+
+
+__all__ = ["PostgresTransport", "conninfo_from_url"]

@@ -1,0 +1,497 @@
+"""The Redis broker (``redis://``, ``rediss://``, ``redis+socket://``, ``sentinel://``).
+
+Byte-compatible with kombu 5.7's Redis transport, so celeriac and Celery clients and workers
+share one Redis: the same envelope in the same lists (``Q`` and ``Q\\x06\\x16<step>``, a lower
+priority number served first), the same ``_kombu.binding.*`` sets, the same ``unacked`` hash
+and ``unacked_index`` sorted set (any consumer restores expired leases) and the same fanout
+channels (``/<db>.<exchange>/<routing key>``).
+
+What celeriac adds without changing what others see: a batch of messages is popped and recorded
+as unacked in one server-side script (no window in which a crash loses a popped message), held
+messages have their lease renewed (``extend``) so only a dead consumer's messages come back,
+and far-future ETA messages can be parked in a per-queue sorted set (``defer``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import redis
+
+from celeriac import redis_conn
+from celeriac.entities import Queue
+from celeriac.exceptions import DecodeError, ImproperlyConfigured, OperationalError
+from celeriac.protocol import jsonx
+from celeriac.protocol.envelope import dump_envelope, from_envelope
+from celeriac.protocol.message import Message
+from celeriac.transports import _redis_unacked as unacked
+from celeriac.transports._redis_fanout import RedisSubscription
+from celeriac.transports._redis_keys import Keyspace
+from celeriac.transports._redis_lua import POP_AND_RECORD
+from celeriac.transports.base import Delivery, FanoutSubscription, Transport, fair_order, route
+from celeriac.transports.retry import RetryPolicy, retry_call
+
+logger = logging.getLogger("celeriac.transports.redis")
+_T = TypeVar("_T")
+
+#: Celery's reconnect intervals for a consumer (kombu ``ensure_connection`` defaults).
+RECONNECT = {"interval_start": 2.0, "interval_step": 2.0, "interval_max": 30.0}
+#: The shortest BRPOP wait sent to the server (0 would mean "forever").
+_MIN_BLOCK = 0.01
+_STRATEGIES = ("round_robin", "sorted", "priority")
+
+
+def _number(options: Mapping[str, Any], name: str, default: float) -> float:
+    value = options.get(name, default)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ImproperlyConfigured(f"Transport option {name}={value!r} is not a number") from None
+
+
+class RedisTransport(Transport):
+    """A kombu-compatible Redis broker connection (one per process)."""
+
+    schemes = ("redis", "rediss", "redis+socket", "socket", "sentinel")
+    supports_priority = True
+    #: ETA messages are LPUSHed as Celery does (Celery workers can run them); set the
+    #: transport option ``broker_side_eta`` to park them in the broker instead.
+    supports_delayed_delivery = False
+    supports_defer = True
+    priority_higher_first = False
+    supports_fanout = True
+
+    def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(url, options)
+        opts = self.options
+
+        def setting(name: str, default: Any) -> Any:
+            # Broker settings travel in the options under their names (app.connection()).
+            value = opts.get(name)
+            return default if value is None else value
+
+        self.params = redis_conn.parse_url(
+            url,
+            opts,
+            use_ssl=setting("broker_use_ssl", opts.get("ssl")),
+            connect_timeout=float(setting("broker_connection_timeout", 4.0) or 4.0),
+        )
+        self.keys = Keyspace(opts, self.params.db)
+        self.visibility_timeout = _number(opts, "visibility_timeout", 3600.0)
+        self.restore_interval = _number(opts, "unacked_restore_interval", 10.0)
+        limit = opts.get("unacked_restore_limit")
+        self.restore_limit = int(limit) if limit else None
+        self.block_slice = _number(opts, "brpop_timeout", _number(opts, "polling_interval", 1.0))
+        self.broker_side_eta = bool(opts.get("broker_side_eta", False))
+        self.strategy = str(opts.get("queue_order_strategy") or "round_robin")
+        if self.strategy not in _STRATEGIES:
+            raise ImproperlyConfigured(f"queue_order_strategy must be one of {_STRATEGIES}")
+        self.retry_on_startup = bool(setting("broker_connection_retry_on_startup", True))
+        max_retries = setting("broker_connection_max_retries", 100)
+        self.connection_policy = RetryPolicy.from_mapping({**RECONNECT, "max_retries": max_retries})
+        self.publish_policy = RetryPolicy.from_mapping(setting("task_publish_retry_policy", None))
+        if not setting("task_publish_retry", True):
+            self.publish_policy = RetryPolicy(max_retries=0)
+        self.where = redis_conn.describe(self.params)
+        self._pid = 0
+        self._client: redis.Redis | None = None
+        self._script: Any = None
+        self._lock = threading.Lock()
+        self._held: dict[str, tuple[str, str]] = {}  # tag -> (queue, raw envelope)
+        self._last_served: str | None = None
+        self._next_restore = 0.0
+        self._next_due: float | None = None
+
+    # -- connection ------------------------------------------------------------------------
+    @property
+    def client(self) -> redis.Redis:
+        """This process's client (a new pool after ``fork``: connections are never shared)."""
+        if self._client is None or self._pid != os.getpid():
+            self._client = redis_conn.client(self.params)
+            self._script = self._client.register_script(POP_AND_RECORD)
+            if self._pid and self._pid != os.getpid():
+                self._held = {}  # the parent's deliveries are the parent's to settle
+            self._pid = os.getpid()
+        return self._client
+
+    def _call(self, action: Callable[[], _T], policy: RetryPolicy, what: str) -> _T:
+        """Run ``action``; on a lost connection log, wait and retry per ``policy``."""
+
+        def on_retry(exc: BaseException, attempt: int, wait: float) -> None:
+            logger.error(
+                "Redis broker at %s unreachable while %s: %s; retry %d in %.1fs",
+                self.where,
+                what,
+                exc,
+                attempt,
+                wait,
+            )
+
+        try:
+            return retry_call(action, policy, redis_conn.CONNECTION_ERRORS, on_retry=on_retry)
+        except redis_conn.CONNECTION_ERRORS as exc:
+            raise OperationalError(
+                f"Cannot reach the Redis broker at {self.where} while {what}: {exc}"
+            ) from exc
+
+    def open(self) -> None:
+        policy = self.connection_policy if self.retry_on_startup else RetryPolicy(max_retries=0)
+        self._call(lambda: self.client.ping(), policy, "connecting")
+
+    def close(self) -> None:
+        """Give back what this consumer holds; pooled connections stay for the process."""
+        if self._pid != os.getpid() or not self._held:
+            return
+        with self._lock:
+            held = dict(self._held)
+            self._held.clear()
+        tags = list(held)
+        queues = {tag: queue for tag, (queue, _raw) in held.items()}
+        try:
+            self._restore_tags(tags[::-1], to_front=True, queues=queues)
+        except OperationalError as exc:
+            logger.error("Could not give back %d message(s) on close: %s", len(tags), exc)
+
+    # -- topology --------------------------------------------------------------------------
+    def declare_queue(self, queue: Queue) -> None:
+        if queue.exchange is not None and queue.exchange.name:
+            self.declare_exchange(queue.exchange)
+            self._bind(queue.name, queue.exchange.name, queue.key, queue.queue_arguments)
+
+    def bind(self, queue: str, exchange: str, routing_key: str) -> None:
+        self._bind(queue, exchange, routing_key, {})
+
+    def _bind(self, queue: str, exchange: str, key: str, arguments: Mapping[str, Any]) -> None:
+        """kombu 5.7: the binding set, plus the permanent set unless the queue expires."""
+        declared = self.exchanges.get(exchange)
+        member = self.keys.binding_member(declared.type if declared else "direct", key, queue)
+        expires = arguments.get("x-expires")
+
+        def write() -> None:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.sadd(self.keys.binding_key(exchange), member)
+            if expires is None:
+                pipe.sadd(self.keys.permanent_binding_key(exchange), member)
+            else:
+                deadline = int(time.time() * 1000) + max(2 * int(expires), 3_600_000)
+                deadlines = self.keys.prefix + "_kombu.binding_deadlines"
+                pipe.zadd(deadlines, {exchange: deadline}, gt=True)
+            pipe.execute()
+
+        self._call(write, self.connection_policy, f"binding queue {queue!r}")
+
+    def _lookup(self, exchange: str, routing_key: str) -> list[str]:
+        """The queues a publish reaches (kombu: exchange ``""`` means the queue itself)."""
+        if not exchange:
+            return [routing_key]
+        declared = self.exchanges.get(exchange)
+        members = self.client.smembers(self.keys.binding_key(exchange))
+        pairs = sorted(self.keys.parse_member(m) for m in members)
+        return route(declared.type if declared else "direct", pairs, routing_key)
+
+    # -- producing -------------------------------------------------------------------------
+    def publish(
+        self,
+        message: Message,
+        *,
+        exchange: str = "",
+        routing_key: str,
+        not_before: float | None = None,
+    ) -> None:
+        self.publish_many([(message, exchange, routing_key)], not_before=not_before)
+
+    def publish_many(
+        self, items: Sequence[tuple[Message, str, str]], *, not_before: float | None = None
+    ) -> None:
+        """LPUSH every routed copy in one pipeline (ETA copies to the delayed set if enabled)."""
+        if not items:
+            return
+        due = not_before if not_before is not None and not_before > time.time() else None
+        park = self.broker_side_eta and due is not None
+        encoded = [
+            (
+                dump_envelope(message, exchange=ex, routing_key=rk, delivery_tag=str(uuid.uuid4())),
+                message.properties.get("priority"),
+                ex,
+                rk,
+            )
+            for message, ex, rk in items
+        ]
+
+        if len(encoded) == 1 and not park and not encoded[0][2]:
+            # The common case (one task to the default exchange): one plain LPUSH.
+            raw, priority, _ex, queue = encoded[0]
+            key = self.keys.queue_key(queue, self.keys.step_of(priority))
+            self._call(lambda: self.client.lpush(key, raw), self.publish_policy, "publishing")
+            return
+
+        def send() -> None:
+            routes: dict[tuple[str, str], list[str]] = {}
+            pipe = self.client.pipeline(transaction=False)
+            for raw, priority, ex, rk in encoded:
+                targets = routes.get((ex, rk))
+                if targets is None:
+                    targets = routes[(ex, rk)] = self._lookup(ex, rk)
+                for queue in targets:
+                    if park and due is not None:
+                        pipe.zadd(self.keys.delayed_key(queue), {raw: due})
+                    else:
+                        pipe.lpush(self.keys.queue_key(queue, self.keys.step_of(priority)), raw)
+            pipe.execute()
+
+        self._call(send, self.publish_policy, "publishing")
+
+    # -- consuming -------------------------------------------------------------------------
+    def _order(self, queues: Sequence[str]) -> list[str]:
+        if self.strategy == "round_robin":
+            return fair_order(queues, self._last_served)
+        return list(queues)
+
+    def get(
+        self, queues: Sequence[str], *, max_messages: int = 1, timeout: float | None = None
+    ) -> list[Delivery]:
+        if max_messages < 1 or not queues:
+            return []
+        return self._call(
+            lambda: self._get(list(queues), max_messages, timeout),
+            self.connection_policy,
+            "consuming",
+        )
+
+    def _get(self, queues: list[str], limit: int, timeout: float | None) -> list[Delivery]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self._maybe_restore_visible()
+            order = self._order(queues)
+            found = self._pop(order, limit)
+            if found or deadline is None:
+                return self._deliveries(found)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return []
+            block = min(remaining, self.block_slice)
+            if self._next_due is not None:
+                block = min(block, max(self._next_due - time.time(), 0.0))
+            if block < _MIN_BLOCK:
+                if remaining <= _MIN_BLOCK:
+                    return []
+                continue  # a parked message is due: the next pop moves it to its list
+            hit = self.client.brpop(self.keys.pop_order(order), timeout=block)
+            if hit:
+                key, raw = hit
+                return self._deliveries(self._pop(order, limit, carried=(key, raw)))
+
+    def _pop(
+        self, order: list[str], limit: int, carried: tuple[Any, Any] | None = None
+    ) -> list[tuple[str, str]]:
+        """One script call: promote due parked messages, pop and record up to ``limit``."""
+        keys = self.keys
+        lists = keys.pop_order(order)
+        delayed = [keys.delayed_key(q) for q in order]
+        bases = [keys.queue_key(q) for q in order]
+        carried_key, carried_raw = carried or (b"", b"")
+        args = [
+            repr(time.time()),
+            limit,
+            len(lists),
+            len(delayed),
+            keys.sep,
+            ",".join(map(str, keys.steps)),
+            *bases,
+            carried_raw,
+            carried_key,
+            1,
+        ]
+        client = self.client
+        out, next_due = self._script(
+            keys=[keys.unacked, keys.unacked_index, *lists, *delayed], args=args, client=client
+        )
+        self._next_due = float(next_due) if next_due else None
+        return [(_text(out[i]), _text(out[i + 1])) for i in range(0, len(out), 2)]
+
+    def _deliveries(self, found: list[tuple[str, str]]) -> list[Delivery]:
+        deliveries: list[Delivery] = []
+        for key, raw in found:
+            queue = self.keys.queue_of(key)
+            try:
+                message, info = _decode(raw)
+            except DecodeError as exc:
+                logger.error("Discarding a malformed message from %r: %s: %.200r", queue, exc, raw)
+                continue
+            tag = str(info.get("delivery_tag") or uuid.uuid4())
+            with self._lock:
+                self._held[tag] = (queue, raw)
+            self._last_served = queue
+            deliveries.append(
+                Delivery(
+                    message=message,
+                    queue=queue,
+                    exchange=str(info.get("exchange") or ""),
+                    routing_key=str(info.get("routing_key") or ""),
+                    delivery_tag=tag,
+                    redelivered=bool(info.get("redelivered")),
+                    transport=self,
+                )
+            )
+        return deliveries
+
+    def _release(self, deliveries: Sequence[Delivery]) -> dict[str, tuple[str, str]]:
+        with self._lock:
+            return {
+                d.delivery_tag: self._held.pop(d.delivery_tag, (d.queue, "")) for d in deliveries
+            }
+
+    def ack(self, deliveries: Sequence[Delivery]) -> None:
+        """Forget the deliveries: ``ZREM unacked_index`` + ``HDEL unacked``, one round trip."""
+        tags = list(self._release(deliveries))
+        if not tags:
+            return
+
+        def send() -> None:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.zrem(self.keys.unacked_index, *tags)
+            pipe.hdel(self.keys.unacked, *tags)
+            pipe.execute()
+
+        self._call(send, self.connection_policy, "acknowledging")
+
+    def reject(self, deliveries: Sequence[Delivery], *, requeue: bool = False) -> None:
+        if not requeue:
+            self.ack(deliveries)
+            return
+        held = self._release(deliveries)
+        queues = {tag: queue for tag, (queue, _raw) in held.items()}
+        self._restore_tags(list(held), to_front=False, queues=queues)
+
+    def restore(self, deliveries: Sequence[Delivery]) -> None:
+        """Back to the consuming end, oldest last pushed so the original order returns."""
+        held = self._release(deliveries)
+        queues = {tag: queue for tag, (queue, _raw) in held.items()}
+        self._restore_tags(list(held)[::-1], to_front=True, queues=queues)
+
+    def _restore_tags(self, tags: list[str], *, to_front: bool, queues: dict[str, str]) -> None:
+        self._call(
+            lambda: unacked.restore(
+                self.client, self.keys, tags, self._lookup, to_front=to_front, queues=queues
+            ),
+            self.connection_policy,
+            "restoring messages",
+        )
+
+    def defer(self, delivery: Delivery, until: float) -> None:
+        """Park the message in its queue's delayed set and settle it, in one transaction."""
+        [(tag, (queue, raw))] = self._release([delivery]).items()
+        if not raw:
+            raw = dump_envelope(
+                delivery.message,
+                exchange=delivery.exchange,
+                routing_key=delivery.routing_key,
+                delivery_tag=tag,
+            )
+
+        def send() -> None:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.zadd(self.keys.delayed_key(queue), {raw: until})
+            pipe.zrem(self.keys.unacked_index, tag)
+            pipe.hdel(self.keys.unacked, tag)
+            pipe.execute()
+
+        self._call(send, self.connection_policy, "parking an ETA message")
+
+    def extend(self, deliveries: Sequence[Delivery]) -> None:
+        """Renew leases: a fresh ``unacked_index`` score (``XX``: never re-adds a settled one)."""
+        with self._lock:
+            tags = [d.delivery_tag for d in deliveries if d.delivery_tag in self._held]
+        if tags:
+            now = time.time()
+            self._call(
+                lambda: self.client.zadd(
+                    self.keys.unacked_index, dict.fromkeys(tags, now), xx=True
+                ),
+                self.connection_policy,
+                "renewing leases",
+            )
+
+    def _maybe_restore_visible(self) -> None:
+        """Every ``unacked_restore_interval``: restore any consumer's expired leases."""
+        now = time.monotonic()
+        if now < self._next_restore:
+            return
+        self._next_restore = now + self.restore_interval
+        unacked.restore_visible(
+            self.client,
+            self.keys,
+            self.visibility_timeout,
+            self._lookup,
+            limit=self.restore_limit,
+        )
+
+    # -- queue admin -----------------------------------------------------------------------
+    def purge(self, queue: str) -> int:
+        keys = [*self.keys.all_queue_keys(queue), self.keys.delayed_key(queue)]
+
+        def send() -> int:
+            pipe = self.client.pipeline(transaction=True)
+            for key in keys[:-1]:
+                pipe.llen(key)
+            pipe.zcard(keys[-1])
+            pipe.delete(*keys)
+            return sum(int(n) for n in pipe.execute()[:-1])
+
+        return self._call(send, self.connection_policy, f"purging {queue!r}")
+
+    def size(self, queue: str) -> int:
+        """Waiting messages of ``queue``, every priority list and parked ones included."""
+
+        def send() -> int:
+            pipe = self.client.pipeline(transaction=False)
+            for key in self.keys.all_queue_keys(queue):
+                pipe.llen(key)
+            pipe.zcard(self.keys.delayed_key(queue))
+            return sum(int(n) for n in pipe.execute())
+
+        return self._call(send, self.connection_policy, f"sizing {queue!r}")
+
+    # -- fanout ----------------------------------------------------------------------------
+    def fanout_publish(self, exchange: str, message: Message, routing_key: str = "") -> None:
+        raw = dump_envelope(
+            message, exchange=exchange, routing_key=routing_key, delivery_tag=str(uuid.uuid4())
+        )
+        channel = self.keys.fanout_channel(exchange, routing_key)
+        self._call(lambda: self.client.publish(channel, raw), self.publish_policy, "publishing")
+
+    def fanout_subscribe(self, exchange: str, pattern: str = "#") -> FanoutSubscription:
+        return self._call(
+            lambda: RedisSubscription(self.client, self.keys, exchange, pattern),
+            self.connection_policy,
+            f"subscribing to {exchange!r}",
+        )
+
+
+def _decode(raw: str) -> tuple[Message, dict[str, Any]]:
+    """Envelope -> Message whose properties are kombu's (``delivery_info`` and
+    ``body_encoding`` kept, as a kombu consumer sees them; the tag is the delivery's)."""
+    try:
+        envelope = jsonx.loads(raw)
+    except (ValueError, DecodeError) as exc:
+        raise DecodeError(f"Malformed message envelope (not kombu JSON): {exc}") from exc
+    message, info = from_envelope(envelope)
+    properties = envelope.get("properties") if isinstance(envelope, dict) else None
+    if isinstance(properties, dict):
+        kept = {k: v for k, v in properties.items() if k != "delivery_tag"}
+        message = dataclasses.replace(message, properties=kept)
+    return message, info
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+__all__ = ["RedisTransport"]

@@ -1,0 +1,61 @@
+"""Unique tasks (beyond Celery): one queued call per key for ``unique_for`` seconds.
+
+``add.apply_async((2, 3), unique_for=60)`` claims a key in the result store before
+publishing. If another call already holds the key (and its claim has not expired), nothing
+is published and the caller gets that call's ``AsyncResult``. The claim is one atomic
+``ResultBackend._claim_unique(key, task_id, ttl)`` call, so concurrent clients on several
+machines agree on a single owner.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from celeriac.exceptions import ImproperlyConfigured
+
+if TYPE_CHECKING:
+    from celeriac.app import Celery
+
+#: Prefix of the keys in the result store (next to ``celery-task-meta-``).
+KEY_PREFIX = "celeriac-unique-"
+
+
+def unique_key(
+    name: str, args: Sequence[Any] | None, kwargs: Mapping[str, Any] | None, key: Any = None
+) -> str:
+    """The store key: the task name plus ``key``, or a digest of the arguments."""
+    if key is None:
+        text = json.dumps([list(args or ()), dict(kwargs or {})], sort_keys=True, default=repr)
+        key = hashlib.sha256(text.encode()).hexdigest()
+    return f"{KEY_PREFIX}{name}-{key}"
+
+
+def claim(
+    app: Celery,
+    name: str,
+    args: Sequence[Any] | None,
+    kwargs: Mapping[str, Any] | None,
+    *,
+    key: Any,
+    seconds: float,
+    task_id: str,
+) -> str:
+    """Claim the unique key for ``task_id``; return the owner's task id (``task_id`` if won)."""
+    if seconds is None or float(seconds) <= 0:
+        raise ImproperlyConfigured(
+            f"unique_for must be a positive number of seconds, not {seconds!r}"
+        )
+    backend = app.backend
+    try:
+        return backend._claim_unique(unique_key(name, args, kwargs, key), task_id, float(seconds))
+    except NotImplementedError:
+        raise ImproperlyConfigured(
+            f"Unique tasks need a result backend that can claim keys; "
+            f"{type(backend).__name__} cannot (use the SQLite or memory backend)."
+        ) from None
+
+
+__all__ = ["KEY_PREFIX", "claim", "unique_key"]

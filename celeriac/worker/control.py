@@ -1,0 +1,308 @@
+"""The worker's side of remote control: a mailbox thread and a table of commands.
+
+Requests arrive on the ``celery.pidbox`` fanout exchange (Celery's message: body
+``{"method", "arguments", "destination", "pattern", "matcher", "ticket", "reply_to"}``).
+A worker runs a request only if it is selected (``destination`` null or listing its node
+name, or ``pattern`` + ``matcher`` matching it) and replies on ``reply.celery.pidbox`` with
+``{hostname: result}`` when the request carries ``reply_to`` and ``ticket``.
+
+Extend with :func:`command`: ``@command("name")`` on ``def handler(ctx, **arguments)``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import itertools
+import logging
+import re
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from celeriac.protocol import serialization
+from celeriac.protocol.message import Message
+
+if TYPE_CHECKING:
+    from celeriac.app import Celery
+    from celeriac.cluster_store import ClusterStore
+    from celeriac.transports.base import FanoutSubscription, Transport
+    from celeriac.worker.consumer import Consumer
+    from celeriac.worker.pools.base import Pool
+    from celeriac.worker.ratelimit import RateLimiter
+    from celeriac.worker.state import WorkerState
+    from celeriac.worker.statedb import StateDB
+
+logger = logging.getLogger("celeriac.worker.control")
+
+PIDBOX_EXCHANGE = "celery.pidbox"
+REPLY_EXCHANGE = "reply.celery.pidbox"
+#: How often revoked ids are re-read from the cluster store (seconds).
+REVOKED_SYNC_EVERY = 10.0
+
+
+@dataclass
+class ControlContext:
+    """What command handlers may read and change."""
+
+    app: Celery
+    hostname: str
+    state: WorkerState
+    consumer: Consumer
+    pool: Pool
+    limiter: RateLimiter
+    statedb: StateDB | None = None
+    store: ClusterStore | None = None
+    clock: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def revoked_changed(self) -> None:
+        if self.statedb is not None:
+            self.statedb.save(self.state)
+        self.consumer.request_sweep()
+
+
+Handler = Callable[..., Any]
+#: method name -> handler(ctx, **arguments)
+COMMANDS: dict[str, Handler] = {}
+
+
+def command(name: str) -> Callable[[Handler], Handler]:
+    """Register a handler for ``method == name``."""
+
+    def register(fun: Handler) -> Handler:
+        COMMANDS[name] = fun
+        return fun
+
+    return register
+
+
+def ok(text: Any) -> dict[str, Any]:
+    return {"ok": text}
+
+
+def error(text: Any) -> dict[str, Any]:
+    return {"error": text}
+
+
+@command("ping")
+def ping(ctx: ControlContext, **_: Any) -> dict[str, Any]:
+    return ok("pong")
+
+
+@command("revoke")
+def revoke(
+    ctx: ControlContext,
+    task_id: str | list[str],
+    terminate: bool = False,
+    signal: str | int | None = None,
+    **_: Any,
+) -> dict[str, Any]:
+    """Remember the ids as revoked (and persist them); with ``terminate``, kill running ones."""
+    ids = [task_id] if isinstance(task_id, str) else [str(t) for t in task_id]
+    now = time.time()
+    ctx.state.revoke_many(dict.fromkeys(ids, now))
+    ctx.revoked_changed()
+    idstr = ", ".join(ids)
+    if terminate:
+        return _terminate(ctx, ids, _signum(signal))
+    logger.info("Tasks flagged as revoked: %s", idstr)
+    return ok(f"tasks {idstr} flagged as revoked")
+
+
+def _terminate(ctx: ControlContext, ids: list[str], signum: int) -> dict[str, Any]:
+    active = set(ctx.state.active_ids())
+    done: list[str] = []
+    for task_id in ids:
+        if task_id not in active:
+            continue
+        ctx.state.terminated[task_id] = signum
+        if ctx.pool.terminate_job(task_id, signum):
+            done.append(task_id)
+        else:
+            ctx.state.terminated.pop(task_id, None)
+            logger.warning(
+                "The %s pool cannot terminate running task %s; it is only flagged as revoked",
+                ctx.pool.name,
+                task_id,
+            )
+    if not done:
+        return ok("terminate: tasks unknown")
+    return ok(f"terminate: {', '.join(done)}")
+
+
+def _signum(value: str | int | None) -> int:
+    if value is None or value == "":
+        return int(signal.SIGTERM)
+    if isinstance(value, int) or str(value).isdigit():
+        return int(value)
+    name = str(value).upper()
+    return int(getattr(signal, name if name.startswith("SIG") else f"SIG{name}"))
+
+
+@command("rate_limit")
+def rate_limit(
+    ctx: ControlContext, task_name: str, rate_limit: Any = None, **_: Any
+) -> dict[str, Any]:
+    try:
+        ctx.limiter.set_rate(task_name, rate_limit)
+    except KeyError:
+        return error(f"unknown task {task_name!r}")
+    except ValueError as exc:
+        return error(f"Invalid rate limit string: {exc}")
+    if not rate_limit:
+        return ok("rate limit disabled successfully")
+    return ok("new rate limit set successfully")
+
+
+@command("time_limit")
+def time_limit(
+    ctx: ControlContext,
+    task_name: str,
+    hard: float | None = None,
+    soft: float | None = None,
+    **_: Any,
+) -> dict[str, Any]:
+    try:
+        task = ctx.app.tasks[task_name]
+    except KeyError:
+        return error(f"unknown task {task_name!r}")
+    task.time_limit = hard
+    task.soft_time_limit = soft
+    return ok("time limits set successfully")
+
+
+def selected(body: dict[str, Any], hostname: str) -> bool:
+    """Celery's selection: ``destination`` list, or ``pattern`` with ``matcher`` glob/pcre."""
+    destination = body.get("destination")
+    pattern = body.get("pattern")
+    if destination:
+        return hostname in destination
+    if pattern:
+        if body.get("matcher") == "pcre":
+            return re.search(pattern, hostname) is not None
+        return fnmatch.fnmatch(hostname, pattern)
+    return True
+
+
+class Mailbox:
+    """A thread reading ``celery.pidbox`` and running commands against ``ctx``."""
+
+    def __init__(self, ctx: ControlContext) -> None:
+        self.ctx = ctx
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._transport: Transport | None = None
+        self._subscription: FanoutSubscription | None = None
+        self._next_sync = 0.0
+
+    def start(self) -> None:
+        """Subscribe now (so nothing sent after ``start`` is missed), then read in a thread."""
+        transport = self.ctx.app.connection()
+        transport.open()
+        self._transport = transport
+        if transport.supports_fanout:
+            self._subscription = transport.fanout_subscribe(PIDBOX_EXCHANGE)
+        else:
+            logger.warning("%s has no fanout: remote control is off", type(transport).__name__)
+        self.sync_revoked()
+        self._thread = threading.Thread(target=self._run, name="celeriac-mailbox", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5.0)
+        if self._subscription is not None:
+            self._subscription.close()
+        if self._transport is not None:
+            self._transport.close()
+
+    def sync_revoked(self) -> None:
+        """Merge revocations from the cluster store (made while this worker was away)."""
+        self._next_sync = time.monotonic() + REVOKED_SYNC_EVERY
+        store = self.ctx.store
+        if store is None or not self.ctx.app.conf.worker_revoke_ttl:
+            return
+        try:
+            revoked = store.revoked()
+        except Exception as exc:
+            logger.warning("Could not read revoked ids from the cluster store: %r", exc)
+            return
+        if self.ctx.state.revoke_many(revoked):
+            self.ctx.revoked_changed()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if time.monotonic() >= self._next_sync:
+                self.sync_revoked()
+            if self._subscription is None:
+                self._stop.wait(0.5)
+                continue
+            try:
+                messages = self._subscription.get(timeout=0.5)
+            except Exception as exc:  # the broker hiccupped: keep the worker alive
+                logger.warning("Remote control read failed: %r", exc)
+                self._stop.wait(1.0)
+                continue
+            for message in messages:
+                self.handle(message)
+
+    def handle(self, message: Message) -> Any:
+        """Decode, select, dispatch and reply; never raises."""
+        try:
+            body = serialization.loads(
+                message.body, message.content_type, message.content_encoding, accept=None
+            )
+        except Exception as exc:
+            logger.error("Undecodable remote control message: %r", exc)
+            return None
+        if not isinstance(body, dict) or not selected(body, self.ctx.hostname):
+            return None
+        method = body.get("method")
+        handler = COMMANDS.get(str(method))
+        try:
+            if handler is None:
+                result: Any = error(f"No such command: {method!r}")
+            else:
+                result = handler(self.ctx, **dict(body.get("arguments") or {}))
+        except Exception as exc:
+            logger.exception("Remote control command %r failed", method)
+            result = error(repr(exc))
+        self._reply(body, result)
+        return result
+
+    def _reply(self, body: dict[str, Any], result: Any) -> None:
+        reply_to, ticket = body.get("reply_to"), body.get("ticket")
+        if not reply_to or not ticket or self._transport is None:
+            return
+        data, content_type, encoding = serialization.dumps({self.ctx.hostname: result}, "json")
+        reply = Message(
+            body=data,
+            content_type=content_type,
+            content_encoding=encoding,
+            headers={"ticket": ticket, "clock": next(self.ctx.clock)},
+            properties={"delivery_mode": 1, "priority": 0},
+        )
+        try:
+            self._transport.publish(
+                reply,
+                exchange=reply_to.get("exchange") or REPLY_EXCHANGE,
+                routing_key=reply_to["routing_key"],
+            )
+        except Exception as exc:
+            logger.warning("Could not send the remote control reply: %r", exc)
+
+
+__all__ = [
+    "COMMANDS",
+    "PIDBOX_EXCHANGE",
+    "REPLY_EXCHANGE",
+    "ControlContext",
+    "Mailbox",
+    "command",
+    "error",
+    "ok",
+    "selected",
+]

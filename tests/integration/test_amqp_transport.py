@@ -1,0 +1,160 @@
+"""AMQP behaviour beyond the conformance suite, on this run's RabbitMQ vhost."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import amqp
+import pytest
+
+from celeriac.entities import Exchange, Queue
+from celeriac.exceptions import OperationalError
+from celeriac.protocol.message import Message
+from celeriac.transports.amqp import AMQPTransport
+from tests.servers import rabbitmq_url
+
+Connect = Callable[..., AMQPTransport]
+
+
+def msg(body: str, **properties: object) -> Message:
+    return Message(body.encode(), "application/json", "utf-8", {"id": body}, dict(properties))
+
+
+@pytest.fixture
+def qname() -> str:
+    return f"amqp-test-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def connect() -> Iterator[Connect]:
+    opened: list[AMQPTransport] = []
+
+    def make(**options: object) -> AMQPTransport:
+        transport = AMQPTransport(rabbitmq_url(), options)
+        opened.append(transport)
+        return transport
+
+    yield make
+    for transport in opened:
+        transport.close()
+
+
+def _server_side(name: str) -> tuple[int, int]:
+    """(ready, consumers) of queue ``name`` seen by a fresh connection."""
+    t = AMQPTransport(rabbitmq_url())
+    try:
+        t.open()
+        _, ready, consumers = t._admin_channel().queue_declare(name, passive=True)
+        return int(ready), int(consumers)
+    finally:
+        t.close()
+
+
+def test_qos_limits_what_the_broker_pushes(connect: Connect, qname: str) -> None:
+    producer, consumer = connect(), connect()
+    producer.publish_many([(msg(f"m{i}"), "", qname) for i in range(10)])
+    consumer.qos(3)
+    first = consumer.get([qname], max_messages=1, timeout=5)
+    assert len(first) == 1
+    # One returned + two buffered are unacked: the broker holds the other seven back.
+    assert _server_side(qname) == (7, 1)
+    consumer.ack(first)
+    more = consumer.get([qname], max_messages=10, timeout=5)
+    assert 1 <= len(more) <= 3
+    assert [d.message.body for d in first + more] == [
+        f"m{i}".encode() for i in range(1 + len(more))
+    ]
+
+
+def test_unacked_messages_come_back_when_the_connection_dies(connect: Connect, qname: str) -> None:
+    first = connect()
+    first.publish(msg("x"), routing_key=qname)
+    [_held] = first.get([qname], timeout=5)
+    first._lost()  # the socket goes away without a goodbye, as when a worker is killed
+    [again] = connect().get([qname], timeout=5)
+    assert again.message.body == b"x" and again.redelivered
+
+
+def test_priorities_need_x_max_priority(connect: Connect, qname: str) -> None:
+    transport = connect()
+    transport.declare_queue(Queue(qname, Exchange(""), qname, max_priority=10))
+    for i, priority in enumerate([1, 9, 5]):
+        transport.publish(msg(f"{priority}-{i}", priority=priority), routing_key=qname)
+    got = transport.get([qname], max_messages=3, timeout=5)
+    assert [d.message.body for d in got] == [b"9-1", b"5-2", b"1-0"]
+
+
+def test_queue_arguments_reach_the_broker(connect: Connect, qname: str) -> None:
+    transport = connect()
+    dead = f"{qname}.dead"
+    transport.declare_queue(Queue(dead, Exchange(f"{qname}.dlx", "fanout"), ""))
+    transport.declare_queue(
+        Queue(
+            qname,
+            Exchange(f"{qname}.ex", "topic"),
+            "jobs.#",
+            queue_arguments={"x-dead-letter-exchange": f"{qname}.dlx"},
+        )
+    )
+    transport.publish(msg("job"), exchange=f"{qname}.ex", routing_key="jobs.a.b")
+    [delivery] = transport.get([qname], timeout=5)
+    delivery.reject(requeue=False)  # dead-lettered by RabbitMQ itself
+    [dead_letter] = transport.get([dead], timeout=5)
+    assert dead_letter.message.body == b"job"
+    assert dead_letter.message.headers["x-death"][0]["reason"] == "rejected"
+    # Declaring the same queue with other arguments fails loudly, as in Celery.
+    with pytest.raises(OperationalError, match="PRECONDITION_FAILED"):
+        transport.declare_queue(Queue(qname, Exchange(f"{qname}.ex", "topic"), "jobs.#"))
+
+
+def test_publishing_to_an_unknown_exchange_is_a_clear_error(connect: Connect) -> None:
+    with pytest.raises(OperationalError, match="does not exist"):
+        connect().publish(msg("x"), exchange=f"nope-{uuid.uuid4().hex}", routing_key="k")
+
+
+def test_publish_reconnects_and_logs_masked(
+    connect: Connect, qname: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    transport = connect()
+    transport.publish(msg("before"), routing_key=qname)
+    transport._conn.transport.sock.shutdown(2)  # the broker connection breaks under us
+    with caplog.at_level(logging.WARNING, "celeriac.transports.amqp"):
+        transport.publish(msg("after"), routing_key=qname)
+    assert transport.size(qname) == 2
+    assert "Publishing: cannot reach amqp://guest:****@" in caplog.text
+    assert ":guest@" not in caplog.text
+
+
+def test_unreachable_broker_names_the_masked_url() -> None:
+    transport = AMQPTransport(
+        "amqp://guest:secret@127.0.0.1:1//",
+        {"task_publish_retry_policy": {"max_retries": 1, "interval_start": 0}},
+    )
+    with pytest.raises(OperationalError) as err:
+        transport.publish(msg("x"), routing_key="q")
+    assert "amqp://guest:****@127.0.0.1:1//" in str(err.value)
+    assert "secret" not in str(err.value)
+
+
+def test_headers_travel_as_an_amqp_table(connect: Connect, qname: str) -> None:
+    headers = {"eta": None, "timelimit": [None, 1.5], "stamps": {"a": [1, "b"]}, "flag": True}
+    transport = connect()
+    transport.publish(Message(b"{}", "application/json", "utf-8", headers, {}), routing_key=qname)
+    # What any AMQP client sees; publishing is not confirmed, so the broker may take a moment.
+    deadline = time.monotonic() + 10
+    raw = None
+    while raw is None and time.monotonic() < deadline:
+        raw = transport._channel.basic_get(qname, no_ack=True)
+    assert isinstance(raw, amqp.Message)
+    assert raw.properties["application_headers"] == headers
+    assert raw.properties["content_type"] == "application/json"
+    assert raw.body == b"{}"
+
+
+def test_confirm_publish_waits_for_the_broker(connect: Connect, qname: str) -> None:
+    producer, reader = connect(confirm_publish=True), connect()
+    producer.publish_many([(msg(f"m{i}"), "", qname) for i in range(50)])
+    assert reader.size(qname) == 50  # another connection sees them all at once

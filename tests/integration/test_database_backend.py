@@ -1,0 +1,123 @@
+"""The SQLAlchemy result backend on the real servers: clean-up (command and built-in task),
+schemas, short-lived sessions, and a table created by an older Celery without the extended
+columns."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from celeriac import Celery
+from celeriac.backends.database import DatabaseBackend
+from celeriac.cli.main import celeriac
+from celeriac.config import Settings
+from tests.servers import run_database
+
+_names = itertools.count()
+SERVERS = [pytest.param("postgres", id="postgresql"), pytest.param("mysql", id="mysql")]
+
+
+def _tables() -> dict[str, str]:
+    n = f"{os.getpid()}_{next(_names)}"
+    return {"task": f"it_tm_{n}", "group": f"it_tsm_{n}"}
+
+
+def _age(backend: DatabaseBackend, task_id: str, days: int) -> None:
+    """Move a result's date_done ``days`` into the past."""
+    engine = sa.create_engine(backend.sa_url)
+    with engine.begin() as conn:
+        old = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=days)
+        conn.execute(
+            sa.update(backend.tasks).where(backend.tasks.c.task_id == task_id).values(date_done=old)
+        )
+    engine.dispose()
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_cleanup_command_and_builtin_task(
+    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = "db+" + run_database(server)
+    conf = {"database_table_names": _tables(), "result_expires": 3600}
+    app = Celery("cleanup", broker="memory://cleanup", backend=url, **conf)
+    backend = app.backend
+    assert isinstance(backend, DatabaseBackend)
+    for task_id in ("old-1", "old-2", "fresh"):
+        backend.mark_as_done(task_id, task_id)
+    _age(backend, "old-1", 2)
+    assert app.tasks["celery.backend_cleanup"].apply().get() == 1
+    _age(backend, "old-2", 2)
+    module = f"cleanup_conf_{os.getpid()}_{next(_names)}"
+    (tmp_path / f"{module}.py").write_text(
+        "\n".join(f"{key} = {value!r}" for key, value in {"result_backend": url, **conf}.items())
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    result = CliRunner().invoke(celeriac, ["--config", module, "cleanup"])
+    assert result.exit_code == 0, result.output
+    assert "Removed 1 expired result (older than 3600 s)" in result.output
+    assert [backend.get_state(t) for t in ("old-1", "old-2", "fresh")] == [
+        "PENDING",
+        "PENDING",
+        "SUCCESS",
+    ]
+    app.close()
+
+
+def test_table_schemas_on_postgres() -> None:
+    import psycopg
+
+    url = run_database("postgres")
+    schema = f"results_{os.getpid()}_{next(_names)}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    conf = Settings({"database_table_schemas": {"task": schema, "group": schema}})
+    backend = DatabaseBackend("db+" + url, conf)
+    backend.mark_as_done("in-schema", 7)
+    with psycopg.connect(url) as conn:
+        row = conn.execute(f"SELECT status FROM {schema}.celery_taskmeta").fetchone()
+    assert row == ("SUCCESS",)
+    backend.close()
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_short_lived_sessions(server: str) -> None:
+    conf = Settings({"database_table_names": _tables(), "database_short_lived_sessions": True})
+    backend = DatabaseBackend("db+" + run_database(server), conf)
+    backend.mark_as_started("s")
+    backend.mark_as_done("s", {"ok": True})
+    assert backend.get_result("s") == {"ok": True}
+    backend.close()
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_table_without_extended_columns(server: str) -> None:
+    """A table created by Celery before the extended columns: results still store and read."""
+    tables = _tables()
+    engine = sa.create_engine(run_database(server))
+    metadata = sa.MetaData()
+    sa.Table(
+        tables["task"],
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("task_id", sa.String(155), unique=True),
+        sa.Column("status", sa.String(50)),
+        sa.Column("result", sa.LargeBinary),
+        sa.Column("date_done", sa.DateTime),
+        sa.Column("traceback", sa.Text),
+    )
+    metadata.create_all(engine)
+    engine.dispose()
+    conf: dict[str, Any] = {"database_table_names": tables, "result_extended": True}
+    backend = DatabaseBackend("db+" + run_database(server), Settings(conf))
+    request = {"task": "t.name", "args": [1], "kwargs": {}, "hostname": "w"}
+    backend.store_result("legacy", 5, "SUCCESS", request=request)
+    assert backend.get_result("legacy") == 5
+    assert "name" not in backend.get_task_meta("legacy")
+    backend.close()

@@ -1,0 +1,112 @@
+"""Redis-only behaviour on the local server: leases, restores, parking, errors when down."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from celeriac.exceptions import OperationalError
+from celeriac.protocol.message import Message
+from celeriac.transports.redis import RedisTransport
+from tests.integration.conftest import wait_until
+from tests.servers import REDIS_BROKER_DB, redis_namespace
+
+FAST = {"visibility_timeout": 0.5, "unacked_restore_interval": 0.0}
+
+
+def msg(body: str, **properties: Any) -> Message:
+    return Message(body.encode(), "application/json", "utf-8", {"id": body}, properties)
+
+
+@pytest.fixture
+def connect() -> Iterator[Any]:
+    """Transports on one fresh key prefix; closed after the test."""
+    url = redis_namespace(REDIS_BROKER_DB, "itest-*")
+    prefix = f"itest-{uuid.uuid4().hex[:8]}:"
+    made: list[RedisTransport] = []
+
+    def make(**options: Any) -> RedisTransport:
+        transport = RedisTransport(url, {"global_keyprefix": prefix, **options})
+        transport.open()
+        made.append(transport)
+        return transport
+
+    yield make
+    for transport in made:
+        transport.close()
+
+
+def test_an_expired_lease_is_restored_by_any_consumer(connect: Any) -> None:
+    first, second = connect(**FAST), connect(**FAST)
+    first.publish(msg("m"), routing_key="q")
+    [held] = first.get(["q"], timeout=5)
+    [again] = wait_until(lambda: second.get(["q"], timeout=0.2), "the restore")
+    assert (again.message.body, again.redelivered, again.delivery_tag) == (
+        b"m",
+        True,
+        held.delivery_tag,
+    )
+    assert again.message.headers["redelivered"] is True
+
+
+def test_extend_keeps_a_long_task_from_being_redelivered(connect: Any) -> None:
+    worker, other = connect(**FAST), connect(**FAST)
+    worker.publish(msg("long"), routing_key="q")
+    held = worker.get(["q"], timeout=5)
+    deadline = time.monotonic() + 1.5  # three visibility timeouts
+    while time.monotonic() < deadline:
+        worker.extend(held)
+        assert other.get(["q"], timeout=0.1) == []
+    worker.ack(held)
+    assert worker.client.hlen(worker.keys.unacked) == 0
+
+
+def test_broker_side_eta_option_parks_published_messages(connect: Any) -> None:
+    producer, consumer = connect(broker_side_eta=True), connect()
+    due = time.time() + 0.3
+    producer.publish(msg("later"), routing_key="q", not_before=due)
+    assert producer.size("q") == 1 and producer.client.llen(producer.keys.queue_key("q")) == 0
+    assert consumer.get(["q"]) == []
+    [later] = consumer.get(["q"], timeout=5)
+    assert later.message.body == b"later" and time.time() >= due
+
+
+def test_default_publish_with_eta_is_a_plain_lpush(connect: Any) -> None:
+    transport = connect()
+    transport.publish(msg("eta"), routing_key="q", not_before=time.time() + 3600)
+    assert transport.client.llen(transport.keys.queue_key("q")) == 1
+
+
+def test_priorities_use_kombus_lists(connect: Any) -> None:
+    transport = connect()
+    for priority in (9, 5, 0):
+        transport.publish(msg(f"p{priority}", priority=priority), routing_key="q")
+    keys = transport.keys
+    assert [transport.client.llen(keys.queue_key("q", s)) for s in (0, 3, 6, 9)] == [1, 1, 0, 1]
+    got = transport.get(["q"], max_messages=3, timeout=5)
+    assert [d.message.body for d in got] == [b"p0", b"p5", b"p9"]
+
+
+def test_publish_to_a_dead_server_fails_fast_with_a_masked_url(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    dead = RedisTransport("redis://:hunter2@127.0.0.1:1/0", {"socket_connect_timeout": 0.2})
+    caplog.set_level(logging.ERROR, "celeriac.transports.redis")
+    started = time.monotonic()
+    with pytest.raises(OperationalError, match="Cannot reach the Redis broker") as info:
+        dead.publish(msg("x"), routing_key="q")
+    assert time.monotonic() - started < 5
+    assert "hunter2" not in str(info.value) and "****" in str(info.value)
+    assert caplog.records and all("hunter2" not in r.getMessage() for r in caplog.records)
+
+
+def test_open_without_retry_on_startup_fails_at_once() -> None:
+    options = {"socket_connect_timeout": 0.2, "broker_connection_retry_on_startup": False}
+    dead = RedisTransport("redis://127.0.0.1:1/0", options)
+    with pytest.raises(OperationalError, match="while connecting"):
+        dead.open()

@@ -1,0 +1,48 @@
+"""Routing end to end: a misbehaving task sent to its own queue, served by ``-Q``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import queue_size
+
+from celeriac import Celery
+from celeriac.testing import start_worker
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Celery]:
+    if request.param == "memory":
+        name = f"route-{id(request)}"
+        app = Celery("t", broker=f"memory://{name}", backend=f"cache+memory://{name}")
+    else:
+        app = Celery(
+            "t",
+            broker=f"sqlite:///{tmp_path}/broker.sqlite",
+            backend=f"db+sqlite:///{tmp_path}/results.sqlite",
+        )
+    yield app
+    app.close()
+
+
+def test_routes_and_worker_queues(app: Celery) -> None:
+    app.conf.task_routes = {"t.slow.*": {"queue": "slow"}}
+
+    @app.task(name="t.slow.crunch")
+    def crunch() -> str:
+        return "slow"
+
+    @app.task(name="t.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    with start_worker(app, queues=["slow"]):
+        assert crunch.delay().get(timeout=10) == "slow"
+        result = add.delay(1, 2)
+        misbehaving = add.apply_async((2, 2), queue="slow")  # sent to its own queue
+        assert misbehaving.get(timeout=10) == 4
+        assert queue_size(app, "celery") == 1  # not consumed by a -Q slow worker
+    with start_worker(app):
+        assert result.get(timeout=10) == 3

@@ -1,0 +1,249 @@
+"""Interop fixtures: real Celery 5.7 and celeriac clients and worker processes on one broker.
+
+The same task module (``APP`` below) is written once per package: ``celery`` or ``celeriac``.
+A test module picks brokers with ``pytest.mark.parametrize("endpoint", [...],
+indirect=True, scope="module")``; ``ENDPOINTS`` maps a broker name to a factory, so another
+broker joins by adding one entry. Everything an endpoint creates lives under a namespace of
+its own (a key prefix on Redis) and is removed afterwards.
+
+Fixtures (module scope, so a worker starts once per module and broker):
+
+* ``endpoint`` -> :class:`Endpoint` (broker URL, backend URL, shared settings);
+* ``celery_client`` / ``celeriac_client`` -> an app object of each package;
+* ``celery_worker`` / ``celeriac_worker`` -> a running worker process of each package;
+* ``start_worker`` -> a function-scope factory for workers with other queues or pools.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.servers import REDIS_INTEROP_DB, delete_redis_keys, redis_url, require_redis
+
+REPO = Path(__file__).resolve().parents[2]
+DEADLINE = 45.0
+
+#: The task module both packages serve; ``{package}`` is ``celery`` or ``celeriac``.
+APP = textwrap.dedent(
+    """
+    import json
+    import os
+    import time
+
+    from {package} import Celery
+
+    app = Celery("interop_app", broker=os.environ["INTEROP_BROKER"],
+                 backend=os.environ["INTEROP_BACKEND"])
+    app.conf.update(json.loads(os.environ["INTEROP_CONF"]))
+
+
+    @app.task(name="interop.add")
+    def add(x, y):
+        return x + y
+
+
+    @app.task(name="interop.fail")
+    def fail(message):
+        raise ValueError(message, 42)
+
+
+    @app.task(name="interop.echo")
+    def echo(*args, **kwargs):
+        return {{"args": list(args), "kwargs": kwargs}}
+
+
+    @app.task(name="interop.now")
+    def now(tag=None):
+        return time.time()
+
+
+    @app.task(name="interop.flaky", bind=True, max_retries=3)
+    def flaky(self):
+        if self.request.retries < 1:
+            raise self.retry(exc=KeyError("again"), countdown=0.2)
+        return self.request.retries
+    """
+)
+
+
+@dataclass
+class Endpoint:
+    """One broker + result backend pair and the settings every app on it uses."""
+
+    name: str
+    broker: str
+    backend: str
+    conf: dict[str, Any] = field(default_factory=dict)
+    cleanup: Callable[[], None] = lambda: None
+
+    def env(self, conf: dict[str, Any] | None = None) -> dict[str, str]:
+        return {
+            "INTEROP_BROKER": self.broker,
+            "INTEROP_BACKEND": self.backend,
+            "INTEROP_CONF": json.dumps({**self.conf, **(conf or {})}),
+        }
+
+
+def _redis_endpoint(namespace: str) -> Endpoint:
+    require_redis()
+    url = redis_url(REDIS_INTEROP_DB)
+    prefix = f"{namespace}:"
+    return Endpoint(
+        "redis",
+        url,
+        url,
+        conf={
+            "task_default_queue": f"{namespace}.q",
+            "broker_transport_options": {"global_keyprefix": prefix},
+            "result_backend_transport_options": {"global_keyprefix": prefix},
+        },
+        cleanup=lambda: delete_redis_keys(REDIS_INTEROP_DB, f"{prefix}*") and None,
+    )
+
+
+#: broker name -> factory(namespace) of an isolated endpoint.
+ENDPOINTS: dict[str, Callable[[str], Endpoint]] = {"redis": _redis_endpoint}
+
+
+@pytest.fixture(scope="module")
+def endpoint(request: pytest.FixtureRequest) -> Iterator[Endpoint]:
+    name = getattr(request, "param", "redis")
+    made = ENDPOINTS[name](f"interop-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    yield made
+    made.cleanup()
+
+
+class WorkerProcess:
+    """A ``celery`` or ``celeriac`` worker subprocess serving ``interop_app``."""
+
+    def __init__(
+        self,
+        package: str,
+        endpoint: Endpoint,
+        directory: Path,
+        *args: str,
+        conf: dict[str, Any] | None = None,
+    ) -> None:
+        self.package = package
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "interop_app.py").write_text(APP.format(package=package))
+        self.log = directory / f"{package}-worker-{time.monotonic_ns()}.log"
+        env = dict(os.environ, **endpoint.env(conf))
+        env["PYTHONPATH"] = os.pathsep.join([str(directory), str(REPO)])
+        command = [sys.executable, "-m", package, "-A", "interop_app", "worker", "-l", "info"]
+        if package == "celery":  # no cluster chatter: faster start, fewer moving parts
+            command += ["--without-mingle", "--without-gossip", "--without-heartbeat"]
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [*command, *args], cwd=directory, env=env, stdout=out, stderr=subprocess.STDOUT
+            )
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = DEADLINE) -> WorkerProcess:
+        deadline = time.monotonic() + timeout
+        while " ready." not in self.output():
+            if self.process.poll() is not None:
+                raise AssertionError(f"{self.package} worker exited early:\n{self.output()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.package} worker not ready:\n{self.output()}")
+            time.sleep(0.05)
+        return self
+
+    def stop(self, timeout: float = DEADLINE) -> int:
+        if self.process.poll() is None:
+            self.process.terminate()
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"{self.package} worker did not stop:\n{self.output()}") from None
+
+
+WorkerFactory = Callable[..., WorkerProcess]
+
+
+@pytest.fixture
+def start_worker(endpoint: Endpoint, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    """``start_worker("celery", "-Q", "q", conf={...})``: started and ready; stopped after."""
+    started: list[WorkerProcess] = []
+
+    def start(package: str, *args: str, conf: dict[str, Any] | None = None) -> WorkerProcess:
+        worker = WorkerProcess(package, endpoint, tmp_path / package, *args, conf=conf)
+        started.append(worker)
+        return worker.wait_ready()
+
+    yield start
+    for worker in started:
+        if worker.process.poll() is None:
+            worker.process.kill()
+            worker.process.wait()
+
+
+def _module_worker(
+    package: str, endpoint: Endpoint, factory: pytest.TempPathFactory, pool: str
+) -> Iterator[WorkerProcess]:
+    directory = factory.mktemp(f"{package}-worker")
+    queues = f"{endpoint.conf.get('task_default_queue', 'celery')},{other_queue(endpoint)}"
+    worker = WorkerProcess(package, endpoint, directory, "-P", pool, "-c", "2", "-Q", queues)
+    worker.wait_ready()
+    yield worker
+    worker.stop()
+
+
+def other_queue(endpoint: Endpoint) -> str:
+    """A second, named queue every module worker also consumes."""
+    return f"{endpoint.conf.get('task_default_queue', 'celery')}.other"
+
+
+@pytest.fixture(scope="module")
+def celery_worker(
+    endpoint: Endpoint, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerProcess]:
+    yield from _module_worker("celery", endpoint, tmp_path_factory, "threads")
+
+
+@pytest.fixture(scope="module")
+def celeriac_worker(
+    endpoint: Endpoint, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerProcess]:
+    yield from _module_worker("celeriac", endpoint, tmp_path_factory, "threads")
+
+
+@pytest.fixture(scope="module")
+def celery_client(endpoint: Endpoint) -> Iterator[Any]:
+    """A real Celery app object (client side) on the endpoint."""
+    import celery
+
+    app = celery.Celery(
+        "interop_client", broker=endpoint.broker, backend=endpoint.backend, set_as_current=False
+    )
+    app.conf.update(endpoint.conf)
+    yield app
+    app.close()
+
+
+@pytest.fixture(scope="module")
+def celeriac_client(endpoint: Endpoint) -> Iterator[Any]:
+    from celeriac import Celery
+
+    app = Celery(
+        "interop_client", broker=endpoint.broker, backend=endpoint.backend, set_as_current=False
+    )
+    app.conf.update(endpoint.conf)
+    yield app
+    app.close()

@@ -1,0 +1,67 @@
+"""app.control sends Celery's pidbox request; the worker's command table answers it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from celeriac import Celery
+from celeriac.protocol import serialization
+from celeriac.protocol.message import Message
+from celeriac.worker.control import COMMANDS, selected
+
+VECTORS = Path("/work/shared/reference/celery-vectors/pidbox_requests_redis.json")
+
+
+def _captured(app: Celery, action: Any) -> tuple[Message, dict[str, Any]]:
+    with app.connection() as conn:
+        sub = conn.fanout_subscribe("celery.pidbox")
+        action()
+        (message,) = sub.get(timeout=1)
+        sub.close()
+    body = serialization.loads(
+        message.body, message.content_type, message.content_encoding, accept=None
+    )
+    return message, body
+
+
+def test_revoke_request_matches_celery(memory_app: Celery) -> None:
+    message, body = _captured(
+        memory_app, lambda: memory_app.control.revoke("00000000-0000-0000-0000-00000000dead")
+    )
+    reference = json.loads(VECTORS.read_text())["requests"]["revoke"]
+    expected = dict(reference["body_json"])
+    expected.pop("ticket"), expected.pop("reply_to")  # only sent when a reply is wanted
+    assert body == expected
+    assert set(message.headers) == set(reference["envelope"]["headers"]) == {"clock", "expires"}
+    assert message.content_type == "application/json"
+    assert message.properties["delivery_mode"] == 2
+
+
+def test_rate_limit_request_with_reply_matches_celery(memory_app: Celery) -> None:
+    _, body = _captured(
+        memory_app,
+        lambda: memory_app.control.rate_limit("tasks.add", "100/m", reply=True, timeout=0.01),
+    )
+    reference = json.loads(VECTORS.read_text())["requests"]["rate_limit"]["body_json"]
+    assert set(body) == set(reference)
+    assert body["arguments"] == reference["arguments"]
+    assert body["reply_to"]["exchange"] == "reply.celery.pidbox"
+
+
+def test_revoke_list_of_ids(memory_app: Celery) -> None:
+    _, body = _captured(memory_app, lambda: memory_app.control.revoke(["a", "b"], terminate=True))
+    assert body["arguments"] == {"task_id": ["a", "b"], "terminate": True, "signal": "SIGTERM"}
+
+
+def test_selection_rules() -> None:
+    assert selected({"destination": None}, "w1@h")
+    assert selected({"destination": ["w1@h"]}, "w1@h")
+    assert not selected({"destination": ["w2@h"]}, "w1@h")
+    assert selected({"pattern": "w*@h", "matcher": "glob"}, "w1@h")
+    assert not selected({"pattern": "^x", "matcher": "pcre"}, "w1@h")
+
+
+def test_command_table_has_the_basic_commands() -> None:
+    assert {"ping", "revoke", "rate_limit", "time_limit"} <= set(COMMANDS)
