@@ -18,6 +18,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from celeriac import states
 from celeriac.backends.base import ResultBackend
 from celeriac.backends.helpers import ChangeNotifier, mask_password, utcnow
+from celeriac.backends.table_layout import (
+    BASE_COLUMNS,
+    EXTENDED_COLUMNS,
+    meta_from_row,
+    row_values,
+)
 from celeriac.config import Settings
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
 
@@ -189,22 +195,7 @@ class DatabaseBackend(ResultBackend):
     # -- primitives ------------------------------------------------------------------------
     def _values(self, meta: dict[str, Any]) -> dict[str, Any]:
         """Every written column's value, encoded before the transaction starts."""
-        children = meta.get("children")
-        values: dict[str, Any] = {
-            "status": meta["status"],
-            "result": self.encode(meta.get("result")),
-            "date_done": naive_utc(meta.get("date_done")),
-            "traceback": meta.get("traceback"),
-            "children": self.encode(children) if children else None,
-        }
-        from celeriac.backends.database_models import ENCODED_COLUMNS, EXTENDED_COLUMNS
-
-        for column in EXTENDED_COLUMNS:
-            value = meta.get(column)
-            if column in ENCODED_COLUMNS:
-                value = self.encode(value) if column in meta else None
-            values[column] = value
-        return values
+        return row_values(meta, self.encode, naive_utc)
 
     def _set_meta(self, task_id: str, meta: dict[str, Any], state: str) -> None:
         values = self._values(meta)
@@ -244,23 +235,13 @@ class DatabaseBackend(ResultBackend):
     def _get_meta(self, task_id: str) -> dict[str, Any] | None:
         import sqlalchemy as sa
 
-        from celeriac.backends.database_models import (
-            BASE_COLUMNS,
-            ENCODED_COLUMNS,
-            EXTENDED_COLUMNS,
-        )
-
         self._get_engine()  # learn the columns first
         names = [c for c in (*BASE_COLUMNS, *EXTENDED_COLUMNS) if c not in self._missing]
         query = sa.select(*(self.tasks.c[n] for n in names)).where(self.tasks.c.task_id == task_id)
         row = self._run(lambda conn: conn.execute(query).first())
         if row is None:
             return None
-        meta = dict(zip(names, row, strict=True))
-        for column in ("result", "children", *ENCODED_COLUMNS):
-            if meta.get(column) is not None:
-                meta[column] = self.decode_stored(bytes(meta[column]))
-        return meta
+        return meta_from_row(names, row, self.decode_stored)
 
     def _delete_meta(self, task_id: str) -> None:
         import sqlalchemy as sa

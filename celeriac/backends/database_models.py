@@ -13,12 +13,8 @@ import importlib.util
 
 import sqlalchemy as sa
 
+from celeriac.backends.table_layout import BASE_COLUMNS, ENCODED_COLUMNS, EXTENDED_COLUMNS
 from celeriac.exceptions import ImproperlyConfigured
-
-BASE_COLUMNS = ("task_id", "status", "result", "date_done", "traceback", "children")
-EXTENDED_COLUMNS = ("name", "args", "kwargs", "worker", "retries", "queue")
-#: Extended columns holding serializer bytes rather than plain values.
-ENCODED_COLUMNS = frozenset({"args", "kwargs"})
 
 #: ``db+<dialect>`` -> the extra that installs its driver.
 EXTRAS = {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql"}

@@ -22,13 +22,16 @@ from celeriac import states
 from celeriac._sqlite import retry_locked
 from celeriac.backends.base import ResultBackend
 from celeriac.backends.helpers import ChangeNotifier, utcnow
+from celeriac.backends.table_layout import (
+    BASE_COLUMNS,
+    EXTENDED_COLUMNS,
+    meta_from_row,
+    row_values,
+)
 from celeriac.config import Settings
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
 
 BUSY_TIMEOUT_S = 30.0
-_BASE_COLUMNS = ("task_id", "status", "result", "date_done", "traceback", "children")
-EXTENDED_COLUMNS = ("name", "args", "kwargs", "worker", "retries", "queue")
-ENCODED_COLUMNS = frozenset({"args", "kwargs"})
 
 # The DDL SQLAlchemy emits for Celery's TaskExtended and TaskSet models, byte for byte.
 _TASK_DDL = (
@@ -139,7 +142,7 @@ class SQLiteBackend(ResultBackend):
         self._sql = self._statements(task, group)
 
     def _statements(self, task: str, group: str) -> dict[str, str]:
-        columns = (*_BASE_COLUMNS[1:], *self._columns)
+        columns = (*BASE_COLUMNS[1:], *self._columns)
         updates = ", ".join(f"{c}=excluded.{c}" for c in columns)
         marks = ", ".join("?" for _ in range(len(columns) + 1))
         return {
@@ -193,36 +196,18 @@ class SQLiteBackend(ResultBackend):
     # -- primitives ----------------------------------------------------------------------
     def _values(self, task_id: str, meta: dict[str, Any]) -> dict[str, Any]:
         """Every column's value, encoded outside the lock (encoding is the slow part)."""
-        children = meta.get("children")
-        values: dict[str, Any] = {
-            "task_id": task_id,
-            "status": meta["status"],
-            "result": self.encode(meta.get("result")),
-            "date_done": format_date(meta.get("date_done")),
-            "traceback": meta.get("traceback"),
-            "children": self.encode(children) if children else None,
-        }
-        for column in EXTENDED_COLUMNS:
-            value = meta.get(column)
-            if column in ENCODED_COLUMNS:
-                value = self.encode(value) if column in meta else None
-            values[column] = value
-        return values
+        return {"task_id": task_id, **row_values(meta, self.encode, format_date)}
 
     def _set_meta(self, task_id: str, meta: dict[str, Any], state: str) -> None:
         values = self._values(task_id, meta)
-        self._execute("upsert", lambda: [values[c] for c in (*_BASE_COLUMNS, *self._columns)])
+        self._execute("upsert", lambda: [values[c] for c in (*BASE_COLUMNS, *self._columns)])
         self._notifier.notify()
 
     def _get_meta(self, task_id: str) -> dict[str, Any] | None:
         row = self._fetchone("select", (task_id,))
         if row is None:
             return None
-        meta = dict(zip((*_BASE_COLUMNS, *self._columns), row, strict=True))
-        for column in ("result", "children", *ENCODED_COLUMNS):
-            if meta.get(column) is not None:
-                meta[column] = self.decode_stored(meta[column])
-        return meta
+        return meta_from_row((*BASE_COLUMNS, *self._columns), row, self.decode_stored)
 
     def _delete_meta(self, task_id: str) -> None:
         self._execute("delete", (task_id,))

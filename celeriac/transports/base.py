@@ -14,7 +14,7 @@ native notion of a consumer) when its visibility timeout passes without :meth:`T
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, ClassVar
@@ -241,6 +241,27 @@ def _words_match(pattern: tuple[str, ...], words: tuple[str, ...]) -> bool:
     if not words:
         return False
     return (head in ("*", words[0])) and _words_match(pattern[1:], words[1:])
+
+
+def routed_rows(
+    items: Sequence[tuple[Message, str, str]],
+    encode: Callable[[Message], tuple[Any, ...]],
+    targets: Callable[[str, str], list[str]],
+    visible_at: float,
+) -> list[tuple[Any, ...]]:
+    """Rows ``(queue, *encode(message), exchange, routing_key, visible_at)`` for every queue
+    each message is routed to, for the brokers that keep messages in a table (SQLite,
+    PostgreSQL). Encoding happens first, so a bad message fails before anything is written;
+    each (exchange, routing key) is resolved once per batch."""
+    encoded = [(encode(message), exchange, key) for message, exchange, key in items]
+    routes: dict[tuple[str, str], list[str]] = {}
+    rows: list[tuple[Any, ...]] = []
+    for fields, exchange, key in encoded:
+        queues = routes.get((exchange, key))
+        if queues is None:
+            queues = routes[(exchange, key)] = targets(exchange, key)
+        rows.extend((queue, *fields, exchange, key, visible_at) for queue in queues)
+    return rows
 
 
 def fair_order(queues: Sequence[str], last_served: str | None) -> list[str]:

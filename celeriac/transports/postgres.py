@@ -35,6 +35,7 @@ from celeriac.transports.base import (
     Transport,
     fair_order,
     route,
+    routed_rows,
     topic_matches,
 )
 from celeriac.transports.sqlite import _option
@@ -229,15 +230,10 @@ class PostgresTransport(Transport):
         if not items:
             return
         visible_at = time.time() if not_before is None else not_before
-        encoded = [(rows.encode(message), exchange, key) for message, exchange, key in items]
         with self._cursor() as cur:
-            routes: dict[tuple[str, str], list[str]] = {}
-            params: list[tuple[Any, ...]] = []
-            for fields, exchange, key in encoded:
-                targets = routes.get((exchange, key))
-                if targets is None:
-                    targets = routes[(exchange, key)] = self._targets(cur, exchange, key)
-                params.extend((queue, *fields, exchange, key, visible_at) for queue in targets)
+            params = routed_rows(
+                items, rows.encode, lambda e, k: self._targets(cur, e, k), visible_at
+            )
             self._insert(cur, params)
 
     def _insert(self, cur: psycopg.Cursor[Any], params: list[tuple[Any, ...]]) -> None:

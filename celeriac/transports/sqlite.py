@@ -33,6 +33,7 @@ from celeriac.transports.base import (
     Transport,
     fair_order,
     route,
+    routed_rows,
     topic_matches,
 )
 
@@ -248,15 +249,10 @@ class SQLiteTransport(Transport):
         if not items:
             return
         visible_at = time.time() if not_before is None else not_before
-        encoded = [(sql.encode(message), exchange, key) for message, exchange, key in items]
         with self._write() as conn:
-            routes: dict[tuple[str, str], list[str]] = {}
-            rows: list[tuple[Any, ...]] = []
-            for fields, exchange, key in encoded:
-                targets = routes.get((exchange, key))
-                if targets is None:
-                    targets = routes[(exchange, key)] = self._targets(conn, exchange, key)
-                rows.extend((queue, *fields, exchange, key, visible_at) for queue in targets)
+            rows = routed_rows(
+                items, sql.encode, lambda e, k: self._targets(conn, e, k), visible_at
+            )
             conn.executemany(sql.INSERT, rows)
         self._notifier.notify()
 
