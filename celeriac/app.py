@@ -87,6 +87,7 @@ class Celery:
         self.user_options: dict[str, Any] = {}
         self.hostname = socket.gethostname()
         self._oid = str(uuid.uuid4())
+        self._thread_oids: dict[tuple[int, int], str] = {}
         add_builtin_tasks(self)
         _state.set_default_app(self)
         if set_as_current:
@@ -343,9 +344,14 @@ class Celery:
 
     @property
     def thread_oid(self) -> str:
-        """Celery's ``reply_to``: a stable id per process, thread and app."""
-        name = f"{self._oid}-{os.getpid()}-{threading.get_ident()}"
-        return str(uuid.uuid3(uuid.NAMESPACE_OID, name))
+        """Celery's ``reply_to``: a stable id per process, thread and app (computed once:
+        every ``delay()`` reads it)."""
+        key = (os.getpid(), threading.get_ident())
+        oid = self._thread_oids.get(key)
+        if oid is None:
+            name = f"{self._oid}-{key[0]}-{key[1]}"
+            oid = self._thread_oids[key] = str(uuid.uuid3(uuid.NAMESPACE_OID, name))
+        return oid
 
 
 def _resolve_object(spec: str) -> Any:

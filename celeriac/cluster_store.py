@@ -194,15 +194,18 @@ class RedisClusterStore(ClusterStore):
     BUCKET_PREFIX = "celeriac:ratelimit:"
     REVOKED_KEY = "celeriac:revoked"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, keyprefix: str = "") -> None:
         import redis
 
         self.url = url
         self.client = redis.Redis.from_url(url)
         self._bucket = self.client.register_script(_REDIS_TOKEN_BUCKET)
+        # The broker's ``global_keyprefix`` namespaces these keys too (apps sharing one DB).
+        self.bucket_prefix = keyprefix + self.BUCKET_PREFIX
+        self.revoked_key = keyprefix + self.REVOKED_KEY
 
     def acquire(self, key: str, rate: float, capacity: float = 1.0) -> float:
-        wait = self._bucket(keys=[self.BUCKET_PREFIX + key], args=[rate, capacity])
+        wait = self._bucket(keys=[self.bucket_prefix + key], args=[rate, capacity])
         return float(wait)
 
     def add_revoked(self, task_ids: Iterable[str], ttl: float) -> None:
@@ -211,13 +214,13 @@ class RedisClusterStore(ClusterStore):
         if not ids:
             return
         pipe = self.client.pipeline()
-        pipe.zadd(self.REVOKED_KEY, {task_id: now + ttl for task_id in ids})
-        pipe.zremrangebyscore(self.REVOKED_KEY, "-inf", now)
+        pipe.zadd(self.revoked_key, {task_id: now + ttl for task_id in ids})
+        pipe.zremrangebyscore(self.revoked_key, "-inf", now)
         pipe.execute()
 
     def revoked(self) -> dict[str, float]:
         now = time.time()
-        rows: list[Any] = list(self.client.zrangebyscore(self.REVOKED_KEY, now, "+inf"))
+        rows: list[Any] = list(self.client.zrangebyscore(self.revoked_key, now, "+inf"))
         # Only the expiry is stored; report "now" as the revoke time (used for local expiry).
         return {(k.decode() if isinstance(k, bytes) else str(k)): now for k in rows}
 
@@ -225,11 +228,11 @@ class RedisClusterStore(ClusterStore):
         self.client.close()
 
 
-def store_from_url(url: str) -> ClusterStore:
+def store_from_url(url: str, redis_keyprefix: str = "") -> ClusterStore:
     """``redis://...``, ``sqlite:///path`` or ``memory://name`` -> a store."""
     scheme = url.partition("://")[0].lower()
     if scheme in ("redis", "rediss", "redis+socket", "unix"):
-        return RedisClusterStore(url)
+        return RedisClusterStore(url, redis_keyprefix)
     if scheme in ("sqlite", "sqla+sqlite", "db+sqlite"):
         from celeriac.transports.sqlite import path_from_url
 
@@ -245,13 +248,15 @@ def store_for_app(app: Celery) -> ClusterStore | None:
     """``worker_cluster_store`` if set, else a store on the broker itself (None for AMQP)."""
     conf = app.conf
     url = conf.worker_cluster_store
+    keyprefix = ""
     if not url:
         broker = conf.broker_url
         if not broker:
             return SQLiteClusterStore(conf.sqlite_broker_path)
         url = str(broker).split(";")[0]
+        keyprefix = str((conf.broker_transport_options or {}).get("global_keyprefix") or "")
     try:
-        return store_from_url(str(url))
+        return store_from_url(str(url), keyprefix)
     except ValueError:
         if conf.worker_cluster_store:
             raise

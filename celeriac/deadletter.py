@@ -10,6 +10,7 @@ inspect, re-queue and delete them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -122,8 +123,16 @@ def _publish(app: Celery, message: Message, queue: str) -> None:
             conn = app.connection()
             conn.open()
             _connections[app] = (os.getpid(), conn)
+            # Close it with the app: a dropped AMQP transport leaves its socket open.
+            weakref.finalize(app, _close_quietly, conn)
         conn.declare_queue(Queue(queue))
         conn.publish(message, exchange="", routing_key=queue)
+
+
+def _close_quietly(conn: Transport) -> None:
+    # The broker may be gone by then; there is nothing left to release.
+    with contextlib.suppress(Exception):
+        conn.close()
 
 
 # -- inspecting and replaying ------------------------------------------------------------------

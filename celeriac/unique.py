@@ -54,7 +54,7 @@ def claim(
     except NotImplementedError:
         raise ImproperlyConfigured(
             f"Unique tasks need a result backend that can claim keys; "
-            f"{type(backend).__name__} cannot (use the SQLite or memory backend)."
+            f"{type(backend).__name__} cannot (use the Redis, SQLite or memory backend)."
         ) from None
 
 

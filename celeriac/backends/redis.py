@@ -14,7 +14,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
@@ -24,6 +24,7 @@ from celeriac import redis_conn, states
 from celeriac.backends.base import ResultBackend
 from celeriac.config import Settings
 from celeriac.exceptions import OperationalError
+from celeriac.transports._redis_wire import Listener, Wire
 from celeriac.transports.retry import RetryPolicy, retry_call
 
 _T = TypeVar("_T")
@@ -76,6 +77,13 @@ class _Waiter(threading.local):
         self.heard = set()
 
 
+class _Batch(threading.local):
+    """One thread's write batch: None when closed; ``defer`` while the worker stores a result."""
+
+    writes: list[tuple[str, bytes, int, str]] | None = None
+    defer: bool = False
+
+
 class RedisBackend(ResultBackend):
     """Task results in Redis, laid out exactly as Celery's Redis backend writes them."""
 
@@ -102,6 +110,11 @@ class RedisBackend(ResultBackend):
         self.retry_policy = RetryPolicy.from_mapping({"interval_max": 1.0, **retry})
         self._json = self.content_type == "application/json" and not self.compression
         self._waiter = _Waiter()
+        self._batch = _Batch()
+        self._wire = Wire()
+        self._listener = Listener()
+        self._listen_pid = 0
+        self._listen_ok = False
         self._pid = 0
         self._client: redis.Redis | None = None
         self._store: Any = None
@@ -137,7 +150,11 @@ class RedisBackend(ResultBackend):
 
     # -- primitives ------------------------------------------------------------------------
     def _get_meta(self, task_id: str) -> dict[str, Any] | None:
-        data = self._call(lambda: self.client.get(self.task_key(task_id)), "reading a result")
+        found, data = self._listener.take(self.task_key(task_id))
+        if found:  # read with the SUBSCRIBE, or heard on the channel, just now
+            return None if data is None else self.load_document(data)
+        command = [("GET", self.task_key(task_id))]
+        data = self._call(lambda: self._wire.execute(self.client, command)[0], "reading a result")
         return None if data is None else self.load_document(data)
 
     def _set_meta(self, task_id: str, meta: dict[str, Any], state: str) -> None:
@@ -145,13 +162,59 @@ class RedisBackend(ResultBackend):
         key = self.task_key(task_id)
         document = self.encode_document(meta)
         guard = SUCCESS_HEAD if self._json else ""
+        batch = self._batch
+        if batch.defer and batch.writes is not None and self._json:
+            batch.writes.append((key, document, self.ttl, guard))
+            return
         if not self._json and self._stored_success(key):
             return
+        write = (key, document, self.ttl, guard)
+        self._call(lambda: self._send_writes([write]), "storing a result")
+
+    # -- write batches (the worker: many results, one round trip) ---------------------------
+    def open_write_batch(self) -> bool:
+        """Start collecting this thread's deferred result writes; False if not supported.
+
+        Only writes made inside :meth:`deferring` are held (the worker's final stores); they
+        reach Redis at :meth:`flush_writes` in one pipeline, in order, each still the guarded
+        ``SETEX`` + ``PUBLISH`` script.
+        """
+        if not self._json:
+            return False
+        if self._batch.writes is None:
+            self._batch.writes = []
+        return True
+
+    @contextlib.contextmanager
+    def deferring(self) -> Iterator[None]:
+        batch = self._batch
+        batch.defer = True
+        try:
+            yield
+        finally:
+            batch.defer = False
+
+    def pending_writes(self) -> int:
+        return len(self._batch.writes or ())
+
+    def flush_writes(self, close: bool = False) -> None:
+        """Send the held writes (one pipeline; EVALSHA, loading the script once if needed)."""
+        batch = self._batch
+        writes = batch.writes or []
+        batch.writes = None if close else []
+        if writes:
+            self._call(lambda: self._send_writes(writes), "storing results")
+
+    def _send_writes(self, writes: list[tuple[str, bytes, int, str]]) -> None:
         client = self.client
-        self._call(
-            lambda: self._store(keys=[key], args=[document, self.ttl, guard], client=client),
-            "storing a result",
-        )
+        sha = self._store.sha
+        commands = [("EVALSHA", sha, 1, *write) for write in writes]
+        try:
+            self._wire.execute(client, commands)
+        except redis.exceptions.NoScriptError:
+            # A restarted or flushed server; the guard makes the repeated writes harmless.
+            client.script_load(_STORE)
+            self._wire.execute(client, commands)
 
     def _stored_success(self, key: str) -> bool:
         data = self._call(lambda: self.client.get(key), "reading a result")
@@ -228,8 +291,20 @@ class RedisBackend(ResultBackend):
             waiter.heard = set()
         return waiter.pubsub
 
+    def _listening(self) -> bool:
+        """True when RESP3 lets one connection subscribe and read (see ``Listener``)."""
+        if self._listen_pid != os.getpid():
+            self._listen_pid = os.getpid()
+            self._listen_ok = self._listener.usable(self.client)
+        return self._listen_ok
+
     def _before_read(self, task_ids: Sequence[str]) -> None:
         """Subscribe (and wait for the confirmation) before the read: nothing is missed."""
+        if self._listening():
+            keys = [self.task_key(task_id) for task_id in task_ids]
+            with contextlib.suppress(*redis_conn.CONNECTION_ERRORS):
+                self._listener.subscribe_and_read(self.client, keys)
+            return  # after an error the read goes the usual way and the wait polls
         wanted = {self.task_key(task_id) for task_id in task_ids}
         waiter = self._waiter
         try:
@@ -260,6 +335,14 @@ class RedisBackend(ResultBackend):
                 self._waiter.heard.add(channel)
 
     def _wait(self, task_ids: Sequence[str], timeout: float) -> None:
+        if self._listening():
+            keys = [self.task_key(task_id) for task_id in task_ids]
+            if not self._listener.subscribed(keys):
+                time.sleep(min(timeout, 0.05))  # pub/sub is down: poll gently
+                return
+            with contextlib.suppress(*redis_conn.CONNECTION_ERRORS):
+                self._listener.wait(keys, timeout)
+            return
         waiter = self._waiter
         wanted = {self.task_key(task_id) for task_id in task_ids}
         if waiter.pubsub is None or not wanted <= waiter.channels:
@@ -290,6 +373,7 @@ class RedisBackend(ResultBackend):
     def close(self) -> None:
         if self._waiter.pid == os.getpid():
             self._reset_waiter()
+        self._listener.close()
 
 
 def _text(value: Any) -> str:

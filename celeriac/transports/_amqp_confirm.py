@@ -72,4 +72,16 @@ class Confirms:
             raise OperationalError(f"The broker refused (nacked) {nacked} published message(s)")
 
 
-__all__ = ["Confirms"]
+def multiple_ack_tag(tags: list[int], unsettled: set[int]) -> int:
+    """The tag for one ``basic.ack(multiple=True)`` settling exactly ``tags`` (0: none).
+
+    It may be used when every tag still unsettled on the channel up to the highest of
+    ``tags`` is one of them: the worker's batch of early acks, in delivery order, usually is.
+    """
+    if len(tags) < 2:
+        return 0
+    top, wanted = max(tags), set(tags)
+    return top if all(tag in wanted for tag in unsettled if tag <= top) else 0
+
+
+__all__ = ["Confirms", "multiple_ack_tag"]

@@ -43,7 +43,7 @@ end
 
 #: KEYS: unacked, unacked_index, <n list keys in pop order>, <m delayed zsets>
 #: ARGV: now, limit, n, m, sep, steps (comma separated), <m list base keys>, carried raw,
-#:       carried list key, record (1 = write unacked)
+#:       carried list key, record (1 = write unacked), <delivery tags to ack first>
 POP_AND_RECORD = (
     _COMMON
     + r"""
@@ -53,6 +53,12 @@ local sep = ARGV[5]
 local steps = {}
 for s in string.gmatch(ARGV[6], '[^,]+') do table.insert(steps, tonumber(s)) end
 local carried, carried_key, record = ARGV[7 + m], ARGV[8 + m], ARGV[9 + m] == '1'
+
+-- Acks of earlier deliveries ride along (the worker's ack and its next fetch: one trip).
+for i = 10 + m, #ARGV do
+  redis.call('ZREM', KEYS[2], ARGV[i])
+  redis.call('HDEL', KEYS[1], ARGV[i])
+end
 
 local function remember(raw)
   if not record then return end

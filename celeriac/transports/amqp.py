@@ -34,7 +34,7 @@ from celeriac.exceptions import OperationalError
 from celeriac.protocol.message import Message
 from celeriac.transports import _amqp_topology as topology
 from celeriac.transports._amqp_codec import REQUEUED_HEADER, from_amqp, to_amqp
-from celeriac.transports._amqp_confirm import Confirms
+from celeriac.transports._amqp_confirm import Confirms, multiple_ack_tag
 from celeriac.transports._amqp_conn import CONNECTION_ERRORS, connect, drop, parse_params
 from celeriac.transports._amqp_conn import with_retries as _with_retries
 from celeriac.transports._amqp_fanout import AMQPSubscription
@@ -67,6 +67,7 @@ class AMQPTransport(Transport):
         super().__init__(url, options)
         self.params = parse_params(url, self.options)
         self._lock = threading.RLock()
+        self._unsettled: set[int] = set()  # this channel's tags not yet acked or rejected
         self._conn: amqp.Connection | None = None
         self._channel: amqp.Channel | None = None  # consuming, acks
         self._ops: amqp.Channel | None = None  # publishing (confirm mode)
@@ -120,6 +121,7 @@ class AMQPTransport(Transport):
         self._exchanges_ok.clear()
         self._buffers.clear()  # the broker gives these back itself
         self._consumers.clear()
+        self._unsettled.clear()
         self._pull_qos = False
 
     def _admin_channel(self) -> amqp.Channel:
@@ -344,6 +346,7 @@ class AMQPTransport(Transport):
         self._buffers.setdefault(queue, deque()).append(self._delivery(raw, queue))
 
     def _delivery(self, raw: amqp.Message, queue: str) -> Delivery:
+        self._unsettled.add(raw.delivery_tag)
         message, exchange, routing_key, redelivered = from_amqp(raw)
         return Delivery(
             message=message,
@@ -406,17 +409,22 @@ class AMQPTransport(Transport):
                 )
         return tags
 
-    def _settle(self, deliveries: Sequence[Delivery], how: Callable[[int], None]) -> None:
+    def _settle(self, deliveries: Sequence[Delivery], how: Callable[[int], None] | None) -> None:
         with self._lock:
             try:
-                for tag in self._tags(deliveries):
-                    how(tag)
+                tags = self._tags(deliveries)
+                top = multiple_ack_tag(tags, self._unsettled) if how is None else 0
+                if top:
+                    self._chan().basic_ack(top, multiple=True)
+                for tag in () if top else tags:
+                    (how or self._chan().basic_ack)(tag)
+                self._unsettled.difference_update(tags)
             except CONNECTION_ERRORS as exc:
                 logger.warning("Lost %s while settling messages: %r", self.params.display, exc)
                 self._lost()
 
     def ack(self, deliveries: Sequence[Delivery]) -> None:
-        self._settle(deliveries, lambda tag: self._chan().basic_ack(tag))
+        self._settle(deliveries, None)  # None: ack (one frame when the batch allows it)
 
     def reject(self, deliveries: Sequence[Delivery], *, requeue: bool = False) -> None:
         if not requeue:

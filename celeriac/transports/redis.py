@@ -35,6 +35,7 @@ from celeriac.transports import _redis_unacked as unacked
 from celeriac.transports._redis_fanout import RedisSubscription
 from celeriac.transports._redis_keys import Keyspace
 from celeriac.transports._redis_lua import POP_AND_RECORD
+from celeriac.transports._redis_wire import Wire
 from celeriac.transports.base import Delivery, FanoutSubscription, Transport, fair_order, route
 from celeriac.transports.retry import RetryPolicy, retry_call
 
@@ -103,6 +104,7 @@ class RedisTransport(Transport):
         self._pid = 0
         self._client: redis.Redis | None = None
         self._script: Any = None
+        self._wire = Wire()
         self._lock = threading.Lock()
         self._held: dict[str, tuple[str, str]] = {}  # tag -> (queue, raw envelope)
         self._last_served: str | None = None
@@ -229,7 +231,10 @@ class RedisTransport(Transport):
             # The common case (one task to the default exchange): one plain LPUSH.
             raw, priority, _ex, queue = encoded[0]
             key = self.keys.queue_key(queue, self.keys.step_of(priority))
-            self._call(lambda: self.client.lpush(key, raw), self.publish_policy, "publishing")
+            command = [("LPUSH", key, raw)]
+            self._call(
+                lambda: self._wire.execute(self.client, command), self.publish_policy, "publishing"
+            )
             return
 
         def send() -> None:
@@ -265,6 +270,22 @@ class RedisTransport(Transport):
             "consuming",
         )
 
+    def ack_and_get(
+        self, queues: Sequence[str], acks: Sequence[Delivery], *, max_messages: int
+    ) -> list[Delivery]:
+        """Ack ``acks`` and take up to ``max_messages`` waiting messages without blocking,
+        in one round trip (the pop script acks first: ``ZREM`` + ``HDEL`` as :meth:`ack`)."""
+        tags = list(self._release(acks))
+        if max_messages < 1 or not queues:
+            self._ack_tags(tags)
+            return []
+
+        def fetch() -> list[Delivery]:
+            self._maybe_restore_visible()
+            return self._deliveries(self._pop(self._order(list(queues)), max_messages, acks=tags))
+
+        return self._call(fetch, self.connection_policy, "consuming")
+
     def _get(self, queues: list[str], limit: int, timeout: float | None) -> list[Delivery]:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -289,7 +310,11 @@ class RedisTransport(Transport):
                 return self._deliveries(self._pop(order, limit, carried=(key, raw)))
 
     def _pop(
-        self, order: list[str], limit: int, carried: tuple[Any, Any] | None = None
+        self,
+        order: list[str],
+        limit: int,
+        carried: tuple[Any, Any] | None = None,
+        acks: Sequence[str] = (),
     ) -> list[tuple[str, str]]:
         """One script call: promote due parked messages, pop and record up to ``limit``."""
         keys = self.keys
@@ -308,13 +333,22 @@ class RedisTransport(Transport):
             carried_raw,
             carried_key,
             1,
+            *acks,
         ]
-        client = self.client
-        out, next_due = self._script(
-            keys=[keys.unacked, keys.unacked_index, *lists, *delayed], args=args, client=client
-        )
+        script_keys = [keys.unacked, keys.unacked_index, *lists, *delayed]
+        out, next_due = self._evalsha(script_keys, args)
         self._next_due = float(next_due) if next_due else None
         return [(_text(out[i]), _text(out[i + 1])) for i in range(0, len(out), 2)]
+
+    def _evalsha(self, keys: list[str], args: list[Any]) -> Any:
+        """The pop script over the lean connection (loaded again if the server lost it)."""
+        client = self.client
+        command = ["EVALSHA", self._script.sha, len(keys), *keys, *args]
+        try:
+            return self._wire.execute(client, [command])[0]
+        except redis.exceptions.NoScriptError:
+            client.script_load(POP_AND_RECORD)
+            return self._wire.execute(client, [command])[0]
 
     def _deliveries(self, found: list[tuple[str, str]]) -> list[Delivery]:
         deliveries: list[Delivery] = []
@@ -350,17 +384,18 @@ class RedisTransport(Transport):
 
     def ack(self, deliveries: Sequence[Delivery]) -> None:
         """Forget the deliveries: ``ZREM unacked_index`` + ``HDEL unacked``, one round trip."""
-        tags = list(self._release(deliveries))
+        self._ack_tags(list(self._release(deliveries)))
+
+    def _ack_tags(self, tags: list[str]) -> None:
         if not tags:
             return
 
-        def send() -> None:
-            pipe = self.client.pipeline(transaction=False)
-            pipe.zrem(self.keys.unacked_index, *tags)
-            pipe.hdel(self.keys.unacked, *tags)
-            pipe.execute()
-
-        self._call(send, self.connection_policy, "acknowledging")
+        commands = [("ZREM", self.keys.unacked_index, *tags), ("HDEL", self.keys.unacked, *tags)]
+        self._call(
+            lambda: self._wire.execute(self.client, commands),
+            self.connection_policy,
+            "acknowledging",
+        )
 
     def reject(self, deliveries: Sequence[Delivery], *, requeue: bool = False) -> None:
         if not requeue:

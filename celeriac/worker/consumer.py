@@ -117,11 +117,10 @@ class Consumer:
             if self._sweep.is_set():
                 self._sweep_revoked()
             self._promote_due_eta()
-            self._dispatch()
+            self._dispatch(fetch=True)
             if self._stop.is_set():
                 break
-            limited = max(0, len(self.rate_limited) - RATE_LIMITED_FREE)
-            free = self.prefetch_limit - len(self.ready) - len(self.in_pool) - limited
+            free = self._free()
             self._update_qos()
             if free > 0:
                 busy = bool(self.in_pool or self.ready)
@@ -161,7 +160,7 @@ class Consumer:
         try:
             request = build_request(self.app, delivery, self.accept)
         except BadMessage as err:
-            discard_bad_message(self.app, delivery, err)
+            discard_bad_message(self.app, delivery, err, sender=self)
             return
         logger.info("Task %s[%s] received", request.name, request.id)
         if signals.task_received.receivers:
@@ -237,8 +236,8 @@ class Consumer:
         return True
 
     # -- dispatching -------------------------------------------------------------------------
-    def _dispatch(self) -> None:
-        slots = self.pool.free_slots() if self.ready else 0
+    def _dispatch(self, fetch: bool = False) -> None:
+        slots = self.pool.accepts() if self.ready else 0
         if slots <= 0:
             return
         jobs: list[Job] = []
@@ -265,10 +264,30 @@ class Consumer:
                     request.call,
                 )
             )
-        # Ack before the pool starts them: "acked when the pool accepts the task".
-        self._flush_acks()
+        # Acked as the pool accepts them (Celery acks when a child reports the job started):
+        # the jobs start first, so the ack's round trip is not in their latency. A broker
+        # that can ack and fetch in one round trip does both now (never blocking).
         if jobs:
             self.pool.submit_many(jobs)
+        fetched = self._ack_and_fetch() if jobs and fetch else None
+        if fetched is None:
+            self._flush_acks()
+        for delivery in fetched or ():
+            self._receive(delivery)
+
+    def _free(self) -> int:
+        limited = max(0, len(self.rate_limited) - RATE_LIMITED_FREE)
+        return self.prefetch_limit - len(self.ready) - len(self.in_pool) - limited
+
+    def _ack_and_fetch(self) -> list[Delivery] | None:
+        combined = getattr(self.transport, "ack_and_get", None)
+        free = self._free()
+        if combined is None or free <= 0 or self._stop.is_set():
+            return None
+        self._update_qos()
+        acks, self._acks = self._acks, []
+        fetched: list[Delivery] = combined(self.queues, acks, max_messages=free)
+        return fetched
 
     # -- completions -------------------------------------------------------------------------
     def _handle_completions(self) -> None:

@@ -8,6 +8,7 @@ may return a new :class:`Outcome` (result storage does when the value cannot be 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass
@@ -176,8 +177,11 @@ class ResultStore(Hook):
         backend = run.app.backend
         if outcome.state == states.SUCCESS:
             if run.publish_result:
+                # In a worker batch the write may wait for the batch's one round trip.
+                deferring = getattr(backend, "deferring", None)
                 try:
-                    backend.mark_as_done(run.call.id, outcome.retval, request=run.request)
+                    with deferring() if deferring is not None else contextlib.nullcontext():
+                        backend.mark_as_done(run.call.id, outcome.retval, request=run.request)
                 except Exception as exc:  # e.g. EncodeError: the result cannot be stored
                     failed = failure_outcome(exc, outcome.runtime)
                     self.after(run, failed)

@@ -137,8 +137,13 @@ def build_request(app: Celery, delivery: Delivery, accept: list[str] | None) -> 
     )
 
 
-def discard_bad_message(app: Celery, delivery: Delivery, err: BadMessage) -> None:
-    """Log ``err`` so the user knows the fix, store FAILURE if possible, reject (no requeue)."""
+def discard_bad_message(
+    app: Celery, delivery: Delivery, err: BadMessage, sender: object = None
+) -> None:
+    """Log ``err`` so the user knows the fix, store FAILURE if possible, reject (no requeue).
+
+    ``sender`` is the consumer, as in Celery's ``task_unknown`` / ``task_rejected``; an
+    unknown task sends only ``task_unknown`` (Celery's ``on_unknown_task``)."""
     cause, message = err.cause, delivery.message
     if isinstance(cause, NotRegistered):
         logger.error(
@@ -149,7 +154,7 @@ def discard_bad_message(app: Celery, delivery: Delivery, err: BadMessage) -> Non
             delivery.delivery_info,
         )
         signals.task_unknown.send(
-            sender=None, message=message, exc=cause, name=err.task_name, id=err.task_id
+            sender=sender, message=message, exc=cause, name=err.task_name, id=err.task_id
         )
     elif isinstance(cause, ContentDisallowed):
         logger.error(
@@ -173,7 +178,8 @@ def discard_bad_message(app: Celery, delivery: Delivery, err: BadMessage) -> Non
         except Exception as exc:  # no result backend configured, or it is down
             logger.debug("Could not store the failure of %s: %r", err.task_id, exc)
     delivery.reject(requeue=False)
-    signals.task_rejected.send(sender=None, message=message, exc=cause)
+    if not isinstance(cause, NotRegistered):
+        signals.task_rejected.send(sender=sender, message=message, exc=cause)
 
 
 __all__ = ["UNKNOWN_TASK_ERROR", "BadMessage", "Request", "build_request", "discard_bad_message"]

@@ -1,4 +1,6 @@
-"""Helpers for tests that run a real worker: a subprocess on SQLite files, and deadlines."""
+"""Helpers for tests that run a real worker: the broker namespace (``broker``: SQLite unless a
+test parametrizes it indirectly with kinds from ``broker_envs``), an app on it, worker
+subprocesses, and deadlines."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from typing import Any
 import pytest
 
 from celeriac import Celery
+from tests.integration.broker_envs import BrokerEnv, make_env
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE_APPS = Path(__file__).resolve().parent / "fixture_apps"
@@ -82,12 +85,13 @@ class WorkerProcess:
 class WorkerFactory:
     """Starts workers in one directory and stops whatever is left at the end of the test."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, base_conf: dict[str, Any] | None = None) -> None:
         self.directory = directory
+        self.base_conf = dict(base_conf or {})
         self.started: list[WorkerProcess] = []
 
     def __call__(self, *args: str, conf: dict[str, Any] | None = None) -> WorkerProcess:
-        worker = WorkerProcess(self.directory, *args, conf=conf)
+        worker = WorkerProcess(self.directory, *args, conf={**self.base_conf, **(conf or {})})
         self.started.append(worker)
         worker.wait_ready()
         return worker
@@ -100,21 +104,37 @@ class WorkerFactory:
 
 
 @pytest.fixture
-def start_worker(tmp_path: Path) -> Iterator[WorkerFactory]:
-    factory = WorkerFactory(tmp_path)
+def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BrokerEnv]:
+    """This test's private broker and result store: SQLite files by default; a test picks
+    others with ``@pytest.mark.parametrize("broker", broker_envs.ALL, indirect=True)``."""
+    env = make_env(getattr(request, "param", "sqlite"), tmp_path)
+    try:
+        yield env
+    finally:
+        env.cleanup()
+
+
+@pytest.fixture
+def app(broker: BrokerEnv) -> Iterator[Celery]:
+    """A client app on ``broker`` (an in-thread worker of it serves the same namespace)."""
+    app = broker.app()
+    yield app
+    app.close()
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path, broker: BrokerEnv) -> Iterator[WorkerFactory]:
+    """Worker subprocesses of ``worker_app`` on ``broker`` (through ``WORKER_TEST_CONF``)."""
+    factory = WorkerFactory(tmp_path, broker.settings)
     yield factory
     factory.cleanup()
 
 
 @pytest.fixture
-def client(tmp_path: Path) -> Iterator[Celery]:
-    """A client app on the same SQLite files as the fixture app's workers."""
-    app = Celery(
-        "client",
-        broker=f"sqlite:///{tmp_path}/broker.sqlite",
-        backend=f"db+sqlite:///{tmp_path}/results.sqlite",
-    )
-    # Create both files (in WAL mode) before any worker process opens them.
+def client(broker: BrokerEnv) -> Iterator[Celery]:
+    """A client app on the same broker and result store as the fixture app's workers."""
+    app = broker.app("client")
+    # Create the SQLite files (in WAL mode) before any worker process opens them.
     app.backend.get_state("warm-up")
     queue_size(app)
     yield app

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,21 +12,9 @@ import pytest
 from celeriac import Celery
 from celeriac.task import Task
 from celeriac.worker.worker import Worker
+from tests.integration.broker_envs import ALL
 
-
-@pytest.fixture(params=["memory", "sqlite"])
-def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Celery]:
-    if request.param == "memory":
-        name = f"aio-{time.monotonic_ns()}"
-        app = Celery("t", broker=f"memory://{name}", backend=f"cache+memory://{name}")
-    else:
-        app = Celery(
-            "t",
-            broker=f"sqlite:///{tmp_path}/broker.sqlite",
-            backend=f"db+sqlite:///{tmp_path}/results.sqlite",
-        )
-    yield app
-    app.close()
+pytestmark = pytest.mark.parametrize("broker", ALL, indirect=True)
 
 
 def start_worker(app: Celery, pool: str, concurrency: int) -> tuple[Worker, threading.Thread]:

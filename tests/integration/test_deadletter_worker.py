@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,22 +16,15 @@ from celeriac.cli.base import CLIContext
 from celeriac.exceptions import Reject
 from celeriac.task import Task
 from celeriac.worker.worker import Worker
+from tests.integration.broker_envs import ALL
+
+pytestmark = pytest.mark.parametrize("broker", ALL, indirect=True)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Celery]:
-    if request.param == "memory":
-        name = f"dlq-{time.monotonic_ns()}"
-        app = Celery("t", broker=f"memory://{name}", backend=f"cache+memory://{name}")
-    else:
-        app = Celery(
-            "t",
-            broker=f"sqlite:///{tmp_path}/broker.sqlite",
-            backend=f"db+sqlite:///{tmp_path}/results.sqlite",
-        )
+@pytest.fixture
+def app(app: Celery) -> Celery:
     app.conf.task_dead_letter_queue = "{queue}.dead"
-    yield app
-    app.close()
+    return app
 
 
 @pytest.fixture

@@ -4,29 +4,15 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from conftest import wait_until
 
 from celeriac import Celery
 from celeriac.testing import start_worker
+from tests.integration.broker_envs import ALL
 
-
-@pytest.fixture(params=["memory", "sqlite"])
-def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Celery]:
-    if request.param == "memory":
-        name = f"rate-{id(request)}"
-        app = Celery("t", broker=f"memory://{name}", backend=f"cache+memory://{name}")
-    else:
-        app = Celery(
-            "t",
-            broker=f"sqlite:///{tmp_path}/broker.sqlite",
-            backend=f"db+sqlite:///{tmp_path}/results.sqlite",
-        )
-    yield app
-    app.close()
+pytestmark = pytest.mark.parametrize("broker", ALL, indirect=True)
 
 
 def test_rate_limited_task_waits_while_others_run(app: Celery) -> None:
@@ -77,7 +63,8 @@ def test_annotations_and_remote_control_change_the_rate(app: Celery) -> None:
 
 
 def test_cluster_scope_shares_one_bucket_between_workers(app: Celery) -> None:
-    if app.conf.broker_url.startswith("memory"):
+    if app.conf.broker_url.startswith(("memory", "amqp")):
+        # No store on these brokers: the option names one (both workers live in this process).
         app.conf.worker_cluster_store = f"memory://{id(app)}"
     ran: list[float] = []
 

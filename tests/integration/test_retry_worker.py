@@ -1,11 +1,9 @@
-"""Retries and acknowledgement policies through a real in-thread worker (memory, SQLite)."""
+"""Retries and acknowledgement policies through a real in-thread worker, on every broker."""
 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,21 +13,9 @@ from celeriac import Celery, states
 from celeriac.exceptions import Ignore, Reject
 from celeriac.task import Task
 from celeriac.worker.worker import Worker
+from tests.integration.broker_envs import ALL
 
-
-@pytest.fixture(params=["memory", "sqlite"])
-def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Celery]:
-    if request.param == "memory":
-        name = f"rw-{time.monotonic_ns()}"
-        app = Celery("t", broker=f"memory://{name}", backend=f"cache+memory://{name}")
-    else:
-        app = Celery(
-            "t",
-            broker=f"sqlite:///{tmp_path}/broker.sqlite",
-            backend=f"db+sqlite:///{tmp_path}/results.sqlite",
-        )
-    yield app
-    app.close()
+pytestmark = pytest.mark.parametrize("broker", ALL, indirect=True)
 
 
 @pytest.fixture
@@ -128,3 +114,35 @@ def test_prefetch_multiplier_sets_the_window(app: Celery) -> None:
     finally:
         w.stop()
         thread.join(30)
+
+
+def test_retry_state_and_the_republished_message(app: Celery, worker: Worker) -> None:
+    from celeriac import signals
+
+    gate = threading.Event()
+    sent: list[tuple[dict[str, Any], str]] = []
+
+    def on_publish(sender: Any, headers: Any, routing_key: str, **kw: Any) -> None:
+        sent.append((dict(headers), routing_key))
+
+    @app.task(bind=True, max_retries=1)
+    def flaky(self: Task[Any, Any]) -> int:
+        if not self.request.retries:
+            raise self.retry(exc=OSError("down"), countdown=0.2)
+        gate.wait(30)  # hold the second run: RETRY stays visible until it ends
+        return self.request.retries
+
+    signals.before_task_publish.connect(on_publish)
+    try:
+        result = flaky.delay()
+        wait_until(lambda: result.state == states.RETRY, "RETRY to be stored")
+        assert isinstance(result.info, OSError)
+        wait_until(lambda: len(sent) == 2, "the retry to be republished")
+    finally:
+        signals.before_task_publish.disconnect(on_publish)
+        gate.set()
+    assert result.get(timeout=30) == 1
+    (first, _), (again, key) = sent
+    assert (again["id"], again["task"], key) == (result.id, flaky.name, "celery")
+    assert (first["retries"], again["retries"]) == (0, 1)
+    assert first["eta"] is None and again["eta"] is not None

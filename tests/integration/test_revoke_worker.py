@@ -1,9 +1,8 @@
-"""Revoke on a real in-thread worker, on the memory and SQLite brokers."""
+"""Revoke on a real in-thread worker, on every broker."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -12,22 +11,16 @@ from conftest import wait_until
 
 from celeriac import Celery
 from celeriac.testing import start_worker
+from tests.integration.broker_envs import ALL
+
+pytestmark = pytest.mark.parametrize("broker", ALL, indirect=True)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Celery]:
-    if request.param == "memory":
-        name = f"revoke-{id(request)}"
-        app = Celery("t", broker=f"memory://{name}", backend=f"cache+memory://{name}")
-    else:
-        app = Celery(
-            "t",
-            broker=f"sqlite:///{tmp_path}/broker.sqlite",
-            backend=f"db+sqlite:///{tmp_path}/results.sqlite",
-        )
-    app.conf.broker_transport_options = {"polling_interval": 0.05}
-    yield app
-    app.close()
+@pytest.fixture
+def app(app: Celery) -> Celery:
+    options = dict(app.conf.broker_transport_options or {})
+    app.conf.broker_transport_options = {**options, "polling_interval": 0.05}
+    return app
 
 
 def _publish_like_celery(app: Celery, name: str, task_id: str, countdown: float) -> None:
@@ -95,6 +88,9 @@ def test_app_control_revoke_list_before_arrival(app: Celery) -> None:
 
 def test_revocation_reaches_a_worker_that_was_offline(app: Celery) -> None:
     """Beyond Celery: revoke() also records the id in the cluster store with a TTL."""
+    if app.conf.broker_url.startswith("amqp"):
+        # RabbitMQ has no store of its own: ``worker_cluster_store`` names one.
+        app.conf.worker_cluster_store = f"memory://{id(app)}"
 
     @app.task
     def work(x: int) -> int:

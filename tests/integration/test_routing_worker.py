@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from conftest import queue_size
 
 from celeriac import Celery
 from celeriac.testing import start_worker
+from tests.integration.broker_envs import ALL
 
-
-@pytest.fixture(params=["memory", "sqlite"])
-def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Celery]:
-    if request.param == "memory":
-        name = f"route-{id(request)}"
-        app = Celery("t", broker=f"memory://{name}", backend=f"cache+memory://{name}")
-    else:
-        app = Celery(
-            "t",
-            broker=f"sqlite:///{tmp_path}/broker.sqlite",
-            backend=f"db+sqlite:///{tmp_path}/results.sqlite",
-        )
-    yield app
-    app.close()
+pytestmark = pytest.mark.parametrize("broker", ALL, indirect=True)
 
 
 def test_routes_and_worker_queues(app: Celery) -> None:

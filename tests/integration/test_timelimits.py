@@ -1,31 +1,16 @@
-"""Soft and hard time limits on real workers (threads in-thread; prefork in the slow set)."""
+"""Soft and hard time limits on real workers (threads in-thread; prefork in the slow set),
+on every broker (prefork: the brokers its child processes can share)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from celeriac import Celery
 from celeriac.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celeriac.testing import start_worker
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Celery]:
-    if request.param == "memory":
-        name = f"limits-{id(request)}"
-        app = Celery("t", broker=f"memory://{name}", backend=f"cache+memory://{name}")
-    else:
-        app = Celery(
-            "t",
-            broker=f"sqlite:///{tmp_path}/broker.sqlite",
-            backend=f"db+sqlite:///{tmp_path}/results.sqlite",
-        )
-    yield app
-    app.close()
+from tests.integration.broker_envs import ALL, PROCESS
 
 
 def _busy(seconds: float) -> None:
@@ -35,6 +20,7 @@ def _busy(seconds: float) -> None:
         time.sleep(0.005)
 
 
+@pytest.mark.parametrize("broker", ALL, indirect=True)
 def test_soft_limit_raises_inside_the_task_threads_pool(app: Celery) -> None:
     @app.task(soft_time_limit=0.2)
     def slow() -> str:
@@ -50,6 +36,7 @@ def test_soft_limit_raises_inside_the_task_threads_pool(app: Celery) -> None:
         assert time.monotonic() - started < 5
 
 
+@pytest.mark.parametrize("broker", ALL, indirect=True)
 def test_timelimit_header_from_the_client_and_hard_limit_in_threads(app: Celery) -> None:
     @app.task
     def slow() -> str:
@@ -67,6 +54,7 @@ def test_timelimit_header_from_the_client_and_hard_limit_in_threads(app: Celery)
             soft.get(timeout=10)
 
 
+@pytest.mark.parametrize("broker", ALL, indirect=True)
 def test_worker_setting_applies_to_every_task(app: Celery) -> None:
     app.conf.task_soft_time_limit = 0.2
 
@@ -80,11 +68,11 @@ def test_worker_setting_applies_to_every_task(app: Celery) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("broker", PROCESS, indirect=True)
 def test_prefork_soft_limit_interrupts_sleep_and_hard_limit_replaces_the_child(
-    sqlite_app: Celery,
+    app: Celery,
 ) -> None:
-    """Prefork children are processes: only the SQLite broker and store are shared with them."""
-    app = sqlite_app
+    """Prefork children are processes: a memory broker and store are not shared with them."""
 
     @app.task(soft_time_limit=0.3)
     def sleepy_soft() -> str:

@@ -1,4 +1,6 @@
-"""A real worker subprocess on the SQLite broker: results, shutdown, lost children, bad input."""
+"""A real worker subprocess: results, shutdown, lost children, bad input (SQLite); the
+issue-6 features (acks_late, reject_on_worker_lost, expires, ETA, -Q) on every broker a
+subprocess can share (SQLite, Redis, RabbitMQ)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from conftest import WorkerFactory, queue_size, wait_until
 from celeriac import Celery, states
 from celeriac.protocol import task_v2
 from celeriac.protocol.message import Message, TaskCall
+from tests.integration.broker_envs import PROCESS
 
 pytestmark = pytest.mark.slow
 
@@ -112,6 +115,7 @@ def test_prefetch_limit_is_respected(
         wait_state(client, task_id, states.SUCCESS)
 
 
+@pytest.mark.parametrize("broker", PROCESS, indirect=True)
 def test_prefork_child_killed_fails_with_worker_lost(
     client: Celery, start_worker: WorkerFactory
 ) -> None:
@@ -128,6 +132,7 @@ def test_prefork_child_killed_fails_with_worker_lost(
     assert worker.stop() == 0
 
 
+@pytest.mark.parametrize("broker", PROCESS, indirect=True)
 def test_acks_late_reject_on_worker_lost_redelivers(
     client: Celery, start_worker: WorkerFactory, tmp_path: Path
 ) -> None:
@@ -140,6 +145,7 @@ def test_acks_late_reject_on_worker_lost_redelivers(
     assert result.get(timeout=30) == "second run"
 
 
+@pytest.mark.parametrize("broker", PROCESS, indirect=True)
 def test_acks_late_without_reject_fails_and_acks(
     client: Celery, start_worker: WorkerFactory
 ) -> None:
@@ -162,6 +168,7 @@ def _add_message(task_id: str, name: str = "tasks.add", **kw: Any) -> Message:
     return task_v2.encode(TaskCall(name=name, id=task_id, args=(1, 2)), **kw)
 
 
+@pytest.mark.parametrize("broker", PROCESS, indirect=True)
 def test_unknown_task_is_failed_and_worker_goes_on(
     client: Celery, start_worker: WorkerFactory
 ) -> None:
@@ -216,6 +223,7 @@ def test_malformed_json_is_rejected_and_worker_goes_on(
     assert "Rejected malformed message" in out and bad_id in out
 
 
+@pytest.mark.parametrize("broker", PROCESS, indirect=True)
 def test_two_queues_with_q(client: Celery, start_worker: WorkerFactory) -> None:
     start_worker("-P", "threads", "-c", "2", "-Q", "q1,q2")
     one = client.send_task("tasks.add", (1, 1), queue="q1")
@@ -226,6 +234,7 @@ def test_two_queues_with_q(client: Celery, start_worker: WorkerFactory) -> None:
     assert state_of(client, other.id) == states.PENDING
 
 
+@pytest.mark.parametrize("broker", PROCESS, indirect=True)
 def test_expired_task_is_revoked(client: Celery, start_worker: WorkerFactory) -> None:
     start_worker("-P", "solo")
     late = client.send_task("tasks.add", (1, 1), expires=-1)
@@ -233,6 +242,7 @@ def test_expired_task_is_revoked(client: Celery, start_worker: WorkerFactory) ->
     wait_state(client, late.id, states.REVOKED)
 
 
+@pytest.mark.parametrize("broker", PROCESS, indirect=True)
 def test_eta_task_is_held_until_due(client: Celery, start_worker: WorkerFactory) -> None:
     start_worker("-P", "threads", "-c", "1", "--prefetch-multiplier", "1")
     later = client.send_task("tasks.add", (1, 1), countdown=3.0)

@@ -99,7 +99,11 @@ def test_signals_of_a_worker_run(app: Celery, seen: Seen) -> None:
     revoked = seen["task_revoked"][0]
     assert revoked["request"].id == expired.id and revoked["expired"] is True
     assert seen["task_unknown"][0]["name"] == "no.such.task"
-    assert seen["task_rejected"]
+    # Celery's sender is the consumer; an unknown task sends task_unknown only.
+    assert seen["task_unknown"][0]["sender"] is worker.consumer
+    [rejected] = seen["task_rejected"]
+    assert rejected["sender"] is worker.consumer
+    assert rejected["message"].content_type == "application/x-unknown"
     assert seen["celeryd_init"][0]["instance"] is worker
     assert seen["worker_init"][0]["sender"] is worker
     assert seen["worker_ready"][0]["sender"] is worker.consumer

@@ -27,16 +27,27 @@ from typing import TYPE_CHECKING, Any
 from celeriac import signals, states
 from celeriac.protocol.message import Message
 from celeriac.worker import timelimits
-from celeriac.worker.pools.base import Job, JobResult, Pool, ResultCallback, lost_result, run_job
+from celeriac.worker.pools.base import (
+    Job,
+    JobResult,
+    Pool,
+    ResultCallback,
+    flush_open_batch,
+    lost_result,
+    run_batch,
+)
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
 
 logger = logging.getLogger(__name__)
 
-#: Jobs sent to one idle child at once: enough to hide the pipe round trip for tiny tasks,
-#: few enough that a long task does not hold many others behind it.
-BATCH = 4
+#: Jobs sent to a child in one pipe message (their results are stored in one round trip).
+BATCH = 2
+#: Batches a child may hold: one running and one waiting in its pipe, so a child never idles
+#: while its results travel to the parent and the parent fetches and sends the next batch.
+#: Few enough that a long task does not hold many others behind it.
+DEPTH = 2
 
 _Payload = tuple[str, str, str, bytes, str, str, dict[str, Any], dict[str, Any], dict[str, Any]]
 
@@ -51,6 +62,7 @@ class _Child:
     deadline: float | None = None  # monotonic time its running job hits its hard limit
     hard_limit: float | None = None
     timed_out: float | None = None  # killed for exceeding this hard limit
+    sent: int = 0  # jobs sent over its life (it exits after max_tasks_per_child)
 
     @property
     def pid(self) -> int:
@@ -141,19 +153,30 @@ class PreforkPool(Pool):
         with self._lock:
             if self._closing:
                 return 0
-            return BATCH * sum(1 for c in self._children if not c.outstanding and not c.retiring)
+            return sum(self._room(c) for c in self._children if not c.retiring)
 
     def submit_many(self, jobs: Sequence[Job]) -> None:
         with self._lock:
-            idle = [c for c in self._children if not c.outstanding and not c.retiring]
-            if not idle:
-                raise RuntimeError("submit_many() called with no free slot")
-            share = -(-len(jobs) // len(idle))  # ceil: spread evenly over idle children
-            for i, child in enumerate(idle):
-                chunk = jobs[i * share : (i + 1) * share]
-                if chunk:
-                    child.outstanding.extend(chunk)
-                    _send(child, [_payload(job) for job in chunk])
+            todo = list(jobs)
+            while todo:
+                # The least loaded child first, so work spreads evenly.
+                open_ = [c for c in self._children if not c.retiring and self._room(c) > 0]
+                if not open_:
+                    raise RuntimeError("submit_many() called with no free slot")
+                child = min(open_, key=lambda c: len(c.outstanding))
+                size = min(BATCH, self._room(child))
+                chunk, todo = todo[:size], todo[size:]
+                child.outstanding.extend(chunk)
+                child.sent += len(chunk)
+                _send(child, [_payload(job) for job in chunk])
+
+    def _room(self, child: _Child) -> int:
+        """Jobs ``child`` may take now: two batches, never past its ``max_tasks_per_child``
+        (a child that exits with jobs still in its pipe would lose them)."""
+        room = BATCH * DEPTH - len(child.outstanding)
+        if self.max_tasks_per_child:
+            room = min(room, int(self.max_tasks_per_child) - child.sent)
+        return max(0, room)
 
     def terminate_job(self, task_id: str, signum: int | None = None) -> bool:
         with self._lock:
@@ -223,15 +246,15 @@ class PreforkPool(Pool):
         try:
             while child.results.poll():
                 message = child.results.recv()
-                if len(message) == 2:  # ("start", hard limit) of the job at the head
+                if isinstance(message, tuple):  # ("start", hard limit) of the job at the head
                     child.hard_limit = message[1]
                     child.deadline = time.monotonic() + message[1]
                     continue
-                key, task_id, state, runtime, summary, requeue = message
-                with self._lock:
-                    child.outstanding.popleft()
-                    child.deadline = child.hard_limit = None
-                self.on_result(JobResult(key, task_id, state, runtime, summary, requeue))
+                for key, task_id, state, runtime, summary, requeue in message:
+                    with self._lock:
+                        child.outstanding.popleft()
+                        child.deadline = child.hard_limit = None
+                    self.on_result(JobResult(key, task_id, state, runtime, summary, requeue))
         except (EOFError, OSError):
             pass  # the child is gone; its sentinel reports it
 
@@ -314,14 +337,27 @@ def _child_main(
     for conn in inherited:
         conn.close()
     timelimits.install_alarm_default()
-    timelimits.set_hard_limit_reporter(lambda limit: results.send(("start", limit)))
+
+    def send(reports: list[JobResult]) -> None:
+        results.send(
+            [(r.key, r.task_id, r.state, r.runtime, r.summary, r.requeue) for r in reports]
+        )
+
+    def report_start(limit: float) -> None:
+        # Everything before this job is stored and reported first: the parent takes its
+        # first unreported job for the running one when it kills this process.
+        flush_open_batch()
+        results.send(("start", limit))
+
+    timelimits.set_hard_limit_reporter(report_start)
     signals.worker_process_init.send(sender=None)
     done = 0
     try:
         while (batch := _recv(jobs)) is not None:
-            for payload in batch:
-                r = run_job(app, _job(payload), hostname)
-                results.send((r.key, r.task_id, r.state, r.runtime, r.summary, r.requeue))
+            # One pipe message per flushed batch of results, not one per job.
+            rest = run_batch(app, [_job(p) for p in batch], hostname, lambda r: send([r]))
+            if rest:
+                send(rest)
             done += len(batch)
             if max_tasks and done >= max_tasks:
                 break
@@ -336,4 +372,4 @@ def _recv(conn: Connection) -> Any:
         return None
 
 
-__all__ = ["BATCH", "PreforkPool"]
+__all__ = ["BATCH", "DEPTH", "PreforkPool"]

@@ -1,4 +1,8 @@
-"""The threads pool: ``concurrency`` threads taking jobs from one queue."""
+"""The threads pool: ``concurrency`` threads taking batches of jobs from one queue.
+
+An idle thread takes up to ``BATCH`` jobs at once so their results are stored in one round
+trip (:func:`~celeriac.worker.pools.base.run_batch`), as a prefork child does.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,10 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from celeriac.worker.pools.base import Job, Pool, ResultCallback, run_job
+from celeriac.worker.pools.base import Job, Pool, ResultCallback, run_batch
+
+#: Jobs one idle thread takes at once (see the prefork pool's BATCH).
+BATCH = 4
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
@@ -23,7 +30,7 @@ class ThreadsPool(Pool):
         self, app: Celery, concurrency: int, *, on_result: ResultCallback, hostname: str
     ) -> None:
         super().__init__(app, concurrency, on_result=on_result, hostname=hostname)
-        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[Sequence[Job] | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._busy = 0
         self._lock = threading.Lock()
@@ -44,18 +51,25 @@ class ThreadsPool(Pool):
         with self._lock:
             return max(0, self.concurrency - self._busy)
 
+    def accepts(self) -> int:
+        return BATCH * self.free_slots()
+
     def submit_many(self, jobs: Sequence[Job]) -> None:
         with self._lock:
-            self._busy += len(jobs)
-        for job in jobs:
-            self._jobs.put(job)
+            idle = max(1, self.concurrency - self._busy)
+            share = -(-len(jobs) // idle)  # ceil: spread evenly over idle threads
+            chunks = [jobs[i : i + share] for i in range(0, len(jobs), share)]
+            self._busy += len(chunks)
+        for chunk in chunks:
+            self._jobs.put(chunk)
 
     def _run(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            result = run_job(self.app, job, self.hostname)
+        while (jobs := self._jobs.get()) is not None:
+            rest = run_batch(self.app, jobs, self.hostname, self.on_result)
             with self._lock:
                 self._busy -= 1
-            self.on_result(result)
+            for result in rest:
+                self.on_result(result)
 
     def grow(self, n: int = 1) -> None:
         self.concurrency += n

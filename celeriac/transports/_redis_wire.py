@@ -1,0 +1,298 @@
+"""A lean RESP path for the hottest Redis commands (publish, pop script, result writes, acks).
+
+redis-py spends about as much CPU per command as the round trip itself (connection pool
+checkout, argument filtering, a general parser): for one ``LPUSH`` per ``delay()`` or one
+script call per fetched batch that doubles the cost. :class:`Wire` borrows a connection from
+the client's own pool for each call (so it is connected, authenticated, on the right database
+and TLS-wrapped exactly as configured), writes the commands itself and parses the few reply
+types these commands produce. Any error closes that connection, and the callers' retry
+policies see redis-py's exceptions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import ssl
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+from redis.exceptions import NoScriptError, ResponseError
+
+
+def pack(commands: Sequence[Sequence[Any]]) -> bytes:
+    """RESP arrays of bulk strings for ``commands``."""
+    out: list[bytes] = []
+    add = out.append
+    for command in commands:
+        add(b"*%d\r\n" % len(command))
+        for arg in command:
+            kind = type(arg)
+            if kind is str:
+                data = arg.encode()
+            elif kind is bytes:
+                data = arg
+            elif kind is int or kind is float:
+                data = repr(arg).encode()
+            elif isinstance(arg, bytes | bytearray | memoryview):
+                data = bytes(arg)
+            else:
+                raise TypeError(f"cannot send {type(arg).__name__} to Redis")
+            add(b"$%d\r\n%b\r\n" % (len(data), data))
+    return b"".join(out)
+
+
+class _Reader:
+    """Replies from one socket (RESP2 and the RESP3 types these commands return)."""
+
+    def __init__(self, sock: Any) -> None:
+        self.sock = sock
+        self.buf = b""
+        self.pos = 0
+        self.push = False  # the last top-level reply was a RESP3 push (pub/sub)
+
+    def buffered(self) -> bool:
+        return self.pos < len(self.buf)
+
+    def read(self) -> Any:
+        """One top-level reply; ``push`` tells whether it was an out-of-band push."""
+        self.push = self.buf.startswith(b">", self.pos) or (
+            not self.buffered() and self._peek_push()
+        )
+        return self._read()
+
+    def _peek_push(self) -> bool:
+        self._fill()
+        return self.buf.startswith(b">", self.pos)
+
+    def _fill(self) -> None:
+        data = self.sock.recv(65536)
+        if not data:
+            raise redis.ConnectionError("Connection closed by server.")
+        self.buf = self.buf[self.pos :] + data
+        self.pos = 0
+
+    def _line(self) -> bytes:
+        while (end := self.buf.find(b"\r\n", self.pos)) < 0:
+            self._fill()
+        line = self.buf[self.pos : end]
+        self.pos = end + 2
+        return line
+
+    def _exact(self, n: int) -> bytes:
+        while len(self.buf) - self.pos < n + 2:
+            self._fill()
+        data = self.buf[self.pos : self.pos + n]
+        self.pos += n + 2
+        return data
+
+    def _read(self) -> Any:
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        if kind in (b"$", b"="):
+            n = int(rest)
+            return None if n < 0 else self._exact(n)
+        if kind == b":":
+            return int(rest)
+        if kind in (b"*", b">", b"~"):
+            n = int(rest)
+            return None if n < 0 else [self._read() for _ in range(n)]
+        if kind == b"+":
+            return rest
+        if kind == b"-":
+            text = rest.decode(errors="replace")
+            return NoScriptError(text) if text.startswith("NOSCRIPT") else ResponseError(text)
+        if kind == b"_":
+            return None
+        if kind == b"#":
+            return rest == b"t"
+        if kind == b",":
+            return float(rest)
+        if kind == b"%":
+            n = int(rest)
+            return {self._read(): self._read() for _ in range(n)}
+        raise redis.ConnectionError(f"Unexpected reply from Redis: {line[:50]!r}")
+
+
+class Wire:
+    """Hot commands for one redis-py client, over a connection borrowed from its pool per
+    call (never held: threads come and go, and the pool may be bounded)."""
+
+    def execute(self, client: redis.Redis, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """Send ``commands`` in one write, read every reply; raise the first error reply."""
+        pool = client.connection_pool
+        conn: Any = pool.get_connection()
+        try:
+            if conn._sock is None:
+                conn.connect()
+            reader = _Reader(conn._sock)
+            reader.sock.sendall(pack(commands))
+            replies = [reader.read() for _ in commands]
+            if reader.buffered():  # never expected: do not hand a confused connection back
+                raise redis.ConnectionError("Unexpected extra data from Redis")
+        except BaseException:
+            conn.disconnect()
+            raise
+        finally:
+            pool.release(conn)
+        for reply in replies:
+            if isinstance(reply, ResponseError):
+                raise reply
+        return replies
+
+
+class _ListenSlot(threading.local):
+    pid: int = 0
+    owner: Any = None
+    conn: Any = None
+    reader: _Reader | None = None
+    channels: set[bytes]
+    values: dict[bytes, Any]  # channel/key -> the latest document read or heard
+
+    def __init__(self) -> None:
+        self.channels = set()
+        self.values = {}
+
+
+class Listener:
+    """Result waiting over one RESP3 connection per thread: ``SUBSCRIBE`` and ``GET`` travel
+    together (RESP3 allows commands on a subscribed connection, and one connection keeps
+    their order, so a result stored after the read is always heard), and a heard message's
+    document is used as the read that follows it: one round trip per ``get()``, not three.
+
+    :meth:`usable` is False for RESP2 connections and TLS (select on an encrypted socket is
+    not reliable): the backend then keeps its redis-py pub/sub path.
+    """
+
+    def __init__(self) -> None:
+        self._slot = _ListenSlot()
+
+    def usable(self, client: redis.Redis) -> bool:
+        try:
+            self._connect(client)
+        except redis.RedisError:
+            return False
+        slot = self._slot
+        ok = slot.conn is not None and getattr(slot.conn, "protocol", 2) in (3, "3")
+        if ok and not isinstance(slot.conn._sock, ssl.SSLSocket):
+            return True
+        self.close()
+        return False
+
+    def _connect(self, client: redis.Redis) -> None:
+        slot = self._slot
+        if slot.conn is not None and slot.pid == os.getpid() and slot.owner is client:
+            return
+        if slot.pid == os.getpid():
+            self.close()
+        conn = client.connection_pool.get_connection()
+        if conn._sock is None:
+            conn.connect()  # type: ignore[no-untyped-call]
+        slot.pid, slot.owner, slot.conn = os.getpid(), client, conn
+        slot.reader = _Reader(conn._sock)
+        slot.channels, slot.values = set(), {}
+
+    def subscribe_and_read(self, client: redis.Redis, keys: Sequence[str]) -> None:
+        """Subscribe to ``keys`` (dropping other channels) and read their values, in one trip;
+        nothing to send when a heard document is already waiting for each key."""
+        self._connect(client)
+        slot = self._slot
+        wanted = {k.encode() for k in keys}
+        if all(k in slot.values for k in wanted) and wanted <= slot.channels:
+            return
+        stale, missing = slot.channels - wanted, wanted - slot.channels
+        commands: list[Sequence[Any]] = []
+        if stale:
+            commands.append(("UNSUBSCRIBE", *stale))
+        if missing:
+            commands.append(("SUBSCRIBE", *missing))
+        order = sorted(wanted)
+        commands += [("GET", k) for k in order]
+        reader = slot.reader
+        assert reader is not None
+        for key in list(slot.values):
+            if key not in wanted:
+                del slot.values[key]
+        try:
+            reader.sock.sendall(pack(commands))
+            slot.channels = wanted
+            pending_subs, got = set(missing), 0
+            while pending_subs or got < len(order):
+                reply = reader.read()
+                if reader.push:
+                    self._on_push(reply, pending_subs)
+                elif isinstance(reply, ResponseError):
+                    raise reply
+                else:  # replies and pushes arrive in server order: the last one is newest
+                    slot.values[order[got]] = reply
+                    got += 1
+        except BaseException:
+            self.close()
+            raise
+
+    def subscribed(self, keys: Sequence[str]) -> bool:
+        slot = self._slot
+        return (
+            slot.reader is not None
+            and slot.pid == os.getpid()
+            and {k.encode() for k in keys} <= slot.channels
+        )
+
+    def _on_push(self, reply: Any, pending_subs: set[bytes]) -> None:
+        if not isinstance(reply, list) or len(reply) < 3:
+            return
+        kind, channel = reply[0], reply[1]
+        if kind == b"subscribe":
+            pending_subs.discard(channel)
+        elif kind == b"message" and channel in self._slot.channels:
+            self._slot.values[channel] = reply[2]
+
+    def take(self, key: str) -> tuple[bool, Any]:
+        """(True, value) once for a value read or heard since the last take."""
+        slot = self._slot
+        if slot.pid != os.getpid():
+            return False, None
+        k = key.encode()
+        if k in slot.values:
+            return True, slot.values.pop(k)
+        return False, None
+
+    def wait(self, keys: Sequence[str], timeout: float) -> bool:
+        """Until a message on one of ``keys`` arrives (True) or ``timeout`` passes."""
+        slot = self._slot
+        reader = slot.reader
+        wanted = {k.encode() for k in keys}
+        if reader is None or slot.pid != os.getpid() or not wanted <= slot.channels:
+            return False
+        deadline = time.monotonic() + timeout
+        try:
+            while not (wanted & slot.values.keys()):
+                if not reader.buffered():
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    if not select.select([reader.sock], [], [], remaining)[0]:
+                        return False
+                reply = reader.read()
+                if reader.push:
+                    self._on_push(reply, set())
+        except BaseException:
+            self.close()
+            raise
+        return True
+
+    def close(self) -> None:
+        slot = self._slot
+        conn, slot.conn, slot.reader = slot.conn, None, None
+        slot.channels, slot.values = set(), {}
+        if conn is not None and slot.pid == os.getpid():
+            conn.disconnect()
+            with contextlib.suppress(Exception):
+                slot.owner.connection_pool.release(conn)
+
+
+__all__ = ["Listener", "Wire", "pack"]
