@@ -14,7 +14,6 @@ and far-future ETA messages can be parked in a per-queue sorted set (``defer``).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import threading
@@ -28,10 +27,10 @@ import redis
 from celeriac import redis_conn
 from celeriac.entities import Queue
 from celeriac.exceptions import DecodeError, ImproperlyConfigured, OperationalError
-from celeriac.protocol import jsonx
-from celeriac.protocol.envelope import dump_envelope, from_envelope
+from celeriac.protocol.envelope import dump_envelope
 from celeriac.protocol.message import Message
 from celeriac.transports import _redis_unacked as unacked
+from celeriac.transports._redis_codec import decode, number, retry_policies, setting, text
 from celeriac.transports._redis_fanout import RedisSubscription
 from celeriac.transports._redis_keys import Keyspace
 from celeriac.transports._redis_lua import POP_AND_RECORD
@@ -47,14 +46,6 @@ RECONNECT = {"interval_start": 2.0, "interval_step": 2.0, "interval_max": 30.0}
 #: The shortest BRPOP wait sent to the server (0 would mean "forever").
 _MIN_BLOCK = 0.01
 _STRATEGIES = ("round_robin", "sorted", "priority")
-
-
-def _number(options: Mapping[str, Any], name: str, default: float) -> float:
-    value = options.get(name, default)
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ImproperlyConfigured(f"Transport option {name}={value!r} is not a number") from None
 
 
 class RedisTransport(Transport):
@@ -73,33 +64,24 @@ class RedisTransport(Transport):
         super().__init__(url, options)
         opts = self.options
 
-        def setting(name: str, default: Any) -> Any:
-            # Broker settings travel in the options under their names (app.connection()).
-            value = opts.get(name)
-            return default if value is None else value
-
         self.params = redis_conn.parse_url(
             url,
             opts,
-            use_ssl=setting("broker_use_ssl", opts.get("ssl")),
-            connect_timeout=float(setting("broker_connection_timeout", 4.0) or 4.0),
+            use_ssl=setting(opts, "broker_use_ssl", opts.get("ssl")),
+            connect_timeout=float(setting(opts, "broker_connection_timeout", 4.0) or 4.0),
         )
         self.keys = Keyspace(opts, self.params.db)
-        self.visibility_timeout = _number(opts, "visibility_timeout", 3600.0)
-        self.restore_interval = _number(opts, "unacked_restore_interval", 10.0)
+        self.visibility_timeout = number(opts, "visibility_timeout", 3600.0)
+        self.restore_interval = number(opts, "unacked_restore_interval", 10.0)
         limit = opts.get("unacked_restore_limit")
         self.restore_limit = int(limit) if limit else None
-        self.block_slice = _number(opts, "brpop_timeout", _number(opts, "polling_interval", 1.0))
+        self.block_slice = number(opts, "brpop_timeout", number(opts, "polling_interval", 1.0))
         self.broker_side_eta = bool(opts.get("broker_side_eta", False))
         self.strategy = str(opts.get("queue_order_strategy") or "round_robin")
         if self.strategy not in _STRATEGIES:
             raise ImproperlyConfigured(f"queue_order_strategy must be one of {_STRATEGIES}")
-        self.retry_on_startup = bool(setting("broker_connection_retry_on_startup", True))
-        max_retries = setting("broker_connection_max_retries", 100)
-        self.connection_policy = RetryPolicy.from_mapping({**RECONNECT, "max_retries": max_retries})
-        self.publish_policy = RetryPolicy.from_mapping(setting("task_publish_retry_policy", None))
-        if not setting("task_publish_retry", True):
-            self.publish_policy = RetryPolicy(max_retries=0)
+        self.retry_on_startup = bool(setting(opts, "broker_connection_retry_on_startup", True))
+        self.connection_policy, self.publish_policy = retry_policies(opts, RECONNECT)
         self.where = redis_conn.describe(self.params)
         self._pid = 0
         self._client: redis.Redis | None = None
@@ -338,7 +320,7 @@ class RedisTransport(Transport):
         script_keys = [keys.unacked, keys.unacked_index, *lists, *delayed]
         out, next_due = self._evalsha(script_keys, args)
         self._next_due = float(next_due) if next_due else None
-        return [(_text(out[i]), _text(out[i + 1])) for i in range(0, len(out), 2)]
+        return [(text(out[i]), text(out[i + 1])) for i in range(0, len(out), 2)]
 
     def _evalsha(self, keys: list[str], args: list[Any]) -> Any:
         """The pop script over the lean connection (loaded again if the server lost it)."""
@@ -355,7 +337,7 @@ class RedisTransport(Transport):
         for key, raw in found:
             queue = self.keys.queue_of(key)
             try:
-                message, info = _decode(raw)
+                message, info = decode(raw)
             except DecodeError as exc:
                 logger.error("Discarding a malformed message from %r: %s: %.200r", queue, exc, raw)
                 continue
@@ -508,25 +490,6 @@ class RedisTransport(Transport):
             self.connection_policy,
             f"subscribing to {exchange!r}",
         )
-
-
-def _decode(raw: str) -> tuple[Message, dict[str, Any]]:
-    """Envelope -> Message whose properties are kombu's (``delivery_info`` and
-    ``body_encoding`` kept, as a kombu consumer sees them; the tag is the delivery's)."""
-    try:
-        envelope = jsonx.loads(raw)
-    except (ValueError, DecodeError) as exc:
-        raise DecodeError(f"Malformed message envelope (not kombu JSON): {exc}") from exc
-    message, info = from_envelope(envelope)
-    properties = envelope.get("properties") if isinstance(envelope, dict) else None
-    if isinstance(properties, dict):
-        kept = {k: v for k, v in properties.items() if k != "delivery_tag"}
-        message = dataclasses.replace(message, properties=kept)
-    return message, info
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 __all__ = ["RedisTransport"]
