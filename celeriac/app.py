@@ -81,7 +81,7 @@ class Celery:
         self._backend: ResultBackend | None = None
         self._backend_pid = 0
         self._backend_lock = threading.Lock()
-        self._router: tuple[tuple[int, ...], RouterTable] | None = None
+        self._router: tuple[tuple[Any, ...], RouterTable] | None = None
         self._autodiscover: list[tuple[Callable[[], Iterable[str]] | Iterable[str], str]] = []
         self._finalized = False
         self.user_options: dict[str, Any] = {}
@@ -240,11 +240,16 @@ class Celery:
     @property
     def router(self) -> RouterTable:
         conf = self.conf
+        # Every setting the table reads; mutable ones by identity.
         key = (
             id(conf.task_routes),
             id(conf.task_queues),
-            hash(conf.task_default_queue),
-            int(bool(conf.task_create_missing_queues)),
+            conf.task_default_queue,
+            conf.task_default_exchange,
+            conf.task_default_exchange_type,
+            conf.task_default_routing_key,
+            conf.task_queue_max_priority,
+            bool(conf.task_create_missing_queues),
         )
         if self._router is None or self._router[0] != key:
             self._router = (key, RouterTable(conf))

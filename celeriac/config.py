@@ -327,9 +327,13 @@ class Settings(MutableMapping[str, Any]):
 
     # Mapping protocol --------------------------------------------------------------------
     def __getitem__(self, key: str) -> Any:
-        name = canonical_name(key)
-        if name in self._values:
-            return self._values[name]
+        # Read on every send and every task: the common case (a set value) is one lookup.
+        values = self._values
+        if key in values:
+            return values[key]
+        name = OLD_NAMES.get(key, key)
+        if name in values:
+            return values[name]
         setting = SETTINGS_BY_NAME.get(name)
         if setting is None:
             raise KeyError(key)
@@ -367,7 +371,7 @@ class Settings(MutableMapping[str, Any]):
 
     # attribute access --------------------------------------------------------------------
     def __getattr__(self, key: str) -> Any:
-        if key.startswith("_"):
+        if key[:1] == "_":
             raise AttributeError(key)
         try:
             return self[key]

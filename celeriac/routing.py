@@ -116,6 +116,7 @@ class RouterTable:
             conf.task_default_exchange_type or "direct",
         )
         self.queues: dict[str, Queue] = {}
+        self._default: Queue | None = None
         for q in conf.task_queues or []:
             self.queues[q.name] = self._with_default_exchange(q)
 
@@ -134,6 +135,12 @@ class RouterTable:
         found = self.queues.get(name)
         if found is not None:
             return found
+        # Built once per table (the app rebuilds the table when a setting it reads changes).
+        if self._default is None or self._default.name != name:
+            self._default = self._default_queue(name)
+        return self._default
+
+    def _default_queue(self, name: str) -> Queue:
         return Queue(
             name,
             self.default_exchange,
