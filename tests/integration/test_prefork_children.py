@@ -41,3 +41,21 @@ def test_max_tasks_per_child_replaces_the_child_and_process_init_runs_in_each(
     assert [pids.count(p) for p in dict.fromkeys(pids)] == [2, 2, 2], pids
     assert os.getpid() not in pids
     assert set(pids) <= {int(p.name) for p in inits.iterdir()}
+
+
+def test_max_memory_per_child_replaces_the_child_without_losing_tasks(app: Celery) -> None:
+    # 1 KiB: every child is over the limit after its first batch, so each one retires.
+    app.conf.worker_max_memory_per_child = 1
+
+    @app.task
+    def pid(i: int) -> tuple[int, int]:
+        return i, os.getpid()
+
+    with start_worker(app, pool="prefork", concurrency=1):
+        results = [pid.delay(i) for i in range(8)]
+        done = [r.get(timeout=30) for r in results]
+    assert [i for i, _ in done] == list(range(8))  # every task ran, none lost on retirement
+    assert all(r.state == "SUCCESS" for r in results)
+    pids = [p for _, p in done]
+    assert len(set(pids)) >= 2, pids  # the child was replaced
+    assert os.getpid() not in pids

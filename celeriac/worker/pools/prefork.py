@@ -14,6 +14,7 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import resource
 import signal
 import threading
 import time
@@ -63,6 +64,8 @@ class _Child:
     hard_limit: float | None = None
     timed_out: float | None = None  # killed for exceeding this hard limit
     sent: int = 0  # jobs sent over its life (it exits after max_tasks_per_child)
+    draining: bool = False  # over worker_max_memory_per_child: finish its jobs, then replace
+    released: bool = False  # told to exit after draining
 
     @property
     def pid(self) -> int:
@@ -85,6 +88,7 @@ class PreforkPool(Pool):
     ) -> None:
         super().__init__(app, concurrency, on_result=on_result, hostname=hostname)
         self.max_tasks_per_child = max_tasks_per_child or app.conf.worker_max_tasks_per_child
+        self.max_memory_per_child: int | None = app.conf.worker_max_memory_per_child
         self._ctx = multiprocessing.get_context("fork")
         self._children: list[_Child] = []
         self._lock = threading.RLock()
@@ -113,6 +117,7 @@ class PreforkPool(Pool):
                 results_w,
                 self.hostname,
                 self.max_tasks_per_child,
+                self.max_memory_per_child,
                 [*inherited, jobs_w, results_r],
             ),
             name=f"ForkPoolWorker-{len(self._children) + 1}",
@@ -173,6 +178,8 @@ class PreforkPool(Pool):
     def _room(self, child: _Child) -> int:
         """Jobs ``child`` may take now: two batches, never past its ``max_tasks_per_child``
         (a child that exits with jobs still in its pipe would lose them)."""
+        if child.draining:
+            return 0
         room = BATCH * DEPTH - len(child.outstanding)
         if self.max_tasks_per_child:
             room = min(room, int(self.max_tasks_per_child) - child.sent)
@@ -246,6 +253,11 @@ class PreforkPool(Pool):
         try:
             while child.results.poll():
                 message = child.results.recv()
+                if message == ("retire",):  # over its memory limit: send it nothing more
+                    with self._lock:
+                        child.draining = True
+                    self._release_if_drained(child)
+                    continue
                 if isinstance(message, tuple):  # ("start", hard limit) of the job at the head
                     child.hard_limit = message[1]
                     child.deadline = time.monotonic() + message[1]
@@ -255,8 +267,16 @@ class PreforkPool(Pool):
                         child.outstanding.popleft()
                         child.deadline = child.hard_limit = None
                     self.on_result(JobResult(key, task_id, state, runtime, summary, requeue))
+                self._release_if_drained(child)
         except (EOFError, OSError):
             pass  # the child is gone; its sentinel reports it
+
+    def _release_if_drained(self, child: _Child) -> None:
+        """A draining child with nothing left to run is told to exit; it is then replaced."""
+        with self._lock:
+            if child.draining and not child.outstanding and not child.released:
+                child.released = True  # still draining: it gets no new jobs before it exits
+                _send(child, None)
 
     def _child_exited(self, child: _Child) -> None:
         self._read_results(child)  # results written just before dying still count
@@ -329,9 +349,14 @@ def _child_main(
     results: Connection,
     hostname: str,
     max_tasks: int | None,
+    max_memory_kib: int | None,
     inherited: list[Connection],
 ) -> None:
-    """A child's life: run batches until told to stop (None) or ``max_tasks`` is reached."""
+    """A child's life: run batches until told to stop (None) or ``max_tasks`` is reached.
+
+    Past ``max_memory_kib`` of resident memory it asks to retire (Celery's
+    ``worker_max_memory_per_child``); the parent sends it nothing more, lets it finish what
+    its pipe holds, then stops and replaces it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides about shutdown
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # drop the parent's Python handler
     for conn in inherited:
@@ -352,6 +377,7 @@ def _child_main(
     timelimits.set_hard_limit_reporter(report_start)
     signals.worker_process_init.send(sender=None)
     done = 0
+    retiring = False
     try:
         while (batch := _recv(jobs)) is not None:
             # One pipe message per flushed batch of results, not one per job.
@@ -361,8 +387,16 @@ def _child_main(
             done += len(batch)
             if max_tasks and done >= max_tasks:
                 break
+            if max_memory_kib and not retiring and _resident_kib() > max_memory_kib:
+                retiring = True
+                results.send(("retire",))
     finally:
         signals.worker_process_shutdown.send(sender=None, pid=os.getpid(), exitcode=0)
+
+
+def _resident_kib() -> int:
+    """Peak resident memory of this process in KiB (Linux reports ru_maxrss in KiB)."""
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def _recv(conn: Connection) -> Any:
