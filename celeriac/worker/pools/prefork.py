@@ -167,9 +167,13 @@ class PreforkPool(Pool):
                 # The least loaded child first, so work spreads evenly.
                 open_ = [c for c in self._children if not c.retiring and self._room(c) > 0]
                 if not open_:
+                    # A child may have started draining (memory limit) since free_slots():
+                    # it still runs what reaches its pipe before it is told to exit.
+                    open_ = [c for c in self._children if c.draining and not c.released]
+                if not open_:
                     raise RuntimeError("submit_many() called with no free slot")
                 child = min(open_, key=lambda c: len(c.outstanding))
-                size = min(BATCH, self._room(child))
+                size = min(BATCH, self._room(child) or BATCH)
                 chunk, todo = todo[:size], todo[size:]
                 child.outstanding.extend(chunk)
                 child.sent += len(chunk)
