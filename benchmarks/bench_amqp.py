@@ -22,7 +22,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import Scenario, System, print_rows, run_scenario
+from harness import add_arguments, compare
 
 HOST, AMQP_PORT, REDIS_PORT, RESULTS_DB = "127.0.0.1", 5672, 6379, 10
 
@@ -44,10 +44,7 @@ def _purge(vhost: str, queues: list[str]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--tasks", type=int, default=20_000)
-    parser.add_argument("--round-trips", type=int, default=1_000)
-    parser.add_argument("--pools", default="prefork,threads")
-    parser.add_argument("--no-celery", action="store_true")
+    add_arguments(parser, tasks=20_000, round_trips=1_000)
     args = parser.parse_args()
     vhost = f"celeriac-bench-{os.getpid()}"
     _rabbitmqctl("add_vhost", vhost)
@@ -72,16 +69,15 @@ def _run(args: argparse.Namespace, vhost: str) -> None:
         for start in range(0, len(keys), 1000):
             results.delete(*keys[start : start + 1000])
 
-    systems = [System("celeriac", "celeriac", broker, backend)]
-    if not args.no_celery:
-        systems.append(System("celery", "celery", broker, backend))
-    rows = run_scenario(
-        Scenario("RabbitMQ", systems, count_done, reset),
-        tasks=args.tasks,
-        pools=tuple(args.pools.split(",")),
-        round_trips=args.round_trips,
+    compare(
+        args,
+        "RabbitMQ",
+        broker,
+        backend,
+        count_done,
+        reset,
+        f"{args.tasks} no-op tasks, -c 2, RabbitMQ broker; 2-core machine",
     )
-    print_rows(rows, f"{args.tasks} no-op tasks, -c 2, RabbitMQ broker; 2-core machine")
 
 
 if __name__ == "__main__":

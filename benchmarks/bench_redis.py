@@ -17,7 +17,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import Scenario, System, print_rows, run_scenario
+from harness import add_arguments, compare
 
 HOST, PORT, BROKER_DB, RESULTS_DB = "127.0.0.1", 6379, 8, 9
 
@@ -34,10 +34,7 @@ def _clear(db: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--tasks", type=int, default=20_000)
-    parser.add_argument("--round-trips", type=int, default=1_000)
-    parser.add_argument("--pools", default="prefork,threads")
-    parser.add_argument("--no-celery", action="store_true")
+    add_arguments(parser, tasks=20_000, round_trips=1_000)
     args = parser.parse_args()
     broker = f"redis://{HOST}:{PORT}/{BROKER_DB}"
     backend = f"redis://{HOST}:{PORT}/{RESULTS_DB}"
@@ -50,16 +47,15 @@ def main() -> None:
         _clear(BROKER_DB)
         _clear(RESULTS_DB)
 
-    systems = [System("celeriac", "celeriac", broker, backend)]
-    if not args.no_celery:
-        systems.append(System("celery", "celery", broker, backend))
-    rows = run_scenario(
-        Scenario("Redis", systems, count_done, reset),
-        tasks=args.tasks,
-        pools=tuple(args.pools.split(",")),
-        round_trips=args.round_trips,
+    compare(
+        args,
+        "Redis",
+        broker,
+        backend,
+        count_done,
+        reset,
+        f"{args.tasks} no-op tasks, -c 2, results stored in Redis; 2-core machine",
     )
-    print_rows(rows, f"{args.tasks} no-op tasks, -c 2, results stored in Redis; 2-core machine")
 
 
 if __name__ == "__main__":

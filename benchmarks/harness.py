@@ -13,6 +13,7 @@ Both systems run from this venv (celery is a test dependency), each in its own p
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import subprocess
@@ -229,3 +230,35 @@ def print_rows(rows: list[Row], title: str) -> None:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def add_arguments(parser: argparse.ArgumentParser, *, tasks: int, round_trips: int) -> None:
+    """The options every side-by-side benchmark script takes."""
+    parser.add_argument("--tasks", type=int, default=tasks)
+    parser.add_argument("--round-trips", type=int, default=round_trips)
+    parser.add_argument("--pools", default="prefork,threads")
+    parser.add_argument("--no-celery", action="store_true")
+
+
+def compare(
+    args: argparse.Namespace,
+    name: str,
+    broker: str,
+    backend: str,
+    count_done: Callable[[], int],
+    reset: Callable[[], None],
+    title: str,
+) -> list[Row]:
+    """Run ``name`` on celeriac (and, unless ``--no-celery``, on Celery with the same URLs)
+    and print the table with ratios."""
+    systems = [System("celeriac", "celeriac", broker, backend)]
+    if not args.no_celery:
+        systems.append(System("celery", "celery", broker, backend))
+    rows = run_scenario(
+        Scenario(name, systems, count_done, reset),
+        tasks=args.tasks,
+        pools=tuple(args.pools.split(",")),
+        round_trips=args.round_trips,
+    )
+    print_rows(rows, title)
+    return rows
