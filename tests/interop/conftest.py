@@ -10,7 +10,9 @@ Fixtures (module scope, so a worker starts once per module and broker):
 
 * ``endpoint`` -> :class:`Endpoint` (broker URL, backend URL, shared settings);
 * ``celery_client`` / ``celeriac_client`` -> an app object of each package;
-* ``celery_worker`` / ``celeriac_worker`` -> a running worker process of each package;
+* ``serve_link(request, endpoint, factory)`` -> a :class:`Link` (a client of one package and a
+  running worker of the other) for a module-scope ``link`` fixture; the worker stops when the
+  direction changes, so the two directions never share a queue between two workers;
 * ``start_worker`` -> a function-scope factory for workers with other queues or pools.
 """
 
@@ -210,18 +212,33 @@ def other_queue(endpoint: Endpoint) -> str:
     return f"{endpoint.conf.get('task_default_queue', 'celery')}.other"
 
 
-@pytest.fixture(scope="module")
-def celery_worker(
-    endpoint: Endpoint, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[WorkerProcess]:
-    yield from _module_worker("celery", endpoint, tmp_path_factory, "threads")
+class Link:
+    """A client app of one package and a running worker of the other."""
+
+    def __init__(self, name: str, client: Any, worker: WorkerProcess) -> None:
+        self.name = name
+        self.client = client
+        self.worker = worker
+        self.worker_package = worker.package
+
+    def send(self, name: str, *args: Any, **options: Any) -> Any:
+        return self.client.send_task(name, args=args, **options)
 
 
-@pytest.fixture(scope="module")
-def celeriac_worker(
-    endpoint: Endpoint, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[WorkerProcess]:
-    yield from _module_worker("celeriac", endpoint, tmp_path_factory, "threads")
+#: The two directions a module-scope ``link`` fixture is parametrized with.
+DIRECTIONS = ["celery->celeriac", "celeriac->celery"]
+
+
+def serve_link(
+    request: pytest.FixtureRequest, endpoint: Endpoint, factory: pytest.TempPathFactory
+) -> Iterator[Link]:
+    """Yield the :class:`Link` of ``request.param`` (one of :data:`DIRECTIONS`); its worker is
+    stopped at teardown, before the other direction's worker starts on the same queues."""
+    celery_sends = request.param == DIRECTIONS[0]
+    client = request.getfixturevalue("celery_client" if celery_sends else "celeriac_client")
+    worker_package = "celeriac" if celery_sends else "celery"
+    for worker in _module_worker(worker_package, endpoint, factory, "threads"):
+        yield Link(request.param, client, worker)
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,15 @@
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.interop.amqp_fixtures import amqp_endpoint  # noqa: F401 - the `endpoint` fixture
-from tests.interop.conftest import Endpoint, WorkerProcess, other_queue
+from tests.interop.conftest import DIRECTIONS, Endpoint, Link, other_queue, serve_link
 
 pytestmark = [
     pytest.mark.interop,
@@ -22,27 +24,14 @@ pytestmark = [
 TIMEOUT = 30
 
 
-class Link:
-    """A client app of one package and a running worker of the other."""
-
-    def __init__(self, client: Any, worker: WorkerProcess) -> None:
-        self.client = client
-        self.worker = worker
-
-    def send(self, name: str, *args: Any, **options: Any) -> Any:
-        return self.client.send_task(name, args=args, **options)
-
-
-@pytest.fixture(scope="module", params=["celery->celeriac", "celeriac->celery"])
-def link(request: pytest.FixtureRequest, endpoint: Endpoint) -> Link:
-    if request.param == "celery->celeriac":
-        client, worker = "celery_client", "celeriac_worker"
-    else:
-        client, worker = "celeriac_client", "celery_worker"
-    app = request.getfixturevalue(client)
-    if client == "celery_client":
-        request.addfinalizer(lambda: _stop_celery_rpc_consumer(app))
-    return Link(app, request.getfixturevalue(worker))
+@pytest.fixture(scope="module", params=DIRECTIONS)
+def link(
+    request: pytest.FixtureRequest, endpoint: Endpoint, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Link]:
+    for made in serve_link(request, endpoint, tmp_path_factory):
+        if made.name == "celery->celeriac":
+            request.addfinalizer(functools.partial(_stop_celery_rpc_consumer, made.client))
+        yield made
 
 
 def _stop_celery_rpc_consumer(app: Any) -> None:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
 import redis
 
-from tests.interop.conftest import Endpoint, WorkerProcess, other_queue
+from tests.interop.conftest import DIRECTIONS, Endpoint, Link, other_queue, serve_link
 from tests.servers import REDIS_HOST, REDIS_INTEROP_DB, REDIS_PORT
 
 pytestmark = [
@@ -26,26 +27,11 @@ pytestmark = [
 TIMEOUT = 30
 
 
-class Link:
-    """A client app of one package and a running worker of the other."""
-
-    def __init__(self, name: str, client: Any, worker: WorkerProcess) -> None:
-        self.name = name
-        self.client = client
-        self.worker = worker
-        self.worker_package = worker.package
-
-    def send(self, name: str, *args: Any, **options: Any) -> Any:
-        return self.client.send_task(name, args=args, **options)
-
-
-@pytest.fixture(scope="module", params=["celery->celeriac", "celeriac->celery"])
-def link(request: pytest.FixtureRequest, endpoint: Endpoint) -> Link:
-    if request.param == "celery->celeriac":
-        client, worker = "celery_client", "celeriac_worker"
-    else:
-        client, worker = "celeriac_client", "celery_worker"
-    return Link(request.param, request.getfixturevalue(client), request.getfixturevalue(worker))
+@pytest.fixture(scope="module", params=DIRECTIONS)
+def link(
+    request: pytest.FixtureRequest, endpoint: Endpoint, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Link]:
+    yield from serve_link(request, endpoint, tmp_path_factory)
 
 
 def test_success_and_kwargs(link: Link) -> None:
