@@ -24,6 +24,7 @@ import amqp
 import amqp.exceptions
 
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
+from celeriac.transports._amqp_socket import Connection
 from celeriac.transports.retry import RetryPolicy, retry_call
 
 logger = logging.getLogger("celeriac.transports.amqp")
@@ -65,7 +66,7 @@ class AMQPParams:
 
     def connection(self) -> amqp.Connection:
         """A new, unconnected py-amqp connection."""
-        return amqp.Connection(
+        return Connection(
             host=f"{self.host}:{self.port}",
             userid=self.userid,
             password=self.password,

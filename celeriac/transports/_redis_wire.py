@@ -17,7 +17,7 @@ import select
 import ssl
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
@@ -118,13 +118,140 @@ class _Reader:
         raise redis.ConnectionError(f"Unexpected reply from Redis: {line[:50]!r}")
 
 
+class _Conn:
+    """A connection of one thread's own; closed when that thread (or the Wire) goes away."""
+
+    def __init__(self, owner: Any, conn: Any) -> None:
+        self.pid = os.getpid()
+        self.owner = owner
+        self.conn = conn
+        self.reader = _Reader(conn._sock)
+        #: Commands sent without waiting: (how many replies, who gets them), oldest first.
+        self.pending: list[tuple[int, OnReplies]] = []
+
+    def read_pending(self) -> None:
+        """Read the replies of earlier :meth:`Wire.send` calls (they come first)."""
+        while self.pending:
+            count, on_replies = self.pending[0]
+            replies = [self.reader.read() for _ in range(count)]
+            self.pending.pop(0)  # only now: a reply lost on the way is reported by close()
+            on_replies(replies)
+
+    def close(self) -> None:
+        pending, self.pending = self.pending, []
+        for _, on_replies in pending:  # sent, never confirmed: tell the sender
+            with contextlib.suppress(Exception):
+                on_replies(redis.ConnectionError("connection closed before the reply"))
+        conn, self.conn = self.conn, None
+        if conn is None:
+            return
+        if self.pid == os.getpid():
+            with contextlib.suppress(Exception):
+                conn.disconnect()
+        else:  # inherited through fork: close our copy, never shut the parent's socket down
+            with contextlib.suppress(Exception):
+                conn._sock.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+
+#: Gets the replies of commands sent with :meth:`Wire.send` (error replies as exception
+#: objects, not raised), or the exception that lost them.
+OnReplies = Callable[[list[Any] | BaseException], None]
+
+
+class _Own(threading.local):
+    held: _Conn | None = None
+
+
+#: Pools whose connections this module may make for itself (a sentinel pool finds its master
+#: per connection: there, connections are borrowed from the pool for each call instead).
+_PLAIN_POOLS = (redis.ConnectionPool, redis.BlockingConnectionPool)
+
+
 class Wire:
-    """Hot commands for one redis-py client, over a connection borrowed from its pool per
-    call (never held: threads come and go, and the pool may be bounded)."""
+    """Hot commands for one redis-py client, over a connection of this thread's own, made the
+    way the client's pool makes them (connected, authenticated, on the right database and
+    TLS-wrapped as configured) but kept out of the pool: no checkout and health check per
+    call. Any error closes it; the next call connects again."""
+
+    def __init__(self) -> None:
+        self._own = _Own()
 
     def execute(self, client: redis.Redis, commands: Sequence[Sequence[Any]]) -> list[Any]:
         """Send ``commands`` in one write, read every reply; raise the first error reply."""
         pool = client.connection_pool
+        if type(pool) not in _PLAIN_POOLS:
+            return self._borrowed(pool, commands)
+        held = self._connection(client)
+        reader = held.reader
+        try:
+            reader.sock.sendall(pack(commands))
+            held.read_pending()
+            replies = [reader.read() for _ in commands]
+            if reader.buffered():  # never expected: do not keep a confused connection
+                raise redis.ConnectionError("Unexpected extra data from Redis")
+        except BaseException:
+            self.close()
+            raise
+        return _checked(replies)
+
+    def send(
+        self, client: redis.Redis, commands: Sequence[Sequence[Any]], on_replies: OnReplies
+    ) -> None:
+        """Send ``commands`` now and read their replies later, before the next call's on this
+        thread's connection (or at :meth:`flush`); ``on_replies`` gets them."""
+        if type(client.connection_pool) not in _PLAIN_POOLS:
+            try:
+                replies: list[Any] | BaseException = self._borrowed(
+                    client.connection_pool, commands
+                )
+            except ResponseError as exc:
+                replies = [exc]
+            on_replies(replies)
+            return
+        held = self._connection(client)
+        try:
+            held.reader.sock.sendall(pack(commands))
+        except BaseException:
+            self.close()
+            raise
+        held.pending.append((len(commands), on_replies))
+
+    def flush(self) -> None:
+        """Read the replies still owed to :meth:`send` callers on this thread."""
+        held = self._own.held
+        if held is None or not held.pending:
+            return
+        try:
+            held.read_pending()
+        except BaseException:
+            self.close()
+            raise
+
+    def _connection(self, client: redis.Redis) -> _Conn:
+        held = self._own.held
+        if held is None or held.owner is not client or held.pid != os.getpid():
+            held = self._connect(client)
+        return held
+
+    def _connect(self, client: redis.Redis) -> _Conn:
+        self.close()
+        pool: Any = client.connection_pool
+        conn = pool.connection_class(**pool.connection_kwargs)
+        conn.connect()
+        held = self._own.held = _Conn(client, conn)
+        return held
+
+    def close(self) -> None:
+        """Close this thread's connection (another thread's closes with its thread)."""
+        held, self._own.held = self._own.held, None
+        if held is not None:
+            held.close()
+
+    @staticmethod
+    def _borrowed(pool: Any, commands: Sequence[Sequence[Any]]) -> list[Any]:
         conn: Any = pool.get_connection()
         try:
             if conn._sock is None:
@@ -139,10 +266,14 @@ class Wire:
             raise
         finally:
             pool.release(conn)
-        for reply in replies:
-            if isinstance(reply, ResponseError):
-                raise reply
-        return replies
+        return _checked(replies)
+
+
+def _checked(replies: list[Any]) -> list[Any]:
+    for reply in replies:
+        if isinstance(reply, ResponseError):
+            raise reply
+    return replies
 
 
 class _ListenSlot(threading.local):

@@ -38,6 +38,7 @@ from celeriac.transports._amqp_confirm import Confirms, multiple_ack_tag
 from celeriac.transports._amqp_conn import CONNECTION_ERRORS, connect, drop, parse_params
 from celeriac.transports._amqp_conn import with_retries as _with_retries
 from celeriac.transports._amqp_fanout import AMQPSubscription
+from celeriac.transports._amqp_socket import readable
 from celeriac.transports.base import Delivery, FanoutSubscription, Transport, fair_order
 from celeriac.transports.retry import RetryPolicy
 
@@ -46,6 +47,8 @@ logger = logging.getLogger("celeriac.transports.amqp")
 _T = TypeVar("_T")
 #: Longest single socket wait, so heartbeats are sent and checked while idle.
 WAIT_SLICE = 1.0
+
+
 #: Unconfirmed publishes allowed before a publish waits for the broker's confirms.
 MAX_UNCONFIRMED = 1000
 #: ``basic.qos`` prefetch_count is a 16-bit field.
@@ -62,6 +65,8 @@ class AMQPTransport(Transport):
     supports_priority = True  # for queues declared with x-max-priority
     priority_higher_first = True
     supports_fanout = True
+    direct_consume = True
+    returns_on_close = True
 
     def __init__(self, url: str = "amqp://", options: Mapping[str, Any] | None = None) -> None:
         super().__init__(url, options)
@@ -187,16 +192,6 @@ class AMQPTransport(Transport):
             self._exchanges_ok.add(name)
 
     # -- producing -----------------------------------------------------------------------
-    def publish(
-        self,
-        message: Message,
-        *,
-        exchange: str = "",
-        routing_key: str,
-        not_before: float | None = None,
-    ) -> None:
-        self.publish_many([(message, exchange, routing_key)])
-
     def publish_many(
         self, items: Sequence[tuple[Message, str, str]], *, not_before: float | None = None
     ) -> None:
@@ -388,7 +383,7 @@ class AMQPTransport(Transport):
         conn = self._conn
         assert conn is not None
         try:
-            while True:
+            while timeout or readable(conn):
                 conn.drain_events(timeout=timeout)
         except TimeoutError:
             return

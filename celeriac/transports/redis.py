@@ -27,13 +27,14 @@ import redis
 from celeriac import redis_conn
 from celeriac.entities import Queue
 from celeriac.exceptions import DecodeError, ImproperlyConfigured, OperationalError
+from celeriac.ids import uuid4
 from celeriac.protocol.envelope import dump_envelope
 from celeriac.protocol.message import Message
 from celeriac.transports import _redis_unacked as unacked
 from celeriac.transports._redis_codec import decode, number, retry_policies, setting, text
 from celeriac.transports._redis_fanout import RedisSubscription
 from celeriac.transports._redis_keys import Keyspace
-from celeriac.transports._redis_lua import POP_AND_RECORD
+from celeriac.transports._redis_pop import Carried, PopScript
 from celeriac.transports._redis_wire import Wire
 from celeriac.transports.base import Delivery, FanoutSubscription, Transport, fair_order, route
 from celeriac.transports.retry import RetryPolicy, retry_call
@@ -59,6 +60,7 @@ class RedisTransport(Transport):
     supports_defer = True
     priority_higher_first = False
     supports_fanout = True
+    direct_consume = True
 
     def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(url, options)
@@ -85,13 +87,12 @@ class RedisTransport(Transport):
         self.where = redis_conn.describe(self.params)
         self._pid = 0
         self._client: redis.Redis | None = None
-        self._script: Any = None
         self._wire = Wire()
+        self._pops = PopScript(self.keys, self._wire)
         self._lock = threading.Lock()
         self._held: dict[str, tuple[str, str]] = {}  # tag -> (queue, raw envelope)
         self._last_served: str | None = None
         self._next_restore = 0.0
-        self._next_due: float | None = None
 
     # -- connection ------------------------------------------------------------------------
     @property
@@ -99,7 +100,6 @@ class RedisTransport(Transport):
         """This process's client (a new pool after ``fork``: connections are never shared)."""
         if self._client is None or self._pid != os.getpid():
             self._client = redis_conn.client(self.params)
-            self._script = self._client.register_script(POP_AND_RECORD)
             if self._pid and self._pid != os.getpid():
                 self._held = {}  # the parent's deliveries are the parent's to settle
             self._pid = os.getpid()
@@ -131,7 +131,7 @@ class RedisTransport(Transport):
 
     def close(self) -> None:
         """Give back what this consumer holds; pooled connections stay for the process."""
-        if self._pid != os.getpid() or not self._held:
+        if self._pid != os.getpid():
             return
         with self._lock:
             held = dict(self._held)
@@ -139,9 +139,12 @@ class RedisTransport(Transport):
         tags = list(held)
         queues = {tag: queue for tag, (queue, _raw) in held.items()}
         try:
-            self._restore_tags(tags[::-1], to_front=True, queues=queues)
+            if tags:
+                self._restore_tags(tags[::-1], to_front=True, queues=queues)
         except OperationalError as exc:
             logger.error("Could not give back %d message(s) on close: %s", len(tags), exc)
+        finally:
+            self._wire.close()
 
     # -- topology --------------------------------------------------------------------------
     def declare_queue(self, queue: Queue) -> None:
@@ -181,16 +184,6 @@ class RedisTransport(Transport):
         return route(declared.type if declared else "direct", pairs, routing_key)
 
     # -- producing -------------------------------------------------------------------------
-    def publish(
-        self,
-        message: Message,
-        *,
-        exchange: str = "",
-        routing_key: str,
-        not_before: float | None = None,
-    ) -> None:
-        self.publish_many([(message, exchange, routing_key)], not_before=not_before)
-
     def publish_many(
         self, items: Sequence[tuple[Message, str, str]], *, not_before: float | None = None
     ) -> None:
@@ -201,7 +194,7 @@ class RedisTransport(Transport):
         park = self.broker_side_eta and due is not None
         encoded = [
             (
-                dump_envelope(message, exchange=ex, routing_key=rk, delivery_tag=str(uuid.uuid4())),
+                dump_envelope(message, exchange=ex, routing_key=rk, delivery_tag=uuid4()),
                 message.properties.get("priority"),
                 ex,
                 rk,
@@ -263,6 +256,7 @@ class RedisTransport(Transport):
             return []
 
         def fetch() -> list[Delivery]:
+            self._record_again()
             self._maybe_restore_visible()
             return self._deliveries(self._pop(self._order(list(queues)), max_messages, acks=tags))
 
@@ -271,6 +265,7 @@ class RedisTransport(Transport):
     def _get(self, queues: list[str], limit: int, timeout: float | None) -> list[Delivery]:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
+            self._record_again()
             self._maybe_restore_visible()
             order = self._order(queues)
             found = self._pop(order, limit)
@@ -280,57 +275,38 @@ class RedisTransport(Transport):
             if remaining <= 0:
                 return []
             block = min(remaining, self.block_slice)
-            if self._next_due is not None:
-                block = min(block, max(self._next_due - time.time(), 0.0))
+            next_due = self._pops.next_due
+            if next_due is not None:
+                block = min(block, max(next_due - time.time(), 0.0))
             if block < _MIN_BLOCK:
                 if remaining <= _MIN_BLOCK:
                     return []
                 continue  # a parked message is due: the next pop moves it to its list
-            hit = self.client.brpop(self.keys.pop_order(order), timeout=block)
-            if hit:
-                key, raw = hit
-                return self._deliveries(self._pop(order, limit, carried=(key, raw)))
+            hit = self._wire.execute(self.client, [("BRPOP", *self.keys.pop_order(order), block)])
+            if hit[0]:
+                key, raw = hit[0]
+                # Recorded as unacked by the script, whose reply is read on the next call:
+                # the task starts without waiting for that round trip.
+                self._pops.record_later(self.client, order, (key, raw))
+                return self._deliveries([(text(key), text(raw))])
 
     def _pop(
         self,
         order: list[str],
         limit: int,
-        carried: tuple[Any, Any] | None = None,
+        carried: Carried | None = None,
         acks: Sequence[str] = (),
     ) -> list[tuple[str, str]]:
-        """One script call: promote due parked messages, pop and record up to ``limit``."""
-        keys = self.keys
-        lists = keys.pop_order(order)
-        delayed = [keys.delayed_key(q) for q in order]
-        bases = [keys.queue_key(q) for q in order]
-        carried_key, carried_raw = carried or (b"", b"")
-        args = [
-            repr(time.time()),
-            limit,
-            len(lists),
-            len(delayed),
-            keys.sep,
-            ",".join(map(str, keys.steps)),
-            *bases,
-            carried_raw,
-            carried_key,
-            1,
-            *acks,
-        ]
-        script_keys = [keys.unacked, keys.unacked_index, *lists, *delayed]
-        out, next_due = self._evalsha(script_keys, args)
-        self._next_due = float(next_due) if next_due else None
-        return [(text(out[i]), text(out[i + 1])) for i in range(0, len(out), 2)]
+        return self._pops.pop(self.client, order, limit, carried, acks)
 
-    def _evalsha(self, keys: list[str], args: list[Any]) -> Any:
-        """The pop script over the lean connection (loaded again if the server lost it)."""
-        client = self.client
-        command = ["EVALSHA", self._script.sha, len(keys), *keys, *args]
-        try:
-            return self._wire.execute(client, [command])[0]
-        except redis.exceptions.NoScriptError:
-            client.script_load(POP_AND_RECORD)
-            return self._wire.execute(client, [command])[0]
+    def _record_again(self) -> None:
+        self._pops.record_again(self.client, self._held)
+
+    def _settle_sent(self) -> None:
+        """Before a command on another connection touches the unacked records: the replies
+        owed on the lean connection are read (so the server has applied those commands)."""
+        self._wire.flush()
+        self._record_again()
 
     def _deliveries(self, found: list[tuple[str, str]]) -> list[Delivery]:
         deliveries: list[Delivery] = []
@@ -394,6 +370,7 @@ class RedisTransport(Transport):
         self._restore_tags(list(held)[::-1], to_front=True, queues=queues)
 
     def _restore_tags(self, tags: list[str], *, to_front: bool, queues: dict[str, str]) -> None:
+        self._settle_sent()
         self._call(
             lambda: unacked.restore(
                 self.client, self.keys, tags, self._lookup, to_front=to_front, queues=queues
@@ -414,6 +391,7 @@ class RedisTransport(Transport):
             )
 
         def send() -> None:
+            self._settle_sent()
             pipe = self.client.pipeline(transaction=True)
             pipe.zadd(self.keys.delayed_key(queue), {raw: until})
             pipe.zrem(self.keys.unacked_index, tag)
@@ -428,6 +406,7 @@ class RedisTransport(Transport):
             tags = [d.delivery_tag for d in deliveries if d.delivery_tag in self._held]
         if tags:
             now = time.time()
+            self._settle_sent()
             self._call(
                 lambda: self.client.zadd(
                     self.keys.unacked_index, dict.fromkeys(tags, now), xx=True

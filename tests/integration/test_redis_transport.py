@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -110,3 +111,55 @@ def test_open_without_retry_on_startup_fails_at_once() -> None:
     dead = RedisTransport("redis://127.0.0.1:1/0", options)
     with pytest.raises(OperationalError, match="while connecting"):
         dead.open()
+
+
+def _through_brpop(consumer: RedisTransport, producer: RedisTransport, body: str) -> Any:
+    """Publish ``body`` while ``consumer`` is blocked in BRPOP; return its delivery."""
+    got: list[Any] = []
+    thread = threading.Thread(target=lambda: got.extend(consumer.get(["q"], timeout=10)))
+    thread.start()
+    wait_until(lambda: _blocked_in_brpop(consumer), "the consumer to block in BRPOP")
+    producer.publish(msg(body), routing_key="q")
+    thread.join(10)
+    [delivery] = got
+    return delivery
+
+
+def _blocked_in_brpop(transport: RedisTransport) -> bool:
+    return any(
+        c.get("cmd") == "brpop" and str(c.get("db")) == str(REDIS_BROKER_DB)
+        for c in transport.client.client_list()
+    )
+
+
+def _recorded(transport: RedisTransport, tag: str) -> bool:
+    return bool(transport.client.hexists(transport.keys.unacked, tag))
+
+
+def test_a_message_brpop_takes_is_recorded_as_unacked_without_a_wait(connect: Any) -> None:
+    consumer, producer = connect(), connect()
+    delivery = _through_brpop(consumer, producer, "b")
+    wait_until(lambda: _recorded(consumer, delivery.delivery_tag), "the unacked record")
+    consumer.ack([delivery])
+    assert not _recorded(consumer, delivery.delivery_tag)
+
+
+def test_a_record_whose_reply_was_lost_is_made_again_on_the_next_call(
+    connect: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    consumer, producer = connect(), connect()
+    lost: list[Any] = []
+
+    def lose(client: Any, commands: Any, on_replies: Any) -> None:  # never reaches Redis
+        lost.append(commands)
+        on_replies(ConnectionError("connection lost before the reply"))
+
+    monkeypatch.setattr(consumer._wire, "send", lose)
+    producer.publish(msg("first"), routing_key="q")
+    [delivery] = consumer.get(["q"], timeout=5)  # popped by the script: recorded at once
+    consumer.ack([delivery])
+    second = _through_brpop(consumer, producer, "second")
+    assert len(lost) == 1
+    assert not _recorded(consumer, second.delivery_tag)
+    assert consumer.get(["q"], timeout=0) == []  # the next call records it again
+    assert _recorded(consumer, second.delivery_tag)
