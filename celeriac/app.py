@@ -240,17 +240,9 @@ class Celery:
     @property
     def router(self) -> RouterTable:
         conf = self.conf
-        # Every setting the table reads; mutable ones by identity.
-        key = (
-            id(conf.task_routes),
-            id(conf.task_queues),
-            conf.task_default_queue,
-            conf.task_default_exchange,
-            conf.task_default_exchange_type,
-            conf.task_default_routing_key,
-            conf.task_queue_max_priority,
-            bool(conf.task_create_missing_queues),
-        )
+        # Built again after any setting changed (a routes list mutated in place is not seen,
+        # as before: assign a new one).
+        key = (id(conf), conf.revision)
         if self._router is None or self._router[0] != key:
             self._router = (key, RouterTable(conf))
         return self._router[1]

@@ -192,6 +192,12 @@ SETTINGS: tuple[Setting, ...] = (
         "CELERYD_MAX_MEMORY_PER_CHILD",
         "Replace a pool process above this resident memory (KiB).",
     ),
+    _S(
+        "worker_direct_consume",
+        True,
+        None,
+        "Beyond Celery: prefork children consume from Redis/RabbitMQ (False: the parent does).",
+    ),
     _S("worker_send_task_events", False, "CELERY_SEND_EVENTS", "Send task events (-E)."),
     _S("worker_hijack_root_logger", True, "CELERYD_HIJACK_ROOT_LOGGER", "Configure logging."),
     _S(
@@ -322,8 +328,14 @@ class Settings(MutableMapping[str, Any]):
 
     def __init__(self, initial: Mapping[str, Any] | None = None) -> None:
         self._values: dict[str, Any] = {}
+        self._revision = 0
         if initial:
             self.update(initial)
+
+    @property
+    def revision(self) -> int:
+        """Changes with every write: what a cache of values derived from settings keys on."""
+        return self._revision
 
     # Mapping protocol --------------------------------------------------------------------
     def __getitem__(self, key: str) -> Any:
@@ -351,9 +363,11 @@ class Settings(MutableMapping[str, Any]):
         elif setting.convert is not None:
             value = setting.convert(value)
         self._values[name] = value
+        self._revision += 1
 
     def __delitem__(self, key: str) -> None:
         del self._values[canonical_name(key)]
+        self._revision += 1
 
     def __iter__(self) -> Iterator[str]:
         seen = dict.fromkeys(SETTINGS_BY_NAME)

@@ -6,13 +6,13 @@ import dataclasses
 import os
 import socket
 import threading
-import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from celeriac import signals
 from celeriac._state import get_current_task
+from celeriac.ids import uuid4
 from celeriac.options import SendOptions
 from celeriac.protocol import task_v2
 from celeriac.protocol.message import TaskCall
@@ -126,7 +126,7 @@ class Producer:
         self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], opts: SendOptions
     ) -> TaskCall:
         now = datetime.now(timezone.utc)
-        task_id = opts.task_id or str(uuid.uuid4())
+        task_id = opts.task_id or uuid4()
         eta = opts.eta
         if opts.countdown is not None:
             eta = now + timedelta(seconds=opts.countdown)

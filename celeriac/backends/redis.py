@@ -374,6 +374,7 @@ class RedisBackend(ResultBackend):
         if self._waiter.pid == os.getpid():
             self._reset_waiter()
         self._listener.close()
+        self._wire.close()
 
 
 def _text(value: Any) -> str:

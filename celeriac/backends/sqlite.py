@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from celeriac import states
+from celeriac import _forksafe, states
 from celeriac._sqlite import retry_locked
 from celeriac.backends.base import ResultBackend
 from celeriac.backends.helpers import ChangeNotifier, utcnow
@@ -100,6 +100,7 @@ class SQLiteBackend(ResultBackend):
         self.task_table: str = names.get("task") or "celery_taskmeta"
         self.group_table: str = names.get("group") or "celery_tasksetmeta"
         self._lock = threading.Lock()
+        _forksafe.guard(self)
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
         self._columns: tuple[str, ...] = ()

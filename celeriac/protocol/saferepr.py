@@ -162,8 +162,19 @@ def _stream(o: Any, maxlen: int | None, maxlevels: int) -> Iterator[str]:
             maxlen -= len(text)
 
 
+_SCALARS = frozenset({int, float, bool, type(None)})
+
+
 def saferepr(o: Any, maxlen: int | None = None, maxlevels: int = 3) -> str:
     """Celery's ``saferepr``: ``repr`` cut to about ``maxlen`` chars and ``maxlevels`` deep."""
+    kind = type(o)
+    # The usual argsrepr/kwargsrepr (numbers, or nothing) is plain repr when short enough.
+    if kind is tuple and all(type(v) in _SCALARS for v in o):
+        text = repr(o)
+        if maxlen is None or len(text) <= maxlen:
+            return text
+    elif kind is dict and not o:
+        return "{}"
     return "".join(_stream(o, maxlen, maxlevels))
 
 

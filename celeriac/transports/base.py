@@ -71,6 +71,12 @@ class Transport(ABC):
     priority_higher_first: ClassVar[bool] = True
     #: True when fanout_publish / fanout_subscribe are implemented.
     supports_fanout: ClassVar[bool] = False
+    #: Each process may open its own connection and consume (prefork children then fetch
+    #: their own work); a broker that lives in one process's memory cannot.
+    direct_consume: ClassVar[bool] = False
+    #: Messages a connection held unacknowledged go back to their queues when it closes
+    #: (AMQP); otherwise another connection can settle or restore them by delivery tag.
+    returns_on_close: ClassVar[bool] = False
 
     def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
         self.url = url
@@ -107,8 +113,7 @@ class Transport(ABC):
     def bind(self, queue: str, exchange: str, routing_key: str) -> None:
         """Bind an existing queue to an exchange."""
 
-    # -- producing -----------------------------------------------------------------------
-    @abstractmethod
+    # -- producing (a transport writes one of the two; the other defaults to it) ----------
     def publish(
         self,
         message: Message,
@@ -124,6 +129,7 @@ class Transport(ABC):
         ``supports_delayed_delivery`` honour; others deliver at once (the worker holds ETA
         messages itself, as Celery's does).
         """
+        self.publish_many([(message, exchange, routing_key)], not_before=not_before)
 
     def publish_many(
         self, items: Sequence[tuple[Message, str, str]], *, not_before: float | None = None
@@ -131,6 +137,11 @@ class Transport(ABC):
         """Publish several ``(message, exchange, routing_key)`` triples; brokers batch them."""
         for message, exchange, routing_key in items:
             self.publish(message, exchange=exchange, routing_key=routing_key, not_before=not_before)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.publish is Transport.publish and cls.publish_many is Transport.publish_many:
+            raise TypeError(f"{cls.__name__} must implement publish or publish_many")
 
     # -- consuming -----------------------------------------------------------------------
     @abstractmethod

@@ -140,16 +140,6 @@ class MemoryTransport(Transport):
         return route(kind, self._broker.bindings.get(exchange, ()), routing_key)
 
     # -- producing -----------------------------------------------------------------------
-    def publish(
-        self,
-        message: Message,
-        *,
-        exchange: str = "",
-        routing_key: str,
-        not_before: float | None = None,
-    ) -> None:
-        self.publish_many([(message, exchange, routing_key)], not_before=not_before)
-
     def publish_many(
         self, items: Sequence[tuple[Message, str, str]], *, not_before: float | None = None
     ) -> None:

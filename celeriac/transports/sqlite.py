@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from celeriac import _forksafe
 from celeriac._sqlite import retry_locked
 from celeriac.entities import Queue
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
@@ -130,6 +131,7 @@ class SQLiteTransport(Transport):
         self._notifier = _notifier_for(self.path)
         self._conn: sqlite3.Connection | None = None
         self._reset_process_state()
+        _forksafe.guard(self)
         self._last_served: str | None = None
         self._next_prune = 0.0
 
@@ -232,16 +234,6 @@ class SQLiteTransport(Transport):
         return route(kind, conn.execute(sql.BINDINGS, (exchange,)).fetchall(), routing_key)
 
     # -- producing -----------------------------------------------------------------------
-    def publish(
-        self,
-        message: Message,
-        *,
-        exchange: str = "",
-        routing_key: str,
-        not_before: float | None = None,
-    ) -> None:
-        self.publish_many([(message, exchange, routing_key)], not_before=not_before)
-
     def publish_many(
         self, items: Sequence[tuple[Message, str, str]], *, not_before: float | None = None
     ) -> None:

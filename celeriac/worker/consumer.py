@@ -20,8 +20,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from celeriac import signals, states
-from celeriac.exceptions import WorkerLostError
-from celeriac.worker.outcomes import store_hard_timeout, store_terminated
+from celeriac.worker.outcomes import (
+    settle_ended,
+    store_hard_timeout,
+    store_terminated,
+    worker_lost,
+)
 from celeriac.worker.pools.base import Job, JobResult, Pool
 from celeriac.worker.ratelimit import RateLimitedRequests, RateLimiter
 from celeriac.worker.request import BadMessage, Request, build_request, discard_bad_message
@@ -122,12 +126,13 @@ class Consumer:
                 break
             free = self._free()
             self._update_qos()
+            runnable = self.pool.inline and bool(self.ready)  # runs on the next turn
             if free > 0:
                 busy = bool(self.in_pool or self.ready)
-                timeout = self._wait_time(BUSY_WAIT if busy else IDLE_WAIT)
+                timeout = 0.0 if runnable else self._wait_time(BUSY_WAIT if busy else IDLE_WAIT)
                 for delivery in self.transport.get(self.queues, max_messages=free, timeout=timeout):
                     self._receive(delivery)
-            else:
+            elif not runnable:
                 self._wait_completion(self._wait_time(IDLE_WAIT))
             self._flush_acks()
             self._run_periodic()
@@ -264,6 +269,9 @@ class Consumer:
                     request.call,
                 )
             )
+        if jobs and self.pool.inline:
+            self._run_inline(jobs, fetch)
+            return
         # Acked as the pool accepts them (Celery acks when a child reports the job started):
         # the jobs start first, so the ack's round trip is not in their latency. A broker
         # that can ack and fetch in one round trip does both now (never blocking).
@@ -275,11 +283,31 @@ class Consumer:
         for delivery in fetched or ():
             self._receive(delivery)
 
+    def _run_inline(self, jobs: list[Job], fetch: bool) -> None:
+        """Jobs that run in this thread. Where the broker takes back what a closed connection
+        held (AMQP), their early acks are sent before they run; elsewhere they follow the run
+        in one round trip with the next fetch (a prefork parent settles a dead child's)."""
+        if self.transport.returns_on_close:
+            self._flush_acks()
+            fetch = False
+        self.pool.submit_many(jobs)
+        self._handle_completions()
+        fetched = self._ack_and_fetch() if fetch else None
+        if fetched is None:
+            self._flush_acks()
+        for delivery in fetched or ():
+            self._receive(delivery)
+
     def _free(self) -> int:
+        """Room in the prefetch window. As in Celery, the tasks running (one per pool slot)
+        are not counted: the window holds the messages waiting, here or in the pool."""
         limited = max(0, len(self.rate_limited) - RATE_LIMITED_FREE)
-        return self.prefetch_limit - len(self.ready) - len(self.in_pool) - limited
+        waiting_in_pool = max(0, len(self.in_pool) - self.pool.concurrency)
+        return self.prefetch_limit - len(self.ready) - waiting_in_pool - limited
 
     def _ack_and_fetch(self) -> list[Delivery] | None:
+        """Flush acks and refill the window in one round trip where the broker can; None if
+        it cannot."""
         combined = getattr(self.transport, "ack_and_get", None)
         free = self._free()
         if combined is None or free <= 0 or self._stop.is_set():
@@ -330,35 +358,21 @@ class Consumer:
 
     def _settle(self, request: Request) -> None:
         """A task ended by the worker (hard limit, terminate): ack unless policy says reject."""
-        if request.acks_late and not request.acknowledged:
-            if request.acks_on_failure_or_timeout:
-                self._acks.append(request.delivery)
-            else:
-                request.delivery.reject(requeue=False)
-        request.acknowledged = True
+        settle_ended(request, self._acks.append, _reject)
 
     def _worker_lost(self, request: Request, result: JobResult) -> None:
-        """Celery's rules for a task whose process died (see Request.on_failure)."""
-        exc = WorkerLostError(result.summary)
-        logger.error("Task handler raised error: %r", exc)
-        if request.acks_late and not request.acknowledged:
-            if request.reject_on_worker_lost:
-                request.delivery.reject(requeue=True)  # redelivered; nothing stored
-                return
-            if request.acks_on_failure_or_timeout:
-                self._acks.append(request.delivery)
-            else:
-                request.delivery.reject(requeue=False)
-        try:
-            self.app.backend.mark_as_failure(request.id, exc)
-        except Exception as err:
-            logger.error("Could not store the failure of %s: %r", request.id, err)
+        worker_lost(self.app, request, result.summary, self._acks.append, _reject)
 
     # -- broker bookkeeping ------------------------------------------------------------------
     def _flush_acks(self) -> None:
         if self._acks:
             acks, self._acks = self._acks, []
             self.transport.ack(acks)
+
+    def unsettled(self) -> list[Delivery]:
+        """Every delivery the broker still counts as unacknowledged: received and not
+        acknowledged (waiting or running), or acknowledged here with the ack not yet sent."""
+        return [*self._held(), *self._acks]
 
     def _held(self) -> list[Delivery]:
         requests = [*self._waiting(), *self.in_pool.values()]
@@ -427,6 +441,10 @@ class Consumer:
             "reserved": len(self.ready) + len(self.eta) + len(self.rate_limited),
             "active": len(self.in_pool),
         }
+
+
+def _reject(delivery: Delivery, requeue: bool) -> None:
+    delivery.reject(requeue=requeue)
 
 
 __all__ = ["Consumer"]

@@ -18,9 +18,9 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from celeriac.protocol import serialization
 from celeriac.protocol.message import Message
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from celeriac.app import Celery
     from celeriac.cluster_store import ClusterStore
     from celeriac.transports.base import FanoutSubscription, Transport
-    from celeriac.worker.consumer import Consumer
     from celeriac.worker.pools.base import Pool
     from celeriac.worker.ratelimit import RateLimiter
     from celeriac.worker.state import WorkerState
@@ -43,6 +42,16 @@ REPLY_EXCHANGE = "reply.celery.pidbox"
 REVOKED_SYNC_EVERY = 10.0
 
 
+class Sweeper(Protocol):
+    """What holds requests that a revocation may concern (the consumer)."""
+
+    def request_sweep(self) -> None: ...
+
+
+#: ``relay(method, arguments)``: run a command in the pool's processes too.
+Relay = Callable[[str, dict[str, Any]], None]
+
+
 @dataclass
 class ControlContext:
     """What command handlers may read and change."""
@@ -50,17 +59,21 @@ class ControlContext:
     app: Celery
     hostname: str
     state: WorkerState
-    consumer: Consumer
+    consumer: Sweeper
     pool: Pool
     limiter: RateLimiter
     statedb: StateDB | None = None
     store: ClusterStore | None = None
     clock: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    #: Set when pool processes consume for themselves and keep their own state.
+    relay: Relay | None = None
 
-    def revoked_changed(self) -> None:
+    def revoked_changed(self, ids: Sequence[str] = ()) -> None:
         if self.statedb is not None:
             self.statedb.save(self.state)
         self.consumer.request_sweep()
+        if self.relay is not None and ids:
+            self.relay("revoke", {"task_id": list(ids)})
 
 
 Handler = Callable[..., Any]
@@ -103,7 +116,7 @@ def revoke(
     ids = [task_id] if isinstance(task_id, str) else [str(t) for t in task_id]
     now = time.time()
     ctx.state.revoke_many(dict.fromkeys(ids, now))
-    ctx.revoked_changed()
+    ctx.revoked_changed(ids)
     idstr = ", ".join(ids)
     if terminate:
         return _terminate(ctx, ids, _signum(signal))
@@ -112,7 +125,7 @@ def revoke(
 
 
 def _terminate(ctx: ControlContext, ids: list[str], signum: int) -> dict[str, Any]:
-    active = set(ctx.state.active_ids())
+    active = set(ctx.state.active_ids()) | set(ctx.pool.running_ids())
     done: list[str] = []
     for task_id in ids:
         if task_id not in active:
@@ -151,6 +164,8 @@ def rate_limit(
         return error(f"unknown task {task_name!r}")
     except ValueError as exc:
         return error(f"Invalid rate limit string: {exc}")
+    if ctx.relay is not None:
+        ctx.relay("rate_limit", {"task_name": task_name, "rate_limit": rate_limit})
     if not rate_limit:
         return ok("rate limit disabled successfully")
     return ok("new rate limit set successfully")
@@ -170,6 +185,8 @@ def time_limit(
         return error(f"unknown task {task_name!r}")
     task.time_limit = hard
     task.soft_time_limit = soft
+    if ctx.relay is not None:
+        ctx.relay("time_limit", {"task_name": task_name, "hard": hard, "soft": soft})
     return ok("time limits set successfully")
 
 
@@ -230,8 +247,9 @@ class Mailbox:
         except Exception as exc:
             logger.warning("Could not read revoked ids from the cluster store: %r", exc)
             return
-        if self.ctx.state.revoke_many(revoked):
-            self.ctx.revoked_changed()
+        new = self.ctx.state.revoke_many(revoked)
+        if new:
+            self.ctx.revoked_changed(new)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -301,6 +319,8 @@ __all__ = [
     "REPLY_EXCHANGE",
     "ControlContext",
     "Mailbox",
+    "Relay",
+    "Sweeper",
     "command",
     "error",
     "ok",

@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from celeriac import signals
-from celeriac.exceptions import TimeLimitExceeded
+from celeriac.exceptions import TimeLimitExceeded, WorkerLostError
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
+    from celeriac.transports.base import Delivery
     from celeriac.worker.request import Request
+
+Ack = Callable[["Delivery"], None]
+Reject = Callable[["Delivery", bool], None]  # (delivery, requeue)
 
 logger = logging.getLogger("celeriac.worker.request")
 
@@ -58,6 +63,60 @@ def store_terminated(app: Celery, request: Request, signum: int) -> None:
     )
 
 
+def settle_ended(request: Request, ack: Ack, reject: Reject) -> None:
+    """A task the worker ended (hard limit, terminate): ack unless the policy says reject."""
+    if request.acks_late and not request.acknowledged:
+        if request.acks_on_failure_or_timeout:
+            ack(request.delivery)
+        else:
+            reject(request.delivery, False)
+    request.acknowledged = True
+
+
+def worker_lost(app: Celery, request: Request, summary: str, ack: Ack, reject: Reject) -> None:
+    """Celery's rules for a task whose process died (see its ``Request.on_failure``)."""
+    exc = WorkerLostError(summary)
+    logger.error("Task handler raised error: %r", exc)
+    if request.acks_late and not request.acknowledged:
+        request.acknowledged = True
+        if request.reject_on_worker_lost:
+            reject(request.delivery, True)  # redelivered; nothing stored
+            return
+        if request.acks_on_failure_or_timeout:
+            ack(request.delivery)
+        else:
+            reject(request.delivery, False)
+    try:
+        app.backend.mark_as_failure(request.id, exc)
+    except Exception as err:
+        logger.error("Could not store the failure of %s: %r", request.id, err)
+
+
+def lost_summary(task_id: str, exitcode: int | None) -> str:
+    """Celery's WorkerLostError message for a process that died under a task."""
+    if exitcode is not None and exitcode < 0:
+        how = f"signal {-exitcode} ({signal.Signals(-exitcode).name})"
+    else:
+        how = f"exitcode {exitcode}"
+    return f"Worker exited prematurely: {how} Job: {task_id}."
+
+
+def store_lost_id(
+    app: Celery, task_id: str, hard_limit: float | None, exitcode: int | None
+) -> None:
+    """Only the id of the task a dead process ran is known: store its failure."""
+    exc: Exception = (
+        TimeLimitExceeded(hard_limit)
+        if hard_limit is not None
+        else WorkerLostError(lost_summary(task_id, exitcode))
+    )
+    logger.error("Task %s ended with its process: %r", task_id, exc)
+    try:
+        app.backend.mark_as_failure(task_id, exc)
+    except Exception as err:
+        logger.error("Could not store the failure of %s: %r", task_id, err)
+
+
 def _name(signum: int) -> str:
     try:
         return signal.Signals(signum).name
@@ -65,4 +124,11 @@ def _name(signum: int) -> str:
         return str(signum)
 
 
-__all__ = ["store_hard_timeout", "store_terminated"]
+__all__ = [
+    "lost_summary",
+    "settle_ended",
+    "store_hard_timeout",
+    "store_lost_id",
+    "store_terminated",
+    "worker_lost",
+]

@@ -76,9 +76,14 @@ class TokenBucket:
 class RateLimiter:
     """Buckets by task name, read from the task's ``rate_limit`` (else the default setting)."""
 
-    def __init__(self, app: Celery, store: ClusterStore | None = None) -> None:
+    def __init__(
+        self, app: Celery, store: ClusterStore | None = None, *, share: float = 1.0
+    ) -> None:
         self.app = app
         self.store = store
+        #: This process's part of a per-worker rate (prefork children that consume for
+        #: themselves each take 1/concurrency of it).
+        self.share = share
         self.disabled = bool(app.conf.worker_disable_rate_limits)
         self._buckets: dict[str, TokenBucket | None] = {}
         self._lock = threading.Lock()
@@ -98,7 +103,7 @@ class RateLimiter:
         if store is None:
             return 0.0
         try:
-            return store.acquire(task.name, bucket.fill_rate, bucket.capacity)
+            return store.acquire(task.name, bucket.fill_rate / self.share, bucket.capacity)
         except Exception as exc:  # the shared store is down: fall back to this worker's bucket
             logger.warning("Cluster rate limit store failed (%r); limiting per worker", exc)
             with self._lock:
@@ -116,7 +121,7 @@ class RateLimiter:
     def _bucket(self, task: Task[Any, Any]) -> TokenBucket | None:
         if task.name not in self._buckets:
             rate = parse_rate(task.rate_limit or self.app.conf.task_default_rate_limit)
-            self._buckets[task.name] = TokenBucket(rate) if rate else None
+            self._buckets[task.name] = TokenBucket(rate * self.share) if rate else None
         return self._buckets[task.name]
 
     def _cluster(self, task: Task[Any, Any]) -> bool:

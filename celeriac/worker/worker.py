@@ -15,7 +15,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from celeriac import signals
 from celeriac.annotations import apply_annotations
@@ -24,9 +24,11 @@ from celeriac.entities import Queue
 from celeriac.log import setup_logging
 from celeriac.worker.banner import banner
 from celeriac.worker.consumer import Consumer
-from celeriac.worker.control import ControlContext, Mailbox
+from celeriac.worker.control import ControlContext, Mailbox, Relay, Sweeper
 from celeriac.worker.pools import pool_class
 from celeriac.worker.pools.base import JobResult, Pool
+from celeriac.worker.pools.direct import DirectPreforkPool
+from celeriac.worker.pools.prefork import PreforkPool
 from celeriac.worker.pools.solo import SoloPool
 from celeriac.worker.ratelimit import RateLimiter
 from celeriac.worker.state import WorkerState
@@ -39,6 +41,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger("celeriac.worker")
 
 NODENAME_DEFAULT = "celery"
+
+
+class _Stoppable(Protocol):
+    def stop(self, warm: bool = True) -> None: ...
 
 
 class WorkerTerminate(SystemExit):
@@ -96,6 +102,7 @@ class Worker:
         self.state = WorkerState()
         self.pool: Pool | None = None
         self.consumer: Consumer | None = None
+        self._runner: _Stoppable | None = None  # the consumer, or a direct prefork pool
         self.mailbox: Mailbox | None = None
         self.statedb: StateDB | None = None
         self.store: ClusterStore | None = None
@@ -125,6 +132,8 @@ class Worker:
         for queue in queues:
             transport.declare_queue(queue)
         signals.worker_init.send(sender=self)
+        if self._direct(transport):
+            return self._run_direct(transport, queues)
         pool = self._make_pool()
         self.pool = pool
         with self._stop_lock:
@@ -137,9 +146,10 @@ class Worker:
                 state=self.state,
                 limiter=RateLimiter(self.app, self.store),
             )
+            self._runner = self.consumer
             if self._pending_stop is not None:
                 self.consumer.stop(warm=self._pending_stop)
-        self._start_mailbox(self.consumer, pool)
+        self._start_mailbox(self.consumer, pool, self.consumer.limiter)
         if not self.without_banner:
             self._print_banner(queues)
         pool.start()
@@ -164,12 +174,12 @@ class Worker:
     def stop(self, warm: bool = True) -> None:
         """Request a shutdown from any thread (warm: let running tasks finish)."""
         with self._stop_lock:
-            if self.consumer is None:
+            if self._runner is None:
                 self._pending_stop = (
                     warm if self._pending_stop is None else (self._pending_stop and warm)
                 )
                 return
-            self.consumer.stop(warm=warm)
+            self._runner.stop(warm=warm)
 
     # -- building ----------------------------------------------------------------------------
     def _queues(self) -> list[Queue]:
@@ -189,21 +199,73 @@ class Worker:
             loaded = self.statedb.load(self.state)
             logger.info("Loaded %d revoked task id(s) from %s", loaded, self.statedb.path)
 
-    def _start_mailbox(self, consumer: Consumer, pool: Pool) -> None:
+    def _start_mailbox(
+        self, sweeper: Sweeper, pool: Pool, limiter: RateLimiter, relay: Relay | None = None
+    ) -> None:
         if not self.app.conf.worker_enable_remote_control:
             return
         ctx = ControlContext(
             app=self.app,
             hostname=self.hostname,
             state=self.state,
-            consumer=consumer,
+            consumer=sweeper,
             pool=pool,
-            limiter=consumer.limiter,
+            limiter=limiter,
             statedb=self.statedb,
             store=self.store,
+            relay=relay,
         )
         self.mailbox = Mailbox(ctx)
         self.mailbox.start()
+
+    def _direct(self, transport: Transport) -> bool:
+        """Prefork children consume for themselves where the broker allows it."""
+        return bool(
+            self.pool_cls is PreforkPool
+            and transport.direct_consume
+            and self.app.conf.worker_direct_consume
+        )
+
+    def _run_direct(self, transport: Transport, queues: list[Queue]) -> int:
+        """Prefork whose children fetch their own work: this process only supervises."""
+        pool = DirectPreforkPool(
+            self.app,
+            self.concurrency,
+            hostname=self.hostname,
+            state=self.state,
+            transport=transport,
+            queues=[q.name for q in queues],
+            prefetch_multiplier=self.prefetch_multiplier,
+            store=self.store,
+        )
+        self.pool = pool
+        with self._stop_lock:
+            self._runner = pool
+            if self._pending_stop is not None:
+                pool.stop(warm=self._pending_stop)
+        self._start_mailbox(pool, pool, RateLimiter(self.app, self.store), pool.relay)
+        if not self.without_banner:
+            self._print_banner(queues)
+        pool.start()
+        signals.celeryd_after_setup.send(sender=self.hostname, instance=self, conf=self.app.conf)
+        if self.install_signal_handlers:
+            self._install_signal_handlers()
+        try:
+            logger.info("%s ready.", self.hostname)
+            signals.worker_ready.send(sender=pool)
+            self.ready.set()
+            pool.run()
+        except Exception as exc:  # a bug in supervision: say so, stop the children, exit 1
+            logger.critical("Unrecoverable error: %r", exc, exc_info=True)
+            self.exitcode = 1
+            pool.shutdown(grace=0.0)
+        finally:
+            how = "Cold" if pool.cold else "Warm"
+            signals.worker_shutting_down.send(
+                sender=self.hostname, sig=None, how=how, exitcode=self.exitcode
+            )
+            self._close(transport)
+        return self.exitcode or pool.exitcode
 
     def _make_pool(self) -> Pool:
         return self.pool_cls(
@@ -258,14 +320,17 @@ class Worker:
             pool.shutdown(grace=None if finished else 0.0)
             consumer.restore_unacked()
         finally:
-            if self.mailbox is not None:
-                self.mailbox.stop()
-            if self.statedb is not None:
-                self.statedb.save(self.state)
-            if self.store is not None:
-                self.store.close()
-            transport.close()
-            signals.worker_shutdown.send(sender=self)
+            self._close(transport)
+
+    def _close(self, transport: Transport) -> None:
+        if self.mailbox is not None:
+            self.mailbox.stop()
+        if self.statedb is not None:
+            self.statedb.save(self.state)
+        if self.store is not None:
+            self.store.close()
+        transport.close()
+        signals.worker_shutdown.send(sender=self)
 
 
 def node_format(text: str, nodename: str) -> str:

@@ -36,6 +36,17 @@ def wait_until(condition: Callable[[], Any], what: str, timeout: float = DEADLIN
         time.sleep(0.02)
 
 
+def state_of(app: Celery, task_id: str) -> str:
+    return app.backend.get_state(task_id)
+
+
+def wait_state(app: Celery, task_id: str, *wanted: str) -> str:
+    """Until the task's stored state is one of ``wanted``; return it."""
+    return wait_until(
+        lambda: (s := state_of(app, task_id)) in wanted and s, f"{task_id} in {wanted}"
+    )
+
+
 class WorkerProcess:
     """``python -m celeriac -A worker_app worker ...`` with output in a log file."""
 

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import wait_until
 
 from celeriac import Celery, deadletter
 from celeriac.cli import dead as dead_cli
@@ -17,6 +16,7 @@ from celeriac.exceptions import Reject
 from celeriac.task import Task
 from celeriac.worker.worker import Worker
 from tests.integration.broker_envs import ALL
+from tests.integration.conftest import wait_until
 
 pytestmark = pytest.mark.parametrize("broker", ALL, indirect=True)
 

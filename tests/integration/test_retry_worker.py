@@ -7,13 +7,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import wait_until
 
 from celeriac import Celery, states
 from celeriac.exceptions import Ignore, Reject
 from celeriac.task import Task
 from celeriac.worker.worker import Worker
 from tests.integration.broker_envs import ALL
+from tests.integration.conftest import wait_until
 
 pytestmark = pytest.mark.parametrize("broker", ALL, indirect=True)
 

@@ -7,11 +7,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from conftest import wait_until
 
 from celeriac import Celery
 from celeriac.testing import start_worker
 from tests.integration.broker_envs import ALL
+from tests.integration.conftest import wait_until
 
 pytestmark = pytest.mark.parametrize("broker", ALL, indirect=True)
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from conftest import queue_size
 
 from celeriac import Celery
 from celeriac.testing import start_worker
 from tests.integration.broker_envs import ALL
+from tests.integration.conftest import queue_size
 
 pytestmark = pytest.mark.parametrize("broker", ALL, indirect=True)
 

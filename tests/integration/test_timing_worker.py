@@ -6,7 +6,6 @@ import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from conftest import wait_until
 
 from celeriac import Celery
 from celeriac.exceptions import ImproperlyConfigured
@@ -14,6 +13,7 @@ from celeriac.protocol import task_v2
 from celeriac.protocol.message import TaskCall
 from celeriac.testing import start_worker
 from tests.integration.broker_envs import ALL, BrokerEnv
+from tests.integration.conftest import wait_until
 
 
 @pytest.mark.parametrize("broker", ALL, indirect=True)

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import wait_until
 
 from celeriac import Celery
 from celeriac.worker.worker import Worker
+from tests.integration.conftest import wait_until
 
 
 @pytest.fixture

@@ -49,3 +49,18 @@ def test_broken_repr_does_not_raise() -> None:
             raise RuntimeError("boom")
 
     assert saferepr([Bad()], 1024).startswith("[<Unrepresentable")
+
+
+def test_the_fast_path_for_plain_arguments_equals_the_general_one() -> None:
+    from celeriac.protocol.saferepr import _stream
+
+    samples: list[Any] = [
+        (),
+        (1,),
+        (1, 2.5, None, True, float("nan"), -0.0, 10**40),
+        tuple(range(300)),  # longer than maxlen: the general path truncates
+        {},
+    ]
+    for sample in samples:
+        for maxlen in (None, 1024, 10):
+            assert saferepr(sample, maxlen) == "".join(_stream(sample, maxlen, 3)), sample

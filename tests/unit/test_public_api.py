@@ -87,3 +87,21 @@ def test_current_app_follows_the_current_app() -> None:
     app = celeriac.Celery("currentcheck")
     assert celeriac.current_app.main == "currentcheck"
     assert celeriac.current_app == app
+
+
+def test_ids_are_version_4_uuids_and_differ_in_a_forked_child() -> None:
+    import os
+    import uuid
+
+    from celeriac.ids import uuid4
+
+    made = {uuid4() for _ in range(5000)}
+    assert len(made) == 5000
+    assert all(uuid.UUID(u).version == 4 and str(uuid.UUID(u)) == u for u in made)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child's next id must not repeat the parent's next one
+        os.write(write, uuid4().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(read, 100).decode() != uuid4()

@@ -10,7 +10,6 @@ can be given back to the broker at a warm shutdown.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -24,6 +23,7 @@ from celeriac.protocol.message import Message, TaskCall
 from celeriac.protocol.saferepr import saferepr
 from celeriac.worker.execute import execute
 from celeriac.worker.hooks import Hook, Outcome, default_hooks
+from celeriac.worker.outcomes import lost_summary
 from celeriac.worker.timelimits import TimeLimits
 
 if TYPE_CHECKING:
@@ -75,6 +75,9 @@ class Pool(ABC):
     """Runs jobs with ``concurrency`` slots and reports results through ``on_result``."""
 
     name: ClassVar[str] = ""
+    #: ``submit_many`` runs the jobs in the caller's thread and returns when they are done
+    #: (the consumer then settles their acks first: a job runs only after its early ack).
+    inline: ClassVar[bool] = False
 
     def __init__(
         self, app: Celery, concurrency: int, *, on_result: ResultCallback, hostname: str
@@ -129,6 +132,11 @@ class Pool(ABC):
         """Process ids of the pool's children (empty for in-process pools)."""
         return []
 
+    def running_ids(self) -> list[str]:
+        """Ids of tasks running where the worker's own state does not see them (children
+        that consume for themselves)."""
+        return []
+
 
 #: A task whose last run here took less than this is "fast": its result may wait in a write
 #: batch while the next job runs. Before any other job the batch is flushed and reported, so
@@ -139,12 +147,17 @@ _open = threading.local()  # this thread's open batch: its flush function
 
 
 def run_batch(
-    app: Celery, jobs: Sequence[Job], hostname: str, report: ResultCallback | None = None
+    app: Celery,
+    jobs: Sequence[Job],
+    hostname: str,
+    report: ResultCallback | None = None,
+    on_start: Callable[[Job], None] | None = None,
 ) -> list[JobResult]:
     """Run ``jobs`` in order, their results written to the backend in as few round trips as
     possible; return the results not yet handed to ``report`` (the caller reports them).
 
     Results reach ``report`` only after they are stored (acks_late acks follow the report).
+    ``on_start`` is called with each job just before it runs.
     """
     try:
         backend: Any = app.backend
@@ -175,6 +188,8 @@ def run_batch(
         for job in jobs:
             if done and report is not None and not _is_fast(job.name):
                 flush_and_report()
+            if on_start is not None:
+                on_start(job)
             result = run_job(app, job, hostname)
             _last_runtime[job.name] = result.runtime
             done.append(result)
@@ -245,11 +260,7 @@ def result_from_outcome(job: Job, outcome: Outcome) -> JobResult:
 
 def lost_result(job: Job, exitcode: int | None) -> JobResult:
     """The report for a job whose process died under it (``summary``: the error message)."""
-    if exitcode is not None and exitcode < 0:
-        how = f"signal {-exitcode} ({signal.Signals(-exitcode).name})"
-    else:
-        how = f"exitcode {exitcode}"
-    exc = WorkerLostError(f"Worker exited prematurely: {how} Job: {job.task_id}.")
+    exc = WorkerLostError(lost_summary(job.task_id, exitcode))
     return JobResult(
         job.key, job.task_id, states.FAILURE, summary=str(exc), lost=True, exitcode=exitcode
     )

@@ -31,12 +31,12 @@ from celeriac.worker import timelimits
 from celeriac.worker.pools.base import (
     Job,
     JobResult,
-    Pool,
     ResultCallback,
     flush_open_batch,
     lost_result,
     run_batch,
 )
+from celeriac.worker.pools.forked import ForkedPool
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
@@ -72,8 +72,10 @@ class _Child:
         return self.process.pid or 0
 
 
-class PreforkPool(Pool):
+class PreforkPool(ForkedPool):
     """Child processes made with ``fork``; the parent supervises and replaces dead ones."""
+
+    _children: list[_Child]
 
     name = "prefork"
 
@@ -90,8 +92,6 @@ class PreforkPool(Pool):
         self.max_tasks_per_child = max_tasks_per_child or app.conf.worker_max_tasks_per_child
         self.max_memory_per_child: int | None = app.conf.worker_max_memory_per_child
         self._ctx = multiprocessing.get_context("fork")
-        self._children: list[_Child] = []
-        self._lock = threading.RLock()
         self._closing = False
         self._terminating = False
         self._reader: threading.Thread | None = None
@@ -197,17 +197,6 @@ class PreforkPool(Pool):
                     return True
         return False
 
-    @property
-    def size(self) -> int:
-        with self._lock:
-            return sum(1 for c in self._children if not c.retiring)
-
-    def grow(self, n: int = 1) -> None:
-        with self._lock:
-            for _ in range(n):
-                self._children.append(self._spawn())
-            self.concurrency += n
-
     def shrink(self, n: int = 1) -> None:
         with self._lock:
             idle = [c for c in self._children if not c.outstanding and not c.retiring]
@@ -215,10 +204,6 @@ class PreforkPool(Pool):
                 child.retiring = True
                 self.concurrency -= 1
                 _send(child, None)
-
-    def pids(self) -> list[int]:
-        with self._lock:
-            return [c.pid for c in self._children]
 
     # -- the result reader -------------------------------------------------------------------
     def _read_loop(self) -> None:
@@ -391,14 +376,14 @@ def _child_main(
             done += len(batch)
             if max_tasks and done >= max_tasks:
                 break
-            if max_memory_kib and not retiring and _resident_kib() > max_memory_kib:
+            if max_memory_kib and not retiring and resident_kib() > max_memory_kib:
                 retiring = True
                 results.send(("retire",))
     finally:
         signals.worker_process_shutdown.send(sender=None, pid=os.getpid(), exitcode=0)
 
 
-def _resident_kib() -> int:
+def resident_kib() -> int:
     """Peak resident memory of this process in KiB (Linux reports ru_maxrss in KiB)."""
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 

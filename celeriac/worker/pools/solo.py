@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from celeriac.worker.pools.base import Job, Pool, run_job
+from celeriac.worker.pools.base import Job, Pool, run_batch
+
+#: Jobs run one after another per ``submit_many`` (their results stored in one round trip).
+BATCH = 64
 
 
 class SoloPool(Pool):
     """No concurrency: ``submit`` returns when the task finished. Good for debugging."""
 
     name = "solo"
+    inline = True
     #: True while a task runs: a cold shutdown must then interrupt the consumer's own thread.
     executing = False
+    #: Called with each job just before it runs.
+    on_job_start: Callable[[Job], None] | None = None
 
     def start(self) -> None:
         self.concurrency = 1
@@ -20,13 +26,16 @@ class SoloPool(Pool):
     def free_slots(self) -> int:
         return 1
 
+    def accepts(self) -> int:
+        return BATCH
+
     def submit_many(self, jobs: Sequence[Job]) -> None:
-        for job in jobs:
-            self.executing = True
-            try:
-                result = run_job(self.app, job, self.hostname)
-            finally:
-                self.executing = False
+        self.executing = True
+        try:
+            rest = run_batch(self.app, jobs, self.hostname, self.on_result, self.on_job_start)
+        finally:
+            self.executing = False
+        for result in rest:
             self.on_result(result)
 
     def shutdown(self, grace: float | None = None) -> None:

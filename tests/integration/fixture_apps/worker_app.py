@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -56,3 +57,13 @@ def once_slow(marker: str) -> str:
 @app.task(name="tasks.hang", track_started=True)
 def hang() -> None:
     time.sleep(60)
+
+
+@app.task(name="tasks.die_once")
+def die_once(marker: str) -> str:
+    """Kill its own process on the first run (the file ``marker`` remembers it)."""
+    if os.path.exists(marker):
+        return "survived"
+    Path(marker).write_text("died")
+    os.kill(os.getpid(), signal.SIGKILL)
+    return "unreachable"

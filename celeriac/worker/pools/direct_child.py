@@ -1,0 +1,215 @@
+"""The life of a child of :class:`~celeriac.worker.pools.direct.DirectPreforkPool`: its own
+broker connection, a consumer with an inline pool, and a thread that takes the parent's orders.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING, Any
+
+from celeriac import signals
+from celeriac.worker import timelimits
+from celeriac.worker.consumer import Consumer
+from celeriac.worker.control import COMMANDS, ControlContext
+from celeriac.worker.pools.base import Job, flush_open_batch
+from celeriac.worker.pools.prefork import resident_kib
+from celeriac.worker.pools.slot import Payload, Slot
+from celeriac.worker.pools.solo import SoloPool
+from celeriac.worker.ratelimit import RateLimiter
+
+if TYPE_CHECKING:
+    from celeriac.app import Celery
+    from celeriac.cluster_store import ClusterStore
+    from celeriac.worker.request import Request
+    from celeriac.worker.state import WorkerState
+
+logger = logging.getLogger("celeriac.worker.pool")
+
+#: A child's exit code when its broker connection failed for good (the worker stops).
+EXIT_BROKER = 3
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    """What every child of one pool is told."""
+
+    queues: list[str]
+    prefetch: int  # this child's window (worker_prefetch_multiplier)
+    hostname: str
+    share: float  # of the worker's per-worker rate limits (1 / concurrency)
+    max_tasks: int | None
+    max_memory_kib: int | None
+
+
+class ChildPool(SoloPool):
+    """Runs the consumer's batches in the child's main thread, keeping the slot current."""
+
+    name = "prefork"
+
+    def __init__(self, app: Celery, spec: ChildSpec, slot: Slot, events: Connection) -> None:
+        super().__init__(app, 1, on_result=lambda _: None, hostname=spec.hostname)
+        self.spec = spec
+        self.slot = slot
+        self.events = events
+        self.consumer: Consumer | None = None
+        self.done = 0
+        self.on_job_start = self.on_start
+        self._batch: list[Request] = []
+        self._index = 0  # jobs of the batch started so far
+
+    def submit_many(self, jobs: Sequence[Job]) -> None:
+        consumer = self.consumer
+        assert consumer is not None
+        self._batch = [consumer.in_pool[job.key] for job in jobs]
+        self._index = 0
+        held = [(d.queue, d.exchange, d.routing_key, d.delivery_tag) for d in consumer.unsettled()]
+        self.slot.set_batch([_payload(r) for r in self._batch], held)
+        try:
+            super().submit_many(jobs)
+        finally:
+            self.slot.done(len(jobs))
+            self._batch = []
+        self.done += len(jobs)
+        if self._should_retire():
+            consumer.stop(warm=True)
+
+    def on_start(self, job: Job) -> None:
+        index = self._index
+        self._index += 1
+        self.slot.start(index, job.task_id, time.monotonic())
+
+    @property
+    def _running(self) -> Request | None:
+        return self._batch[self._index - 1] if 0 < self._index <= len(self._batch) else None
+
+    def report_limit(self, hard: float) -> None:
+        """A hard-limited task starts: store what ran before it, tell the parent the limit."""
+        flush_open_batch()
+        request = self._running
+        if request is not None and request.acks_late and not request.acknowledged:
+            transport = request.delivery.transport
+            if transport is not None and transport.returns_on_close:
+                # The broker would deliver it again when this process is killed, and again
+                # after that: ack now, as Celery acks a task that hit its hard limit.
+                transport.ack([request.delivery])
+                request.acknowledged = True
+        self.slot.set_limit(hard)
+        with contextlib.suppress(OSError):  # the parent is gone: the order thread stops us
+            self.events.send(("limit",))
+
+    def _should_retire(self) -> bool:
+        spec = self.spec
+        if spec.max_tasks and self.done >= spec.max_tasks:
+            return True
+        if spec.max_memory_kib and resident_kib() > spec.max_memory_kib:
+            logger.info("Pool process %s is over its memory limit: replacing it", os.getpid())
+            return True
+        return False
+
+
+def _payload(request: Request) -> Payload:
+    d = request.delivery
+    m = d.message
+    return (
+        m.body,
+        m.content_type,
+        m.content_encoding,
+        dict(m.headers),
+        dict(m.properties),
+        d.queue,
+        d.exchange,
+        d.routing_key,
+        d.delivery_tag,
+        d.redelivered,
+    )
+
+
+def child_main(
+    app: Celery,
+    spec: ChildSpec,
+    control: Connection,
+    events: Connection,
+    slot: Slot,
+    state: WorkerState,
+    store: ClusterStore | None,
+    inherited: list[Connection],
+) -> None:
+    """Consume until the parent says stop (or a per-child limit is reached)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides about shutdown
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+    for conn in inherited:
+        conn.close()
+    state.lock = threading.Lock()  # another thread may have held it at fork time
+    timelimits.install_alarm_default()
+    transport = app.connection()
+    pool = ChildPool(app, spec, slot, events)
+    consumer = Consumer(
+        app,
+        transport,
+        pool,
+        queues=spec.queues,
+        prefetch_limit=spec.prefetch,
+        state=state,
+        limiter=RateLimiter(app, store, share=spec.share),
+    )
+    pool.consumer = consumer
+    pool.on_result = consumer.on_result
+    ctx = ControlContext(
+        app=app,
+        hostname=spec.hostname,
+        state=state,
+        consumer=consumer,
+        pool=pool,
+        limiter=consumer.limiter,
+    )
+    threading.Thread(
+        target=_take_orders, args=(control, consumer, ctx), name="celeriac-orders", daemon=True
+    ).start()
+    timelimits.set_hard_limit_reporter(pool.report_limit)
+    signals.worker_process_init.send(sender=None)
+    exitcode = 0
+    try:
+        transport.open()
+        consumer.run()
+        consumer.restore_reserved()
+        consumer.drain()
+        consumer.restore_unacked()
+    except Exception as exc:  # the broker went away for good
+        logger.critical("Pool process %s: unrecoverable error: %r", os.getpid(), exc)
+        exitcode = EXIT_BROKER
+    finally:
+        transport.close()
+        signals.worker_process_shutdown.send(sender=None, pid=os.getpid(), exitcode=exitcode)
+    if exitcode:
+        os._exit(exitcode)
+
+
+def _take_orders(control: Connection, consumer: Consumer, ctx: ControlContext) -> None:
+    while True:
+        try:
+            order: Any = control.recv()
+        except (EOFError, OSError):  # the parent is gone: finish up and leave
+            consumer.stop(warm=True)
+            return
+        if order[0] == "stop":
+            consumer.stop(warm=bool(order[1]))
+        elif order[0] == "control":
+            handler = COMMANDS.get(order[1])
+            if handler is None:
+                continue
+            try:
+                handler(ctx, **order[2])
+            except Exception:
+                logger.exception("Relayed remote control command %r failed", order[1])
+
+
+__all__ = ["EXIT_BROKER", "ChildPool", "ChildSpec", "child_main"]

@@ -1,0 +1,100 @@
+"""Prefork children that consume for themselves (Redis, RabbitMQ): nothing is lost when one
+dies, and remote control reaches them through their parent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from celeriac import Celery, states
+from celeriac.testing import start_worker as start_in_thread
+from celeriac.worker.pools.direct import DirectPreforkPool
+from celeriac.worker.pools.prefork import PreforkPool
+from tests.integration.broker_envs import BrokerEnv
+from tests.integration.conftest import WorkerFactory, wait_state, wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.parametrize("broker", ["redis", "amqp"], indirect=True)]
+
+
+def test_a_child_killed_mid_batch_loses_none_of_its_other_tasks(
+    client: Celery, start_worker: WorkerFactory, tmp_path: Path, broker: BrokerEnv
+) -> None:
+    # Queued before the worker starts: the child's first batch is the killer and the tasks
+    # behind it, and it holds the rest prefetched. On RabbitMQ the batch was acknowledged
+    # before it ran (its parent publishes the unstarted ones again); on Redis those acks were
+    # still to be sent (its parent gives them back with the prefetched ones).
+    killer = client.send_task("tasks.die_once", (str(tmp_path / "died"),))
+    adds = [client.send_task("tasks.add", (i, 1)) for i in range(10)]
+    worker = start_worker("-P", "prefork", "-c", "1", "-l", "info")
+    assert [r.get(timeout=30) for r in adds] == list(range(1, 11))
+    wait_state(client, killer.id, states.FAILURE)
+    assert type(killer.result).__name__ == "WorkerLostError"
+    assert "signal 9 (SIGKILL)" in str(killer.result)
+    assert worker.stop() == 0
+    assert client.backend.get_state(killer.id) == states.FAILURE  # never run a second time
+    assert ("Sent again" if broker.kind == "amqp" else "Gave back") in worker.output()
+
+
+def test_revoke_and_terminate_reach_the_children(
+    client: Celery, start_worker: WorkerFactory, tmp_path: Path
+) -> None:
+    start_worker("-P", "prefork", "-c", "2")
+    later = client.send_task("tasks.add", (1, 1), countdown=3)  # held by a child for its ETA
+    running = client.send_task("tasks.hang")
+    wait_state(client, running.id, states.STARTED)
+    client.control.revoke(later.id)
+    pid = client.backend.get_task_meta(running.id)["result"]["pid"]
+    client.control.revoke(running.id, terminate=True, signal="SIGKILL")
+    wait_state(client, running.id, states.REVOKED)
+    wait_state(client, later.id, states.REVOKED)
+    wait_until(lambda: not _alive(pid), "the terminated child to be gone")
+    assert client.send_task("tasks.add", (2, 2)).get(timeout=30) == 4  # the pool goes on
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
+    except OSError:
+        return False
+
+
+def test_the_setting_chooses_children_that_consume_or_the_pipe_fed_pool(app: Celery) -> None:
+    @app.task
+    def pid() -> int:
+        return os.getpid()
+
+    with start_in_thread(app, pool="prefork", concurrency=1) as worker:
+        assert isinstance(worker.pool, DirectPreforkPool)
+        first = pid.delay().get(timeout=15)
+        assert first != os.getpid() and first in worker.pool.pids()
+    app.conf.worker_direct_consume = False
+    with start_in_thread(app, pool="prefork", concurrency=1) as worker:
+        assert isinstance(worker.pool, PreforkPool)
+        assert pid.delay().get(timeout=15) in worker.pool.pids()
+
+
+def test_children_stop_when_their_parent_is_killed(
+    client: Celery, start_worker: WorkerFactory
+) -> None:
+    worker = start_worker("-P", "prefork", "-c", "2")
+    assert client.send_task("tasks.add", (1, 1)).get(timeout=30) == 2
+    children = _children_of(worker.process.pid)
+    assert len(children) == 2
+    worker.process.kill()
+    worker.process.wait()
+    for pid in children:  # no orphan goes on consuming (and taking other tests' messages)
+        wait_until(lambda pid=pid: not _alive(pid), f"pool process {pid} to exit")
+
+
+def _children_of(pid: int) -> list[int]:
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+        except OSError:
+            continue
+        if f"\nPPid:\t{pid}\n" in text:
+            found.append(int(status.parent.name))
+    return found
