@@ -54,7 +54,13 @@ SETTINGS: tuple[Setting, ...] = (
     _S("broker_connection_retry_on_startup", True, None, "Retry connecting at worker start."),
     _S("broker_connection_max_retries", 100, "BROKER_CONNECTION_MAX_RETRIES", "Reconnect limit."),
     _S("broker_heartbeat", 120.0, "BROKER_HEARTBEAT", "AMQP heartbeat (s)."),
-    _S("broker_pool_limit", 10, "BROKER_POOL_LIMIT", "Producer connection pool size."),
+    _S(
+        "broker_pool_limit",
+        10,
+        "BROKER_POOL_LIMIT",
+        "Most broker connections a process sends on (threads share them, waiting when all "
+        "are busy); 0 or None: a new connection for every send.",
+    ),
     _S("broker_use_ssl", None, "BROKER_USE_SSL", "TLS options for the broker."),
     _S("broker_login_method", None, "BROKER_LOGIN_METHOD", "AMQP login method."),
     # results

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import socket
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -24,32 +25,105 @@ if TYPE_CHECKING:
     from celeriac.transports.base import Transport
 
 
+class ConnectionPool:
+    """The producer's broker connections in one process, as Celery's ``broker_pool_limit``:
+    at most ``limit`` connections, each used by one thread at a time (a thread waits for a
+    free one when all are busy); ``None`` or ``0`` opens a connection for every use and closes
+    it after. After ``fork`` the child starts with no connections (the parent's stay open
+    in the parent)."""
+
+    def __init__(self, make: Callable[[], Transport], limit: int | None) -> None:
+        self._make = make
+        self.limit = limit or 0
+        self._cond = threading.Condition()
+        self._idle: list[Transport] = []
+        self._made = 0
+        self._pid = os.getpid()
+        self._closed = False
+
+    @contextlib.contextmanager
+    def acquire(self) -> Iterator[Transport]:
+        transport = self._take()
+        try:
+            yield transport
+        finally:
+            self._give_back(transport)
+
+    def _take(self) -> Transport:
+        with self._cond:
+            if self._pid != os.getpid():  # forked: the inherited connections are the parent's
+                self._pid, self._idle, self._made, self._closed = os.getpid(), [], 0, False
+            while not self._idle and self.limit and self._made >= self.limit:
+                self._cond.wait()
+            if self._idle:
+                return self._idle.pop()
+            self._made += 1
+        try:
+            return self._make()
+        except BaseException:
+            with self._cond:
+                self._made -= 1
+                self._cond.notify()
+            raise
+
+    def _give_back(self, transport: Transport) -> None:
+        with self._cond:
+            keep = self.limit and not self._closed and self._pid == os.getpid()
+            if keep:
+                self._idle.append(transport)
+            else:
+                self._made -= 1
+            self._cond.notify()
+        if not keep:
+            transport.close()
+
+    @property
+    def in_use(self) -> int:
+        with self._cond:
+            return self._made - len(self._idle)
+
+    def close(self) -> None:
+        """Close the idle connections; one in use closes when given back."""
+        with self._cond:
+            if self._pid != os.getpid():
+                return
+            idle, self._idle = self._idle, []
+            self._made -= len(idle)
+            self._closed = bool(self._made)
+            self._cond.notify_all()
+        for transport in idle:
+            transport.close()
+
+
 class Producer:
-    """Publishes task messages for one app, with one broker connection per process."""
+    """Publishes task messages for one app over its pool of broker connections."""
 
     def __init__(self, app: Celery) -> None:
         self.app = app
-        self._lock = threading.Lock()
-        self._transport: Transport | None = None
-        self._pid = 0
-        self._declared: set[str] = set()
-        self.origin = f"gen{os.getpid()}@{socket.gethostname()}"
+        self._pool: ConnectionPool | None = None
+        self._declared: set[str] = set()  # broker-side state: shared by every connection
+        self._origin_pid = 0
+        self._origin = ""
 
     @property
-    def transport(self) -> Transport:
-        """This process's publishing connection (re-created after ``fork``)."""
-        if self._transport is None or self._pid != os.getpid():
-            self._transport = self.app.connection()
-            self._pid = os.getpid()
-            self._declared = set()
-            self.origin = f"gen{self._pid}@{socket.gethostname()}"
-        return self._transport
+    def pool(self) -> ConnectionPool:
+        pool = self._pool
+        if pool is None:
+            pool = self._pool = ConnectionPool(self.app.connection, self.app.conf.broker_pool_limit)
+        return pool
+
+    @property
+    def origin(self) -> str:
+        """``gen<pid>@<host>``: the ``origin`` header of the messages this process sends."""
+        if self._origin_pid != os.getpid():
+            self._origin_pid = os.getpid()
+            self._origin = f"gen{self._origin_pid}@{socket.gethostname()}"
+        return self._origin
 
     def close(self) -> None:
-        with self._lock:
-            if self._transport is not None and self._pid == os.getpid():
-                self._transport.close()
-            self._transport = None
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
 
     def send(
         self,
@@ -102,8 +176,7 @@ class Producer:
         not_before = call.eta.timestamp() if call.eta is not None else None
         if not call.ignore_result:
             self.app.backend.on_task_call(call.id)
-        with self._lock:
-            transport = self.transport
+        with self.pool.acquire() as transport:
             if route.queue is not None and route.queue.name not in self._declared:
                 transport.declare_queue(route.queue)
                 self._declared.add(route.queue.name)

@@ -7,6 +7,8 @@ reserved messages back, let running tasks finish); a second one, or SIGQUIT, is 
 
 from __future__ import annotations
 
+import contextlib
+import faulthandler
 import logging
 import os
 import signal
@@ -14,6 +16,7 @@ import socket
 import sys
 import threading
 from collections.abc import Sequence
+from queue import SimpleQueue
 from types import FrameType
 from typing import TYPE_CHECKING, Protocol
 
@@ -108,6 +111,7 @@ class Worker:
         self.store: ClusterStore | None = None
         self.exitcode = 0
         self._signals_seen = 0
+        self._stop_requests: SimpleQueue[bool] = SimpleQueue()  # warm?
         self._stop_lock = threading.Lock()
         self._pending_stop: bool | None = None  # stop() before the consumer existed: warm?
 
@@ -161,8 +165,8 @@ class Worker:
             signals.worker_ready.send(sender=self.consumer)
             self.ready.set()
             self.consumer.run()
-        except WorkerTerminate:
-            pass  # cold shutdown interrupted a solo task; _shutdown gives its message back
+        except WorkerTerminate:  # cold shutdown interrupted a solo task
+            self.consumer.stop(warm=False)  # _shutdown gives its message back
         except Exception as exc:  # the broker went away, or a bug: say so, exit non-zero
             logger.critical("Unrecoverable error: %r", exc, exc_info=True)
             self.exitcode = 1
@@ -293,9 +297,20 @@ class Worker:
     def _install_signal_handlers(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
+        # The handler takes no lock (a second signal may interrupt the first handler, or the
+        # main thread inside a lock): it hands the request to this thread through a
+        # SimpleQueue, whose put() is reentrant.
+        threading.Thread(target=self._serve_stop_requests, name="signals", daemon=True).start()
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGQUIT, self._on_signal)
+        # As Celery's "cry" handler: SIGUSR1 prints every thread's stack (to stderr).
+        with contextlib.suppress(AttributeError, ValueError, RuntimeError, OSError):
+            faulthandler.register(signal.SIGUSR1, all_threads=True)  # fails without a stderr
+
+    def _serve_stop_requests(self) -> None:
+        while True:
+            self.stop(warm=self._stop_requests.get())
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._signals_seen += 1
@@ -303,7 +318,7 @@ class Worker:
         # os.write, not print: the handler may interrupt a print or a log call in progress.
         how = "Warm" if warm else "Cold"
         os.write(2, f"\nworker: {how} shutdown (MainProcess)\n".encode())
-        self.stop(warm=warm)
+        self._stop_requests.put(warm)
         if not warm and isinstance(self.pool, SoloPool) and self.pool.executing:
             raise WorkerTerminate(0)
 

@@ -4,6 +4,7 @@ subprocesses, and deadlines."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -83,6 +84,9 @@ class WorkerProcess:
         try:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
+            self.process.send_signal(signal.SIGUSR1)  # the worker prints every thread's stack
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(1.0)  # time to print them (it does not exit on SIGUSR1)
             self.process.kill()
             self.process.wait()
             raise AssertionError(f"worker did not exit in {timeout}s:\n{self.output()}") from None

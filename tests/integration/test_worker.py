@@ -86,6 +86,32 @@ def test_cold_shutdown_gives_back_unacked_messages(
     assert queue_size(client) == len(ids)  # acks_late: every message is still there
 
 
+@pytest.mark.parametrize("pool", POOLS)
+def test_two_signals_at_once_still_shut_down(
+    pool: str, client: Celery, start_worker: WorkerFactory, tmp_path: Path
+) -> None:
+    """A second signal may land while the first one's handler still runs: no deadlock.
+    (Distinct signals, as a signal sent again before its handler ran is delivered once.)"""
+    release = str(tmp_path / "never")
+    worker = start_worker("-P", pool, "-c", "1", conf={"task_acks_late": True})
+    task_id = client.send_task("tasks.block", (release,)).id
+    wait_state(client, task_id, states.STARTED)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+        worker.signal(signum)
+    assert worker.wait_exit() == 0
+    assert "worker: Cold shutdown (MainProcess)" in worker.output()
+    assert queue_size(client) == 1  # acks_late: the message is still there
+
+
+def test_sigusr1_prints_every_threads_stack(client: Celery, start_worker: WorkerFactory) -> None:
+    worker = start_worker("-P", "threads", "-c", "2")
+    worker.signal(signal.SIGUSR1)
+    wait_until(lambda: "most recent call first" in worker.output(), "the stack dump")
+    assert worker.process.poll() is None  # it goes on working
+    assert client.send_task("tasks.add", (1, 2)).get(timeout=30) == 3
+    assert worker.stop() == 0
+
+
 def _holds_exactly(client: Celery, release: str, ids: list[str], held: int) -> None:
     """The worker keeps exactly ``held`` of the queued messages (never more), then all run."""
 

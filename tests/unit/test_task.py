@@ -140,7 +140,8 @@ def _sent(app: Celery, queue: str = "celery") -> Any:
 def _capture(app: Celery, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """Record what the producer hands to its transport (ETA messages stay in the broker)."""
     sent: list[dict[str, Any]] = []
-    transport = app.producer.transport
+    with app.producer.pool.acquire() as transport:  # the pool's one connection, kept idle
+        pass
 
     def publish(
         message: Any, *, exchange: str = "", routing_key: str, not_before: float | None = None
