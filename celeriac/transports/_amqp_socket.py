@@ -3,15 +3,25 @@
 py-amqp's TCP transport asks the socket for exactly the bytes it needs next: a frame header,
 then its payload, then the frame-end octet, so one task message (three frames) costs about ten
 ``recv`` calls. This transport asks for at least :data:`CHUNK` bytes and serves the following
-reads from what it already has, which takes the count to one call for several messages. It
-goes through py-amqp's own extension point (``Connection.Transport``); TLS connections keep
+reads from what it already has, which takes the count to one call for several messages.
+
+Reads with a timeout leave the socket in blocking mode: py-amqp switches it to timeout mode and
+back around every frame read (two ``ioctl`` calls, each a chance for another thread to take the
+GIL); here a read that must not block asks with ``MSG_DONTWAIT`` and a read with a deadline
+waits in ``select`` first, so a frame already buffered costs no system call at all.
+
+It goes through py-amqp's own extension point (``Connection.Transport``); TLS connections keep
 py-amqp's transport.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import select
+import socket
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import amqp
@@ -23,18 +33,38 @@ _RETRY = (errno.EAGAIN, errno.EINTR)
 
 
 class ChunkedTCPTransport(amqp.transport.TCPTransport):  # type: ignore[misc]
-    """py-amqp's TCP transport, reading ahead."""
+    """py-amqp's TCP transport, reading ahead, with timeouts kept off the socket."""
 
     _read_buffer: bytes
+    #: While a read has a timeout: ``time.monotonic()`` by which it must have its bytes
+    #: (``0.0``: only what is there now). ``None``: block, as the socket does.
+    _deadline: float | None = None
+
+    @contextlib.contextmanager
+    def having_timeout(self, timeout: float | None) -> Iterator[Any]:
+        sock = self.sock
+        if timeout is None or sock is None or sock.gettimeout() is not None:
+            with super().having_timeout(timeout) as held:
+                yield held
+            return
+        previous = self._deadline
+        self._deadline = 0.0 if timeout <= 0 else time.monotonic() + timeout
+        try:
+            yield sock
+        finally:
+            self._deadline = previous
 
     def _read(self, n: int, initial: bool = False, _errnos: tuple[int, ...] = _RETRY) -> bytes:
         rbuf: bytes = self._read_buffer
         if len(rbuf) < n:
-            recv = self._quick_recv
             try:
                 while len(rbuf) < n:
+                    want = max(n - len(rbuf), CHUNK)
                     try:
-                        data = recv(max(n - len(rbuf), CHUNK))
+                        if self._deadline is None:
+                            data = self._quick_recv(want)
+                        else:
+                            data = self._recv_by(want, self._deadline)
                     except OSError as exc:
                         if exc.errno in _errnos:
                             if initial and self.raise_on_initial_eintr:
@@ -49,6 +79,19 @@ class ChunkedTCPTransport(amqp.transport.TCPTransport):  # type: ignore[misc]
                 raise
         result, self._read_buffer = rbuf[:n], rbuf[n:]
         return result
+
+    def _recv_by(self, want: int, deadline: float) -> bytes:
+        """Bytes that arrive before ``deadline`` (TimeoutError if none do)."""
+        sock = self.sock
+        while True:
+            try:
+                data: bytes = sock.recv(want, socket.MSG_DONTWAIT)
+                return data
+            except BlockingIOError:
+                pass
+            remaining = deadline - time.monotonic() if deadline else 0.0
+            if remaining <= 0 or not select.select([sock], [], [], remaining)[0]:
+                raise TimeoutError("timed out")
 
 
 class Connection(amqp.Connection):  # type: ignore[misc]

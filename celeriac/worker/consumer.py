@@ -128,10 +128,19 @@ class Consumer:
             self._update_qos()
             runnable = self.pool.inline and bool(self.ready)  # runs on the next turn
             if free > 0:
+                # Work waiting for a pool slot: the next completion matters more than the
+                # broker (whose messages wait in the socket meanwhile), so fetch without
+                # blocking and then wait for the pool.
+                queued = bool(self.ready) and not runnable
                 busy = bool(self.in_pool or self.ready)
-                timeout = 0.0 if runnable else self._wait_time(BUSY_WAIT if busy else IDLE_WAIT)
-                for delivery in self.transport.get(self.queues, max_messages=free, timeout=timeout):
+                timeout = (
+                    0.0 if runnable or queued else self._wait_time(BUSY_WAIT if busy else IDLE_WAIT)
+                )
+                got = self.transport.get(self.queues, max_messages=free, timeout=timeout)
+                for delivery in got:
                     self._receive(delivery)
+                if queued and not got:
+                    self._wait_completion(self._wait_time(BUSY_WAIT))
             elif not runnable:
                 self._wait_completion(self._wait_time(IDLE_WAIT))
             self._flush_acks()
