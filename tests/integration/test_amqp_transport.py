@@ -158,3 +158,30 @@ def test_confirm_publish_waits_for_the_broker(connect: Connect, qname: str) -> N
     producer, reader = connect(confirm_publish=True), connect()
     producer.publish_many([(msg(f"m{i}"), "", qname) for i in range(50)])
     assert reader.size(qname) == 50  # another connection sees them all at once
+
+
+def test_timed_reads_keep_the_socket_blocking(connect: Connect, qname: str) -> None:
+    """A wait with a timeout ends on time, leaves the socket in blocking mode, and a message
+    split across two reads (the wait ran out between them) still arrives whole."""
+    producer, consumer = connect(), connect()
+    consumer.qos(10)
+    started = time.monotonic()
+    assert consumer.get([qname], timeout=0.2) == []
+    assert 0.15 <= time.monotonic() - started < 2.0
+    assert consumer.get([qname], timeout=0) == []
+    conn = consumer._conn
+    assert conn is not None and conn.transport.sock.gettimeout() is None
+    producer.publish_many([(msg("late"), "", qname)])
+    got = consumer.get([qname], timeout=5)
+    assert [d.message.body for d in got] == [b"late"]
+    assert conn.transport.sock.gettimeout() is None
+    # A partial frame: the transport keeps it and completes it on the next read.
+    frame = b"\x08\x00\x00\x00\x00\x00\x00\xce"  # a heartbeat frame
+    transport = conn.transport
+    transport._read_buffer = frame[:3]
+    with pytest.raises(TimeoutError), transport.having_timeout(0):
+        transport._read(len(frame))
+    assert transport._read_buffer == frame[:3]
+    transport._read_buffer = frame
+    with transport.having_timeout(0):
+        assert transport._read(len(frame)) == frame
