@@ -4,8 +4,11 @@ RabbitMQ numbers the messages published on a channel in confirm mode 1, 2, 3...;
 ``basic.ack`` / ``basic.nack`` for each (or ``multiple`` for all up to a tag). Waiting for the
 acks of a batch costs one round trip per batch instead of one per message, and once they are
 in, the messages are in their queues: a ``get`` or ``size`` from any connection sees them.
-With ``confirm_publish`` a publish waits for its acks; without it the transport waits only
-before its own next read (so it always reads its own writes) or when 1000 are outstanding.
+With ``confirm_publish`` every publish waits for its acks. Without it the publishing channel
+is not in confirm mode (as Celery's default: a producer that only sends never pays for
+confirms) until the transport first reads after publishing: switching then (one round trip)
+makes sure it reads its own writes, and from then on it waits before each read or when 1000
+are outstanding. Requeued copies and control messages always wait for their acks.
 """
 
 from __future__ import annotations

@@ -78,6 +78,7 @@ class AMQPTransport(Transport):
         self._ops: amqp.Channel | None = None  # publishing (confirm mode)
         self._admin: amqp.Channel | None = None  # declarations and checks that may fail
         self._confirms: Confirms | None = None
+        self._published = False  # published on this connection outside confirm mode
         self._generation = 0  # delivery tags are only valid on the channel that made them
         self._queues: set[str] = set()  # known to exist (declared by this connection)
         self._exchanges_ok: set[str] = set()
@@ -98,7 +99,10 @@ class AMQPTransport(Transport):
             self._conn, self._channel = conn, conn.channel()
             self._ops, self._admin = conn.channel(), conn.channel()
             self._channel.auto_decode = False
-            self._confirms = Confirms(conn, self._ops)
+            # Confirm mode only where it is asked for (confirm_publish) or needed (see
+            # _read_own_writes): in it RabbitMQ answers every publish, which costs both sides.
+            self._confirms = Confirms(conn, self._ops) if self.params.confirm_publish else None
+            self._published = False
             self._generation += 1
             if self._prefetch is not None:
                 self._apply_qos()
@@ -122,6 +126,7 @@ class AMQPTransport(Transport):
     def _forget_connection(self) -> None:
         self._channel = self._ops = self._admin = None
         self._confirms = None
+        self._published = False
         self._queues.clear()
         self._exchanges_ok.clear()
         self._buffers.clear()  # the broker gives these back itself
@@ -221,6 +226,18 @@ class AMQPTransport(Transport):
         self._ops.basic_publish(raw, exchange=exchange, routing_key=routing_key)
         if self._confirms is not None:
             self._confirms.published()
+        else:
+            self._published = True
+
+    def _confirming(self) -> Confirms:
+        """Put the publishing channel in confirm mode (once per connection). Its
+        ``confirm.select`` round trip also means the channel has routed every earlier
+        publish to its queues."""
+        if self._confirms is None:
+            assert self._conn is not None and self._ops is not None
+            self._confirms = Confirms(self._conn, self._ops)
+            self._published = False
+        return self._confirms
 
     def _wait_confirms(self) -> None:
         if self._confirms is not None:
@@ -231,6 +248,8 @@ class AMQPTransport(Transport):
 
     def _read_own_writes(self) -> None:
         """Before reading: wait until this connection's publishes are in their queues."""
+        if self._published:
+            self._confirming()
         if self._unconfirmed():
             self._wait_confirms()
 
@@ -443,6 +462,7 @@ class AMQPTransport(Transport):
 
     def _republish(self, raw: amqp.Message, queue: str) -> None:
         self._ensure_open()
+        self._confirming()  # the copy must be in its queue before the original is acked
         self._send(raw, "", queue)
         self._wait_confirms()
 
@@ -480,6 +500,7 @@ class AMQPTransport(Transport):
             if exchange not in self._exchanges_ok:
                 topology.declare_exchange_leniently(admin, declaration)
                 self._exchanges_ok.add(exchange)
+            self._confirming()  # a control message is in its queues when this returns
             self._send(to_amqp(message), exchange, routing_key)
             self._wait_confirms()
 

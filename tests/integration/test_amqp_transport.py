@@ -185,3 +185,23 @@ def test_timed_reads_keep_the_socket_blocking(connect: Connect, qname: str) -> N
     transport._read_buffer = frame
     with transport.having_timeout(0):
         assert transport._read(len(frame)) == frame
+
+
+def test_confirm_mode_only_when_reading_own_writes(connect: Connect, qname: str) -> None:
+    """A producer that only sends never puts its channel in confirm mode (RabbitMQ answering
+    each publish costs both sides); its first read switches it, and sees every publish."""
+    producer = connect()
+    producer.publish_many([(msg(f"m{i}"), "", qname) for i in range(5)])
+    assert producer._confirms is None
+    assert producer.size(qname) == 5
+    assert producer._confirms is not None
+    producer.publish_many([(msg("m5"), "", qname)])
+    assert producer.size(qname) == 6
+
+
+def test_confirm_publish_puts_the_channel_in_confirm_mode_at_once(
+    connect: Connect, qname: str
+) -> None:
+    producer = connect(confirm_publish=True)
+    producer.publish_many([(msg("m"), "", qname)])
+    assert producer._confirms is not None and producer._confirms.pending == 0
