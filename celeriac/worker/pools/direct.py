@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
 import os
 import signal
 import threading
@@ -29,7 +28,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING, Any
 
 from celeriac.protocol.message import Message
@@ -37,7 +35,7 @@ from celeriac.transports.base import Delivery
 from celeriac.worker import outcomes, timelimits
 from celeriac.worker.pools.base import Job
 from celeriac.worker.pools.direct_child import EXIT_BROKER, ChildSpec, child_main
-from celeriac.worker.pools.forked import ForkedPool
+from celeriac.worker.pools.forked import ForkedChild, ForkedPool
 from celeriac.worker.pools.slot import Held, Payload, Remains, Slot
 from celeriac.worker.request import BadMessage, Request, build_request
 
@@ -54,25 +52,18 @@ POLL = 0.5
 
 
 @dataclass(eq=False)
-class _Child:
-    process: BaseProcess
+class _Child(ForkedChild):
     control: Connection  # parent -> child: ("stop", warm) and relayed control commands
     events: Connection  # child -> parent: ("limit",) when a hard-limited task starts
     slot: Slot
     retiring: bool = False
     killed_for: float | None = None  # the hard limit it was killed for
 
-    @property
-    def pid(self) -> int:
-        return self.process.pid or 0
-
 
 class DirectPreforkPool(ForkedPool):
     """``concurrency`` forked consumers and their supervisor; ``run`` until ``stop``."""
 
     _children: list[_Child]
-
-    name = "prefork"
 
     def __init__(
         self,
@@ -99,9 +90,7 @@ class DirectPreforkPool(ForkedPool):
         )
         self.store = store
         self.exitcode = 0
-        self._ctx = multiprocessing.get_context("fork")
         self._wake_r, self._wake_w = self._ctx.Pipe(duplex=False)
-        self._closing = False
         self._cold = False
         self._terminated = False
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 from abc import abstractmethod
+from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING, Any
 
 from celeriac.worker.pools.base import Pool, ResultCallback
@@ -12,8 +15,21 @@ if TYPE_CHECKING:
     from celeriac.app import Celery
 
 
+@dataclass(eq=False)
+class ForkedChild:
+    """One child process as its pool keeps it (each pool adds its own pipes and state)."""
+
+    process: BaseProcess
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid or 0
+
+
 class ForkedPool(Pool):
     """Children made by :meth:`_spawn`; size, growth and pids as remote control sees them."""
+
+    name = "prefork"
 
     def __init__(
         self, app: Celery, concurrency: int, *, on_result: ResultCallback, hostname: str
@@ -21,6 +37,8 @@ class ForkedPool(Pool):
         super().__init__(app, concurrency, on_result=on_result, hostname=hostname)
         self._children: list[Any] = []
         self._lock = threading.RLock()
+        self._ctx = multiprocessing.get_context("fork")
+        self._closing = False  # no new work, no replacements
 
     @abstractmethod
     def _spawn(self) -> Any:
@@ -42,4 +60,4 @@ class ForkedPool(Pool):
             return [c.pid for c in self._children]
 
 
-__all__ = ["ForkedPool"]
+__all__ = ["ForkedChild", "ForkedPool"]

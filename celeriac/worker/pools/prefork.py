@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
 import os
 import resource
 import signal
@@ -22,7 +21,6 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
-from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING, Any
 
 from celeriac import signals, states
@@ -36,7 +34,7 @@ from celeriac.worker.pools.base import (
     lost_result,
     run_batch,
 )
-from celeriac.worker.pools.forked import ForkedPool
+from celeriac.worker.pools.forked import ForkedChild, ForkedPool
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
@@ -54,8 +52,7 @@ _Payload = tuple[str, str, str, bytes, str, str, dict[str, Any], dict[str, Any],
 
 
 @dataclass(eq=False)
-class _Child:
-    process: BaseProcess
+class _Child(ForkedChild):
     jobs: Connection  # parent -> child
     results: Connection  # child -> parent
     outstanding: deque[Job] = field(default_factory=deque)
@@ -67,17 +64,11 @@ class _Child:
     draining: bool = False  # over worker_max_memory_per_child: finish its jobs, then replace
     released: bool = False  # told to exit after draining
 
-    @property
-    def pid(self) -> int:
-        return self.process.pid or 0
-
 
 class PreforkPool(ForkedPool):
     """Child processes made with ``fork``; the parent supervises and replaces dead ones."""
 
     _children: list[_Child]
-
-    name = "prefork"
 
     def __init__(
         self,
@@ -91,8 +82,6 @@ class PreforkPool(ForkedPool):
         super().__init__(app, concurrency, on_result=on_result, hostname=hostname)
         self.max_tasks_per_child = max_tasks_per_child or app.conf.worker_max_tasks_per_child
         self.max_memory_per_child: int | None = app.conf.worker_max_memory_per_child
-        self._ctx = multiprocessing.get_context("fork")
-        self._closing = False
         self._terminating = False
         self._reader: threading.Thread | None = None
 
