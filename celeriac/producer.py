@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from celeriac import signals
+from celeriac._forksafe import guard
 from celeriac._state import get_current_task
 from celeriac.ids import uuid4
 from celeriac.options import SendOptions
@@ -35,7 +36,9 @@ class ConnectionPool:
     def __init__(self, make: Callable[[], Transport], limit: int | None) -> None:
         self._make = make
         self.limit = limit or 0
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()  # never held while connecting or closing
+        self._cond = threading.Condition(self._lock)
+        guard(self)  # a fork never inherits it held by another thread
         self._idle: list[Transport] = []
         self._made = 0
         self._pid = os.getpid()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -108,3 +109,19 @@ def test_app_reads_broker_pool_limit() -> None:
     app.conf.broker_pool_limit = 3
     assert app.producer.pool.limit == 3
     app.close()
+
+
+def test_a_forked_child_makes_its_own_connections() -> None:
+    factory = Counted()
+    pool = ConnectionPool(factory, 2)
+    with pool.acquire() as parents:
+        pass
+    pid = os.fork()
+    if pid == 0:  # the child: a connection of its own, the parent's left alone
+        with pool.acquire() as childs:
+            ok = childs is not parents and factory.closed == []
+        os._exit(0 if ok and len(factory.made) == 2 else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    with pool.acquire() as again:
+        assert again is parents
