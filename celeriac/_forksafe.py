@@ -1,4 +1,5 @@
-"""No child inherits a lock, or a library mutex, that another thread held when it forked.
+"""No child inherits a lock, or a library mutex, that another thread held when it forked;
+and :func:`pid`, this process's id without a system call.
 
 ``sqlite3`` is not fork-safe: a child forked while another thread of its parent is inside
 SQLite can block forever in its first ``sqlite3.connect``. Every object whose ``_lock`` guards
@@ -16,6 +17,13 @@ from typing import Any
 
 _guarded: weakref.WeakSet[Any] = weakref.WeakSet()
 _taken: list[threading.Lock] = []
+_pid = os.getpid()
+
+
+def pid() -> int:
+    """``os.getpid()`` without the system call: connections check it on every use to notice
+    that they were inherited by a forked child (refreshed in the child by ``os.fork``)."""
+    return _pid
 
 
 def guard(owner: Any) -> None:
@@ -35,6 +43,14 @@ def _after_fork() -> None:
         _taken.pop().release()
 
 
-os.register_at_fork(before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork)
+def _after_fork_in_child() -> None:
+    global _pid
+    _pid = os.getpid()
+    _after_fork()
 
-__all__ = ["guard"]
+
+os.register_at_fork(
+    before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork_in_child
+)
+
+__all__ = ["guard", "pid"]

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone, tzinfo
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
-from celeriac import _state
+from celeriac import _forksafe, _state
 from celeriac.builtins import add_builtin_tasks
 from celeriac.config import BROKER_OPTION_SETTINGS, OLD_NAMES, SETTINGS_BY_NAME, Settings
 from celeriac.entities import Queue
@@ -283,7 +283,7 @@ class Celery:
     @property
     def backend(self) -> ResultBackend:
         """This process's result backend (re-created after ``fork``)."""
-        pid = os.getpid()
+        pid = _forksafe.pid()
         if self._backend is None or self._backend_pid != pid:
             with self._backend_lock:
                 if self._backend is None or self._backend_pid != pid:
@@ -313,7 +313,7 @@ class Celery:
     def close(self) -> None:
         """Close the producer's connection and the result backend of this process."""
         self.producer.close()
-        if self._backend is not None and self._backend_pid == os.getpid():
+        if self._backend is not None and self._backend_pid == _forksafe.pid():
             self._backend.close()
         self._backend = None
 
@@ -343,7 +343,7 @@ class Celery:
     def thread_oid(self) -> str:
         """Celery's ``reply_to``: a stable id per process, thread and app (computed once:
         every ``delay()`` reads it)."""
-        key = (os.getpid(), threading.get_ident())
+        key = (_forksafe.pid(), threading.get_ident())
         oid = self._thread_oids.get(key)
         if oid is None:
             name = f"{self._oid}-{key[0]}-{key[1]}"

@@ -50,6 +50,8 @@ class SendOptions:
     @classmethod
     def from_kwargs(cls, options: Mapping[str, Any]) -> SendOptions:
         """Build from ``apply_async`` keyword arguments; unknown ones raise a clear error."""
+        if not options:  # delay(): every option at its default (the value is frozen: shared)
+            return _DEFAULTS
         known = _FIELD_NAMES
         values: dict[str, Any] = {}
         for key, value in options.items():
@@ -69,6 +71,7 @@ class SendOptions:
 
 
 _FIELD_NAMES = frozenset(f.name for f in fields(SendOptions))
+_DEFAULTS = SendOptions()
 _ALIASES = {"group": "group_id", "taskset_id": "group_id", "chord_body": "chord"}
 # Accepted for Celery compatibility; they concern kombu connection handling we do not need.
 _IGNORED = frozenset(

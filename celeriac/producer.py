@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from celeriac import signals
+from celeriac import _forksafe, signals
 from celeriac._forksafe import guard
 from celeriac._state import get_current_task
 from celeriac.ids import uuid4
@@ -41,7 +40,8 @@ class ConnectionPool:
         guard(self)  # a fork never inherits it held by another thread
         self._idle: list[Transport] = []
         self._made = 0
-        self._pid = os.getpid()
+        self._waiting = 0  # threads waiting for a connection
+        self._pid = _forksafe.pid()
         self._closed = False
 
     @contextlib.contextmanager
@@ -54,10 +54,14 @@ class ConnectionPool:
 
     def _take(self) -> Transport:
         with self._cond:
-            if self._pid != os.getpid():  # forked: the inherited connections are the parent's
-                self._pid, self._idle, self._made, self._closed = os.getpid(), [], 0, False
+            if self._pid != _forksafe.pid():  # forked: the inherited connections are the parent's
+                self._pid, self._idle, self._made, self._closed = _forksafe.pid(), [], 0, False
             while not self._idle and self.limit and self._made >= self.limit:
-                self._cond.wait()
+                self._waiting += 1
+                try:
+                    self._cond.wait()
+                finally:
+                    self._waiting -= 1
             if self._idle:
                 return self._idle.pop()
             self._made += 1
@@ -71,12 +75,13 @@ class ConnectionPool:
 
     def _give_back(self, transport: Transport) -> None:
         with self._cond:
-            keep = self.limit and not self._closed and self._pid == os.getpid()
+            keep = self.limit and not self._closed and self._pid == _forksafe.pid()
             if keep:
                 self._idle.append(transport)
             else:
                 self._made -= 1
-            self._cond.notify()
+            if self._waiting:
+                self._cond.notify()
         if not keep:
             transport.close()
 
@@ -88,7 +93,7 @@ class ConnectionPool:
     def close(self) -> None:
         """Close the idle connections; one in use closes when given back."""
         with self._cond:
-            if self._pid != os.getpid():
+            if self._pid != _forksafe.pid():
                 return
             idle, self._idle = self._idle, []
             self._made -= len(idle)
@@ -118,8 +123,8 @@ class Producer:
     @property
     def origin(self) -> str:
         """``gen<pid>@<host>``: the ``origin`` header of the messages this process sends."""
-        if self._origin_pid != os.getpid():
-            self._origin_pid = os.getpid()
+        if self._origin_pid != _forksafe.pid():
+            self._origin_pid = _forksafe.pid()
             self._origin = f"gen{self._origin_pid}@{socket.gethostname()}"
         return self._origin
 
@@ -153,8 +158,8 @@ class Producer:
         )
         if opts.priority is None and route.priority is not None:  # a router chose it
             opts = dataclasses.replace(opts, priority=route.priority)
-        serializer = opts.serializer or conf.task_serializer
-        compression = opts.compression or conf.task_compression
+        serializer = opts.serializer or conf["task_serializer"]
+        compression = opts.compression or conf["task_compression"]
         message = task_v2.encode(
             call,
             serializer=serializer,
@@ -165,14 +170,11 @@ class Producer:
         return call.id
 
     def _publish(self, call: TaskCall, message: Any, route: Route, opts: SendOptions) -> None:
-        headers = message.headers
-        signals.before_task_publish.send(
-            sender=call.name,
-            body=message.body,
-            exchange=route.exchange,
-            routing_key=route.routing_key,
-            headers=headers,
-            properties=message.properties,
+        _announce(
+            signals.before_task_publish,
+            call,
+            message,
+            route,
             declare=[route.queue] if route.queue else [],
             retry_policy=None,
         )
@@ -189,14 +191,7 @@ class Producer:
                 routing_key=route.routing_key,
                 not_before=not_before,
             )
-        signals.after_task_publish.send(
-            sender=call.name,
-            body=message.body,
-            exchange=route.exchange,
-            routing_key=route.routing_key,
-            headers=headers,
-            properties=message.properties,
-        )
+        _announce(signals.after_task_publish, call, message, route)
 
     def _build_call(
         self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], opts: SendOptions
@@ -249,13 +244,30 @@ class Producer:
         }
         if opts.origin:  # a retry: Celery repeats the first sender's origin here
             props["origin"] = opts.origin
-        props["delivery_mode"] = opts.delivery_mode or conf.task_default_delivery_mode
+        props["delivery_mode"] = opts.delivery_mode or conf["task_default_delivery_mode"]
         if call.expires is not None:
             remaining = (call.expires - datetime.now(timezone.utc)).total_seconds()
             props["expiration"] = str(max(0, int(remaining * 1000)))
-        priority = opts.priority if opts.priority is not None else conf.task_default_priority
+        priority = opts.priority if opts.priority is not None else conf["task_default_priority"]
         props["priority"] = int(priority or 0)
         return props
+
+
+def _announce(
+    signal: signals.Signal, call: TaskCall, message: Any, route: Route, **extra: Any
+) -> None:
+    """``before_task_publish`` / ``after_task_publish`` with Celery's arguments (when a
+    receiver is connected: the arguments are not even built otherwise)."""
+    if signal.has_receivers:
+        signal.send(
+            sender=call.name,
+            body=message.body,
+            exchange=route.exchange,
+            routing_key=route.routing_key,
+            headers=message.headers,
+            properties=message.properties,
+            **extra,
+        )
 
 
 __all__ = ["Producer"]

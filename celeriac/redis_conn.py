@@ -11,7 +11,6 @@ caller never waits longer than those policies say.
 
 from __future__ import annotations
 
-import os
 import ssl
 import threading
 from collections.abc import Mapping
@@ -24,6 +23,7 @@ import redis.sentinel
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from celeriac import _forksafe
 from celeriac.exceptions import ImproperlyConfigured
 
 #: The errors that mean "the server is unreachable or the connection broke".
@@ -220,7 +220,7 @@ _POOLS_LOCK = threading.Lock()
 
 def client(params: RedisParams) -> redis.Redis:
     """A client on this process's shared pool for ``params`` (created on first use)."""
-    key = (os.getpid(), params)
+    key = (_forksafe.pid(), params)
     with _POOLS_LOCK:
         pool = _POOLS.get(key)
         if pool is None:
@@ -266,7 +266,7 @@ def _make_pool(params: RedisParams) -> redis.ConnectionPool:
 def disconnect_all() -> None:
     """Close every pooled connection of this process (tests, and after a lost server)."""
     with _POOLS_LOCK:
-        pools = [pool for (pid, _), pool in _POOLS.items() if pid == os.getpid()]
+        pools = [pool for (pid, _), pool in _POOLS.items() if pid == _forksafe.pid()]
     for pool in pools:
         pool.disconnect()
 

@@ -131,7 +131,7 @@ class RouterTable:
         return q
 
     def default_queue(self) -> Queue:
-        name = self.conf.task_default_queue
+        name = self.conf["task_default_queue"]
         found = self.queues.get(name)
         if found is not None:
             return found

@@ -63,6 +63,11 @@ class Signal:
             return len(self._receivers) != before
 
     @property
+    def has_receivers(self) -> bool:
+        """Whether a receiver is connected: the cheap check made for every task."""
+        return bool(self._receivers)
+
+    @property
     def receivers(self) -> list[Receiver]:
         with self._lock:
             live = [ref() for _, _, ref in self._receivers]

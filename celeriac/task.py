@@ -225,7 +225,7 @@ class Task(Generic[P, R]):
         key = options.pop("unique_key", None)
         unique_for: float | None = options.pop("unique_for", None) or self.unique_for
         opts = SendOptions.from_kwargs(self._default_options(options))
-        if app.conf.task_always_eager:
+        if app.conf["task_always_eager"]:
             return self.apply(args, kwargs, task_id=opts.task_id)
         if unique_for or key is not None:
             from celeriac.unique import claim

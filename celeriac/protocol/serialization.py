@@ -82,6 +82,21 @@ def content_types(names: Iterable[str]) -> frozenset[str]:
     return frozenset(result)
 
 
+_ACCEPTED: dict[Collection[str], frozenset[str]] = {}
+
+
+def _accepted(accept: Collection[str]) -> frozenset[str]:
+    """``content_types(accept)``, remembered: every message read checks it."""
+    key = accept if isinstance(accept, (tuple, frozenset)) else tuple(accept)
+    found = _ACCEPTED.get(key)
+    if found is None:
+        found = content_types(key)  # an unknown name raises here, every time
+        if len(_ACCEPTED) >= 64:  # settings are few; a caller passing new lists each time
+            _ACCEPTED.clear()
+        _ACCEPTED[key] = found
+    return found
+
+
 def _text_encoding(content_encoding: str) -> str:
     """A usable text codec for ``content_encoding`` (utf-8 when it names none)."""
     try:
@@ -141,7 +156,7 @@ def loads(
     if (
         accept is not None
         and content_type not in TRUSTED_CONTENT
-        and content_type not in content_types(accept)
+        and content_type not in _accepted(accept)
     ):
         raise _refused(content_type)
     if not data:

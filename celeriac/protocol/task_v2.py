@@ -9,12 +9,12 @@ worker does. Nothing here does I/O.
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Collection, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from celeriac import _forksafe
 from celeriac.exceptions import DecodeError
 from celeriac.protocol import serialization
 from celeriac.protocol.compression import compress, decompress
@@ -42,7 +42,7 @@ _PEEK_ACCEPT = ("application/json", "application/x-msgpack", "application/x-yaml
 
 def anon_nodename() -> str:
     """Celery's origin for clients: ``gen<pid>@<hostname>``."""
-    return f"gen{os.getpid()}@{socket.gethostname()}"
+    return f"gen{_forksafe.pid()}@{socket.gethostname()}"
 
 
 # -- encoding ------------------------------------------------------------------------------

@@ -177,7 +177,7 @@ class Consumer:
             discard_bad_message(self.app, delivery, err, sender=self)
             return
         logger.info("Task %s[%s] received", request.name, request.id)
-        if signals.task_received.receivers:
+        if signals.task_received.has_receivers:
             signals.task_received.send(sender=self, request=request)
         if self._discard_if_revoked(request, time.time()):
             return
@@ -328,12 +328,9 @@ class Consumer:
 
     # -- completions -------------------------------------------------------------------------
     def _handle_completions(self) -> None:
-        while True:
-            try:
-                result = self.completions.get_nowait()
-            except queue.Empty:
-                return
-            self._complete(result)
+        completions = self.completions  # only this thread takes: empty() is exact here
+        while not completions.empty():
+            self._complete(completions.get())
 
     def _complete(self, result: JobResult) -> None:
         request = self.in_pool.pop(result.key, None)

@@ -121,13 +121,15 @@ async def execute_async(
 
 def _before(hooks: Sequence[Hook], run: TaskRun, entered: list[Hook]) -> None:
     for hook in hooks:
-        hook.before(run)
+        if hook.has_before:
+            hook.before(run)
         entered.append(hook)
 
 
 def _finish(entered: list[Hook], run: TaskRun, outcome: Outcome) -> Outcome:
     for hook in reversed(entered):
-        outcome = _after(hook, run, outcome)
+        if hook.has_after:
+            outcome = _after(hook, run, outcome)
     return outcome
 
 
@@ -231,7 +233,7 @@ def _after(hook: Hook, run: TaskRun, outcome: Outcome) -> Outcome:
 
 def _internal_error(run: TaskRun, exc: Exception) -> None:
     """Celery's ``task_internal_error``: the worker failed around the task, not the task."""
-    if not signals.task_internal_error.receivers:
+    if not signals.task_internal_error.has_receivers:
         return
     einfo = ExceptionInfo(exc)
     einfo.internal = True

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from celeriac import signals, states
 from celeriac.einfo import ExceptionInfo
@@ -70,6 +70,15 @@ class TaskRun:
 class Hook:
     """A step of the pipeline; override what you need."""
 
+    #: Whether the class overrides ``before`` / ``after`` (the pipeline skips the others).
+    has_before: ClassVar[bool] = False
+    has_after: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.has_before = cls.before is not Hook.before
+        cls.has_after = cls.after is not Hook.after
+
     def before(self, run: TaskRun) -> None:
         """Called before the task body, in pipeline order."""
 
@@ -82,7 +91,7 @@ class PrerunPostrunSignals(Hook):
     """``task_prerun`` first and ``task_postrun`` last, as in Celery."""
 
     def before(self, run: TaskRun) -> None:
-        if signals.task_prerun.receivers:
+        if signals.task_prerun.has_receivers:
             signals.task_prerun.send(
                 sender=run.task,
                 task_id=run.call.id,
@@ -92,7 +101,7 @@ class PrerunPostrunSignals(Hook):
             )
 
     def after(self, run: TaskRun, outcome: Outcome) -> None:
-        if signals.task_postrun.receivers:
+        if signals.task_postrun.has_receivers:
             signals.task_postrun.send(
                 sender=run.task,
                 task_id=run.call.id,
@@ -121,7 +130,7 @@ class OutcomeSignals(Hook):
 
     def after(self, run: TaskRun, outcome: Outcome) -> None:
         if outcome.state == states.SUCCESS:
-            if signals.task_success.receivers:
+            if signals.task_success.has_receivers:
                 signals.task_success.send(sender=run.task, result=outcome.retval)
         elif outcome.state == states.FAILURE:
             einfo = outcome.einfo
@@ -243,7 +252,7 @@ class DeadLetter(Hook):
         final = outcome.state == states.FAILURE or (
             outcome.state == states.REJECTED and not (isinstance(exc, Reject) and exc.requeue)
         )
-        if run.is_eager or not final or not run.app.conf.task_dead_letter_queue:
+        if run.is_eager or not final or not run.app.conf["task_dead_letter_queue"]:
             return
         from celeriac.deadletter import send_to_dead_letter
 
@@ -287,7 +296,7 @@ def _retry_cause(exc: BaseException) -> BaseException:
 
 def _track_started(run: TaskRun) -> bool:
     value = run.task.track_started
-    return bool(run.app.conf.task_track_started if value is None else value)
+    return bool(run.app.conf["task_track_started"] if value is None else value)
 
 
 __all__ = [

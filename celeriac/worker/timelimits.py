@@ -55,9 +55,9 @@ def limits_for(
 ) -> tuple[float | None, float | None]:
     """``(hard, soft)`` in seconds for this call; ``None`` means no limit."""
     header = call.timelimit or (None, None)
-    hard = _first(header[0], task.time_limit, conf.task_time_limit)
+    hard = _first(header[0], task.time_limit, conf["task_time_limit"])
     header_soft = header[1] if len(header) > 1 else None
-    soft = _first(header_soft, task.soft_time_limit, conf.task_soft_time_limit)
+    soft = _first(header_soft, task.soft_time_limit, conf["task_soft_time_limit"])
     return hard, soft
 
 

@@ -315,3 +315,27 @@ def test_parse_loglevel() -> None:
     assert parse_loglevel(10) == logging.DEBUG
     with pytest.raises(ValueError, match="unknown log level 'loud'"):
         parse_loglevel("loud")
+
+
+def test_hook_flags_say_which_steps_a_hook_has(app: Celery) -> None:
+    calls: list[str] = []
+
+    class AfterOnly(Hook):
+        def after(self, run: TaskRun, outcome: Outcome) -> None:
+            calls.append("after")
+
+    class Inherits(AfterOnly):
+        def before(self, run: TaskRun) -> None:
+            calls.append("before")
+
+    assert (AfterOnly.has_before, AfterOnly.has_after) == (False, True)
+    assert (Inherits.has_before, Inherits.has_after) == (True, True)
+    assert (Hook.has_before, Hook.has_after) == (False, False)
+
+    @app.task
+    def value() -> int:
+        return 1
+
+    outcome = run(app, value, _call(value), hooks=[Hook(), AfterOnly(), Inherits()])
+    assert outcome.state == states.SUCCESS
+    assert calls == ["before", "after", "after"]

@@ -92,8 +92,11 @@ def test_in_process_pools_run_and_store(name: str) -> None:
         assert pool.free_slots() >= 1
         pool.submit(job("t.add", "a", 1, 2))
         (result,) = collect(results, 1)
-        assert (result.task_id, result.state, result.summary) == ("a", states.SUCCESS, "3")
+        assert (result.task_id, result.state, result.summary) == ("a", states.SUCCESS, "")
         assert app.backend.get_result("a") == 3
+        pool.submit(job("t.add", "b", 1, "x"))  # the report names what went wrong
+        (failed,) = collect(results, 1)
+        assert failed.state == states.FAILURE and failed.summary.startswith("TypeError(")
     finally:
         pool.shutdown(grace=5)
 

@@ -125,3 +125,15 @@ def test_a_forked_child_makes_its_own_connections() -> None:
     assert os.waitstatus_to_exitcode(status) == 0
     with pool.acquire() as again:
         assert again is parents
+
+
+def test_cached_pid_is_the_childs_own_after_fork() -> None:
+    from celeriac import _forksafe
+
+    assert _forksafe.pid() == os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if _forksafe.pid() == os.getpid() != os.getppid() else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert _forksafe.pid() == os.getpid()

@@ -159,3 +159,15 @@ def test_register_custom_serializer() -> None:
 
         serialization._by_name.pop("upper")
         serialization._by_type.pop("text/x-upper")
+
+
+def test_accept_lists_are_read_again_when_they_change() -> None:
+    data, content_type, encoding = dumps((1, 2), "pickle")
+    accept = ["json"]
+    with pytest.raises(ContentDisallowed):
+        loads(data, content_type, encoding, accept=accept)
+    accept.append("pickle")  # changed in place: the remembered answer must not be reused
+    assert loads(data, content_type, encoding, accept=accept) == (1, 2)
+    for _ in range(2):  # an unknown name is an error every time, never remembered
+        with pytest.raises(ImproperlyConfigured, match="jsn"):
+            loads(b"1", "application/json", "utf-8", accept=["jsn"])

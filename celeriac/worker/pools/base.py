@@ -52,7 +52,7 @@ class JobResult:
     task_id: str
     state: str
     runtime: float = 0.0
-    summary: str = ""  # a short repr of the return value or exception
+    summary: str = ""  # a short repr of the exception ("" when there is none)
     requeue: bool = False  # the task raised Reject(requeue=True)
     started: bool = True  # False: the pool gives the job back without having run it
     lost: bool = False  # the process running it died (WorkerLostError)
@@ -247,14 +247,16 @@ def _run_job(app: Celery, job: Job, hostname: str) -> JobResult:
 
 
 def result_from_outcome(job: Job, outcome: Outcome) -> JobResult:
-    value = outcome.exception if outcome.exception is not None else outcome.retval
+    exc = outcome.exception
     return JobResult(
         job.key,
         job.task_id,
         outcome.state,
         outcome.runtime,
-        saferepr(value, 200),
-        requeue=bool(getattr(outcome.exception, "requeue", False)),
+        # What went wrong, for the log of whoever reads the report; a return value is not
+        # needed there (the result store and the worker's log line already have it).
+        "" if exc is None else saferepr(exc, 200),
+        requeue=bool(getattr(exc, "requeue", False)),
     )
 
 

@@ -70,7 +70,13 @@ class ChildPool(SoloPool):
         assert consumer is not None
         self._batch = [consumer.in_pool[job.key] for job in jobs]
         self._index = 0
-        held = [(d.queue, d.exchange, d.routing_key, d.delivery_tag) for d in consumer.unsettled()]
+        if consumer.transport.returns_on_close:
+            # The broker takes back what a dead child held; its parent only asks which jobs
+            # of this batch are still unacknowledged (those it must not publish again).
+            deliveries = [r.delivery for r in self._batch if not r.acknowledged]
+        else:
+            deliveries = consumer.unsettled()
+        held = [(d.queue, d.exchange, d.routing_key, d.delivery_tag) for d in deliveries]
         self.slot.set_batch([_payload(r) for r in self._batch], held)
         try:
             super().submit_many(jobs)
