@@ -75,6 +75,66 @@ class Confirms:
             raise OperationalError(f"The broker refused (nacked) {nacked} published message(s)")
 
 
+#: Unconfirmed publishes allowed before a publish waits for the broker's confirms.
+MAX_UNCONFIRMED = 1000
+
+
+class Publisher:
+    """One connection's publishing channel and when it is in confirm mode: at once with
+    ``confirm_publish``, else from the first read after publishing (see the module text)."""
+
+    def __init__(
+        self, connection: amqp.Connection, channel: amqp.Channel, *, always: bool, timeout: float
+    ) -> None:
+        self._connection = connection
+        self._channel = channel
+        self._always = always
+        self._timeout = timeout
+        self.confirms: Confirms | None = Confirms(connection, channel) if always else None
+        self._published = False  # sent outside confirm mode since the channel opened
+
+    def send(self, raw: amqp.Message, exchange: str, routing_key: str) -> None:
+        self._channel.basic_publish(raw, exchange=exchange, routing_key=routing_key)
+        if self.confirms is not None:
+            self.confirms.published()
+        else:
+            self._published = True
+
+    def send_confirmed(self, raw: amqp.Message, exchange: str, routing_key: str) -> None:
+        """Publish and return once the broker has it in its queues (requeued copies,
+        control messages)."""
+        self._confirming()
+        self.send(raw, exchange, routing_key)
+        self.wait()
+
+    def after_batch(self) -> None:
+        """A batch was sent: wait for it with ``confirm_publish`` or when too many are out."""
+        if self._always or self.unconfirmed > MAX_UNCONFIRMED:
+            self.wait()
+
+    def read_own_writes(self) -> None:
+        """Before reading: wait until this connection's publishes are in their queues."""
+        if self._published:
+            self._confirming()
+        if self.unconfirmed:
+            self.wait()
+
+    @property
+    def unconfirmed(self) -> int:
+        return self.confirms.pending if self.confirms is not None else 0
+
+    def wait(self) -> None:
+        if self.confirms is not None:
+            self.confirms.wait(self._timeout)
+
+    def _confirming(self) -> None:
+        """Enter confirm mode (once): its ``confirm.select`` round trip also means the
+        channel has routed every earlier publish to its queues."""
+        if self.confirms is None:
+            self.confirms = Confirms(self._connection, self._channel)
+            self._published = False
+
+
 def multiple_ack_tag(tags: list[int], unsettled: set[int]) -> int:
     """The tag for one ``basic.ack(multiple=True)`` settling exactly ``tags`` (0: none).
 
@@ -87,4 +147,4 @@ def multiple_ack_tag(tags: list[int], unsettled: set[int]) -> int:
     return top if all(tag in wanted for tag in unsettled if tag <= top) else 0
 
 
-__all__ = ["Confirms", "multiple_ack_tag"]
+__all__ = ["MAX_UNCONFIRMED", "Confirms", "Publisher", "multiple_ack_tag"]

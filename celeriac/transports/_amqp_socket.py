@@ -21,7 +21,6 @@ import errno
 import select
 import socket
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import amqp
@@ -40,19 +39,11 @@ class ChunkedTCPTransport(amqp.transport.TCPTransport):  # type: ignore[misc]
     #: (``0.0``: only what is there now). ``None``: block, as the socket does.
     _deadline: float | None = None
 
-    @contextlib.contextmanager
-    def having_timeout(self, timeout: float | None) -> Iterator[Any]:
+    def having_timeout(self, timeout: float | None) -> contextlib.AbstractContextManager[Any]:
         sock = self.sock
         if timeout is None or sock is None or sock.gettimeout() is not None:
-            with super().having_timeout(timeout) as held:
-                yield held
-            return
-        previous = self._deadline
-        self._deadline = 0.0 if timeout <= 0 else time.monotonic() + timeout
-        try:
-            yield sock
-        finally:
-            self._deadline = previous
+            return super().having_timeout(timeout)  # type: ignore[no-any-return]
+        return _Deadline(self, 0.0 if timeout <= 0 else time.monotonic() + timeout)
 
     def _read(self, n: int, initial: bool = False, _errnos: tuple[int, ...] = _RETRY) -> bytes:
         rbuf: bytes = self._read_buffer
@@ -92,6 +83,26 @@ class ChunkedTCPTransport(amqp.transport.TCPTransport):  # type: ignore[misc]
             remaining = deadline - time.monotonic() if deadline else 0.0
             if remaining <= 0 or not select.select([sock], [], [], remaining)[0]:
                 raise TimeoutError("timed out")
+
+
+class _Deadline:
+    """``having_timeout`` for a blocking socket: sets the transport's read deadline (a class,
+    not a generator: py-amqp enters it for every frame)."""
+
+    __slots__ = ("_deadline", "_previous", "_transport")
+
+    def __init__(self, transport: ChunkedTCPTransport, deadline: float) -> None:
+        self._transport = transport
+        self._deadline = deadline
+        self._previous: float | None = None
+
+    def __enter__(self) -> Any:
+        transport = self._transport
+        self._previous, transport._deadline = transport._deadline, self._deadline
+        return transport.sock
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._transport._deadline = self._previous
 
 
 class Connection(amqp.Connection):  # type: ignore[misc]

@@ -17,7 +17,6 @@ consuming channel its unacknowledged deliveries.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -34,7 +33,7 @@ from celeriac.exceptions import OperationalError
 from celeriac.protocol.message import Message
 from celeriac.transports import _amqp_topology as topology
 from celeriac.transports._amqp_codec import REQUEUED_HEADER, from_amqp, to_amqp
-from celeriac.transports._amqp_confirm import Confirms, multiple_ack_tag
+from celeriac.transports._amqp_confirm import Publisher, multiple_ack_tag
 from celeriac.transports._amqp_conn import CONNECTION_ERRORS, connect, drop, parse_params
 from celeriac.transports._amqp_conn import with_retries as _with_retries
 from celeriac.transports._amqp_fanout import AMQPSubscription
@@ -49,8 +48,6 @@ _T = TypeVar("_T")
 WAIT_SLICE = 1.0
 
 
-#: Unconfirmed publishes allowed before a publish waits for the broker's confirms.
-MAX_UNCONFIRMED = 1000
 #: ``basic.qos`` prefetch_count is a 16-bit field.
 MAX_PREFETCH = 65535
 #: A channel error while consuming or publishing costs that channel its state (consumers,
@@ -77,8 +74,7 @@ class AMQPTransport(Transport):
         self._channel: amqp.Channel | None = None  # consuming, acks
         self._ops: amqp.Channel | None = None  # publishing (confirm mode)
         self._admin: amqp.Channel | None = None  # declarations and checks that may fail
-        self._confirms: Confirms | None = None
-        self._published = False  # published on this connection outside confirm mode
+        self._publisher: Publisher | None = None  # the _ops channel and its confirm mode
         self._generation = 0  # delivery tags are only valid on the channel that made them
         self._queues: set[str] = set()  # known to exist (declared by this connection)
         self._exchanges_ok: set[str] = set()
@@ -99,10 +95,14 @@ class AMQPTransport(Transport):
             self._conn, self._channel = conn, conn.channel()
             self._ops, self._admin = conn.channel(), conn.channel()
             self._channel.auto_decode = False
-            # Confirm mode only where it is asked for (confirm_publish) or needed (see
-            # _read_own_writes): in it RabbitMQ answers every publish, which costs both sides.
-            self._confirms = Confirms(conn, self._ops) if self.params.confirm_publish else None
-            self._published = False
+            # Confirm mode only where it is asked for (confirm_publish) or needed (reading
+            # after publishing): in it RabbitMQ answers every publish, which costs both sides.
+            self._publisher = Publisher(
+                conn,
+                self._ops,
+                always=self.params.confirm_publish,
+                timeout=self.params.confirm_timeout,
+            )
             self._generation += 1
             if self._prefetch is not None:
                 self._apply_qos()
@@ -125,8 +125,7 @@ class AMQPTransport(Transport):
 
     def _forget_connection(self) -> None:
         self._channel = self._ops = self._admin = None
-        self._confirms = None
-        self._published = False
+        self._publisher = None
         self._queues.clear()
         self._exchanges_ok.clear()
         self._buffers.clear()  # the broker gives these back itself
@@ -208,50 +207,26 @@ class AMQPTransport(Transport):
 
     def _publish_all(self, pending: deque[tuple[Message, str, str]]) -> None:
         self._ensure_open()
-        ops = self._ops
-        assert ops is not None
+        publisher = self._publisher
+        assert publisher is not None
         while pending:
             message, exchange, routing_key = pending[0]
             if exchange:
                 self._ensure_exchange(exchange)
             else:  # the default exchange routes to the queue of that name: make sure it exists
                 self._ensure_queue(routing_key)
-            self._send(to_amqp(message), exchange, routing_key)
+            publisher.send(to_amqp(message), exchange, routing_key)
             pending.popleft()
-        if self.params.confirm_publish or self._unconfirmed() > MAX_UNCONFIRMED:
-            self._wait_confirms()
-
-    def _send(self, raw: amqp.Message, exchange: str, routing_key: str) -> None:
-        assert self._ops is not None
-        self._ops.basic_publish(raw, exchange=exchange, routing_key=routing_key)
-        if self._confirms is not None:
-            self._confirms.published()
-        else:
-            self._published = True
-
-    def _confirming(self) -> Confirms:
-        """Put the publishing channel in confirm mode (once per connection). Its
-        ``confirm.select`` round trip also means the channel has routed every earlier
-        publish to its queues."""
-        if self._confirms is None:
-            assert self._conn is not None and self._ops is not None
-            self._confirms = Confirms(self._conn, self._ops)
-            self._published = False
-        return self._confirms
-
-    def _wait_confirms(self) -> None:
-        if self._confirms is not None:
-            self._confirms.wait(self.params.confirm_timeout)
-
-    def _unconfirmed(self) -> int:
-        return self._confirms.pending if self._confirms is not None else 0
+        publisher.after_batch()
 
     def _read_own_writes(self) -> None:
         """Before reading: wait until this connection's publishes are in their queues."""
-        if self._published:
-            self._confirming()
-        if self._unconfirmed():
-            self._wait_confirms()
+        if self._publisher is not None:
+            self._publisher.read_own_writes()
+
+    def _publishing(self) -> Publisher:
+        assert self._publisher is not None
+        return self._publisher
 
     # -- consuming -----------------------------------------------------------------------
     def qos(self, prefetch_count: int) -> None:
@@ -298,8 +273,9 @@ class AMQPTransport(Transport):
             self._ensure_queue(name)
         if self._prefetch is not None:
             self._sync_consumers(queues)
-            self._drain(0.0)
-            if not self._buffered(queues):
+            if self._buffered(queues) or deadline <= time.monotonic():
+                self._drain(0.0)
+            else:  # its first read takes what has arrived already (no select call first)
                 self._wait(queues, deadline)
             return self._take(queues, limit)
         taken = self._take(queues, limit)  # left from an earlier wait
@@ -392,11 +368,14 @@ class AMQPTransport(Transport):
         while not self._buffered(queues):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return
-            with contextlib.suppress(TimeoutError):
+                break
+            try:  # one frame per call: a delivery's three usually come from the read-ahead
                 conn.drain_events(timeout=min(remaining, WAIT_SLICE))
-            conn.heartbeat_tick()
-        self._drain(0.0)  # whatever else already arrived
+            except TimeoutError:
+                conn.heartbeat_tick()  # a quiet slice: send or check heartbeats
+        conn.heartbeat_tick()  # once per wait, not once per frame
+        if self._buffered(queues):
+            self._drain(0.0)  # whatever else already arrived
 
     def _drain(self, timeout: float) -> None:
         conn = self._conn
@@ -462,9 +441,8 @@ class AMQPTransport(Transport):
 
     def _republish(self, raw: amqp.Message, queue: str) -> None:
         self._ensure_open()
-        self._confirming()  # the copy must be in its queue before the original is acked
-        self._send(raw, "", queue)
-        self._wait_confirms()
+        # The copy must be in its queue before the original is acked.
+        self._publishing().send_confirmed(raw, "", queue)
 
     def restore(self, deliveries: Sequence[Delivery]) -> None:
         """Back to their original place (RabbitMQ's requeue), flagged redelivered."""
@@ -500,9 +478,8 @@ class AMQPTransport(Transport):
             if exchange not in self._exchanges_ok:
                 topology.declare_exchange_leniently(admin, declaration)
                 self._exchanges_ok.add(exchange)
-            self._confirming()  # a control message is in its queues when this returns
-            self._send(to_amqp(message), exchange, routing_key)
-            self._wait_confirms()
+            # A control message is in its queues when this returns.
+            self._publishing().send_confirmed(to_amqp(message), exchange, routing_key)
 
         self._retrying(run, self.params.publish_policy, "Publishing")
 

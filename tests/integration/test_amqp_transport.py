@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -10,6 +11,7 @@ from collections.abc import Callable, Iterator
 import amqp
 import pytest
 
+from celeriac import Celery
 from celeriac.entities import Exchange, Queue
 from celeriac.exceptions import OperationalError
 from celeriac.protocol.message import Message
@@ -192,9 +194,9 @@ def test_confirm_mode_only_when_reading_own_writes(connect: Connect, qname: str)
     each publish costs both sides); its first read switches it, and sees every publish."""
     producer = connect()
     producer.publish_many([(msg(f"m{i}"), "", qname) for i in range(5)])
-    assert producer._confirms is None
+    assert producer._publisher is not None and producer._publisher.confirms is None
     assert producer.size(qname) == 5
-    assert producer._confirms is not None
+    assert producer._publisher.confirms is not None
     producer.publish_many([(msg("m5"), "", qname)])
     assert producer.size(qname) == 6
 
@@ -204,4 +206,28 @@ def test_confirm_publish_puts_the_channel_in_confirm_mode_at_once(
 ) -> None:
     producer = connect(confirm_publish=True)
     producer.publish_many([(msg("m"), "", qname)])
-    assert producer._confirms is not None and producer._confirms.pending == 0
+    confirms = producer._publisher.confirms if producer._publisher is not None else None
+    assert confirms is not None and confirms.pending == 0
+
+
+def test_broker_pool_limit_caps_the_connections_threads_send_on(qname: str) -> None:
+    """Eight threads sending at once over RabbitMQ share at most broker_pool_limit
+    connections, and every message arrives."""
+    app = Celery("pooled", broker=rabbitmq_url(), backend="cache+memory://", set_as_current=False)
+    app.conf.update(broker_pool_limit=2, task_default_queue=qname)
+    barrier = threading.Barrier(8)
+
+    def send(n: int) -> None:
+        barrier.wait(timeout=10)
+        for i in range(25):
+            app.send_task("tasks.add", (n, i), ignore_result=True)
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    pool = app.producer.pool
+    assert 1 <= pool._made <= 2 and pool.in_use == 0
+    assert _server_side(qname)[0] == 200
+    app.close()  # the queue goes with this run's vhost
