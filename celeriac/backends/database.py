@@ -9,13 +9,12 @@ the row did not exist. SQLAlchemy is imported on first use only.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from celeriac import states
+from celeriac import _forksafe, states
 from celeriac.backends.base import ResultBackend
 from celeriac.backends.helpers import ChangeNotifier, mask_password, utcnow
 from celeriac.backends.table_layout import (
@@ -102,12 +101,12 @@ class DatabaseBackend(ResultBackend):
         """This process's engine; after ``fork`` the parent's pooled connections are dropped
         without being closed (closing would end the parent's sessions)."""
         with self._lock:
-            if self._engine is not None and self._pid != os.getpid():
+            if self._engine is not None and self._pid != _forksafe.pid():
                 self._engine.dispose(close=False)
-                self._pid = os.getpid()
+                self._pid = _forksafe.pid()
             if self._engine is None:
                 self._engine = self._create_engine()
-                self._pid = os.getpid()
+                self._pid = _forksafe.pid()
             if not self._ready:
                 try:
                     self._prepare(self._engine)
@@ -184,11 +183,11 @@ class DatabaseBackend(ResultBackend):
 
     def close(self) -> None:
         with self._lock:
-            if self._listener is not None and self._listener_pid == os.getpid():
+            if self._listener is not None and self._listener_pid == _forksafe.pid():
                 self._listener.close()
             self._listener, self._listener_pid = None, 0
             if self._engine is not None:
-                self._engine.dispose(close=self._pid == os.getpid())
+                self._engine.dispose(close=self._pid == _forksafe.pid())
             self._engine = None
             self._ready = False
 
@@ -291,10 +290,10 @@ class DatabaseBackend(ResultBackend):
 
     def _result_listener(self) -> ResultListener | None:
         """This process's LISTEN connection (PostgreSQL with psycopg 3), made on first wait."""
-        if self._listener_pid != os.getpid():
+        if self._listener_pid != _forksafe.pid():
             from celeriac.backends.database_notify import listener_for
 
-            self._listener_pid = os.getpid()
+            self._listener_pid = _forksafe.pid()
             self._listener = listener_for(self._get_engine())
         return self._listener
 

@@ -11,7 +11,6 @@ channel only while someone waits, then reads once, so a result can never be miss
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -20,7 +19,7 @@ from typing import Any, ClassVar, TypeVar
 
 import redis
 
-from celeriac import redis_conn, states
+from celeriac import _forksafe, redis_conn, states
 from celeriac.backends.base import ResultBackend
 from celeriac.config import Settings
 from celeriac.exceptions import OperationalError
@@ -123,11 +122,11 @@ class RedisBackend(ResultBackend):
     # -- connection ------------------------------------------------------------------------
     @property
     def client(self) -> redis.Redis:
-        if self._client is None or self._pid != os.getpid():
+        if self._client is None or self._pid != _forksafe.pid():
             self._client = redis_conn.client(self.params)
             self._store = self._client.register_script(_STORE)
             self._claim = self._client.register_script(_CLAIM)
-            self._pid = os.getpid()
+            self._pid = _forksafe.pid()
         return self._client
 
     def _call(self, action: Callable[[], _T], what: str) -> _T:
@@ -284,17 +283,17 @@ class RedisBackend(ResultBackend):
     # -- waiting (pub/sub only while someone waits) -----------------------------------------
     def _pubsub(self) -> Any:
         waiter = self._waiter
-        if waiter.pubsub is None or waiter.pid != os.getpid():
+        if waiter.pubsub is None or waiter.pid != _forksafe.pid():
             waiter.pubsub = self.client.pubsub(ignore_subscribe_messages=False)  # type: ignore[no-untyped-call]
-            waiter.pid = os.getpid()
+            waiter.pid = _forksafe.pid()
             waiter.channels = set()
             waiter.heard = set()
         return waiter.pubsub
 
     def _listening(self) -> bool:
         """True when RESP3 lets one connection subscribe and read (see ``Listener``)."""
-        if self._listen_pid != os.getpid():
-            self._listen_pid = os.getpid()
+        if self._listen_pid != _forksafe.pid():
+            self._listen_pid = _forksafe.pid()
             self._listen_ok = self._listener.usable(self.client)
         return self._listen_ok
 
@@ -371,7 +370,7 @@ class RedisBackend(ResultBackend):
         waiter.heard = set()
 
     def close(self) -> None:
-        if self._waiter.pid == os.getpid():
+        if self._waiter.pid == _forksafe.pid():
             self._reset_waiter()
         self._listener.close()
         self._wire.close()

@@ -16,13 +16,13 @@ transports).
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from celeriac import _forksafe
 from celeriac._state import get_current_app, get_current_task
 from celeriac.backends.base import ResultBackend
 from celeriac.config import Settings
@@ -54,7 +54,7 @@ class RPCBackend(ResultBackend):
         # blocked reading replies must not delay a result being sent from the same process.
         self._send_lock = threading.Lock()
         self._lock = threading.RLock()  # the reply consumer and the received results
-        self._pid = os.getpid()
+        self._pid = _forksafe.pid()
         self._producer: Transport | None = None
         self._consumer: Transport | None = None
         self._reply_queues: list[str] = []
@@ -72,8 +72,8 @@ class RPCBackend(ResultBackend):
         )
 
     def _check_fork(self) -> None:
-        if self._pid != os.getpid():  # connections are never shared with a parent
-            self._pid = os.getpid()
+        if self._pid != _forksafe.pid():  # connections are never shared with a parent
+            self._pid = _forksafe.pid()
             self._producer = self._consumer = None
             self._reply_queues = []
             self._results.clear()
@@ -86,7 +86,7 @@ class RPCBackend(ResultBackend):
     def close(self) -> None:
         with self._send_lock, self._lock:
             for transport in (self._producer, self._consumer):
-                if transport is not None and self._pid == os.getpid():
+                if transport is not None and self._pid == _forksafe.pid():
                     transport.close()
             self._producer = self._consumer = None
             self._reply_queues = []
@@ -119,7 +119,7 @@ class RPCBackend(ResultBackend):
             {"correlation_id": correlation_id, "delivery_mode": self.delivery_mode, "priority": 0},
         )
         with self._send_lock:
-            if self._pid != os.getpid():
+            if self._pid != _forksafe.pid():
                 self._producer = None
             if self._producer is None:
                 self._producer = self._transport()

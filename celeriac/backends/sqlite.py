@@ -111,7 +111,7 @@ class SQLiteBackend(ResultBackend):
     # -- connection ----------------------------------------------------------------------
     def _connection(self) -> sqlite3.Connection:
         """This process's connection (callers hold ``self._lock``)."""
-        if self._conn is not None and self._pid == os.getpid():
+        if self._conn is not None and self._pid == _forksafe.pid():
             return self._conn
         if self._conn is not None:
             _inherited.append(self._conn)
@@ -124,7 +124,7 @@ class SQLiteBackend(ResultBackend):
             raise ImproperlyConfigured(
                 f"Cannot open the SQLite result store {self.path!r} ({self.url}): {exc}"
             ) from exc
-        self._conn, self._pid = conn, os.getpid()
+        self._conn, self._pid = conn, _forksafe.pid()
         return conn
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
@@ -190,7 +190,7 @@ class SQLiteBackend(ResultBackend):
 
     def close(self) -> None:
         with self._lock:
-            if self._conn is not None and self._pid == os.getpid():
+            if self._conn is not None and self._pid == _forksafe.pid():
                 self._conn.close()
             self._conn = None
 

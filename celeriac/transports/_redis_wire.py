@@ -12,7 +12,6 @@ policies see redis-py's exceptions.
 from __future__ import annotations
 
 import contextlib
-import os
 import select
 import ssl
 import threading
@@ -22,6 +21,8 @@ from typing import Any
 
 import redis
 from redis.exceptions import NoScriptError, ResponseError
+
+from celeriac import _forksafe
 
 
 def pack(commands: Sequence[Sequence[Any]]) -> bytes:
@@ -122,7 +123,7 @@ class _Conn:
     """A connection of one thread's own; closed when that thread (or the Wire) goes away."""
 
     def __init__(self, owner: Any, conn: Any) -> None:
-        self.pid = os.getpid()
+        self.pid = _forksafe.pid()
         self.owner = owner
         self.conn = conn
         self.reader = _Reader(conn._sock)
@@ -145,7 +146,7 @@ class _Conn:
         conn, self.conn = self.conn, None
         if conn is None:
             return
-        if self.pid == os.getpid():
+        if self.pid == _forksafe.pid():
             with contextlib.suppress(Exception):
                 conn.disconnect()
         else:  # inherited through fork: close our copy, never shut the parent's socket down
@@ -232,7 +233,7 @@ class Wire:
 
     def _connection(self, client: redis.Redis) -> _Conn:
         held = self._own.held
-        if held is None or held.owner is not client or held.pid != os.getpid():
+        if held is None or held.owner is not client or held.pid != _forksafe.pid():
             held = self._connect(client)
         return held
 
@@ -276,16 +277,22 @@ def _checked(replies: list[Any]) -> list[Any]:
     return replies
 
 
+#: Channels a listener stays subscribed to after their get() ended, before one UNSUBSCRIBE.
+STALE_CHANNELS = 64
+
+
 class _ListenSlot(threading.local):
     pid: int = 0
     owner: Any = None
     conn: Any = None
     reader: _Reader | None = None
-    channels: set[bytes]
+    channels: set[bytes]  # subscribed: the wanted ones and up to STALE_CHANNELS others
+    wanted: set[bytes]  # the channels whose messages are kept
     values: dict[bytes, Any]  # channel/key -> the latest document read or heard
 
     def __init__(self) -> None:
         self.channels = set()
+        self.wanted = set()
         self.values = {}
 
 
@@ -316,20 +323,21 @@ class Listener:
 
     def _connect(self, client: redis.Redis) -> None:
         slot = self._slot
-        if slot.conn is not None and slot.pid == os.getpid() and slot.owner is client:
+        if slot.conn is not None and slot.pid == _forksafe.pid() and slot.owner is client:
             return
-        if slot.pid == os.getpid():
+        if slot.pid == _forksafe.pid():
             self.close()
         conn = client.connection_pool.get_connection()
         if conn._sock is None:
             conn.connect()  # type: ignore[no-untyped-call]
-        slot.pid, slot.owner, slot.conn = os.getpid(), client, conn
+        slot.pid, slot.owner, slot.conn = _forksafe.pid(), client, conn
         slot.reader = _Reader(conn._sock)
-        slot.channels, slot.values = set(), {}
+        slot.channels, slot.wanted, slot.values = set(), set(), {}
 
     def subscribe_and_read(self, client: redis.Redis, keys: Sequence[str]) -> None:
-        """Subscribe to ``keys`` (dropping other channels) and read their values, in one trip;
-        nothing to send when a heard document is already waiting for each key."""
+        """Subscribe to ``keys`` and read their values, in one trip; nothing to send when a
+        heard document is already waiting for each key. Channels no longer wanted are
+        unsubscribed in batches of STALE_CHANNELS (not one UNSUBSCRIBE per ``get()``)."""
         self._connect(client)
         slot = self._slot
         wanted = {k.encode() for k in keys}
@@ -337,8 +345,10 @@ class Listener:
             return
         stale, missing = slot.channels - wanted, wanted - slot.channels
         commands: list[Sequence[Any]] = []
-        if stale:
+        if len(stale) >= STALE_CHANNELS:
             commands.append(("UNSUBSCRIBE", *stale))
+        else:
+            stale = set()
         if missing:
             commands.append(("SUBSCRIBE", *missing))
         order = sorted(wanted)
@@ -350,7 +360,8 @@ class Listener:
                 del slot.values[key]
         try:
             reader.sock.sendall(pack(commands))
-            slot.channels = wanted
+            slot.channels = (slot.channels - stale) | wanted
+            slot.wanted = wanted
             pending_subs, got = set(missing), 0
             while pending_subs or got < len(order):
                 reply = reader.read()
@@ -369,7 +380,7 @@ class Listener:
         slot = self._slot
         return (
             slot.reader is not None
-            and slot.pid == os.getpid()
+            and slot.pid == _forksafe.pid()
             and {k.encode() for k in keys} <= slot.channels
         )
 
@@ -379,13 +390,13 @@ class Listener:
         kind, channel = reply[0], reply[1]
         if kind == b"subscribe":
             pending_subs.discard(channel)
-        elif kind == b"message" and channel in self._slot.channels:
+        elif kind == b"message" and channel in self._slot.wanted:
             self._slot.values[channel] = reply[2]
 
     def take(self, key: str) -> tuple[bool, Any]:
         """(True, value) once for a value read or heard since the last take."""
         slot = self._slot
-        if slot.pid != os.getpid():
+        if slot.pid != _forksafe.pid():
             return False, None
         k = key.encode()
         if k in slot.values:
@@ -397,7 +408,7 @@ class Listener:
         slot = self._slot
         reader = slot.reader
         wanted = {k.encode() for k in keys}
-        if reader is None or slot.pid != os.getpid() or not wanted <= slot.channels:
+        if reader is None or slot.pid != _forksafe.pid() or not wanted <= slot.channels:
             return False
         deadline = time.monotonic() + timeout
         try:
@@ -419,8 +430,8 @@ class Listener:
     def close(self) -> None:
         slot = self._slot
         conn, slot.conn, slot.reader = slot.conn, None, None
-        slot.channels, slot.values = set(), {}
-        if conn is not None and slot.pid == os.getpid():
+        slot.channels, slot.wanted, slot.values = set(), set(), {}
+        if conn is not None and slot.pid == _forksafe.pid():
             conn.disconnect()
             with contextlib.suppress(Exception):
                 slot.owner.connection_pool.release(conn)

@@ -15,7 +15,6 @@ Transport options: ``schema``, ``visibility_timeout``, ``polling_interval``,
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import time
@@ -24,6 +23,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from celeriac import _forksafe
 from celeriac.entities import Queue
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
 from celeriac.protocol.message import Message
@@ -114,7 +114,7 @@ class PostgresTransport(Transport):
         self._next_prune = 0.0
 
     def _reset_process_state(self) -> None:
-        self._pid = os.getpid()
+        self._pid = _forksafe.pid()
         self._lock = threading.Lock()
         self.consumer = uuid.uuid4().hex
         self._held: set[int] = set()
@@ -132,7 +132,7 @@ class PostgresTransport(Transport):
         """A cursor of this process's connection, under the lock; errors become ours."""
         import psycopg
 
-        if self._pid != os.getpid():
+        if self._pid != _forksafe.pid():
             _ABANDONED.extend(c for c in (self._conn, self._listener) if c is not None)
             self._conn, self._listener = None, None
             self._reset_process_state()
@@ -166,7 +166,7 @@ class PostgresTransport(Transport):
 
     def close(self) -> None:
         """Give back this consumer's unacknowledged rows, then close the connections."""
-        if self._pid != os.getpid():
+        if self._pid != _forksafe.pid():
             return
         held = sorted(self._held)
         if held and self._conn is not None and not self._conn.closed:

@@ -15,7 +15,6 @@ and far-future ETA messages can be parked in a per-queue sorted set (``defer``).
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 import uuid
@@ -24,7 +23,7 @@ from typing import Any, TypeVar
 
 import redis
 
-from celeriac import redis_conn
+from celeriac import _forksafe, redis_conn
 from celeriac.entities import Queue
 from celeriac.exceptions import DecodeError, ImproperlyConfigured, OperationalError
 from celeriac.ids import uuid4
@@ -98,11 +97,11 @@ class RedisTransport(Transport):
     @property
     def client(self) -> redis.Redis:
         """This process's client (a new pool after ``fork``: connections are never shared)."""
-        if self._client is None or self._pid != os.getpid():
+        if self._client is None or self._pid != _forksafe.pid():
             self._client = redis_conn.client(self.params)
-            if self._pid and self._pid != os.getpid():
+            if self._pid and self._pid != _forksafe.pid():
                 self._held = {}  # the parent's deliveries are the parent's to settle
-            self._pid = os.getpid()
+            self._pid = _forksafe.pid()
         return self._client
 
     def _call(self, action: Callable[[], _T], policy: RetryPolicy, what: str) -> _T:
@@ -131,7 +130,7 @@ class RedisTransport(Transport):
 
     def close(self) -> None:
         """Give back what this consumer holds; pooled connections stay for the process."""
-        if self._pid != os.getpid():
+        if self._pid != _forksafe.pid():
             return
         with self._lock:
             held = dict(self._held)

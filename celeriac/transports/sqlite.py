@@ -137,7 +137,7 @@ class SQLiteTransport(Transport):
 
     def _reset_process_state(self) -> None:
         """Per-process identity: a fresh consumer token, lock and no held rows."""
-        self._pid = os.getpid()
+        self._pid = _forksafe.pid()
         self._lock = threading.Lock()
         self.consumer = uuid.uuid4().hex
         self._held: set[int] = set()
@@ -170,7 +170,7 @@ class SQLiteTransport(Transport):
     @contextmanager
     def _locked(self) -> Iterator[sqlite3.Connection]:
         """The connection under this transport's lock, reopened after ``fork``."""
-        if self._pid != os.getpid():
+        if self._pid != _forksafe.pid():
             if self._conn is not None:
                 _ABANDONED.append(self._conn)
                 self._conn = None
@@ -205,7 +205,7 @@ class SQLiteTransport(Transport):
 
     def close(self) -> None:
         """Give back this consumer's unacknowledged rows, then close the connection."""
-        if self._pid == os.getpid() and self._conn is not None:
+        if self._pid == _forksafe.pid() and self._conn is not None:
             held = sorted(self._held)
             if held:
                 self._unclaim(held)
