@@ -1,6 +1,6 @@
 """RabbitMQ broker: celeriac and Celery 5.7 side by side, same broker, same tasks.
 
-    .venv/bin/python benchmarks/bench_amqp.py [--tasks 20000] [--round-trips 1000]
+    .venv/bin/python benchmarks/bench_amqp.py [--tasks 20000] [--round-trips 1000] [--rounds 3]
         [--pools prefork,threads] [--no-celery]
 
 Runs in a vhost of its own (created with rabbitmqctl, deleted afterwards). Drain and enqueue

@@ -1,6 +1,6 @@
 """Redis broker + Redis results: celeriac and Celery 5.7 side by side, same Redis, same tasks.
 
-    .venv/bin/python benchmarks/bench_redis.py [--tasks 20000] [--round-trips 1000]
+    .venv/bin/python benchmarks/bench_redis.py [--tasks 20000] [--round-trips 1000] [--rounds 3]
         [--pools prefork,threads] [--no-celery]
 
 Uses Redis databases 8 (broker) and 9 (results) on 127.0.0.1:6379; only their keys are

@@ -8,6 +8,10 @@ results and how to reset state. ``run_scenario`` measures, for each system and p
   stored, timed from the first stored result to the last;
 * round trip (optional): ``noop.delay(i).get()`` latency p50 / p99 with the worker running.
 
+Each is measured in ``rounds`` alternating rounds (every system and pool in turn, each round
+with a fresh worker and ``1/rounds`` of the work) and summed over the rounds (latencies: over
+all samples), so that a slow spell of this shared machine does not fall on one system only.
+
 Both systems run from this venv (celery is a test dependency), each in its own processes.
 """
 
@@ -15,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -126,7 +129,8 @@ def worker(path: Path, system: System, pool: str, concurrency: int = 2) -> Itera
             proc.wait()
 
 
-def enqueue_rate(path: Path, n: int) -> float:
+def enqueue_time(path: Path, n: int) -> float:
+    """Seconds one client takes for ``n`` calls of ``noop.delay``."""
     code = f"""
         import time
         from benchtasks import noop
@@ -136,12 +140,15 @@ def enqueue_rate(path: Path, n: int) -> float:
             noop.delay(i)
         print(time.perf_counter() - t)
     """
-    return n / float(_client(path, code))
+    return float(_client(path, code))
 
 
-def drain_rate(path: Path, system: System, scenario: Scenario, pool: str, n: int) -> float:
-    """Queue ``n`` (+1 warm-up) tasks, start a worker, time first to last stored result."""
-    enqueue_rate(path, n)
+def drain_time(
+    path: Path, system: System, scenario: Scenario, pool: str, n: int
+) -> tuple[int, float]:
+    """Queue ``n`` (+1 warm-up) tasks, start a worker, time first to last stored result:
+    (results counted, seconds)."""
+    enqueue_time(path, n)
     with worker(path, system, pool):
         deadline = time.monotonic() + 900
         while scenario.count_done() < 1:
@@ -153,25 +160,32 @@ def drain_rate(path: Path, system: System, scenario: Scenario, pool: str, n: int
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{system.label} {pool}: drained only {done} of {n + 1}")
             time.sleep(0.01)
-        return (done - first) / (time.perf_counter() - start)
+        return done - first, time.perf_counter() - start
 
 
-def round_trip(path: Path, system: System, pool: str, n: int) -> tuple[float, float]:
+def round_trip_samples(path: Path, system: System, pool: str, n: int) -> list[float]:
+    """``n`` round trips (after as many, up to 100, to warm up) against a fresh worker, in
+    milliseconds."""
     code = f"""
         import time
         from benchtasks import noop
         noop.delay(-1).get(timeout=60)
+        for i in range({min(100, n)}):
+            noop.delay(i).get(timeout=30)
         samples = []
         for i in range({n}):
             t = time.perf_counter()
             noop.delay(i).get(timeout=30)
             samples.append(time.perf_counter() - t)
-        samples.sort()
-        print(samples[len(samples) // 2] * 1000, samples[int(len(samples) * 0.99)] * 1000)
+        print(" ".join(f"{{s * 1000:.4f}}" for s in samples))
     """
     with worker(path, system, pool):
-        p50, p99 = _client(path, code).split()
-    return float(p50), float(p99)
+        return [float(x) for x in _client(path, code).split()]
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
 def run_scenario(
@@ -180,22 +194,43 @@ def run_scenario(
     tasks: int,
     pools: tuple[str, ...] = ("prefork", "threads"),
     round_trips: int = 0,
+    rounds: int = 3,
 ) -> list[Row]:
-    rows: list[Row] = []
-    for system in scenario.systems:
-        for pool in pools:
-            row = Row(scenario.name, system.label, pool)
+    """Every measure in ``rounds`` alternating rounds (each system and pool in turn, with a
+    fresh worker); rates are totals over all rounds, latencies over all samples."""
+    rounds = max(1, rounds)
+    keys = [(system, pool) for system in scenario.systems for pool in pools]
+    enqueued = {(s.label, p): [0, 0.0] for s, p in keys}  # calls, seconds
+    drained = {(s.label, p): [0, 0.0] for s, p in keys}  # results, seconds
+    samples: dict[tuple[str, str], list[float]] = {(s.label, p): [] for s, p in keys}
+    per_round = max(1, tasks // rounds)
+    for number in range(rounds):
+        for system, pool in keys:
+            key = (system.label, pool)
             scenario.reset()
             with workdir(system) as path:
-                row.enqueue = enqueue_rate(path, tasks)
+                enqueued[key][0] += per_round
+                enqueued[key][1] += enqueue_time(path, per_round)
                 scenario.reset()
-                row.drain = drain_rate(path, system, scenario, pool, tasks)
+                count, seconds = drain_time(path, system, scenario, pool, per_round)
+                drained[key][0] += count
+                drained[key][1] += seconds
                 scenario.reset()
                 if round_trips:
-                    row.p50_ms, row.p99_ms = round_trip(path, system, pool, round_trips)
+                    n = max(1, round_trips // rounds)
+                    samples[key] += round_trip_samples(path, system, pool, n)
                     scenario.reset()
-            rows.append(row)
-            print(f"  measured {scenario.name} {system.label} {pool}", file=sys.stderr)
+        print(f"  {scenario.name}: round {number + 1} of {rounds} measured", file=sys.stderr)
+    rows = []
+    for system, pool in keys:
+        key = (system.label, pool)
+        row = Row(scenario.name, system.label, pool)
+        row.enqueue = enqueued[key][0] / enqueued[key][1]
+        row.drain = drained[key][0] / drained[key][1] if drained[key][1] else None
+        if samples[key]:
+            row.p50_ms = percentile(samples[key], 0.5)
+            row.p99_ms = percentile(samples[key], 0.99)
+        rows.append(row)
     return rows
 
 
@@ -228,14 +263,13 @@ def print_rows(rows: list[Row], title: str) -> None:
         print(f"celeriac/celery {key[0]} {key[1]}: " + ", ".join(parts))
 
 
-def median(values: list[float]) -> float:
-    return statistics.median(values)
-
-
 def add_arguments(parser: argparse.ArgumentParser, *, tasks: int, round_trips: int) -> None:
     """The options every side-by-side benchmark script takes."""
     parser.add_argument("--tasks", type=int, default=tasks)
     parser.add_argument("--round-trips", type=int, default=round_trips)
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="alternating rounds every measure is split into"
+    )
     parser.add_argument("--pools", default="prefork,threads")
     parser.add_argument("--no-celery", action="store_true")
 
@@ -259,6 +293,7 @@ def compare(
         tasks=args.tasks,
         pools=tuple(args.pools.split(",")),
         round_trips=args.round_trips,
+        rounds=args.rounds,
     )
     print_rows(rows, title)
     return rows
