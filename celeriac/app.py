@@ -254,13 +254,15 @@ class Celery:
         return [self.router.queue(self.conf.task_default_queue)]
 
     # -- connections -------------------------------------------------------------------------
-    def connection(self) -> Transport:
-        """A new, unopened transport for the configured broker (one per process)."""
+    def connection(self, **transport_options: Any) -> Transport:
+        """A new, unopened transport for the configured broker (one per process);
+        ``transport_options`` override ``broker_transport_options``."""
         from celeriac.transports.urls import transport_from_url
 
         conf = self.conf
         options = {name: conf[name] for name in BROKER_OPTION_SETTINGS}
         options.update(conf.broker_transport_options or {})
+        options.update(transport_options)
         return transport_from_url(conf.broker_url, options, default_path=conf.sqlite_broker_path)
 
     connection_for_write = connection

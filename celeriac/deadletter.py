@@ -120,7 +120,8 @@ def _publish(app: Celery, message: Message, queue: str) -> None:
         entry = _connections.get(app)
         conn = entry[1] if entry is not None and entry[0] == os.getpid() else None
         if conn is None:
-            conn = app.connection()
+            # The copy must be in its queue before the original is acked (RabbitMQ: confirms).
+            conn = app.connection(confirm_publish=True)
             conn.open()
             _connections[app] = (os.getpid(), conn)
             # Close it with the app: a dropped AMQP transport leaves its socket open.

@@ -117,8 +117,13 @@ class Producer:
     def pool(self) -> ConnectionPool:
         pool = self._pool
         if pool is None:
-            pool = self._pool = ConnectionPool(self.app.connection, self.app.conf.broker_pool_limit)
+            pool = self._pool = ConnectionPool(self._connection, self.app.conf.broker_pool_limit)
         return pool
+
+    def _connection(self) -> Transport:
+        transport = self.app.connection()
+        transport.send_only = True  # the pool's connections only publish
+        return transport
 
     @property
     def origin(self) -> str:

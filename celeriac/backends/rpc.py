@@ -123,6 +123,7 @@ class RPCBackend(ResultBackend):
                 self._producer = None
             if self._producer is None:
                 self._producer = self._transport()
+                self._producer.send_only = True
             self._declare(self._producer, reply_to)
             self._producer.publish(message, exchange="", routing_key=reply_to)
 

@@ -4,11 +4,21 @@ RabbitMQ numbers the messages published on a channel in confirm mode 1, 2, 3...;
 ``basic.ack`` / ``basic.nack`` for each (or ``multiple`` for all up to a tag). Waiting for the
 acks of a batch costs one round trip per batch instead of one per message, and once they are
 in, the messages are in their queues: a ``get`` or ``size`` from any connection sees them.
-With ``confirm_publish`` every publish waits for its acks. Without it the publishing channel
-is not in confirm mode (as Celery's default: a producer that only sends never pays for
-confirms) until the transport first reads after publishing: switching then (one round trip)
-makes sure it reads its own writes, and from then on it waits before each read or when 1000
-are outstanding. Requeued copies and control messages always wait for their acks.
+
+Three modes:
+
+* ``confirm_publish``: every publish waits for its acks (kombu's option).
+* A transport that reads (a worker, an admin command, a test): the channel is in confirm mode
+  from its first publish, and the transport waits for the acks before each read (or when 1000
+  are outstanding), so it always reads its own writes.
+* A send-only transport (``Transport.send_only``: the producer's pool, the rpc:// result
+  publisher), as Celery by default: no confirm mode, so RabbitMQ does not answer every
+  publish (about 0.1 ms per ``delay().get()`` on both sides). Should it read after all, it
+  switches to confirm mode then: its reads see every publish after the switch, and those
+  before it once RabbitMQ has put them in their queues (a queue's message count can lag
+  them for a moment: RabbitMQ answers it ahead of deliveries still on their way).
+
+Requeued copies and control messages always wait for their acks.
 """
 
 from __future__ import annotations
@@ -80,17 +90,23 @@ MAX_UNCONFIRMED = 1000
 
 
 class Publisher:
-    """One connection's publishing channel and when it is in confirm mode: at once with
-    ``confirm_publish``, else from the first read after publishing (see the module text)."""
+    """One connection's publishing channel and its confirm mode (see the module text)."""
 
     def __init__(
-        self, connection: amqp.Connection, channel: amqp.Channel, *, always: bool, timeout: float
+        self,
+        connection: amqp.Connection,
+        channel: amqp.Channel,
+        *,
+        always: bool,
+        lazy: bool,
+        timeout: float,
     ) -> None:
         self._connection = connection
         self._channel = channel
         self._always = always
         self._timeout = timeout
-        self.confirms: Confirms | None = Confirms(connection, channel) if always else None
+        eager = always or not lazy
+        self.confirms: Confirms | None = Confirms(connection, channel) if eager else None
         self._published = False  # sent outside confirm mode since the channel opened
 
     def send(self, raw: amqp.Message, exchange: str, routing_key: str) -> None:
@@ -128,8 +144,7 @@ class Publisher:
             self.confirms.wait(self._timeout)
 
     def _confirming(self) -> None:
-        """Enter confirm mode (once): its ``confirm.select`` round trip also means the
-        channel has routed every earlier publish to its queues."""
+        """Enter confirm mode (once); every later publish is confirmed."""
         if self.confirms is None:
             self.confirms = Confirms(self._connection, self._channel)
             self._published = False

@@ -95,12 +95,11 @@ class AMQPTransport(Transport):
             self._conn, self._channel = conn, conn.channel()
             self._ops, self._admin = conn.channel(), conn.channel()
             self._channel.auto_decode = False
-            # Confirm mode only where it is asked for (confirm_publish) or needed (reading
-            # after publishing): in it RabbitMQ answers every publish, which costs both sides.
             self._publisher = Publisher(
                 conn,
                 self._ops,
                 always=self.params.confirm_publish,
+                lazy=self.send_only,
                 timeout=self.params.confirm_timeout,
             )
             self._generation += 1

@@ -82,6 +82,10 @@ class Transport(ABC):
         self.url = url
         self.options: dict[str, Any] = dict(options or {})
         self.exchanges: dict[str, Exchange] = {}
+        #: Set by a user that only publishes on this connection (the producer's pool, the
+        #: rpc:// result publisher): a transport may then skip what only reading its own
+        #: writes needs (RabbitMQ: confirm mode). Reads stay allowed.
+        self.send_only = False
 
     # -- lifecycle -----------------------------------------------------------------------
     @abstractmethod

@@ -189,16 +189,37 @@ def test_timed_reads_keep_the_socket_blocking(connect: Connect, qname: str) -> N
         assert transport._read(len(frame)) == frame
 
 
-def test_confirm_mode_only_when_reading_own_writes(connect: Connect, qname: str) -> None:
-    """A producer that only sends never puts its channel in confirm mode (RabbitMQ answering
-    each publish costs both sides); its first read switches it, and sees every publish."""
+def test_a_transport_reads_its_own_writes(connect: Connect, qname: str) -> None:
+    """A transport's publishes are confirmed (not waited for) and awaited before it reads, so
+    a read right after publishing counts every message."""
+    transport = connect()
+    transport.publish_many([(msg(f"m{i}"), "", qname) for i in range(5)])
+    assert transport._publisher is not None and transport._publisher.confirms is not None
+    assert transport.size(qname) == 5
+    assert transport._publisher.unconfirmed == 0
+
+
+def test_a_send_only_transport_stays_out_of_confirm_mode(connect: Connect, qname: str) -> None:
+    """A send-only transport (the producer's pool) never makes RabbitMQ answer its publishes;
+    a read switches it to confirm mode, and every later publish is counted at once."""
     producer = connect()
+    producer.send_only = True
     producer.publish_many([(msg(f"m{i}"), "", qname) for i in range(5)])
     assert producer._publisher is not None and producer._publisher.confirms is None
+    deadline = time.monotonic() + 5  # those sent before the switch: RabbitMQ's count may lag
+    while producer.size(qname) != 5 and time.monotonic() < deadline:
+        pass
     assert producer.size(qname) == 5
     assert producer._publisher.confirms is not None
     producer.publish_many([(msg("m5"), "", qname)])
     assert producer.size(qname) == 6
+
+
+def test_the_producer_pool_connections_are_send_only() -> None:
+    app = Celery("sendonly", broker=rabbitmq_url(), backend="cache+memory://", set_as_current=False)
+    with app.producer.pool.acquire() as transport:
+        assert transport.send_only
+    app.close()
 
 
 def test_confirm_publish_puts_the_channel_in_confirm_mode_at_once(

@@ -69,6 +69,8 @@ def test_final_failures_and_rejects_are_dead_lettered(app: Celery, worker: Worke
     assert (letter.task, letter.queue, letter.reason) == (flaky.name, "celery", "failed")
     assert "service down" in letter.exception and "OSError" in letter.traceback
     assert {d.reason for d in letters.values()} == {"failed", "rejected"}
+    # The copy is in its queue before the original is acked: published with confirms.
+    assert deadletter._connections[app][1].options["confirm_publish"] is True
 
     fixed.set()
     assert deadletter.replay(app, "celery.dead", [failed.id]) == 1

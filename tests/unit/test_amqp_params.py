@@ -5,6 +5,7 @@ from __future__ import annotations
 import amqp
 import pytest
 
+from celeriac import Celery
 from celeriac.entities import Exchange, Queue
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.protocol.message import Message
@@ -133,3 +134,16 @@ def test_queue_is_kombu_compatible() -> None:
     }
     assert Queue("celery") == Queue("celery", Exchange("celery", "direct"), "celery")
     assert Queue("tmp", exclusive=True).auto_delete is True
+
+
+def test_app_connection_options_override_broker_transport_options() -> None:
+    app = Celery(
+        "conn",
+        broker="amqp://guest:guest@localhost//",
+        broker_transport_options={"confirm_publish": False},
+        set_as_current=False,
+    )
+    assert not app.connection().params.confirm_publish  # type: ignore[attr-defined]
+    transport = app.connection(confirm_publish=True)
+    assert isinstance(transport, AMQPTransport) and transport.params.confirm_publish
+    assert not transport.send_only
