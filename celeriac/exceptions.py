@@ -95,6 +95,7 @@ class Retry(TaskError):
         self.when = when
         self.is_eager = is_eager
         self.sig = sig
+        self.state_stored = False  # the worker stored RETRY before sending the retry
         super().__init__(message, exc, when)
 
     def humanize(self) -> str:

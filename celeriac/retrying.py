@@ -2,8 +2,10 @@
 
 A retry re-publishes the task under the *same id* with ``retries + 1``, an ETA, the
 request's root/parent/group/chain/link options and its first sender's ``origin``, to the
-queue it came from (or ``queue=``), and only then raises :class:`~celeriac.exceptions.Retry`
-so the worker stores RETRY and acknowledges the original message.
+queue it came from (or ``queue=``), and raises :class:`~celeriac.exceptions.Retry` so the
+worker acknowledges the original message. In a worker, RETRY is stored *before* the new
+message is sent (Celery stores it after): a next attempt that runs and finishes at once, in
+another thread or worker, can then never have its final state replaced by this RETRY.
 """
 
 from __future__ import annotations
@@ -80,6 +82,9 @@ def retry(
         )
     ret = Retry(exc=exc, when=eta or countdown, is_eager=request.is_eager, sig=call)
     if not request.is_eager:
+        from celeriac.worker.execute import store_retry_state
+
+        ret.state_stored = store_retry_state(task, request, exc if exc is not None else ret)
         try:
             opts = SendOptions.from_kwargs(call.options)
             task.app.send_task(task.name, call.args, call.kwargs, _options=opts, _task=task)

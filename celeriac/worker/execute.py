@@ -191,10 +191,7 @@ def _task_run(
 ) -> TaskRun:
     # Celery: results are published unless ignored; errors are stored unless ignored, or
     # when store_errors_even_if_ignored says so.
-    ignored = bool(call.ignore_result) or bool(task.resolve("ignore_result", "task_ignore_result"))
-    errors_anyway = bool(
-        task.resolve("store_errors_even_if_ignored", "task_store_errors_even_if_ignored")
-    )
+    ignored = ignores_result(task, call.ignore_result)
     return TaskRun(
         app=app,
         task=task,
@@ -203,8 +200,39 @@ def _task_run(
         hostname=hostname,
         is_eager=is_eager,
         publish_result=store_result and not ignored,
-        store_errors=store_result and (not ignored or errors_anyway),
+        store_errors=store_result and (not ignored or stores_errors_anyway(task)),
     )
+
+
+def store_retry_state(task: Task[Any, Any], request: Context, cause: BaseException) -> bool:
+    """Store RETRY for a worker's ``Task.retry()`` before it sends the retried message, so a
+    quick next attempt (another thread or worker) never has its state replaced by this one's
+    RETRY. Return True when stored (the worker's hook then does not store it again)."""
+    stored = not ignores_result(task, request.ignore_result) or stores_errors_anyway(task)
+    if request.is_eager or not stored or request.id is None:
+        return False
+    try:
+        task.app.backend.store_result(
+            request.id,
+            cause,
+            states.RETRY,
+            traceback=format_traceback(cause) if cause.__traceback__ is not None else None,
+            request=request,
+        )
+    except Exception:  # the hook tries again after the task; the retry itself goes on
+        logger.exception("Storing RETRY for %s[%s] failed", task.name, request.id)
+        return False
+    return True
+
+
+def ignores_result(task: Task[Any, Any], ignore_result: bool | None) -> bool:
+    """The call's ``ignore_result`` option, else the task's, else ``task_ignore_result``."""
+    return bool(ignore_result) or bool(task.resolve("ignore_result", "task_ignore_result"))
+
+
+def stores_errors_anyway(task: Task[Any, Any]) -> bool:
+    """``store_errors_even_if_ignored`` (task, else setting)."""
+    return bool(task.resolve("store_errors_even_if_ignored", "task_store_errors_even_if_ignored"))
 
 
 def _outcome_for(exc: Exception, runtime: float) -> Outcome:
@@ -249,4 +277,13 @@ def _internal_error(run: TaskRun, exc: Exception) -> None:
     )
 
 
-__all__ = ["Outcome", "build_context", "execute", "execute_async", "format_traceback"]
+__all__ = [
+    "Outcome",
+    "build_context",
+    "execute",
+    "execute_async",
+    "format_traceback",
+    "ignores_result",
+    "store_retry_state",
+    "stores_errors_anyway",
+]

@@ -203,7 +203,12 @@ class ResultStore(Hook):
                     traceback=outcome.traceback,
                     request=run.request,
                 )
-        elif outcome.state == states.RETRY and run.store_errors and outcome.exception:
+        elif (
+            outcome.state == states.RETRY
+            and run.store_errors
+            and outcome.exception
+            and not getattr(outcome.exception, "state_stored", False)  # Task.retry stored it
+        ):
             backend.store_result(
                 run.call.id,
                 _retry_cause(outcome.exception),

@@ -82,6 +82,44 @@ def test_retry_republishes_same_id_with_retries_plus_one(
     assert isinstance(stored, KeyError)
 
 
+def test_retry_state_is_stored_before_the_retry_is_sent(app: Celery) -> None:
+    """A next attempt that runs and finishes at once (another thread or worker) must never
+    have its final state replaced by this attempt's RETRY: RETRY is stored first, once."""
+    states_at_send: list[str] = []
+    writes: list[str] = []
+    store = app.backend.store_result
+
+    def counting(task_id: str, result: Any, state: str, **kw: Any) -> None:
+        writes.append(state)
+        store(task_id, result, state, **kw)
+
+    def receiver(sender: Any, **kw: Any) -> None:
+        states_at_send.append(app.backend.get_state("tid"))
+
+    @app.task(bind=True)
+    def flaky(self: Task[Any, Any]) -> None:
+        raise self.retry(exc=KeyError("again"), countdown=0)
+
+    app.backend.store_result = counting  # type: ignore[method-assign]
+    signals.before_task_publish.connect(receiver)
+    try:
+        outcome = run(app, flaky)
+    finally:
+        signals.before_task_publish.disconnect(receiver)
+    assert outcome.state == states.RETRY and states_at_send == [states.RETRY]
+    assert writes == [states.RETRY]
+    assert isinstance(app.backend.get_result("tid"), KeyError)
+
+
+def test_retry_state_is_not_stored_when_results_are_ignored(app: Celery) -> None:
+    @app.task(bind=True, ignore_result=True)
+    def flaky(self: Task[Any, Any]) -> None:
+        raise self.retry(exc=KeyError("again"), countdown=0)
+
+    assert run(app, flaky).state == states.RETRY
+    assert app.backend.get_state("tid") == states.PENDING
+
+
 def test_default_retry_delay_and_explicit_eta(app: Celery, sent: list[tuple[str, Message]]) -> None:
     eta = datetime(2030, 1, 1, tzinfo=timezone.utc)
 
