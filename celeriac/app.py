@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from celeriac import _forksafe, _state
 from celeriac.builtins import add_builtin_tasks
-from celeriac.config import BROKER_OPTION_SETTINGS, OLD_NAMES, SETTINGS_BY_NAME, Settings
+from celeriac.config import OLD_NAMES, SETTINGS_BY_NAME, Settings, broker_options
 from celeriac.entities import Queue
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.options import SendOptions
@@ -260,9 +260,7 @@ class Celery:
         from celeriac.transports.urls import transport_from_url
 
         conf = self.conf
-        options = {name: conf[name] for name in BROKER_OPTION_SETTINGS}
-        options.update(conf.broker_transport_options or {})
-        options.update(transport_options)
+        options = broker_options(conf, **transport_options)
         return transport_from_url(conf.broker_url, options, default_path=conf.sqlite_broker_path)
 
     connection_for_write = connection

@@ -307,6 +307,15 @@ BROKER_OPTION_SETTINGS: tuple[str, ...] = (
 OLD_NAMES: dict[str, str] = {s.old: s.name for s in SETTINGS if s.old}
 
 
+def broker_options(conf: Settings, **overrides: Any) -> dict[str, Any]:
+    """The options a broker transport is made with: the ``broker_*`` settings it reads, then
+    ``broker_transport_options``, then ``overrides``."""
+    options = {name: conf[name] for name in BROKER_OPTION_SETTINGS}
+    options.update(conf.broker_transport_options or {})
+    options.update(overrides)
+    return options
+
+
 def nearest_setting(key: str) -> str | None:
     """The known setting name closest to ``key`` (for "did you mean ...?" messages)."""
     candidates = list(SETTINGS_BY_NAME) + list(OLD_NAMES)
@@ -447,6 +456,7 @@ __all__ = [
     "Setting",
     "Settings",
     "UnknownSettingWarning",
+    "broker_options",
     "canonical_name",
     "nearest_setting",
 ]

@@ -62,13 +62,12 @@ class RPCBackend(ResultBackend):
 
     # -- connections (one pair per process) ----------------------------------------------------
     def _transport(self) -> Transport:
+        from celeriac.config import broker_options
         from celeriac.transports.urls import transport_from_url
 
-        conf = self.conf
+        conf = self.conf  # the broker's settings too (TLS, heartbeat, timeouts), as the app's
         return transport_from_url(
-            conf.broker_url,
-            conf.broker_transport_options,
-            default_path=conf.sqlite_broker_path,
+            conf.broker_url, broker_options(conf), default_path=conf.sqlite_broker_path
         )
 
     def _check_fork(self) -> None:

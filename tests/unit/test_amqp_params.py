@@ -147,3 +147,17 @@ def test_app_connection_options_override_broker_transport_options() -> None:
     transport = app.connection(confirm_publish=True)
     assert isinstance(transport, AMQPTransport) and transport.params.confirm_publish
     assert not transport.send_only
+
+
+def test_rpc_backend_connections_read_the_broker_settings() -> None:
+    """The rpc:// backend's connections use the broker settings (TLS, heartbeat, ...) as the
+    app's own connections do."""
+    app = Celery(
+        "rpcconf",
+        broker="amqp://guest:guest@localhost//",
+        backend="rpc://",
+        broker_heartbeat=7,
+        set_as_current=False,
+    )
+    transport = app.backend._transport()  # type: ignore[attr-defined]
+    assert isinstance(transport, AMQPTransport) and transport.params.heartbeat == 7.0
