@@ -1,12 +1,12 @@
 """RabbitMQ broker: celeriac and Celery 5.7 side by side, same broker, same tasks.
 
     .venv/bin/python benchmarks/bench_amqp.py [--tasks 20000] [--round-trips 1000] [--rounds 3]
-        [--pools prefork,threads] [--no-celery]
+        [--pools prefork,threads] [--no-celery] [--rpc-round-trips 0]
 
 Runs in a vhost of its own (created with rabbitmqctl, deleted afterwards). Drain and enqueue
 store results in Redis database 10 on 127.0.0.1:6379 (counted with DBSIZE; only that
-database's keys are deleted). The harness counts stored results, so rpc:// (results are
-messages, nothing stored) is not measured here.
+database's keys are deleted). With ``--rpc-round-trips N`` the round trip is also measured
+with the rpc:// backend (results are messages: nothing to count, so no drain there).
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ def _purge(vhost: str, queues: list[str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     add_arguments(parser, tasks=20_000, round_trips=1_000)
+    parser.add_argument("--rpc-round-trips", type=int, default=0)
     args = parser.parse_args()
     vhost = f"celeriac-bench-{os.getpid()}"
     _rabbitmqctl("add_vhost", vhost)
@@ -78,6 +79,18 @@ def _run(args: argparse.Namespace, vhost: str) -> None:
         reset,
         f"{args.tasks} no-op tasks, -c 2, RabbitMQ broker; 2-core machine",
     )
+    if args.rpc_round_trips:
+        args.round_trips = args.rpc_round_trips
+        compare(
+            args,
+            "rpc",
+            broker,
+            "rpc://",
+            count_done,
+            lambda: _purge(vhost, ["celery"]),
+            "RabbitMQ broker, rpc:// results: round trips only",
+            tasks=0,
+        )
 
 
 if __name__ == "__main__":

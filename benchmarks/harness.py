@@ -197,7 +197,8 @@ def run_scenario(
     rounds: int = 3,
 ) -> list[Row]:
     """Every measure in ``rounds`` alternating rounds (each system and pool in turn, with a
-    fresh worker); rates are totals over all rounds, latencies over all samples."""
+    fresh worker); rates are totals over all rounds, latencies over all samples. With
+    ``tasks=0`` only round trips are measured (a backend whose results cannot be counted)."""
     rounds = max(1, rounds)
     keys = [(system, pool) for system in scenario.systems for pool in pools]
     enqueued = {(s.label, p): [0, 0.0] for s, p in keys}  # calls, seconds
@@ -209,13 +210,14 @@ def run_scenario(
             key = (system.label, pool)
             scenario.reset()
             with workdir(system) as path:
-                enqueued[key][0] += per_round
-                enqueued[key][1] += enqueue_time(path, per_round)
-                scenario.reset()
-                count, seconds = drain_time(path, system, scenario, pool, per_round)
-                drained[key][0] += count
-                drained[key][1] += seconds
-                scenario.reset()
+                if tasks:
+                    enqueued[key][0] += per_round
+                    enqueued[key][1] += enqueue_time(path, per_round)
+                    scenario.reset()
+                    count, seconds = drain_time(path, system, scenario, pool, per_round)
+                    drained[key][0] += count
+                    drained[key][1] += seconds
+                    scenario.reset()
                 if round_trips:
                     n = max(1, round_trips // rounds)
                     samples[key] += round_trip_samples(path, system, pool, n)
@@ -225,7 +227,7 @@ def run_scenario(
     for system, pool in keys:
         key = (system.label, pool)
         row = Row(scenario.name, system.label, pool)
-        row.enqueue = enqueued[key][0] / enqueued[key][1]
+        row.enqueue = enqueued[key][0] / enqueued[key][1] if enqueued[key][1] else None
         row.drain = drained[key][0] / drained[key][1] if drained[key][1] else None
         if samples[key]:
             row.p50_ms = percentile(samples[key], 0.5)
@@ -282,6 +284,8 @@ def compare(
     count_done: Callable[[], int],
     reset: Callable[[], None],
     title: str,
+    *,
+    tasks: int | None = None,
 ) -> list[Row]:
     """Run ``name`` on celeriac (and, unless ``--no-celery``, on Celery with the same URLs)
     and print the table with ratios."""
@@ -290,7 +294,7 @@ def compare(
         systems.append(System("celery", "celery", broker, backend))
     rows = run_scenario(
         Scenario(name, systems, count_done, reset),
-        tasks=args.tasks,
+        tasks=args.tasks if tasks is None else tasks,
         pools=tuple(args.pools.split(",")),
         round_trips=args.round_trips,
         rounds=args.rounds,
