@@ -189,8 +189,7 @@ def _task_run(
     is_eager: bool,
     store_result: bool,
 ) -> TaskRun:
-    # Celery: results are published unless ignored; errors are stored unless ignored, or
-    # when store_errors_even_if_ignored says so.
+    # Celery: results are published unless ignored (errors: see stores_errors).
     ignored = ignores_result(task, call.ignore_result)
     return TaskRun(
         app=app,
@@ -200,7 +199,7 @@ def _task_run(
         hostname=hostname,
         is_eager=is_eager,
         publish_result=store_result and not ignored,
-        store_errors=store_result and (not ignored or stores_errors_anyway(task)),
+        store_errors=store_result and stores_errors(task, ignored),
     )
 
 
@@ -208,8 +207,7 @@ def store_retry_state(task: Task[Any, Any], request: Context, cause: BaseExcepti
     """Store RETRY for a worker's ``Task.retry()`` before it sends the retried message, so a
     quick next attempt (another thread or worker) never has its state replaced by this one's
     RETRY. Return True when stored (the worker's hook then does not store it again)."""
-    stored = not ignores_result(task, request.ignore_result) or stores_errors_anyway(task)
-    if request.is_eager or not stored or request.id is None:
+    if request.id is None or not stores_errors(task, ignores_result(task, request.ignore_result)):
         return False
     try:
         task.app.backend.store_result(
@@ -230,9 +228,12 @@ def ignores_result(task: Task[Any, Any], ignore_result: bool | None) -> bool:
     return bool(ignore_result) or bool(task.resolve("ignore_result", "task_ignore_result"))
 
 
-def stores_errors_anyway(task: Task[Any, Any]) -> bool:
-    """``store_errors_even_if_ignored`` (task, else setting)."""
-    return bool(task.resolve("store_errors_even_if_ignored", "task_store_errors_even_if_ignored"))
+def stores_errors(task: Task[Any, Any], ignored: bool) -> bool:
+    """Celery: errors are stored unless the result is ``ignored``, or when
+    ``store_errors_even_if_ignored`` (task, else setting) says so anyway."""
+    return not ignored or bool(
+        task.resolve("store_errors_even_if_ignored", "task_store_errors_even_if_ignored")
+    )
 
 
 def _outcome_for(exc: Exception, runtime: float) -> Outcome:
@@ -285,5 +286,5 @@ __all__ = [
     "format_traceback",
     "ignores_result",
     "store_retry_state",
-    "stores_errors_anyway",
+    "stores_errors",
 ]
