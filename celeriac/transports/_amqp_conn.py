@@ -15,6 +15,7 @@ names (``confirm_publish``, ``heartbeat``, ``connect_timeout``, ``ssl``, ``login
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -190,8 +191,18 @@ def with_retries(
     return result
 
 
+#: Added to a refused broker certificate's message: the settings that decide what is trusted.
+CERTIFICATE_HINT = (
+    " (the broker's TLS certificate is not trusted: set broker_use_ssl={'ca_certs': "
+    "'<the CA file that signed it>', 'cert_reqs': ssl.CERT_REQUIRED}, and 'server_hostname' "
+    "to a name the certificate carries)"
+)
+
+
 def _describe(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return text + CERTIFICATE_HINT
     return text if isinstance(exc, OSError) else f"{type(exc).__name__}: {text}"
 
 

@@ -20,6 +20,7 @@ import contextlib
 import errno
 import select
 import socket
+import ssl
 import time
 from typing import Any
 
@@ -145,6 +146,8 @@ def readable(conn: amqp.Connection) -> bool:
     if transport is None or transport._read_buffer:
         return True
     sock = transport.sock
+    if isinstance(sock, ssl.SSLSocket) and sock.pending():  # decrypted, not yet read
+        return True
     return sock is None or bool(select.select([sock], [], [], 0)[0])
 
 

@@ -159,7 +159,7 @@ class AMQPTransport(Transport):
             topology.declare_exchange(self._admin_channel(), exchange)
             self._exchanges_ok.add(exchange.name)
 
-        self._retrying(run, self.params.reconnect_policy, "Declaring")
+        self._retrying(run, self._declare_policy(), "Declaring")
 
     def declare_queue(self, queue: Queue) -> None:
         def run() -> None:
@@ -169,7 +169,7 @@ class AMQPTransport(Transport):
                 self._exchanges_ok.add(queue.exchange.name)
                 self.exchanges[queue.exchange.name] = queue.exchange
 
-        self._retrying(run, self.params.reconnect_policy, "Declaring")
+        self._retrying(run, self._declare_policy(), "Declaring")
 
     def bind(self, queue: str, exchange: str, routing_key: str) -> None:
         def run() -> None:
@@ -198,11 +198,24 @@ class AMQPTransport(Transport):
     def publish_many(
         self, items: Sequence[tuple[Message, str, str]], *, not_before: float | None = None
     ) -> None:
-        policy = self.params.publish_policy
-        if not self.params.publish_retry:
-            policy = RetryPolicy(max_retries=0)
         pending = deque(items)  # a retry resumes after what was already sent
-        self._retrying(partial(self._publish_all, pending), policy, "Publishing", _PUBLISH_ERRORS)
+        self._retrying(
+            partial(self._publish_all, pending),
+            self._publish_policy(),
+            "Publishing",
+            _PUBLISH_ERRORS,
+        )
+
+    def _publish_policy(self) -> RetryPolicy:
+        """``task_publish_retry_policy``, or no retry with ``task_publish_retry=False``."""
+        if not self.params.publish_retry:
+            return RetryPolicy(max_retries=0)
+        return self.params.publish_policy
+
+    def _declare_policy(self) -> RetryPolicy:
+        """A producer's declarations are part of its publish (kombu's ``declare=``): they
+        give up as the publish does, not after the worker's reconnect policy."""
+        return self._publish_policy() if self.send_only else self.params.reconnect_policy
 
     def _publish_all(self, pending: deque[tuple[Message, str, str]]) -> None:
         self._ensure_open()

@@ -171,7 +171,10 @@ class RedisTransport(Transport):
                 pipe.zadd(deadlines, {exchange: deadline}, gt=True)
             pipe.execute()
 
-        self._call(write, self.connection_policy, f"binding queue {queue!r}")
+        # A producer's binding is part of its publish (kombu's declare=): it gives up as the
+        # publish does, not after the worker's reconnect policy.
+        policy = self.publish_policy if self.send_only else self.connection_policy
+        self._call(write, policy, f"binding queue {queue!r}")
 
     def _lookup(self, exchange: str, routing_key: str) -> list[str]:
         """The queues a publish reaches (kombu: exchange ``""`` means the queue itself)."""

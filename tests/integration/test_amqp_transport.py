@@ -141,6 +141,21 @@ def test_unreachable_broker_names_the_masked_url() -> None:
     assert "secret" not in str(err.value)
 
 
+def test_a_producer_gives_up_as_its_publish_retry_policy_says() -> None:
+    # The queue declaration before the first publish is part of the publish (kombu's
+    # declare=): it must not wait out the worker's reconnect policy (100 tries, up to 30 s
+    # apart) when the broker is down.
+    app = Celery("down", broker="amqp://guest:secret@127.0.0.1:1//", set_as_current=False)
+    app.conf.task_publish_retry_policy = {"max_retries": 2, "interval_start": 0}
+    started = time.monotonic()
+    try:
+        with pytest.raises(OperationalError, match=r"amqp://guest:\*\*\*\*@127.0.0.1:1//"):
+            app.send_task("anything", (1,))
+    finally:
+        app.close()
+    assert time.monotonic() - started < 10
+
+
 def test_headers_travel_as_an_amqp_table(connect: Connect, qname: str) -> None:
     headers = {"eta": None, "timelimit": [None, 1.5], "stamps": {"a": [1, "b"]}, "flag": True}
     transport = connect()
