@@ -456,6 +456,29 @@ class AMQPTransport(Transport):
         # The copy must be in its queue before the original is acked.
         self._publishing().send_confirmed(raw, "", queue)
 
+    def release_prefetched(self) -> int | None:
+        if not self._lock.acquire(blocking=False):  # the owner is using the connection
+            return None
+        try:
+            channel, conn = self._channel, self._conn
+            if channel is None or conn is None or not self._consumers:
+                return 0
+            try:
+                with conn.transport.having_timeout(self.params.confirm_timeout):
+                    for tag in self._consumers.values():
+                        channel.basic_cancel(tag)  # what is on the way lands in the buffers
+            except CONNECTION_ERRORS as exc:
+                logger.warning("Lost %s while pausing its consumers: %r", self.params.display, exc)
+                self._lost()  # the broker takes back everything this connection held
+                return 0
+            self._consumers.clear()
+            held = [delivery for buffer in self._buffers.values() for delivery in buffer]
+            self._buffers.clear()
+            self.restore(held)
+            return len(held)
+        finally:
+            self._lock.release()
+
     def restore(self, deliveries: Sequence[Delivery]) -> None:
         """Back to their original place (RabbitMQ's requeue), flagged redelivered."""
         self._settle(deliveries, lambda tag: self._chan().basic_reject(tag, True))

@@ -188,6 +188,15 @@ class Transport(ABC):
         (``basic.qos``); pull-based transports need nothing, ``get(max_messages=)`` suffices.
         """
 
+    def release_prefetched(self) -> int | None:
+        """Stop taking pushed messages and give back, at their place in their queues, what
+        the broker pushed ahead that ``get`` has not returned yet; the next ``get`` takes
+        messages again. Any thread may call it while the connection's owner runs a long task,
+        so that those messages go to idle consumers instead of waiting behind it (Celery's
+        ``-O fair``). Returns how many were given back, or ``None`` when the connection was
+        in use (ask again later). Pull-based transports hold nothing ahead: 0."""
+        return 0
+
     def extend(self, deliveries: Sequence[Delivery]) -> None:  # noqa: B027 - optional hook
         """Renew the lease of held deliveries so a visibility timeout does not redeliver them."""
 

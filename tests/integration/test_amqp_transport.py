@@ -16,6 +16,7 @@ from celeriac.entities import Exchange, Queue
 from celeriac.exceptions import OperationalError
 from celeriac.protocol.message import Message
 from celeriac.transports.amqp import AMQPTransport
+from celeriac.transports.base import Delivery
 from tests.servers import rabbitmq_url
 
 Connect = Callable[..., AMQPTransport]
@@ -69,6 +70,38 @@ def test_qos_limits_what_the_broker_pushes(connect: Connect, qname: str) -> None
     assert [d.message.body for d in first + more] == [
         f"m{i}".encode() for i in range(1 + len(more))
     ]
+
+
+def test_release_prefetched_gives_back_what_was_pushed_ahead(connect: Connect, qname: str) -> None:
+    producer, consumer, other = connect(), connect(), connect()
+    producer.publish_many([(msg(f"m{i}"), "", qname) for i in range(6)])
+    consumer.qos(4)
+    [running] = consumer.get([qname], max_messages=1, timeout=5)
+    # Three more were pushed to it ahead: they go back, the one taken stays with its taker.
+    assert consumer.release_prefetched() == 3
+    assert _server_side(qname) == (5, 0)  # m1..m5 ready, and no consumer until the next get
+    assert consumer.release_prefetched() == 0
+    taken: list[Delivery] = []
+    while len(taken) < 5:  # in their order, m1..m5 (each get returns at least one or fails)
+        got = other.get([qname], max_messages=10, timeout=5)
+        assert got, f"only {len(taken)} of 5 came back"
+        other.ack(got)
+        taken += got
+    assert [d.message.body for d in taken] == [f"m{i}".encode() for i in range(1, 6)]
+    consumer.ack([running])  # its delivery stayed valid
+    assert consumer.get([qname], timeout=0.2) == []  # it consumes again, and nothing is left
+
+
+def test_release_prefetched_waits_for_a_connection_in_use(connect: Connect, qname: str) -> None:
+    consumer = connect()
+    consumer.qos(4)
+    assert consumer.get([qname], timeout=0.1) == []
+    with consumer._lock:  # the owner is inside an operation: come back later
+        outcome: list[int | None] = []
+        thread = threading.Thread(target=lambda: outcome.append(consumer.release_prefetched()))
+        thread.start()
+        thread.join(5)
+    assert outcome == [None]
 
 
 def test_unacked_messages_come_back_when_the_connection_dies(connect: Connect, qname: str) -> None:

@@ -37,6 +37,22 @@ def test_a_child_killed_mid_batch_loses_none_of_its_other_tasks(
     assert ("Sent again" if broker.kind == "amqp" else "Gave back") in worker.output()
 
 
+def test_tasks_behind_a_long_one_go_to_an_idle_child(
+    client: Celery, start_worker: WorkerFactory, tmp_path: Path
+) -> None:
+    # Celery's -O fair: a child busy with a long task does not keep what the broker pushed
+    # to it ahead (RabbitMQ prefetch) while the other child idles.
+    start_worker("-P", "prefork", "-c", "2")
+    release = tmp_path / "release"
+    long = client.send_task("tasks.block", (str(release),))
+    wait_state(client, long.id, states.STARTED)
+    adds = [client.send_task("tasks.add", (i, 1)) for i in range(8)]
+    assert [r.get(timeout=20) for r in adds] == list(range(1, 9))
+    assert client.backend.get_state(long.id) == states.STARTED  # still running meanwhile
+    release.touch()
+    assert long.get(timeout=30) == "released"
+
+
 def test_revoke_and_terminate_reach_the_children(
     client: Celery, start_worker: WorkerFactory, tmp_path: Path
 ) -> None:

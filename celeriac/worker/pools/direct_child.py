@@ -35,6 +35,11 @@ logger = logging.getLogger("celeriac.worker.pool")
 
 #: A child's exit code when its broker connection failed for good (the worker stops).
 EXIT_BROKER = 3
+#: A task running this long makes its child give back what the broker pushed to it ahead
+#: (AMQP prefetch), so idle children run those instead (Celery's ``-O fair``) (seconds).
+RELEASE_AFTER = 0.25
+#: How often the child's order thread looks at the running task's age (seconds).
+RELEASE_CHECK = 0.1
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,8 @@ class ChildPool(SoloPool):
         self.on_job_start = self.on_start
         self._batch: list[Request] = []
         self._index = 0  # jobs of the batch started so far
+        #: ``time.monotonic()`` when the running job started; None between batches.
+        self.busy_since: float | None = None
 
     def submit_many(self, jobs: Sequence[Job]) -> None:
         consumer = self.consumer
@@ -81,6 +88,7 @@ class ChildPool(SoloPool):
         try:
             super().submit_many(jobs)
         finally:
+            self.busy_since = None
             self.slot.done(len(jobs))
             self._batch = []
         self.done += len(jobs)
@@ -90,7 +98,8 @@ class ChildPool(SoloPool):
     def on_start(self, job: Job) -> None:
         index = self._index
         self._index += 1
-        self.slot.start(index, job.task_id, time.monotonic())
+        self.busy_since = now = time.monotonic()
+        self.slot.start(index, job.task_id, now)
 
     @property
     def _running(self) -> Request | None:
@@ -178,7 +187,10 @@ def child_main(
         limiter=consumer.limiter,
     )
     threading.Thread(
-        target=_take_orders, args=(control, consumer, ctx), name="celeriac-orders", daemon=True
+        target=_take_orders,
+        args=(control, consumer, ctx, pool),
+        name="celeriac-orders",
+        daemon=True,
     ).start()
     timelimits.set_hard_limit_reporter(pool.report_limit)
     signals.worker_process_init.send(sender=None)
@@ -199,9 +211,15 @@ def child_main(
         os._exit(exitcode)
 
 
-def _take_orders(control: Connection, consumer: Consumer, ctx: ControlContext) -> None:
+def _take_orders(
+    control: Connection, consumer: Consumer, ctx: ControlContext, pool: ChildPool
+) -> None:
+    released_for: float | None = None  # the start of the job whose prefetch went back
     while True:
         try:
+            if not control.poll(RELEASE_CHECK):
+                released_for = _release_if_long(consumer, pool, released_for)
+                continue
             order: Any = control.recv()
         except (EOFError, OSError):  # the parent is gone: finish up and leave
             consumer.stop(warm=True)
@@ -216,6 +234,31 @@ def _take_orders(control: Connection, consumer: Consumer, ctx: ControlContext) -
                 handler(ctx, **order[2])
             except Exception:
                 logger.exception("Relayed remote control command %r failed", order[1])
+
+
+def _release_if_long(
+    consumer: Consumer, pool: ChildPool, released_for: float | None
+) -> float | None:
+    """While one task runs long, the messages the broker pushed to this child behind it go
+    back to their queue (once per task; again when the connection was busy)."""
+    since = pool.busy_since
+    if since is None or since == released_for or time.monotonic() - since < RELEASE_AFTER:
+        return released_for
+    try:
+        count = consumer.transport.release_prefetched()
+    except Exception:  # never let this end the order thread
+        logger.exception("Pool process %s: giving back prefetched messages failed", os.getpid())
+        return since
+    if count is None:
+        return released_for
+    if count:
+        logger.info(
+            "Pool process %s: a task runs long; gave back %d prefetched message(s) for "
+            "idle processes",
+            os.getpid(),
+            count,
+        )
+    return since
 
 
 __all__ = ["EXIT_BROKER", "ChildPool", "ChildSpec", "child_main"]
