@@ -64,6 +64,7 @@ class AMQPTransport(Transport):
     supports_fanout = True
     direct_consume = True
     returns_on_close = True
+    pushes_ahead = True
 
     def __init__(self, url: str = "amqp://", options: Mapping[str, Any] | None = None) -> None:
         super().__init__(url, options)

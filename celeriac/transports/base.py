@@ -77,6 +77,9 @@ class Transport(ABC):
     #: Messages a connection held unacknowledged go back to their queues when it closes
     #: (AMQP); otherwise another connection can settle or restore them by delivery tag.
     returns_on_close: ClassVar[bool] = False
+    #: The broker sends a consumer messages ahead of ``get`` (AMQP prefetch), which
+    #: ``release_prefetched`` can give back.
+    pushes_ahead: ClassVar[bool] = False
 
     def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
         self.url = url

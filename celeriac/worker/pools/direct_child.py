@@ -215,9 +215,10 @@ def _take_orders(
     control: Connection, consumer: Consumer, ctx: ControlContext, pool: ChildPool
 ) -> None:
     released_for: float | None = None  # the start of the job whose prefetch went back
+    check = RELEASE_CHECK if consumer.transport.pushes_ahead else None  # None: just wait
     while True:
         try:
-            if not control.poll(RELEASE_CHECK):
+            if not control.poll(check):
                 released_for = _release_if_long(consumer, pool, released_for)
                 continue
             order: Any = control.recv()
@@ -252,7 +253,7 @@ def _release_if_long(
     if count is None:
         return released_for
     if count:
-        logger.info(
+        logger.debug(
             "Pool process %s: a task runs long; gave back %d prefetched message(s) for "
             "idle processes",
             os.getpid(),
