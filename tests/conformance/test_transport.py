@@ -203,6 +203,24 @@ def test_close_without_ack_gives_the_message_to_a_new_consumer(broker: Broker) -
     assert again.redelivered is True
 
 
+def test_release_prefetched_loses_and_repeats_nothing(broker: Broker) -> None:
+    # A prefork child calls it (from another thread) while its task runs long: what the
+    # broker pushed ahead goes back to the queue, what get returned stays with its taker.
+    first, second = broker.connect(), broker.connect()
+    first.qos(4)
+    first.publish_many([(msg(f"m{i}"), "", "q") for i in range(5)])
+    [running] = take(first, ["q"], 1)
+    given_back = first.release_prefetched()
+    assert given_back is not None
+    assert given_back == (3 if first.pushes_ahead else 0)
+    rest = take(second, ["q"], 4)
+    assert sorted(bodies([running, *rest])) == [f"m{i}".encode() for i in range(5)]
+    first.ack([running])
+    second.ack(rest)
+    first.publish(msg("later"), routing_key="q")
+    assert bodies(take(first, ["q"], 1)) == [b"later"]  # it takes messages again
+
+
 def test_get_never_returns_more_than_max_messages(transport: Transport) -> None:
     transport.publish_many([(msg(f"m{i}"), "", "q") for i in range(10)])
     assert len(transport.get(["q"], max_messages=3, timeout=5)) == 3
