@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import pickle
 import signal
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 from celeriac import Celery, states
 from celeriac.protocol import task_v2
 from celeriac.protocol.message import Message, TaskCall
+from celeriac.worker.pools.base import LONG_TASK
 from tests.integration.broker_envs import PROCESS, BrokerEnv
 from tests.integration.conftest import WorkerFactory, queue_size, state_of, wait_state, wait_until
 
@@ -145,6 +147,26 @@ def test_running_tasks_do_not_count_against_the_prefetch_window(
     ids = [client.send_task("tasks.block", (release,)).id for _ in range(10)]
     wait_until(lambda: count_states(client, ids, states.STARTED) == 2, "two tasks to start")
     _holds_exactly(client, release, ids, 4)
+
+
+@pytest.mark.parametrize("direct", [True, False], ids=["children-consume", "pipe-fed"])
+@pytest.mark.parametrize("broker", PROCESS, indirect=True)
+def test_prefork_queues_nothing_behind_a_long_task(
+    client: Celery, start_worker: WorkerFactory, tmp_path: Path, direct: bool
+) -> None:
+    # Celery's -O fair: once a task runs long, the tasks that come after it go to the idle
+    # child, not into the busy one's prefetch or pipe.
+    start_worker("-P", "prefork", "-c", "2", conf={"worker_direct_consume": direct})
+    release = tmp_path / "release"
+    long = client.send_task("tasks.block", (str(release),))
+    wait_state(client, long.id, states.STARTED)
+    known_long = time.monotonic() + LONG_TASK + 0.1  # a timing precondition, not a wait
+    wait_until(lambda: time.monotonic() >= known_long, "the task to count as long")
+    adds = [client.send_task("tasks.add", (i, 1)) for i in range(8)]
+    assert [r.get(timeout=20) for r in adds] == list(range(1, 9))
+    assert state_of(client, long.id) == states.STARTED  # still running meanwhile
+    release.touch()
+    assert long.get(timeout=30) == "released"
 
 
 @pytest.mark.parametrize("broker", PROCESS, indirect=True)

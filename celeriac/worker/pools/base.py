@@ -31,6 +31,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("celeriac.worker.pool")
 
+#: A task that has run this long is "long": prefork queues no more work behind it (the parent
+#: sends that child nothing; a child that consumes itself gives back what the broker pushed
+#: to it), so other tasks go to idle processes, as with Celery's ``-O fair`` (seconds).
+LONG_TASK = 0.25
+
 
 @dataclass(frozen=True, slots=True)
 class Job:
@@ -269,6 +274,7 @@ def lost_result(job: Job, exitcode: int | None) -> JobResult:
 
 
 __all__ = [
+    "LONG_TASK",
     "Job",
     "JobResult",
     "Pool",

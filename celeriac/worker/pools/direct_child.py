@@ -19,7 +19,7 @@ from celeriac import signals
 from celeriac.worker import timelimits
 from celeriac.worker.consumer import Consumer
 from celeriac.worker.control import COMMANDS, ControlContext
-from celeriac.worker.pools.base import Job, flush_open_batch
+from celeriac.worker.pools.base import LONG_TASK, Job, flush_open_batch
 from celeriac.worker.pools.prefork import resident_kib
 from celeriac.worker.pools.slot import Payload, Slot
 from celeriac.worker.pools.solo import SoloPool
@@ -35,9 +35,6 @@ logger = logging.getLogger("celeriac.worker.pool")
 
 #: A child's exit code when its broker connection failed for good (the worker stops).
 EXIT_BROKER = 3
-#: A task running this long makes its child give back what the broker pushed to it ahead
-#: (AMQP prefetch), so idle children run those instead (Celery's ``-O fair``) (seconds).
-RELEASE_AFTER = 0.25
 #: How often the child's order thread looks at the running task's age (seconds).
 RELEASE_CHECK = 0.1
 
@@ -243,7 +240,7 @@ def _release_if_long(
     """While one task runs long, the messages the broker pushed to this child behind it go
     back to their queue (once per task; again when the connection was busy)."""
     since = pool.busy_since
-    if since is None or since == released_for or time.monotonic() - since < RELEASE_AFTER:
+    if since is None or since == released_for or time.monotonic() - since < LONG_TASK:
         return released_for
     try:
         count = consumer.transport.release_prefetched()

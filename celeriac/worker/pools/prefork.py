@@ -27,6 +27,7 @@ from celeriac import signals, states
 from celeriac.protocol.message import Message
 from celeriac.worker import timelimits
 from celeriac.worker.pools.base import (
+    LONG_TASK,
     Job,
     JobResult,
     ResultCallback,
@@ -63,6 +64,7 @@ class _Child(ForkedChild):
     sent: int = 0  # jobs sent over its life (it exits after max_tasks_per_child)
     draining: bool = False  # over worker_max_memory_per_child: finish its jobs, then replace
     released: bool = False  # told to exit after draining
+    head_since: float | None = None  # monotonic time the job at the head of outstanding began
 
 
 class PreforkPool(ForkedPool):
@@ -155,6 +157,8 @@ class PreforkPool(ForkedPool):
             while todo:
                 # The least loaded child first, so work spreads evenly.
                 open_ = [c for c in self._children if not c.retiring and self._room(c) > 0]
+                if not open_:  # a task turned long since free_slots(): the promise stands
+                    open_ = [c for c in self._children if not c.retiring and self._room(c, 0) > 0]
                 if not open_:
                     # A child may have started draining (memory limit) since free_slots():
                     # it still runs what reaches its pipe before it is told to exit.
@@ -162,16 +166,22 @@ class PreforkPool(ForkedPool):
                 if not open_:
                     raise RuntimeError("submit_many() called with no free slot")
                 child = min(open_, key=lambda c: len(c.outstanding))
-                size = min(BATCH, self._room(child) or BATCH)
+                size = min(BATCH, self._room(child, 0) or BATCH)
                 chunk, todo = todo[:size], todo[size:]
+                if not child.outstanding:
+                    child.head_since = time.monotonic()
                 child.outstanding.extend(chunk)
                 child.sent += len(chunk)
                 _send(child, [_payload(job) for job in chunk])
 
-    def _room(self, child: _Child) -> int:
+    def _room(self, child: _Child, long_task: float = LONG_TASK) -> int:
         """Jobs ``child`` may take now: two batches, never past its ``max_tasks_per_child``
-        (a child that exits with jobs still in its pipe would lose them)."""
+        (a child that exits with jobs still in its pipe would lose them), and none while its
+        task runs long (they wait for the first free child instead: Celery's ``-O fair``)."""
         if child.draining:
+            return 0
+        since = child.head_since
+        if long_task and since is not None and time.monotonic() - since >= long_task:
             return 0
         room = BATCH * DEPTH - len(child.outstanding)
         if self.max_tasks_per_child:
@@ -244,6 +254,7 @@ class PreforkPool(ForkedPool):
                     with self._lock:
                         child.outstanding.popleft()
                         child.deadline = child.hard_limit = None
+                        child.head_since = time.monotonic() if child.outstanding else None
                     self.on_result(JobResult(key, task_id, state, runtime, summary, requeue))
                 self._release_if_drained(child)
         except (EOFError, OSError):
