@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -161,6 +162,7 @@ def with_retries(
     what: str,
     on_error: Callable[[], None],
     errors: tuple[type[BaseException], ...] = CONNECTION_ERRORS,
+    stop: threading.Event | None = None,
 ) -> _T:
     """Call ``action``; on a connection error run ``on_error`` (drop the connection), wait per
     ``policy`` and try again, logging each attempt with the masked URL (Celery's wording)."""
@@ -185,7 +187,7 @@ def with_retries(
         )
 
     try:
-        result = retry_call(attempt, policy, errors, on_retry=log)
+        result = retry_call(attempt, policy, errors, on_retry=log, stop=stop)
     except errors as exc:
         raise OperationalError(f"{what}: cannot reach {params.display}: {_describe(exc)}") from exc
     return result

@@ -149,7 +149,13 @@ class AMQPTransport(Transport):
     ) -> _T:
         with self._lock:
             return _with_retries(
-                action, self.params, policy, what=what, on_error=self._lost, errors=errors
+                action,
+                self.params,
+                policy,
+                what=what,
+                on_error=self._lost,
+                errors=errors,
+                stop=self._abandoned,
             )
 
     # -- topology ------------------------------------------------------------------------
@@ -277,6 +283,7 @@ class AMQPTransport(Transport):
                 what="Consumer",
                 on_error=self._lost,
                 errors=_GET_ERRORS,
+                stop=self._abandoned,
             )
 
     def _get(self, queues: list[str], limit: int, deadline: float) -> list[Delivery]:

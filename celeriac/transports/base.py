@@ -13,6 +13,7 @@ native notion of a consumer) when its visibility timeout passes without :meth:`T
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -89,6 +90,7 @@ class Transport(ABC):
         #: rpc:// result publisher): a transport may then skip what only reading its own
         #: writes needs (RabbitMQ: confirm mode). Reads stay allowed.
         self.send_only = False
+        self._abandoned = threading.Event()  # see abandon()
 
     # -- lifecycle -----------------------------------------------------------------------
     @abstractmethod
@@ -190,6 +192,12 @@ class Transport(ABC):
         Push-based brokers (AMQP) let the broker send that many unacknowledged messages ahead
         (``basic.qos``); pull-based transports need nothing, ``get(max_messages=)`` suffices.
         """
+
+    def abandon(self) -> None:
+        """Any thread: nobody waits for this connection any more (an orphaned prefork child).
+        A reconnect wait in progress ends, and every later operation that would wait to
+        reconnect fails at once with its connection error instead."""
+        self._abandoned.set()
 
     def release_prefetched(self) -> int | None:
         """Stop taking pushed messages and give back, at their place in their queues, what

@@ -118,7 +118,13 @@ class RedisTransport(Transport):
             )
 
         try:
-            return retry_call(action, policy, redis_conn.CONNECTION_ERRORS, on_retry=on_retry)
+            return retry_call(
+                action,
+                policy,
+                redis_conn.CONNECTION_ERRORS,
+                on_retry=on_retry,
+                stop=self._abandoned,
+            )
         except redis_conn.CONNECTION_ERRORS as exc:
             raise OperationalError(
                 f"Cannot reach the Redis broker at {self.where} while {what}: {exc}"

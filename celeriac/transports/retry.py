@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -53,11 +54,13 @@ def retry_call(
     *,
     on_retry: Callable[[BaseException, int, float], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    stop: threading.Event | None = None,
 ) -> _T:
     """Call ``action``; on one of ``errors`` wait and call again per ``policy``.
 
     ``on_retry(exc, attempt, wait)`` is called before each wait (log there, with the URL
-    masked). The last error is re-raised when the policy is exhausted.
+    masked). The last error is re-raised when the policy is exhausted, or at once when
+    ``stop`` is set (during a wait, too).
     """
     intervals = policy.intervals()
     attempt = 0
@@ -69,9 +72,14 @@ def retry_call(
             if wait is None:
                 raise
             attempt += 1
+            if stop is not None and stop.is_set():
+                raise
             if on_retry is not None:
                 on_retry(exc, attempt, wait)
-            sleep(wait)
+            if stop is None:
+                sleep(wait)
+            elif stop.wait(wait):
+                raise
 
 
 __all__ = ["RetryPolicy", "retry_call"]

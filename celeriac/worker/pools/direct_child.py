@@ -221,6 +221,7 @@ def _take_orders(
             order: Any = control.recv()
         except (EOFError, OSError):  # the parent is gone: finish up and leave
             consumer.stop(warm=True)
+            consumer.transport.abandon()  # and never wait for an unreachable broker
             return
         if order[0] == "stop":
             consumer.stop(warm=bool(order[1]))
