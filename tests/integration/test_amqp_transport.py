@@ -17,7 +17,6 @@ from celeriac.exceptions import OperationalError
 from celeriac.protocol.message import Message
 from celeriac.transports.amqp import AMQPTransport
 from celeriac.transports.base import Delivery
-from tests.integration.conftest import wait_until
 from tests.servers import rabbitmq_url
 
 Connect = Callable[..., AMQPTransport]
@@ -173,46 +172,6 @@ def test_unreachable_broker_names_the_masked_url() -> None:
         transport.publish(msg("x"), routing_key="q")
     assert "amqp://guest:****@127.0.0.1:1//" in str(err.value)
     assert "secret" not in str(err.value)
-
-
-def test_abandon_ends_a_reconnect_wait_at_once(caplog: pytest.LogCaptureFixture) -> None:
-    # An orphaned prefork child: its parent is gone, the broker unreachable, and the
-    # reconnect policy would keep it waiting for many minutes.
-    transport = AMQPTransport(
-        "amqp://guest:guest@127.0.0.1:1//", {"broker_connection_max_retries": None}
-    )
-    failed: list[BaseException] = []
-
-    def consume() -> None:
-        try:
-            transport.get(["q"], timeout=1)
-        except OperationalError as exc:
-            failed.append(exc)
-
-    caplog.set_level(logging.WARNING, "celeriac.transports.amqp")
-    thread = threading.Thread(target=consume)
-    thread.start()
-    wait_until(lambda: "cannot reach" in caplog.text, "the first reconnect wait")
-    transport.abandon()
-    thread.join(10)
-    assert not thread.is_alive() and len(failed) == 1
-    with pytest.raises(OperationalError):  # later operations do not wait either
-        transport.get(["q"], timeout=1)
-
-
-def test_a_producer_gives_up_as_its_publish_retry_policy_says() -> None:
-    # The queue declaration before the first publish is part of the publish (kombu's
-    # declare=): it must not wait out the worker's reconnect policy (100 tries, up to 30 s
-    # apart) when the broker is down.
-    app = Celery("down", broker="amqp://guest:secret@127.0.0.1:1//", set_as_current=False)
-    app.conf.task_publish_retry_policy = {"max_retries": 2, "interval_start": 0}
-    started = time.monotonic()
-    try:
-        with pytest.raises(OperationalError, match=r"amqp://guest:\*\*\*\*@127.0.0.1:1//"):
-            app.send_task("anything", (1,))
-    finally:
-        app.close()
-    assert time.monotonic() - started < 10
 
 
 def test_headers_travel_as_an_amqp_table(connect: Connect, qname: str) -> None:

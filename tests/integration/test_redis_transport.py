@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from celeriac import Celery
 from celeriac.exceptions import OperationalError
 from celeriac.protocol.message import Message
 from celeriac.transports.redis import RedisTransport
@@ -105,43 +104,6 @@ def test_publish_to_a_dead_server_fails_fast_with_a_masked_url(
     assert time.monotonic() - started < 5
     assert "hunter2" not in str(info.value) and "****" in str(info.value)
     assert caplog.records and all("hunter2" not in r.getMessage() for r in caplog.records)
-
-
-def test_abandon_ends_a_reconnect_wait_at_once(caplog: pytest.LogCaptureFixture) -> None:
-    # An orphaned prefork child: its parent is gone, the broker unreachable, and the
-    # reconnect policy would keep it waiting for many minutes.
-    transport = RedisTransport("redis://127.0.0.1:1/0", {"broker_connection_max_retries": None})
-    failed: list[BaseException] = []
-
-    def consume() -> None:
-        try:
-            transport.get(["q"], timeout=1)
-        except OperationalError as exc:
-            failed.append(exc)
-
-    caplog.set_level(logging.WARNING, "celeriac.transports.redis")
-    thread = threading.Thread(target=consume)
-    thread.start()
-    wait_until(lambda: "unreachable" in caplog.text, "the first reconnect wait")
-    transport.abandon()
-    thread.join(10)
-    assert not thread.is_alive() and len(failed) == 1
-    with pytest.raises(OperationalError):  # later operations do not wait either
-        transport.get(["q"], timeout=1)
-
-
-def test_a_producer_gives_up_as_its_publish_retry_policy_says() -> None:
-    # send_task binds the default queue to its exchange first; that is part of the publish
-    # (kombu's declare=) and must not wait out the worker's reconnect policy.
-    app = Celery("down", broker="redis://:hunter2@127.0.0.1:1/0", set_as_current=False)
-    app.conf.task_publish_retry_policy = {"max_retries": 2, "interval_start": 0}
-    started = time.monotonic()
-    try:
-        with pytest.raises(OperationalError, match="Cannot reach the Redis broker"):
-            app.send_task("anything", (1,))
-    finally:
-        app.close()
-    assert time.monotonic() - started < 10
 
 
 def test_open_without_retry_on_startup_fails_at_once() -> None:
