@@ -25,6 +25,7 @@ from celeriac.config import Settings
 from celeriac.exceptions import OperationalError
 from celeriac.transports._redis_wire import Listener, Wire
 from celeriac.transports.retry import RetryPolicy, retry_call
+from celeriac.transports.tls import certificate_hint, untrusted_certificate
 
 _T = TypeVar("_T")
 
@@ -133,8 +134,13 @@ class RedisBackend(ResultBackend):
         try:
             return retry_call(action, self.retry_policy, redis_conn.CONNECTION_ERRORS)
         except redis_conn.CONNECTION_ERRORS as exc:
+            hint = ""
+            if untrusted_certificate(exc):
+                hint = certificate_hint(
+                    "redis_backend_use_ssl", ca_key="ssl_ca_certs", reqs_key="ssl_cert_reqs"
+                )
             raise OperationalError(
-                f"Cannot reach the Redis result backend at {self.where} while {what}: {exc}"
+                f"Cannot reach the Redis result backend at {self.where} while {what}: {exc}{hint}"
             ) from exc
 
     def task_key(self, task_id: str) -> str:

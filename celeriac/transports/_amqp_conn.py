@@ -15,7 +15,6 @@ names (``confirm_publish``, ``heartbeat``, ``connect_timeout``, ``ssl``, ``login
 from __future__ import annotations
 
 import logging
-import ssl
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ import amqp.exceptions
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
 from celeriac.transports._amqp_socket import Connection
 from celeriac.transports.retry import RetryPolicy, retry_call
+from celeriac.transports.tls import certificate_hint, untrusted_certificate
 
 logger = logging.getLogger("celeriac.transports.amqp")
 
@@ -193,18 +193,10 @@ def with_retries(
     return result
 
 
-#: Added to a refused broker certificate's message: the settings that decide what is trusted.
-CERTIFICATE_HINT = (
-    " (the broker's TLS certificate is not trusted: set broker_use_ssl={'ca_certs': "
-    "'<the CA file that signed it>', 'cert_reqs': ssl.CERT_REQUIRED}, and 'server_hostname' "
-    "to a name the certificate carries)"
-)
-
-
 def _describe(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return text + CERTIFICATE_HINT
+    if untrusted_certificate(exc):
+        return text + certificate_hint("broker_use_ssl", ca_key="ca_certs", reqs_key="cert_reqs")
     return text if isinstance(exc, OSError) else f"{type(exc).__name__}: {text}"
 
 

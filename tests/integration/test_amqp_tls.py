@@ -1,23 +1,15 @@
 """``amqps://`` with ``broker_use_ssl`` for real: a TLS front before this run's RabbitMQ.
 
-The machine's RabbitMQ listens only on 5672 (no TLS listener, and its configuration is not
-ours to change), so each module run makes a CA and a server certificate with ``openssl``
-and starts a TLS front in a thread (asyncio's TLS server; every byte it decrypts goes to
-RabbitMQ unchanged, and back). The clients are the real ones: py-amqp's TLS transport with
-the options a Celery user writes in ``broker_use_ssl``.
+The machine's RabbitMQ listens only on 5672, so each module run puts a TLS front
+(``tests/tls_front.py``) before it. The clients are the real ones: py-amqp's TLS transport
+with the options a Celery user writes in ``broker_use_ssl``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import shutil
 import ssl
-import subprocess
-import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,122 +21,18 @@ from celeriac.testing import start_worker
 from tests.amqp_helpers import delete_queues
 from tests.integration.conftest import WorkerFactory, wait_until
 from tests.servers import RABBITMQ_HOST, RABBITMQ_PORT, rabbitmq_url
-
-
-@dataclass(frozen=True)
-class Certs:
-    ca: Path  # signed the server's certificate
-    other_ca: Path  # signed nothing this front presents
-    cert: Path
-    key: Path
-
-
-def _openssl(directory: Path, *args: str) -> None:
-    subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True, timeout=60)
-
-
-def _make_ca(directory: Path, name: str) -> None:
-    _openssl(
-        directory,
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", f"{name}.key", "-out", f"{name}.pem", "-days", "2",
-        "-subj", f"/CN=celeriac test {name}",
-    )  # fmt: skip
+from tests.tls_front import Certs, TLSFront, make_certs
 
 
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
-    if shutil.which("openssl") is None:
-        pytest.skip("the openssl command is needed to make the test certificates")
-    directory = tmp_path_factory.mktemp("tls")
-    _make_ca(directory, "ca")
-    _make_ca(directory, "other-ca")
-    _openssl(
-        directory,
-        "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost",
-    )  # fmt: skip
-    (directory / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    _openssl(
-        directory,
-        "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san.ext",
-    )  # fmt: skip
-    return Certs(
-        directory / "ca.pem", directory / "other-ca.pem", directory / "server.pem",
-        directory / "server.key",
-    )  # fmt: skip
-
-
-class TLSFront:
-    """Accepts TLS on a free port and relays the decrypted bytes to RabbitMQ."""
-
-    def __init__(self, certs: Certs) -> None:
-        self._context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self._context.load_cert_chain(certs.cert, certs.key)
-        self._loop = asyncio.new_event_loop()
-        self._loop.set_exception_handler(lambda loop, context: None)  # refused handshakes
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._server: asyncio.Server | None = None
-        self.sessions = 0  # TLS handshakes completed
-        self.port = 0
-
-    def start(self) -> None:
-        self._thread.start()
-        self._server = self._call(self._listen())
-        self.port = int(self._server.sockets[0].getsockname()[1])
-
-    def stop(self) -> None:
-        self._call(self._close())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
-
-    def _call(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(30)
-
-    async def _listen(self) -> asyncio.Server:
-        return await asyncio.start_server(self._session, "127.0.0.1", 0, ssl=self._context)
-
-    async def _close(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._server.wait_closed()
-
-    async def _session(
-        self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter
-    ) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        self.sessions += 1
-        try:
-            broker_r, broker_w = await asyncio.open_connection(RABBITMQ_HOST, RABBITMQ_PORT)
-            try:
-                await asyncio.gather(_relay(client_r, broker_w), _relay(broker_r, client_w))
-            finally:
-                broker_w.close()
-        finally:
-            client_w.close()
-            self._tasks.discard(task)
-
-
-async def _relay(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(ConnectionError, ssl.SSLError):
-        while data := await source.read(65536):
-            sink.write(data)
-            await sink.drain()
-    sink.close()
+    return make_certs(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def front(certs: Certs) -> Iterator[TLSFront]:
     rabbitmq_url()  # RabbitMQ is up (or the run says why not) and the run's vhost exists
-    tls = TLSFront(certs)
+    tls = TLSFront(certs, RABBITMQ_HOST, RABBITMQ_PORT)
     tls.start()
     yield tls
     tls.stop()
