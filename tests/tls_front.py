@@ -12,6 +12,7 @@ import shutil
 import ssl
 import subprocess
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,4 +141,64 @@ async def _relay(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> No
     sink.close()
 
 
-__all__ = ["Certs", "TLSFront", "make_certs"]
+@contextlib.contextmanager
+def running_front(certs: Certs, host: str, port: int) -> Iterator[TLSFront]:
+    """A started :class:`TLSFront` before ``host:port``, stopped at the end."""
+    front = TLSFront(certs, host, port)
+    front.start()
+    try:
+        yield front
+    finally:
+        front.stop()
+
+
+def round_trip_over_tls(front: TLSFront, settings: dict[str, Any], sessions: int) -> None:
+    """Ten tasks and their results through an in-thread worker, on ``settings``; at least
+    ``sessions`` new TLS sessions were made through ``front`` meanwhile."""
+    from celeriac import Celery
+    from celeriac.testing import start_worker
+
+    app = Celery("tls", set_as_current=False)
+    app.conf.update(settings)
+
+    @app.task(name="tls.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    before = front.sessions
+    try:
+        with start_worker(app, pool="threads", concurrency=2):
+            results = [add.delay(i, i) for i in range(10)]
+            assert [r.get(timeout=30) for r in results] == [2 * i for i in range(10)]
+            assert results[0].state == "SUCCESS"
+    finally:
+        app.close()
+    assert front.sessions - before >= sessions
+
+
+def refused_certificate_error(settings: dict[str, Any]) -> str:
+    """The error a client with ``settings`` (a CA that did not sign the front's certificate)
+    gets for its first send (no publish retries)."""
+    from celeriac import Celery
+    from celeriac.exceptions import OperationalError
+
+    app = Celery("tls-bad", set_as_current=False)
+    app.conf.update(settings, task_publish_retry=False)
+    try:
+        with pytest.raises(OperationalError) as err:
+            app.send_task("tls.add", (1, 2), ignore_result=True)
+    finally:
+        app.close()
+    text = str(err.value)
+    assert "CERTIFICATE_VERIFY_FAILED" in text
+    return text
+
+
+__all__ = [
+    "Certs",
+    "TLSFront",
+    "make_certs",
+    "refused_certificate_error",
+    "round_trip_over_tls",
+    "running_front",
+]

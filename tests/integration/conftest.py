@@ -19,6 +19,7 @@ import pytest
 
 from celeriac import Celery
 from tests.integration.broker_envs import BrokerEnv, make_env
+from tests.tls_front import Certs, make_certs
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE_APPS = Path(__file__).resolve().parent / "fixture_apps"
@@ -159,3 +160,9 @@ def client(broker: BrokerEnv) -> Iterator[Celery]:
 def queue_size(app: Celery, queue: str = "celery") -> int:
     with app.connection() as conn:
         return conn.size(queue)
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    """A CA, a server certificate it signed and an unrelated CA, for the TLS fronts."""
+    return make_certs(tmp_path_factory)

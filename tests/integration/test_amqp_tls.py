@@ -16,26 +16,23 @@ from typing import Any
 import pytest
 
 from celeriac import Celery
-from celeriac.exceptions import OperationalError
-from celeriac.testing import start_worker
 from tests.amqp_helpers import delete_queues
 from tests.integration.conftest import WorkerFactory, wait_until
 from tests.servers import RABBITMQ_HOST, RABBITMQ_PORT, rabbitmq_url
-from tests.tls_front import Certs, TLSFront, make_certs
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
-    return make_certs(tmp_path_factory)
+from tests.tls_front import (
+    Certs,
+    TLSFront,
+    refused_certificate_error,
+    round_trip_over_tls,
+    running_front,
+)
 
 
 @pytest.fixture(scope="module")
 def front(certs: Certs) -> Iterator[TLSFront]:
     rabbitmq_url()  # RabbitMQ is up (or the run says why not) and the run's vhost exists
-    tls = TLSFront(certs, RABBITMQ_HOST, RABBITMQ_PORT)
-    tls.start()
-    yield tls
-    tls.stop()
+    with running_front(certs, RABBITMQ_HOST, RABBITMQ_PORT) as tls:
+        yield tls
 
 
 @pytest.fixture
@@ -61,22 +58,8 @@ def _settings(front: TLSFront, queue: str, ca: Path) -> dict[str, Any]:
 
 
 def test_tasks_and_rpc_results_travel_over_tls(front: TLSFront, certs: Certs, queue: str) -> None:
-    app = Celery("tls", set_as_current=False)
-    app.conf.update(_settings(front, queue, certs.ca))
-
-    @app.task(name="tls.add")
-    def add(x: int, y: int) -> int:
-        return x + y
-
-    before = front.sessions
-    try:
-        with start_worker(app, pool="threads", concurrency=2):
-            results = [add.delay(i, i) for i in range(10)]
-            assert [r.get(timeout=30) for r in results] == [2 * i for i in range(10)]
-    finally:
-        app.close()
     # The client's producer and reply consumer, and the worker's connections: all through TLS.
-    assert front.sessions - before >= 3
+    round_trip_over_tls(front, _settings(front, queue, certs.ca), sessions=3)
 
 
 def test_a_prefork_worker_and_its_children_connect_over_tls(
@@ -104,14 +87,6 @@ def test_a_prefork_worker_and_its_children_connect_over_tls(
 def test_a_certificate_the_ca_did_not_sign_is_refused_with_a_clear_error(
     front: TLSFront, certs: Certs, queue: str
 ) -> None:
-    app = Celery("tls-bad", set_as_current=False)
-    app.conf.update(_settings(front, queue, certs.other_ca), task_publish_retry=False)
-    try:
-        with pytest.raises(OperationalError) as err:
-            app.send_task("tls.add", (1, 2), ignore_result=True)
-    finally:
-        app.close()
-    text = str(err.value)
+    text = refused_certificate_error(_settings(front, queue, certs.other_ca))
     assert "amqps://guest:****@127.0.0.1" in text
-    assert "CERTIFICATE_VERIFY_FAILED" in text
-    assert "broker_use_ssl" in text  # the fix: which setting names the CA
+    assert "broker_use_ssl={'ca_certs'" in text  # the fix: which setting names the CA

@@ -12,11 +12,14 @@ from typing import Any
 
 import pytest
 
-from celeriac import Celery
-from celeriac.exceptions import OperationalError
-from celeriac.testing import start_worker
 from tests.servers import REDIS_HOST, REDIS_PORT, delete_redis_keys, require_redis
-from tests.tls_front import Certs, TLSFront, make_certs
+from tests.tls_front import (
+    Certs,
+    TLSFront,
+    refused_certificate_error,
+    round_trip_over_tls,
+    running_front,
+)
 
 #: The worker tests' databases (tests/integration/broker_envs.py); keys here carry a prefix
 #: of their own and are deleted after each test.
@@ -24,17 +27,10 @@ BROKER_DB, RESULTS_DB = 10, 11
 
 
 @pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
-    return make_certs(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
 def front(certs: Certs) -> Iterator[TLSFront]:
     require_redis()
-    tls = TLSFront(certs, REDIS_HOST, REDIS_PORT)
-    tls.start()
-    yield tls
-    tls.stop()
+    with running_front(certs, REDIS_HOST, REDIS_PORT) as tls:
+        yield tls
 
 
 @pytest.fixture
@@ -59,35 +55,13 @@ def _settings(front: TLSFront, prefix: str, ca: Path) -> dict[str, Any]:
 
 
 def test_tasks_and_results_travel_over_tls(front: TLSFront, certs: Certs, prefix: str) -> None:
-    app = Celery("tls", set_as_current=False)
-    app.conf.update(_settings(front, prefix, certs.ca))
-
-    @app.task(name="tls.add")
-    def add(x: int, y: int) -> int:
-        return x + y
-
-    before = front.sessions
-    try:
-        with start_worker(app, pool="threads", concurrency=2):
-            results = [add.delay(i, i) for i in range(10)]
-            assert [r.get(timeout=30) for r in results] == [2 * i for i in range(10)]
-            assert results[0].state == "SUCCESS"
-    finally:
-        app.close()
-    assert front.sessions - before >= 2  # the client's and the worker's connections
+    # The client's and the worker's connections (broker and results): all through TLS.
+    round_trip_over_tls(front, _settings(front, prefix, certs.ca), sessions=2)
 
 
 def test_a_certificate_the_ca_did_not_sign_is_refused_with_a_clear_error(
     front: TLSFront, certs: Certs, prefix: str
 ) -> None:
-    app = Celery("tls-bad", set_as_current=False)
-    app.conf.update(_settings(front, prefix, certs.other_ca), task_publish_retry=False)
-    try:
-        with pytest.raises(OperationalError) as err:
-            app.send_task("tls.add", (1, 2), ignore_result=True)
-    finally:
-        app.close()
-    text = str(err.value)
+    text = refused_certificate_error(_settings(front, prefix, certs.other_ca))
     assert f"rediss://127.0.0.1:{front.port}" in text
-    assert "CERTIFICATE_VERIFY_FAILED" in text
-    assert "broker_use_ssl" in text  # the fix: which setting names the CA
+    assert "broker_use_ssl={'ssl_ca_certs'" in text  # the fix, with redis-py's option name
