@@ -25,7 +25,7 @@ from celeriac.config import Settings
 from celeriac.exceptions import OperationalError
 from celeriac.transports._redis_wire import Listener, Wire
 from celeriac.transports.retry import RetryPolicy, retry_call
-from celeriac.transports.tls import certificate_hint, untrusted_certificate
+from celeriac.transports.tls import REDIS_PY_NAMES, certificate_hint
 
 _T = TypeVar("_T")
 
@@ -134,11 +134,7 @@ class RedisBackend(ResultBackend):
         try:
             return retry_call(action, self.retry_policy, redis_conn.CONNECTION_ERRORS)
         except redis_conn.CONNECTION_ERRORS as exc:
-            hint = ""
-            if untrusted_certificate(exc):
-                hint = certificate_hint(
-                    "redis_backend_use_ssl", ca_key="ssl_ca_certs", reqs_key="ssl_cert_reqs"
-                )
+            hint = certificate_hint(exc, "redis_backend_use_ssl", REDIS_PY_NAMES)
             raise OperationalError(
                 f"Cannot reach the Redis result backend at {self.where} while {what}: {exc}{hint}"
             ) from exc

@@ -27,7 +27,7 @@ import amqp.exceptions
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
 from celeriac.transports._amqp_socket import Connection
 from celeriac.transports.retry import RetryPolicy, retry_call
-from celeriac.transports.tls import certificate_hint, untrusted_certificate
+from celeriac.transports.tls import PY_AMQP_NAMES, certificate_hint
 
 logger = logging.getLogger("celeriac.transports.amqp")
 
@@ -65,6 +65,11 @@ class AMQPParams:
     reconnect_policy: RetryPolicy
     queue_max_priority: int | None
     display: str  # the URL with its password masked, for every log line and error
+
+    @property
+    def task_publish_policy(self) -> RetryPolicy:
+        """``task_publish_retry_policy``, or no retry with ``task_publish_retry=False``."""
+        return self.publish_policy if self.publish_retry else RetryPolicy(max_retries=0)
 
     def connection(self) -> amqp.Connection:
         """A new, unconnected py-amqp connection."""
@@ -195,8 +200,9 @@ def with_retries(
 
 def _describe(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
-    if untrusted_certificate(exc):
-        return text + certificate_hint("broker_use_ssl", ca_key="ca_certs", reqs_key="cert_reqs")
+    hint = certificate_hint(exc, "broker_use_ssl", PY_AMQP_NAMES)
+    if hint:
+        return text + hint
     return text if isinstance(exc, OSError) else f"{type(exc).__name__}: {text}"
 
 

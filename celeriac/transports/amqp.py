@@ -4,7 +4,7 @@ Two ways of taking messages, chosen by whether the caller announced a prefetch w
 
 * **consumer mode** (after :meth:`AMQPTransport.qos`, as the worker does): one ``basic.consume``
   per queue with ``basic.qos(prefetch_count, global)``; the broker pushes deliveries into a
-  local buffer per queue and :meth:`get` drains it, queues served round robin.
+  local buffer per queue (:mod:`._amqp_consumers`) and :meth:`get` takes them round robin.
 * **pull mode** (no window announced: clients, tools): ``basic.get``, so the transport holds
   exactly what ``get`` returned; a blocking ``get`` waits through a short-lived consumer with a
   prefetch of one.
@@ -36,6 +36,7 @@ from celeriac.transports._amqp_codec import REQUEUED_HEADER, from_amqp, to_amqp
 from celeriac.transports._amqp_confirm import Publisher, multiple_ack_tag
 from celeriac.transports._amqp_conn import CONNECTION_ERRORS, connect, drop, parse_params
 from celeriac.transports._amqp_conn import with_retries as _with_retries
+from celeriac.transports._amqp_consumers import Consumers
 from celeriac.transports._amqp_fanout import AMQPSubscription
 from celeriac.transports._amqp_socket import readable
 from celeriac.transports.base import Delivery, FanoutSubscription, Transport, fair_order
@@ -46,8 +47,6 @@ logger = logging.getLogger("celeriac.transports.amqp")
 _T = TypeVar("_T")
 #: Longest single socket wait, so heartbeats are sent and checked while idle.
 WAIT_SLICE = 1.0
-
-
 #: ``basic.qos`` prefetch_count is a 16-bit field.
 MAX_PREFETCH = 65535
 #: A channel error while consuming or publishing costs that channel its state (consumers,
@@ -79,11 +78,9 @@ class AMQPTransport(Transport):
         self._generation = 0  # delivery tags are only valid on the channel that made them
         self._queues: set[str] = set()  # known to exist (declared by this connection)
         self._exchanges_ok: set[str] = set()
-        self._buffers: dict[str, deque[Delivery]] = {}
-        self._consumers: dict[str, str] = {}  # queue -> consumer tag (consumer mode)
+        self._consumers = Consumers(self._on_message)  # consumer mode; pull mode's waits
         self._prefetch: int | None = None  # None: pull mode
         self._pull_qos = False
-        self._last_served: str | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
     def open(self) -> None:
@@ -128,8 +125,7 @@ class AMQPTransport(Transport):
         self._publisher = None
         self._queues.clear()
         self._exchanges_ok.clear()
-        self._buffers.clear()  # the broker gives these back itself
-        self._consumers.clear()
+        self._consumers.clear()  # the broker gives back what they held
         self._unsettled.clear()
         self._pull_qos = False
 
@@ -208,21 +204,15 @@ class AMQPTransport(Transport):
         pending = deque(items)  # a retry resumes after what was already sent
         self._retrying(
             partial(self._publish_all, pending),
-            self._publish_policy(),
+            self.params.task_publish_policy,
             "Publishing",
             _PUBLISH_ERRORS,
         )
 
-    def _publish_policy(self) -> RetryPolicy:
-        """``task_publish_retry_policy``, or no retry with ``task_publish_retry=False``."""
-        if not self.params.publish_retry:
-            return RetryPolicy(max_retries=0)
-        return self.params.publish_policy
-
     def _declare_policy(self) -> RetryPolicy:
         """A producer's declarations are part of its publish (kombu's ``declare=``): they
         give up as the publish does, not after the worker's reconnect policy."""
-        return self._publish_policy() if self.send_only else self.params.reconnect_policy
+        return self.params.task_publish_policy if self.send_only else self.params.reconnect_policy
 
     def _publish_all(self, pending: deque[tuple[Message, str, str]]) -> None:
         self._ensure_open()
@@ -287,23 +277,26 @@ class AMQPTransport(Transport):
             )
 
     def _get(self, queues: list[str], limit: int, deadline: float) -> list[Delivery]:
-        self._ensure_open()
+        channel = self._ensure_open()
         self._read_own_writes()
         for name in queues:
             self._ensure_queue(name)
+        consumers = self._consumers
         if self._prefetch is not None:
-            self._sync_consumers(queues)
-            if self._buffered(queues) or deadline <= time.monotonic():
+            dropped = consumers.consume(channel, queues)
+            if dropped:
+                self.restore(dropped)
+            if consumers.buffered(queues) or deadline <= time.monotonic():
                 self._drain(0.0)
             else:  # its first read takes what has arrived already (no select call first)
                 self._wait(queues, deadline)
-            return self._take(queues, limit)
-        taken = self._take(queues, limit)  # left from an earlier wait
+            return consumers.take(queues, limit)
+        taken = consumers.take(queues, limit)  # left from an earlier wait
         if len(taken) < limit:
             taken += self._pull(queues, limit - len(taken))
         if not taken and deadline > time.monotonic():
             self._wait_once(queues, deadline)
-            taken = self._take(queues, limit)
+            taken = consumers.take(queues, limit)
         return taken
 
     def _pull(self, queues: list[str], limit: int) -> list[Delivery]:
@@ -313,7 +306,7 @@ class AMQPTransport(Transport):
         taken: list[Delivery] = []
         empty: set[str] = set()
         while len(taken) < limit and len(empty) < len(queues):
-            for name in fair_order(queues, self._last_served):
+            for name in fair_order(queues, self._consumers.last_served):
                 if len(taken) >= limit:
                     break
                 if name in empty:
@@ -323,7 +316,7 @@ class AMQPTransport(Transport):
                     empty.add(name)
                     continue
                 taken.append(self._delivery(raw, name))
-                self._last_served = name
+                self._consumers.last_served = name
         return taken
 
     def _wait_once(self, queues: list[str], deadline: float) -> None:
@@ -340,20 +333,8 @@ class AMQPTransport(Transport):
             for tag in tags:
                 channel.basic_cancel(tag)
 
-    def _sync_consumers(self, queues: list[str]) -> None:
-        channel = self._channel
-        assert channel is not None
-        for name in [q for q in self._consumers if q not in queues]:
-            channel.basic_cancel(self._consumers.pop(name))
-            self.restore(list(self._buffers.pop(name, ())))
-        for name in queues:
-            if name not in self._consumers:
-                self._consumers[name] = channel.basic_consume(
-                    name, callback=partial(self._on_message, name)
-                )
-
     def _on_message(self, queue: str, raw: amqp.Message) -> None:
-        self._buffers.setdefault(queue, deque()).append(self._delivery(raw, queue))
+        self._consumers.add(queue, self._delivery(raw, queue))
 
     def _delivery(self, raw: amqp.Message, queue: str) -> Delivery:
         self._unsettled.add(raw.delivery_tag)
@@ -368,24 +349,12 @@ class AMQPTransport(Transport):
             transport=self,
         )
 
-    def _buffered(self, queues: list[str]) -> bool:
-        return any(self._buffers.get(q) for q in queues)
-
-    def _take(self, queues: list[str], limit: int) -> list[Delivery]:
-        taken: list[Delivery] = []
-        while len(taken) < limit and self._buffered(queues):
-            for name in fair_order(queues, self._last_served):
-                buffer = self._buffers.get(name)
-                if buffer and len(taken) < limit:
-                    taken.append(buffer.popleft())
-                    self._last_served = name
-        return taken
-
     def _wait(self, queues: list[str], deadline: float) -> None:
         """Read from the socket until a delivery for ``queues`` arrives or ``deadline``."""
         conn = self._conn
         assert conn is not None
-        while not self._buffered(queues):
+        buffered = self._consumers.buffered
+        while not buffered(queues):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
@@ -394,7 +363,7 @@ class AMQPTransport(Transport):
             except TimeoutError:
                 conn.heartbeat_tick()  # a quiet slice: send or check heartbeats
         conn.heartbeat_tick()  # once per wait, not once per frame
-        if self._buffered(queues):
+        if buffered(queues):
             self._drain(0.0)  # whatever else already arrived
 
     def _drain(self, timeout: float) -> None:
@@ -468,20 +437,16 @@ class AMQPTransport(Transport):
         if not self._lock.acquire(blocking=False):  # the owner is using the connection
             return None
         try:
-            channel, conn = self._channel, self._conn
-            if channel is None or conn is None or not self._consumers:
+            channel, conn, consumers = self._channel, self._conn, self._consumers
+            if channel is None or conn is None or not consumers.tags:
                 return 0
             try:
                 with conn.transport.having_timeout(self.params.confirm_timeout):
-                    for tag in self._consumers.values():
-                        channel.basic_cancel(tag)  # what is on the way lands in the buffers
+                    held = consumers.cancel(channel, list(consumers.tags))
             except CONNECTION_ERRORS as exc:
                 logger.warning("Lost %s while pausing its consumers: %r", self.params.display, exc)
                 self._lost()  # the broker takes back everything this connection held
                 return 0
-            self._consumers.clear()
-            held = [delivery for buffer in self._buffers.values() for delivery in buffer]
-            self._buffers.clear()
             self.restore(held)
             return len(held)
         finally:

@@ -37,10 +37,7 @@ from celeriac.transports._redis_pop import Carried, PopScript
 from celeriac.transports._redis_wire import Wire
 from celeriac.transports.base import Delivery, FanoutSubscription, Transport, fair_order, route
 from celeriac.transports.retry import RetryPolicy, retry_call
-from celeriac.transports.tls import certificate_hint, untrusted_certificate
-
-#: redis-py's TLS option names (in broker_use_ssl / redis_backend_use_ssl).
-_CA_KEY, _REQS_KEY = "ssl_ca_certs", "ssl_cert_reqs"
+from celeriac.transports.tls import REDIS_PY_NAMES, certificate_hint
 
 logger = logging.getLogger("celeriac.transports.redis")
 _T = TypeVar("_T")
@@ -130,9 +127,7 @@ class RedisTransport(Transport):
                 stop=self._abandoned,
             )
         except redis_conn.CONNECTION_ERRORS as exc:
-            hint = ""
-            if untrusted_certificate(exc):
-                hint = certificate_hint("broker_use_ssl", ca_key=_CA_KEY, reqs_key=_REQS_KEY)
+            hint = certificate_hint(exc, "broker_use_ssl", REDIS_PY_NAMES)
             raise OperationalError(
                 f"Cannot reach the Redis broker at {self.where} while {what}: {exc}{hint}"
             ) from exc

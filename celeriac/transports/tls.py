@@ -6,6 +6,11 @@ from __future__ import annotations
 
 import ssl
 
+#: The option names of ``broker_use_ssl`` / ``redis_backend_use_ssl`` per client library:
+#: (CA file, verify mode).
+PY_AMQP_NAMES = ("ca_certs", "cert_reqs")
+REDIS_PY_NAMES = ("ssl_ca_certs", "ssl_cert_reqs")
+
 
 def untrusted_certificate(exc: BaseException) -> bool:
     """True when ``exc`` (or what caused it) is a refused server certificate."""
@@ -21,13 +26,16 @@ def untrusted_certificate(exc: BaseException) -> bool:
     return False
 
 
-def certificate_hint(setting: str, *, ca_key: str, reqs_key: str) -> str:
-    """What to write in ``setting`` (``broker_use_ssl``, ``redis_backend_use_ssl``), with the
-    client library's option names (py-amqp: ``ca_certs``; redis-py: ``ssl_ca_certs``)."""
+def certificate_hint(exc: BaseException, setting: str, names: tuple[str, str]) -> str:
+    """For an error message: when ``exc`` is a refused certificate, what to write in
+    ``setting`` (with the client library's option ``names``); otherwise ``""``."""
+    if not untrusted_certificate(exc):
+        return ""
+    ca_key, reqs_key = names
     return (
         f" (the server's TLS certificate is not trusted: set {setting}={{'{ca_key}': "
         f"'<the CA file that signed it>', '{reqs_key}': ssl.CERT_REQUIRED}})"
     )
 
 
-__all__ = ["certificate_hint", "untrusted_certificate"]
+__all__ = ["PY_AMQP_NAMES", "REDIS_PY_NAMES", "certificate_hint", "untrusted_certificate"]

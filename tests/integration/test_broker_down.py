@@ -78,6 +78,8 @@ def test_abandon_ends_a_reconnect_wait_at_once(
     thread = threading.Thread(target=consume)
     thread.start()
     wait_until(lambda: down.retry_line in caplog.text, "the first reconnect wait")
+    # The consumer's reconnect line names the broker, password masked.
+    assert "****@127.0.0.1:1" in caplog.text and "hunter2" not in caplog.text
     transport.abandon()
     thread.join(10)
     assert not thread.is_alive() and len(failed) == 1

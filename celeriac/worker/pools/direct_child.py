@@ -66,8 +66,6 @@ class ChildPool(SoloPool):
         self.on_job_start = self.on_start
         self._batch: list[Request] = []
         self._index = 0  # jobs of the batch started so far
-        #: ``time.monotonic()`` when the running job started; None between batches.
-        self.busy_since: float | None = None
 
     def submit_many(self, jobs: Sequence[Job]) -> None:
         consumer = self.consumer
@@ -85,7 +83,6 @@ class ChildPool(SoloPool):
         try:
             super().submit_many(jobs)
         finally:
-            self.busy_since = None
             self.slot.done(len(jobs))
             self._batch = []
         self.done += len(jobs)
@@ -95,8 +92,7 @@ class ChildPool(SoloPool):
     def on_start(self, job: Job) -> None:
         index = self._index
         self._index += 1
-        self.busy_since = now = time.monotonic()
-        self.slot.start(index, job.task_id, now)
+        self.slot.start(index, job.task_id, time.monotonic())
 
     @property
     def _running(self) -> Request | None:
@@ -240,7 +236,8 @@ def _release_if_long(
 ) -> float | None:
     """While one task runs long, the messages the broker pushed to this child behind it go
     back to their queue (once per task; again when the connection was busy)."""
-    since = pool.busy_since
+    running = pool.slot.running()  # what the parent sees too; None between jobs
+    since = None if running is None else running.started
     if since is None or since == released_for or time.monotonic() - since < LONG_TASK:
         return released_for
     try:
