@@ -286,7 +286,7 @@ class RedisBackend(ResultBackend):
     def _pubsub(self) -> Any:
         waiter = self._waiter
         if waiter.pubsub is None or waiter.pid != _forksafe.pid():
-            waiter.pubsub = self.client.pubsub(ignore_subscribe_messages=False)  # type: ignore[no-untyped-call]
+            waiter.pubsub = redis_conn.pubsub(self.client)
             waiter.pid = _forksafe.pid()
             waiter.channels = set()
             waiter.heard = set()

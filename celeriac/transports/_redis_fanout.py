@@ -12,6 +12,7 @@ from typing import Any
 
 import redis
 
+from celeriac import redis_conn
 from celeriac.exceptions import DecodeError
 from celeriac.protocol.envelope import from_envelope
 from celeriac.protocol.message import Message
@@ -29,7 +30,7 @@ class RedisSubscription(FanoutSubscription):
         self.exchange = exchange
         self.pattern = pattern or "#"
         self._keys = keys
-        self._pubsub = client.pubsub(ignore_subscribe_messages=False)  # type: ignore[no-untyped-call]
+        self._pubsub = redis_conn.pubsub(client)
         self._channels = keys.fanout_patterns_for(exchange, pattern)
         self._pubsub.psubscribe(*self._channels)
         self._pending: list[Message] = []
