@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 from celeriac import Celery
 from celeriac.protocol import serialization
 from celeriac.protocol.message import Message
 from celeriac.worker.control import COMMANDS, selected
-
-VECTORS = Path("/work/shared/reference/celery-vectors/pidbox_requests_redis.json")
+from tests.vectors import load_vector
 
 
 def _captured(app: Celery, action: Any) -> tuple[Message, dict[str, Any]]:
@@ -30,7 +27,7 @@ def test_revoke_request_matches_celery(memory_app: Celery) -> None:
     message, body = _captured(
         memory_app, lambda: memory_app.control.revoke("00000000-0000-0000-0000-00000000dead")
     )
-    reference = json.loads(VECTORS.read_text())["requests"]["revoke"]
+    reference = load_vector("pidbox_requests_redis")["requests"]["revoke"]
     expected = dict(reference["body_json"])
     expected.pop("ticket"), expected.pop("reply_to")  # only sent when a reply is wanted
     assert body == expected
@@ -44,7 +41,7 @@ def test_rate_limit_request_with_reply_matches_celery(memory_app: Celery) -> Non
         memory_app,
         lambda: memory_app.control.rate_limit("tasks.add", "100/m", reply=True, timeout=0.01),
     )
-    reference = json.loads(VECTORS.read_text())["requests"]["rate_limit"]["body_json"]
+    reference = load_vector("pidbox_requests_redis")["requests"]["rate_limit"]["body_json"]
     assert set(body) == set(reference)
     assert body["arguments"] == reference["arguments"]
     assert body["reply_to"]["exchange"] == "reply.celery.pidbox"

@@ -10,7 +10,6 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,10 +24,10 @@ from celeriac.transports._redis_keys import Keyspace
 from celeriac.transports._redis_unacked import redelivered
 from celeriac.transports.redis import RedisTransport
 from tests.servers import REDIS_BROKER_DB, REDIS_RESULTS_DB, redis_namespace
+from tests.vectors import vector_files
 
 Vector = Callable[[str], dict[str, Any]]
-VECTORS = Path(__file__).resolve().parents[2].parent / "shared/reference/celery-vectors"
-TASK_FILES = sorted(p.stem for p in VECTORS.glob("task_v*.json"))
+TASK_FILES = [p.stem for p in vector_files("task_v*.json")]
 KEYS0 = Keyspace({}, 0)
 _ISO = re.compile(r'"date_done": "[^"]*"')
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,16 +12,11 @@ from celeriac.backends.rpc import RPCBackend
 from celeriac.config import Settings
 from celeriac.protocol.message import Message
 from celeriac.task import Context
-
-VECTORS = Path("/work/shared/reference/celery-vectors/result_rpc_messages.json")
-REPO_VECTORS = Path(__file__).resolve().parents[2] / "../shared/reference/celery-vectors"
+from tests.vectors import load_vector
 
 
 def _vectors() -> list[dict[str, Any]]:
-    path = VECTORS if VECTORS.exists() else REPO_VECTORS / "result_rpc_messages.json"
-    if not path.exists():
-        pytest.skip("captured vectors not available")
-    return list(json.loads(path.read_text())["messages"])
+    return list(load_vector("result_rpc_messages")["messages"])
 
 
 class _Recorder(RPCBackend):

@@ -17,8 +17,8 @@ from celeriac.protocol.compression import decompress
 from celeriac.protocol.envelope import dump_envelope, from_envelope
 from celeriac.protocol.message import Message, TaskCall
 from celeriac.protocol.task_v2 import decode, encode, encode_v1, peek_headers
+from tests.vectors import vector_files
 
-VECTORS_DIR = Path(__file__).resolve().parents[2].parent / "shared/reference/celery-vectors"
 SERIALIZER_BY_TYPE = {"application/json": "json", "application/x-python-serialize": "pickle"}
 UTC = timezone.utc
 LoadVector = Callable[[str], dict[str, Any]]
@@ -33,11 +33,8 @@ def vector_messages(data: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _cases() -> list[Any]:
-    if not VECTORS_DIR.is_dir():
-        reason = f"Celery wire vectors not available ({VECTORS_DIR} is missing)"
-        return [pytest.param(None, 0, marks=pytest.mark.skip(reason=reason), id="no-vectors")]
     cases = []
-    for path in sorted(VECTORS_DIR.glob("task_v*.json")):
+    for path in vector_files("task_v*.json"):
         data = json.loads(path.read_text(encoding="utf-8"))
         for index, _ in enumerate(vector_messages(data)):
             cases.append(pytest.param(path, index, id=f"{path.stem}[{index}]"))
