@@ -17,3 +17,8 @@ def add(x: int, y: int) -> int:
 @app.task
 def mult(x: int, y: int) -> int:
     return x * y
+
+
+@app.task
+def div(x: int, y: int) -> float:
+    return x / y  # div.delay(1, 0) fails: its result keeps the worker's traceback
