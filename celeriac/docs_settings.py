@@ -1,7 +1,8 @@
-"""The README's settings table, generated from the settings table in ``config.py``.
+"""The docs' settings table (``docs/settings.md``), generated from the table in ``config.py``.
 
-``python -m celeriac.docs_settings --write README.md`` rewrites the block between the
-``settings:begin`` / ``settings:end`` markers; a unit test checks that it is current.
+``python -m celeriac.docs_settings --write docs/settings.md`` (``scripts/settings-table``)
+rewrites the block between the ``settings:begin`` / ``settings:end`` markers; a test in
+``tests/docs/`` checks that it is current.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def rewrite(text: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--write", type=Path, required=True, help="README to update")
+    parser.add_argument("--write", type=Path, required=True, help="docs/settings.md")
     path = parser.parse_args().write
     path.write_text(rewrite(path.read_text()))
 
