@@ -6,6 +6,18 @@ from typing import Any
 
 from celeriac import _state
 from celeriac.app import Celery, shared_task
+from celeriac.canvas import (
+    Signature,
+    chain,
+    chord,
+    chunks,
+    group,
+    maybe_signature,
+    signature,
+    subtask,
+    xmap,
+    xstarmap,
+)
 from celeriac.entities import Exchange, Queue
 from celeriac.result import AsyncResult, GroupResult, ResultSet
 from celeriac.task import Task
@@ -54,9 +66,19 @@ __all__ = [
     "GroupResult",
     "Queue",
     "ResultSet",
+    "Signature",
     "Task",
     "__version__",
+    "chain",
+    "chord",
+    "chunks",
     "current_app",
     "current_task",
+    "group",
+    "maybe_signature",
     "shared_task",
+    "signature",
+    "subtask",
+    "xmap",
+    "xstarmap",
 ]

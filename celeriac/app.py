@@ -19,6 +19,7 @@ from celeriac.builtins import add_builtin_tasks
 from celeriac.config import OLD_NAMES, SETTINGS_BY_NAME, Settings, broker_options
 from celeriac.entities import Queue
 from celeriac.exceptions import ImproperlyConfigured
+from celeriac.missing import BEAT, CANVAS, refuse_canvas_options
 from celeriac.options import SendOptions
 from celeriac.producer import Producer
 from celeriac.registry import SHARED_TASKS, TaskRegistry, gen_task_name, import_related
@@ -233,9 +234,19 @@ class Celery:
         """Send a task by name (it need not be registered here)."""
         from celeriac.result import AsyncResult
 
+        if options:
+            refuse_canvas_options(options, "send_task")
         opts = _options if _options is not None else SendOptions.from_kwargs(options)
         task_id = self.producer.send(name, args, kwargs, opts, _task)
         return AsyncResult(task_id, app=self, task_name=name)
+
+    def signature(self, *args: Any, **kwargs: Any) -> Any:
+        """Celery's ``app.signature(name, ...)``: the canvas is not in celeriac yet."""
+        raise CANVAS.error("app.signature()")
+
+    def add_periodic_task(self, *args: Any, **kwargs: Any) -> Any:
+        """Celery's periodic tasks: beat is not in celeriac yet, so this raises."""
+        raise BEAT.error("app.add_periodic_task()")
 
     @property
     def router(self) -> RouterTable:

@@ -46,6 +46,8 @@ def _str_list(value: Any) -> list[str]:
 
 
 _S = Setting
+_NO_EVENTS = "Not yet: celeriac sends no events."
+_NO_BEAT = "Not yet: celeriac has no beat"
 SETTINGS: tuple[Setting, ...] = (
     # broker
     _S("broker_url", None, "BROKER_URL", "Broker URL; none means the embedded SQLite broker."),
@@ -84,7 +86,12 @@ SETTINGS: tuple[Setting, ...] = (
     _S("result_extended", False, "CELERY_RESULT_EXTENDED", "Store name, args, kwargs, worker."),
     _S("result_persistent", None, "CELERY_RESULT_PERSISTENT", "Persistent rpc result messages."),
     _S("result_backend_transport_options", {}, None, "Options for the result backend."),
-    _S("result_chord_join_timeout", 3.0, None, "Timeout joining chord results."),
+    _S(
+        "result_chord_join_timeout",
+        3.0,
+        None,
+        "Timeout joining chord results. Not used yet: celeriac has no chords.",
+    ),
     _S("redis_backend_use_ssl", None, "CELERY_REDIS_BACKEND_USE_SSL", "TLS for Redis results."),
     _S("redis_max_connections", None, "CELERY_REDIS_MAX_CONNECTIONS", "Redis results pool size."),
     _S("redis_socket_timeout", 120.0, None, "Redis result backend socket timeout (s)."),
@@ -163,9 +170,24 @@ SETTINGS: tuple[Setting, ...] = (
         "CELERY_TASK_PUBLISH_RETRY_POLICY",
         "Publish retry policy.",
     ),
-    _S("task_send_sent_event", False, "CELERY_SEND_TASK_SENT_EVENT", "Send task-sent events."),
-    _S("task_inherit_parent_priority", False, None, "Children inherit the parent's priority."),
-    _S("task_remote_tracebacks", False, None, "Show remote tracebacks in re-raised errors."),
+    _S(
+        "task_send_sent_event",
+        False,
+        "CELERY_SEND_TASK_SENT_EVENT",
+        "Send task-sent events. Not yet: celeriac sends no events (a worker warns when set).",
+    ),
+    _S(
+        "task_inherit_parent_priority",
+        False,
+        None,
+        "Children inherit the parent's priority. Not read yet: no effect.",
+    ),
+    _S(
+        "task_remote_tracebacks",
+        False,
+        None,
+        "Show remote tracebacks in re-raised errors. Not read yet: no effect.",
+    ),
     _S(
         "task_dead_letter_queue",
         None,
@@ -176,7 +198,12 @@ SETTINGS: tuple[Setting, ...] = (
     _S("imports", [], "CELERY_IMPORTS", "Modules imported by the worker.", _str_list),
     _S("include", [], "CELERY_INCLUDE", "Modules imported by the worker.", _str_list),
     _S("timezone", None, "CELERY_TIMEZONE", "Time zone for ETA and schedules (UTC if unset)."),
-    _S("enable_utc", True, "CELERY_ENABLE_UTC", "Use UTC for dates in messages."),
+    _S(
+        "enable_utc",
+        True,
+        "CELERY_ENABLE_UTC",
+        "Use UTC for dates in messages. Not read: celeriac always writes UTC.",
+    ),
     # worker
     _S("worker_concurrency", None, "CELERYD_CONCURRENCY", "Pool size (default: CPU count)."),
     _S(
@@ -204,7 +231,12 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "Beyond Celery: prefork children consume from Redis/RabbitMQ (False: the parent does).",
     ),
-    _S("worker_send_task_events", False, "CELERY_SEND_EVENTS", "Send task events (-E)."),
+    _S(
+        "worker_send_task_events",
+        False,
+        "CELERY_SEND_EVENTS",
+        "Send task events (-E). Not yet: celeriac sends no events (the worker warns when set).",
+    ),
     _S("worker_hijack_root_logger", True, "CELERYD_HIJACK_ROOT_LOGGER", "Configure logging."),
     _S(
         "worker_log_format",
@@ -218,18 +250,38 @@ SETTINGS: tuple[Setting, ...] = (
         "CELERYD_TASK_LOG_FORMAT",
         "Log format inside tasks.",
     ),
-    _S("worker_redirect_stdouts", True, "CELERY_REDIRECT_STDOUTS", "Log task print() output."),
-    _S("worker_redirect_stdouts_level", "WARNING", "CELERY_REDIRECT_STDOUTS_LEVEL", "Its level."),
-    _S("worker_lost_wait", 10.0, "CELERYD_WORKER_LOST_WAIT", "Wait for a lost result (s)."),
+    _S(
+        "worker_redirect_stdouts",
+        True,
+        "CELERY_REDIRECT_STDOUTS",
+        "Log task print() output. Not read yet: print() goes to the worker's stdout.",
+    ),
+    _S(
+        "worker_redirect_stdouts_level",
+        "WARNING",
+        "CELERY_REDIRECT_STDOUTS_LEVEL",
+        "Its level. Not read yet.",
+    ),
+    _S(
+        "worker_lost_wait",
+        10.0,
+        "CELERYD_WORKER_LOST_WAIT",
+        "Wait for a lost result (s). Not read yet: no effect.",
+    ),
     _S("worker_disable_rate_limits", False, "CELERY_DISABLE_RATE_LIMITS", "Ignore rate limits."),
     _S("worker_state_db", None, "CELERYD_STATE_DB", "File keeping revoked ids."),
     _S(
         "worker_cancel_long_running_tasks_on_connection_loss",
         False,
         None,
-        "Cancel acks_late tasks when the connection is lost.",
+        "Cancel acks_late tasks when the connection is lost. Not read yet: no effect.",
     ),
-    _S("worker_deduplicate_successful_tasks", False, None, "Skip redelivered done tasks."),
+    _S(
+        "worker_deduplicate_successful_tasks",
+        False,
+        None,
+        "Skip redelivered done tasks. Not read yet: no effect.",
+    ),
     _S(
         "worker_eta_defer_after",
         60.0,
@@ -260,19 +312,54 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     # events and control
     _S("worker_enable_remote_control", True, "CELERY_ENABLE_REMOTE_CONTROL", "Remote control."),
-    _S("event_serializer", "json", "CELERY_EVENT_SERIALIZER", "Serializer for events."),
-    _S("event_queue_ttl", 5.0, "CELERY_EVENT_QUEUE_TTL", "Event queue message TTL (s)."),
-    _S("event_queue_expires", 60.0, "CELERY_EVENT_QUEUE_EXPIRES", "Event queue expiry (s)."),
-    _S("event_queue_prefix", "celeryev", None, "Prefix of event queue names."),
-    _S("event_exchange", "celeryev", None, "Events exchange."),
-    _S("control_exchange", "celery", "CELERY_CONTROL_EXCHANGE", "Remote control namespace."),
-    _S("control_queue_ttl", 300.0, None, "Control queue message TTL (s)."),
-    _S("control_queue_expires", 10.0, None, "Control queue expiry (s)."),
+    _S(
+        "event_serializer",
+        "json",
+        "CELERY_EVENT_SERIALIZER",
+        f"Serializer for events. {_NO_EVENTS}",
+    ),
+    _S(
+        "event_queue_ttl",
+        5.0,
+        "CELERY_EVENT_QUEUE_TTL",
+        f"Event queue message TTL (s). {_NO_EVENTS}",
+    ),
+    _S(
+        "event_queue_expires",
+        60.0,
+        "CELERY_EVENT_QUEUE_EXPIRES",
+        f"Event queue expiry (s). {_NO_EVENTS}",
+    ),
+    _S("event_queue_prefix", "celeryev", None, f"Prefix of event queue names. {_NO_EVENTS}"),
+    _S("event_exchange", "celeryev", None, f"Events exchange. {_NO_EVENTS}"),
+    _S(
+        "control_exchange",
+        "celery",
+        "CELERY_CONTROL_EXCHANGE",
+        "Remote control namespace. Not read yet: celeriac always uses 'celery' (celery.pidbox).",
+    ),
+    _S("control_queue_ttl", 300.0, None, "Control queue message TTL (s). Not read yet."),
+    _S("control_queue_expires", 10.0, None, "Control queue expiry (s). Not read yet."),
     # beat
-    _S("beat_schedule", {}, "CELERYBEAT_SCHEDULE", "Periodic tasks."),
-    _S("beat_scheduler", "celeriac.beat:PersistentScheduler", "CELERYBEAT_SCHEDULER", "Scheduler."),
-    _S("beat_schedule_filename", "celerybeat-schedule", "CELERYBEAT_SCHEDULE_FILENAME", "Store."),
-    _S("beat_max_loop_interval", 300.0, "CELERYBEAT_MAX_LOOP_INTERVAL", "Max sleep (s)."),
+    _S(
+        "beat_schedule",
+        {},
+        "CELERYBEAT_SCHEDULE",
+        f"Periodic tasks. {_NO_BEAT}: they do not run (a worker warns when set).",
+    ),
+    _S("beat_scheduler", None, "CELERYBEAT_SCHEDULER", f"Scheduler class. {_NO_BEAT}."),
+    _S(
+        "beat_schedule_filename",
+        "celerybeat-schedule",
+        "CELERYBEAT_SCHEDULE_FILENAME",
+        f"Schedule state file. {_NO_BEAT}.",
+    ),
+    _S(
+        "beat_max_loop_interval",
+        300.0,
+        "CELERYBEAT_MAX_LOOP_INTERVAL",
+        f"Max sleep (s). {_NO_BEAT}.",
+    ),
     # celeriac's embedded SQLite default
     _S(
         "sqlite_broker_path",

@@ -17,9 +17,10 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from celeriac.entities import Exchange, Queue
+from celeriac.missing import REMOTE_CONTROL
 from celeriac.protocol import serialization
 from celeriac.protocol.message import Message
 
@@ -34,8 +35,40 @@ REPLY_EXCHANGE = "reply.celery.pidbox"
 TERM_SIGNAME = "SIGTERM"
 
 
+def _not_yet(name: str) -> Callable[..., NoReturn]:
+    """A Celery control method celeriac workers do not answer yet: raises when called."""
+
+    def method(self: Control, *args: Any, **kwargs: Any) -> NoReturn:
+        raise REMOTE_CONTROL.error(f"app.control.{name}()")
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = f"Celery's ``{name}``: not in celeriac yet (raises NotYetImplemented)."
+    return method
+
+
 class Control:
-    """Client side of remote control for one app (``app.control``)."""
+    """Client side of remote control for one app (``app.control``).
+
+    Workers answer ``ping``, ``revoke`` (and ``terminate``), ``rate_limit`` and
+    ``time_limit``; Celery's other commands raise
+    :class:`~celeriac.exceptions.NotYetImplemented` saying what to use instead.
+    """
+
+    inspect = _not_yet("inspect")
+    purge = _not_yet("purge")
+    discard_all = _not_yet("discard_all")
+    election = _not_yet("election")
+    revoke_by_stamped_headers = _not_yet("revoke_by_stamped_headers")
+    add_consumer = _not_yet("add_consumer")
+    cancel_consumer = _not_yet("cancel_consumer")
+    enable_events = _not_yet("enable_events")
+    disable_events = _not_yet("disable_events")
+    pool_grow = _not_yet("pool_grow")
+    pool_shrink = _not_yet("pool_shrink")
+    autoscale = _not_yet("autoscale")
+    shutdown = _not_yet("shutdown")
+    pool_restart = _not_yet("pool_restart")
+    heartbeat = _not_yet("heartbeat")
 
     def __init__(self, app: Celery) -> None:
         self.app = app

@@ -12,6 +12,19 @@ class CeleriacError(Exception):
 CeleryError = CeleriacError
 
 
+class NotYetImplemented(CeleriacError, NotImplementedError):
+    """A Celery feature celeriac does not have yet; the message says what to do instead.
+
+    ``feature`` names what is missing, ``instead`` what to use meanwhile. Catch it as
+    ``NotImplementedError`` too.
+    """
+
+    def __init__(self, message: str, feature: str = "", instead: str = "") -> None:
+        super().__init__(message)
+        self.feature = feature
+        self.instead = instead
+
+
 class ImproperlyConfigured(CeleriacError):
     """A setting or URL is wrong; the message says which and how to fix it."""
 
@@ -148,6 +161,7 @@ __all__ = [
     "MaxRetriesExceededError",
     "NotConfigured",
     "NotRegistered",
+    "NotYetImplemented",
     "OperationalError",
     "QueueNotFound",
     "Reject",

@@ -1,0 +1,172 @@
+"""Honest first contact: a Celery feature celeriac lacks fails at once, saying what to do.
+
+Every such use raises ``NotYetImplemented`` (a ``NotImplementedError``) naming the missing
+feature and pointing at the compatibility matrix, and sends nothing.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import celeriac
+from celeriac import Celery, canvas
+from celeriac.config import SETTINGS
+from celeriac.exceptions import CeleriacError, NotYetImplemented
+from celeriac.missing import COMPATIBILITY, startup_warnings
+
+
+def _refused(call: Callable[[], Any], *words: str) -> NotYetImplemented:
+    with pytest.raises(NotYetImplemented) as info:
+        call()
+    message = str(info.value)
+    for word in (*words, "celeriac does not have", "Instead,", COMPATIBILITY):
+        assert word in message, (word, message)
+    assert "issue" not in message  # about the user's problem, not the project's work list
+    return info.value
+
+
+def test_the_error_is_a_not_implemented_error_and_a_celeriac_error() -> None:
+    err = NotYetImplemented("m", "the canvas", "delay()")
+    assert isinstance(err, NotImplementedError)
+    assert isinstance(err, CeleriacError)
+    assert (err.feature, err.instead) == ("the canvas", "delay()")
+    assert "NotYetImplemented" in celeriac.exceptions.__all__
+
+
+@pytest.mark.parametrize(
+    "method", ["s", "si", "signature", "subtask", "map", "starmap", "chunks", "replace"]
+)
+def test_task_canvas_methods_say_the_canvas_is_missing(memory_app: Celery, method: str) -> None:
+    @memory_app.task(name="tasks.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    err = _refused(lambda: getattr(add, method)(2, 2), f"tasks.add.{method}()", "the canvas")
+    assert ".delay()" in err.instead
+
+
+def test_send_event_says_events_are_missing(memory_app: Celery) -> None:
+    @memory_app.task(name="tasks.progress")
+    def progress() -> None:
+        return None
+
+    _refused(lambda: progress.send_event("task-progress"), "task events")
+
+
+@pytest.mark.parametrize("name", canvas.__all__)
+def test_celery_canvas_names_import_and_refuse_when_used(name: str) -> None:
+    obj = getattr(celeriac, name)
+    assert obj is getattr(canvas, name)
+    _refused(lambda: obj("tasks.add", (2, 2)), "the canvas")
+
+
+@pytest.mark.parametrize("option", ["link", "link_error"])
+def test_apply_async_refuses_callbacks_and_sends_nothing(memory_app: Celery, option: str) -> None:
+    @memory_app.task(name="tasks.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    with memory_app.connection() as conn:
+        _refused(
+            lambda: add.apply_async((2, 2), **{option: "tasks.cb"}),
+            f"tasks.add.apply_async({option}=...)",
+            "callbacks (link= and link_error=)",
+        )
+        _refused(
+            lambda: memory_app.send_task("tasks.add", (2, 2), **{option: ["tasks.cb"]}),
+            f"send_task({option}=...)",
+        )
+        _refused(lambda: add.apply((2, 2), **{option: "tasks.cb"}), f"tasks.add.apply({option}")
+        memory_app.conf.task_always_eager = True
+        _refused(lambda: add.apply_async((2, 2), **{option: "tasks.cb"}), option)
+        assert conn.size("celery") == 0
+
+
+def test_canvas_options_are_refused(memory_app: Celery) -> None:
+    _refused(lambda: memory_app.send_task("t", chain=[{"task": "t"}]), "send_task(chain=...)")
+    _refused(lambda: memory_app.send_task("t", chord={"task": "t"}), "the canvas")
+
+
+def test_empty_callback_options_are_accepted(memory_app: Celery) -> None:
+    """Code that passes ``link=None`` (no callback) keeps working."""
+
+    @memory_app.task(name="tasks.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    add.apply_async((2, 2), link=None, link_error=None)
+    memory_app.send_task("tasks.add", (1, 1), link=[])
+    with memory_app.connection() as conn:
+        assert conn.size("celery") == 2
+
+
+def test_app_level_canvas_and_beat_refuse(memory_app: Celery) -> None:
+    _refused(lambda: memory_app.signature("tasks.add"), "app.signature()", "the canvas")
+    _refused(
+        lambda: memory_app.add_periodic_task(10.0, "tasks.add"),
+        "app.add_periodic_task()",
+        "beat",
+        "cron",
+    )
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        "inspect",
+        "purge",
+        "discard_all",
+        "election",
+        "revoke_by_stamped_headers",
+        "add_consumer",
+        "cancel_consumer",
+        "enable_events",
+        "disable_events",
+        "pool_grow",
+        "pool_shrink",
+        "autoscale",
+        "shutdown",
+        "pool_restart",
+        "heartbeat",
+    ],
+)
+def test_control_methods_workers_do_not_answer_refuse(memory_app: Celery, method: str) -> None:
+    err = _refused(lambda: getattr(memory_app.control, method)(), f"app.control.{method}()")
+    assert "app.control.ping()" in err.instead
+
+
+def test_control_methods_that_exist_are_not_refused(memory_app: Celery) -> None:
+    assert memory_app.control.ping(timeout=0.05) == []
+
+
+def test_startup_warnings_name_beat_schedule_and_events(memory_app: Celery) -> None:
+    conf = memory_app.conf
+    assert startup_warnings(conf) == []
+    conf.beat_schedule = {"every-minute": {"task": "tasks.add", "schedule": 60.0}}
+    conf.worker_send_task_events = True
+    beat, events = startup_warnings(conf)
+    assert "beat_schedule is set (every-minute)" in beat
+    assert "will NOT run" in beat and "cron" in beat
+    assert "worker_send_task_events is on" in events and "no monitor" in events
+
+
+def test_settings_of_missing_features_say_so() -> None:
+    for setting in SETTINGS:
+        if setting.name.startswith(("beat_", "event_")) or setting.name in (
+            "worker_send_task_events",
+            "task_send_sent_event",
+        ):
+            assert "Not yet" in setting.doc, setting.name
+
+
+def test_import_path_defaults_can_be_imported() -> None:
+    """No default names a ``module:attr`` that does not exist (``celeriac.beat:...``)."""
+    for setting in SETTINGS:
+        value = setting.default
+        if isinstance(value, str) and ":" in value and "://" not in value and " " not in value:
+            module, _, attr = value.partition(":")
+            assert hasattr(importlib.import_module(module), attr), setting.name
