@@ -7,6 +7,7 @@ import functools
 import importlib
 import os
 import socket
+import sys
 import threading
 import types
 import uuid
@@ -23,6 +24,7 @@ from celeriac.missing import BEAT, CANVAS, refuse_canvas_options
 from celeriac.options import SendOptions
 from celeriac.producer import Producer
 from celeriac.registry import SHARED_TASKS, TaskRegistry, gen_task_name, import_related
+from celeriac.report import bugreport
 from celeriac.routing import RouterTable
 from celeriac.task import Task as BaseTask
 
@@ -327,6 +329,37 @@ class Celery:
         if self._backend is not None and self._backend_pid == _forksafe.pid():
             self._backend.close()
         self._backend = None
+
+    # -- the command line --------------------------------------------------------------------
+    def start(self, argv: Sequence[str] | None = None) -> int:
+        """Run the ``celeriac`` command line with this app and return its exit code.
+
+        ``argv`` defaults to ``sys.argv[1:]``, so a module ending in
+        ``app.start()`` runs as ``python -m proj.celery worker -l INFO``; ``-A`` is not
+        needed (and wins when given).
+        """
+        # The command line sits above the app; this is its one way in, as in Celery.
+        from celeriac.cli.main import main
+
+        return main(list(sys.argv[1:] if argv is None else argv), app=self)
+
+    def worker_main(self, argv: Sequence[str] | None = None) -> int:
+        """Run ``celeriac worker`` with this app: ``app.worker_main(["worker", "-l", "INFO"])``.
+
+        ``argv`` (default ``sys.argv[1:]``) must name the ``worker`` command, as in Celery.
+        """
+        args = list(sys.argv[1:] if argv is None else argv)
+        if "worker" not in args:
+            raise ValueError(
+                "The worker sub-command must be specified in argv "
+                "(for example app.worker_main(['worker', '-l', 'INFO'])); "
+                "use app.start() to run other commands."
+            )
+        return self.start(args)
+
+    def bugreport(self) -> str:
+        """What ``celeriac report`` prints: versions, transport, results, settings (masked)."""
+        return bugreport(self)
 
     # -- time --------------------------------------------------------------------------------
     @property

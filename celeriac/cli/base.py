@@ -72,8 +72,10 @@ class CLIContext:
         quiet: bool = False,
         no_color: bool = False,
         debug: bool = False,
+        instance: Celery | None = None,
     ) -> None:
         self.app_spec = app
+        self.instance = instance  # the app of ``app.start()``; -A wins over it
         self.broker = broker
         self.result_backend = result_backend
         self.config = config
@@ -102,6 +104,8 @@ class CLIContext:
                 if isinstance(exc, AppImportFailed) and traceback_wanted(self.debug):
                     traceback.print_exception(exc.error)
                 raise CLIError(str(exc), exit_code=2) from None
+        elif self.instance is not None:
+            app = self.instance
         else:
             # A fresh app, not the process's default one: -b/--config must not change an app
             # that embedding code already holds.

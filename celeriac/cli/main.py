@@ -11,18 +11,32 @@ from typing import Any
 import click
 
 from celeriac import __version__
+from celeriac.app import Celery
 from celeriac.cli.base import CLIContext, CLIError, traceback_wanted
 from celeriac.cli.call import call
 from celeriac.cli.cleanup import cleanup
 from celeriac.cli.dead import dead
 from celeriac.cli.help import help_command
+from celeriac.cli.missing import EPILOG, MISSING_COMMANDS
 from celeriac.cli.purge import purge
+from celeriac.cli.report import report
 from celeriac.cli.result import result
+from celeriac.cli.shell import shell
 from celeriac.cli.worker import worker
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
 
 #: Every subcommand, in the order of ``celeriac --help``; later commands are added here.
-COMMANDS: list[click.Command] = [worker, call, result, purge, cleanup, dead, help_command]
+COMMANDS: list[click.Command] = [
+    worker,
+    call,
+    result,
+    purge,
+    cleanup,
+    dead,
+    shell,
+    report,
+    help_command,
+]
 
 
 class CeleriacGroup(click.Group):
@@ -77,7 +91,7 @@ def _chdir(_ctx: click.Context, _param: click.Parameter, value: str | None) -> s
     return value
 
 
-@click.group(cls=CeleriacGroup, invoke_without_command=True)
+@click.group(cls=CeleriacGroup, invoke_without_command=True, epilog=EPILOG)
 @click.option("-A", "--app", envvar="CELERIAC_APP", help="The application: module[:attr].")
 @click.option("-b", "--broker", envvar="CELERIAC_BROKER_URL", help="Broker URL.")
 @click.option("--result-backend", envvar="CELERIAC_RESULT_BACKEND", help="Result backend URL.")
@@ -119,7 +133,9 @@ def celeriac(
     del loader  # Celery's loaders do not exist here; accepted so scripts keep working.
     if no_color:
         ctx.color = False
+    preset = ctx.obj if isinstance(ctx.obj, Celery) else None  # app.start()
     ctx.obj = CLIContext(
+        instance=preset,
         app=app,
         broker=broker,
         result_backend=result_backend,
@@ -133,14 +149,18 @@ def celeriac(
         click.echo(ctx.get_help())
 
 
-for _command in COMMANDS:
+for _command in [*COMMANDS, *MISSING_COMMANDS]:
     celeriac.add_command(_command)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI and return its exit code (the console script's entry point)."""
+def main(argv: Sequence[str] | None = None, *, app: Celery | None = None) -> int:
+    """Run the CLI and return its exit code (the console script's entry point).
+
+    ``app``: the application to use when ``-A`` is not given (``app.start()``).
+    """
     try:
-        celeriac.main(args=list(argv) if argv is not None else None, prog_name="celeriac")
+        args = list(argv) if argv is not None else None
+        celeriac.main(args=args, prog_name="celeriac", obj=app)
     except SystemExit as exc:
         if exc.code is None or isinstance(exc.code, int):
             return exc.code or 0

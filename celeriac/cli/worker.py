@@ -18,6 +18,7 @@ from celeriac.cli.base import (
     flatten,
     get_obj,
 )
+from celeriac.cli.missing import refuse_worker_options
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
@@ -60,7 +61,13 @@ _W, _P, _Q, _F, _D = (
     help="Set custom hostname (e.g., 'w1@%h').  "
     "Expands: %h (hostname), %n (name) and %d, (domain).",
 )
-@_option("-S", "--statedb", group=_W, type=click.Path(), help="Path to the state database.")
+@_option(
+    "-S",
+    "--statedb",
+    group=_W,
+    type=click.Path(),
+    help="Path to the state database (keeps revoked task ids across restarts).",
+)
 @_option("-l", "--loglevel", group=_W, default="WARNING", type=LOG_LEVEL, help="Logging level.")
 @_option(
     "-O",
@@ -68,7 +75,7 @@ _W, _P, _Q, _F, _D = (
     group=_W,
     default="default",
     type=click.Choice(("default", "fair")),
-    help="Apply optimization profile.",
+    help="Accepted for compatibility with Celery; no effect.",
 )
 @_option(
     "--prefetch-multiplier",
@@ -83,10 +90,15 @@ _W, _P, _Q, _F, _D = (
     group=_P,
     metavar="<concurrency>",
     callback=_concurrency,
-    help="Number of child processes processing the queue. "
-    "The default is the number of CPUs available on your system.",
+    help="Number of child processes (prefork), threads (threads) or concurrent tasks "
+    "(asyncio). The default is the number of CPUs available on your system.",
 )
-@_option("-P", "--pool", group=_P, help="Pool implementation: prefork, threads or solo.")
+@_option(
+    "-P",
+    "--pool",
+    group=_P,
+    help="Pool implementation: prefork (default), threads, solo or asyncio.",
+)
 @_option(
     "-E",
     "--task-events",
@@ -94,8 +106,8 @@ _W, _P, _Q, _F, _D = (
     group=_P,
     is_flag=True,
     default=None,
-    help="Send task-related events that can be captured by monitors"
-    " like celeriac events and the web monitor.",
+    help="Accepted for compatibility with Celery; celeriac does not send task events yet "
+    "(the worker logs a warning saying so).",
 )
 @_option(
     "--time-limit", group=_P, type=float, help="Enables a hard time limit (in seconds) for tasks."
@@ -151,11 +163,27 @@ _W, _P, _Q, _F, _D = (
     multiple=True,
     help="Comma separated list of additional modules to import.",
 )
-@_option("--without-gossip", group=_F, is_flag=True, help="Don't subscribe to other workers.")
-@_option("--without-mingle", group=_F, is_flag=True, help="Don't synchronize with other workers.")
-@_option("--without-heartbeat", group=_F, is_flag=True, help="Don't send event heartbeats.")
+@_option(
+    "--without-gossip",
+    group=_F,
+    is_flag=True,
+    help="Accepted for compatibility with Celery; no effect (celeriac has no gossip).",
+)
+@_option(
+    "--without-mingle",
+    group=_F,
+    is_flag=True,
+    help="Accepted for compatibility with Celery; no effect (celeriac has no mingle).",
+)
+@_option(
+    "--without-heartbeat",
+    group=_F,
+    is_flag=True,
+    help="Accepted for compatibility with Celery; no effect (celeriac sends no events).",
+)
 @_option("-f", "--logfile", group=_D, help="Log destination; defaults to stderr")
 @_option("--pidfile", group=_D, help="PID file path; defaults to no PID file")
+@refuse_worker_options
 @click.pass_context
 def worker(
     ctx: click.Context,
@@ -192,6 +220,10 @@ def worker(
     $ celeriac -A proj worker -l INFO -Q hipri,lopri
     $ celeriac -A proj worker --concurrency=4
     $ celeriac -A proj worker -P threads -c 16
+
+    \b
+    Not in celeriac yet (each exits with what to use instead): -B/--beat, -D/--detach,
+    --autoscale, --uid/--gid/--umask, --disable-prefetch, --pool-start-method.
     """
     # -O, gossip, mingle and heartbeat have no counterpart yet: accepted so scripts keep working.
     del optimization, without_gossip, without_mingle, without_heartbeat

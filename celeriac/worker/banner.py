@@ -30,7 +30,8 @@ _ART = [
 ]
 
 
-_EVENTS_OFF = "OFF (enable -E to monitor tasks in this worker)"
+#: Not "enable -E": celeriac sends no task events yet, whatever -E says.
+EVENTS_LINE = "OFF (celeriac does not send task events yet)"
 
 
 def queue_line(queue: Queue) -> str:
@@ -51,7 +52,6 @@ def banner(
 ) -> str:
     """The full banner text (config block, queues and, with ``with_tasks``, the task list)."""
     results = app.backend_url()
-    events = "ON" if app.conf.worker_send_task_events else _EVENTS_OFF
     info = [
         f"{hostname} v{celeriac.__version__} (celeriac)",
         "",
@@ -62,7 +62,7 @@ def banner(
         f".> transport:   {app.broker_url_display()}",
         f".> results:     {mask_url(results) if results else 'disabled://'}",
         f".> concurrency: {concurrency} ({pool})",
-        f".> task events: {events}",
+        f".> task events: {EVENTS_LINE}",
         "",
         "[queues]",
     ]
@@ -74,4 +74,4 @@ def banner(
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["banner", "queue_line"]
+__all__ = ["EVENTS_LINE", "banner", "queue_line"]

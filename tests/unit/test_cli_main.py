@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from celeriac import __version__, _state
 from celeriac.cli.main import COMMANDS, celeriac, main
 
-SUBCOMMANDS = ("worker", "call", "result", "purge", "cleanup", "dead", "help")
+SUBCOMMANDS = ("worker", "call", "result", "purge", "cleanup", "dead", "shell", "report", "help")
 
 
 @pytest.fixture
