@@ -18,6 +18,7 @@ from celeriac import signals, states
 from celeriac.einfo import ExceptionInfo
 from celeriac.einfo import format_exception as format_traceback
 from celeriac.exceptions import Reject, Retry
+from celeriac.missing import COMPATIBILITY
 from celeriac.protocol.saferepr import saferepr
 
 if TYPE_CHECKING:
@@ -272,9 +273,42 @@ class DeadLetter(Hook):
         )
 
 
+class CanvasNotRun(Hook):
+    """A message from a Celery client with callbacks, errbacks, a chain or a chord: the task
+    runs, but celeriac cannot send what comes next yet, so say so once it has ended."""
+
+    def after(self, run: TaskRun, outcome: Outcome) -> None:
+        call = run.call
+        if not (call.callbacks or call.errbacks or call.chain or call.chord):
+            return  # every message celeriac sends, and most from Celery
+        if outcome.state == states.RETRY:
+            return  # the retried message carries them on; its final run says so
+        parts = [
+            f"{len(value) if isinstance(value, list) else 1} {label}"
+            for label, value in (
+                ("callback(s)", call.callbacks),
+                ("errback(s)", call.errbacks),
+                ("chain task(s)", call.chain),
+                ("chord", call.chord),
+            )
+            if value
+        ]
+        logger.error(
+            "Task %s[%s] carries %s from a Celery canvas (chain, chord, link=): celeriac "
+            "cannot run canvas callbacks yet, so none were sent and the client's "
+            "chain/chord will not complete. The task itself ran (%s). See %s.",
+            run.name,
+            call.id,
+            ", ".join(parts),
+            outcome.state,
+            COMPATIBILITY,
+        )
+
+
 def default_hooks(*, is_eager: bool = False) -> list[Hook]:
     """The standard pipeline; eager runs skip the worker's log lines and dead letters."""
-    hooks: list[Hook] = [] if is_eager else [LogOutcome()]
+    # CanvasNotRun first: its line comes after the task's own "succeeded in" line.
+    hooks: list[Hook] = [] if is_eager else [CanvasNotRun(), LogOutcome()]
     hooks += [
         PrerunPostrunSignals(),
         AfterReturn(),
@@ -307,6 +341,7 @@ def _track_started(run: TaskRun) -> bool:
 __all__ = [
     "IGNORE_STATES",
     "AfterReturn",
+    "CanvasNotRun",
     "DeadLetter",
     "Hook",
     "LogOutcome",

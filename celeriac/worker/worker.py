@@ -25,6 +25,7 @@ from celeriac.annotations import apply_annotations
 from celeriac.cluster_store import ClusterStore, store_for_app
 from celeriac.entities import Queue
 from celeriac.log import setup_logging
+from celeriac.missing import startup_warnings
 from celeriac.worker.banner import banner
 from celeriac.worker.consumer import Consumer
 from celeriac.worker.control import ControlContext, Mailbox, Relay, Sweeper
@@ -128,6 +129,8 @@ class Worker:
         )
         signals.celeryd_init.send(sender=self.hostname, instance=self, conf=conf, options={})
         self.app.import_default_modules()
+        for line in startup_warnings(conf):  # settings naming features celeriac lacks
+            logger.warning(line)
         apply_annotations(self.app)
         self._load_state()
         queues = self._queues()
