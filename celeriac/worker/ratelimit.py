@@ -1,10 +1,12 @@
 """Task rate limits: ``rate_limit='10/m'`` delays execution without blocking other tasks.
 
 Per worker (Celery's meaning): one token bucket per task name with capacity 1, filled at the
-task's rate; a request that finds no token waits in the consumer (still reserved, its message
-unacknowledged) while other tasks keep flowing. With ``rate_limit_scope='cluster'`` (a task
-option, or the ``task_rate_limit_scope`` setting) the bucket lives in the
-:class:`~celeriac.cluster_store.ClusterStore` and is shared by every worker.
+task's rate and shared by every process of the worker (:mod:`celeriac.worker.buckets`), on
+every pool; a request that finds no token waits in the consumer that received it (still
+reserved, its message unacknowledged) while other tasks keep flowing. With
+``rate_limit_scope='cluster'`` (a task option, or the ``task_rate_limit_scope`` setting) the
+bucket lives in the :class:`~celeriac.cluster_store.ClusterStore` and is shared by every
+worker.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import threading
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
+
+from celeriac.worker.buckets import CAPACITY, WorkerBuckets
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
@@ -46,83 +50,55 @@ def parse_rate(rate: Any) -> float:
     return ops / period
 
 
-class TokenBucket:
-    """Celery's ``kombu.utils.limits.TokenBucket``: ``fill_rate`` tokens/s up to ``capacity``."""
-
-    def __init__(self, fill_rate: float, capacity: float = 1.0) -> None:
-        self.fill_rate = fill_rate
-        self.capacity = capacity
-        self._tokens = capacity
-        self._stamp = time.monotonic()
-
-    def _refill(self) -> None:
-        now = time.monotonic()
-        self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.fill_rate)
-        self._stamp = now
-
-    def can_consume(self, tokens: float = 1.0) -> bool:
-        self._refill()
-        if self._tokens >= tokens:
-            self._tokens -= tokens
-            return True
-        return False
-
-    def expected_time(self, tokens: float = 1.0) -> float:
-        """Seconds until ``tokens`` are available."""
-        self._refill()
-        return max(0.0, (tokens - self._tokens) / self.fill_rate)
-
-
 class RateLimiter:
-    """Buckets by task name, read from the task's ``rate_limit`` (else the default setting)."""
+    """Rates by task name, read from the task's ``rate_limit`` (else the default setting);
+    tokens from the worker's :class:`~celeriac.worker.buckets.WorkerBuckets`, shared by all
+    its processes (or from the cluster store for a cluster-wide limit)."""
 
     def __init__(
-        self, app: Celery, store: ClusterStore | None = None, *, share: float = 1.0
+        self,
+        app: Celery,
+        store: ClusterStore | None = None,
+        *,
+        buckets: WorkerBuckets | None = None,
     ) -> None:
         self.app = app
         self.store = store
-        #: This process's part of a per-worker rate (prefork children that consume for
-        #: themselves each take 1/concurrency of it).
-        self.share = share
+        self.buckets = buckets or WorkerBuckets()
         self.disabled = bool(app.conf.worker_disable_rate_limits)
-        self._buckets: dict[str, TokenBucket | None] = {}
-        self._lock = threading.Lock()
+        self._rates: dict[str, float] = {}  # tokens/s by task name, as this process knows it
         self.changed = threading.Event()  # a rate changed: waiting requests ask again
 
     def delay_for(self, task: Task[Any, Any]) -> float:
         """0.0 when ``task`` may run now (a token was taken), else seconds to wait."""
         if self.disabled:
             return 0.0
-        with self._lock:
-            bucket = self._bucket(task)
-            if bucket is None:
-                return 0.0
-            if not self._cluster(task):
-                return 0.0 if bucket.can_consume(1) else max(bucket.expected_time(1), 0.001)
-        store = self.store
-        if store is None:
+        rate = self._rates.get(task.name)
+        if rate is None:
+            rate = parse_rate(task.rate_limit or self.app.conf.task_default_rate_limit)
+            self._rates[task.name] = rate
+        if not rate:
             return 0.0
-        try:
-            return store.acquire(task.name, bucket.fill_rate / self.share, bucket.capacity)
-        except Exception as exc:  # the shared store is down: fall back to this worker's bucket
-            logger.warning("Cluster rate limit store failed (%r); limiting per worker", exc)
-            with self._lock:
-                return 0.0 if bucket.can_consume(1) else max(bucket.expected_time(1), 0.001)
+        if self.store is not None and self._cluster(task):
+            try:
+                return self.store.acquire(task.name, rate, CAPACITY)
+            except Exception as exc:  # the shared store is down: fall back to the worker's
+                logger.warning("Cluster rate limit store failed (%r); limiting per worker", exc)
+        return self.buckets.take(task.name, rate)
 
     def set_rate(self, task_name: str, rate: Any) -> None:
-        """Remote control ``rate_limit``: a new rate for one task (None/0: no limit)."""
-        parse_rate(rate)  # validate before changing anything
+        """Remote control ``rate_limit``: a new rate for one task (None/0: no limit), for every
+        process of the worker (each process that gets the command applies it; the first one
+        refills the shared bucket)."""
+        per_second = parse_rate(rate)  # validate before changing anything
         task = self.app.tasks[task_name]
-        with self._lock:
-            task.rate_limit = rate
-            self._buckets.pop(task_name, None)
+        task.rate_limit = rate
+        self._rates[task_name] = per_second
+        self.buckets.set_rate(task_name, per_second)
         self.changed.set()
 
-    def _bucket(self, task: Task[Any, Any]) -> TokenBucket | None:
-        if task.name not in self._buckets:
-            rate = parse_rate(task.rate_limit or self.app.conf.task_default_rate_limit)
-            self._buckets[task.name] = TokenBucket(rate * self.share) if rate else None
-        return self._buckets[task.name]
+    def close(self) -> None:
+        self.buckets.close()
 
     def _cluster(self, task: Task[Any, Any]) -> bool:
         scope = getattr(task, "rate_limit_scope", None) or self.app.conf.task_rate_limit_scope
@@ -201,4 +177,4 @@ class RateLimitedRequests:
         return held
 
 
-__all__ = ["RateLimitedRequests", "RateLimiter", "TokenBucket", "parse_rate"]
+__all__ = ["RateLimitedRequests", "RateLimiter", "parse_rate"]

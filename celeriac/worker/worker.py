@@ -110,6 +110,7 @@ class Worker:
         self.mailbox: Mailbox | None = None
         self.statedb: StateDB | None = None
         self.store: ClusterStore | None = None
+        self.limiter: RateLimiter | None = None  # the worker's rate limits (every process)
         self.exitcode = 0
         self._signals_seen = 0
         self._stop_requests: SimpleQueue[bool] = SimpleQueue()  # warm?
@@ -139,8 +140,10 @@ class Worker:
         for queue in queues:
             transport.declare_queue(queue)
         signals.worker_init.send(sender=self)
+        # Before the pool forks: its processes share the limiter's token buckets.
+        self.limiter = RateLimiter(self.app, self.store)
         if self._direct(transport):
-            return self._run_direct(transport, queues)
+            return self._run_direct(transport, queues, self.limiter)
         pool = self._make_pool()
         self.pool = pool
         with self._stop_lock:
@@ -151,7 +154,7 @@ class Worker:
                 queues=[q.name for q in queues],
                 prefetch_limit=self.concurrency * self.prefetch_multiplier,
                 state=self.state,
-                limiter=RateLimiter(self.app, self.store),
+                limiter=self.limiter,
             )
             self._runner = self.consumer
             if self._pending_stop is not None:
@@ -233,7 +236,7 @@ class Worker:
             and self.app.conf.worker_direct_consume
         )
 
-    def _run_direct(self, transport: Transport, queues: list[Queue]) -> int:
+    def _run_direct(self, transport: Transport, queues: list[Queue], limiter: RateLimiter) -> int:
         """Prefork whose children fetch their own work: this process only supervises."""
         pool = DirectPreforkPool(
             self.app,
@@ -243,6 +246,7 @@ class Worker:
             transport=transport,
             queues=[q.name for q in queues],
             prefetch_multiplier=self.prefetch_multiplier,
+            buckets=limiter.buckets,
             store=self.store,
         )
         self.pool = pool
@@ -250,7 +254,7 @@ class Worker:
             self._runner = pool
             if self._pending_stop is not None:
                 pool.stop(warm=self._pending_stop)
-        self._start_mailbox(pool, pool, RateLimiter(self.app, self.store), pool.relay)
+        self._start_mailbox(pool, pool, limiter, pool.relay)
         if not self.without_banner:
             self._print_banner(queues)
         pool.start()
@@ -347,6 +351,8 @@ class Worker:
             self.statedb.save(self.state)
         if self.store is not None:
             self.store.close()
+        if self.limiter is not None:
+            self.limiter.close()
         transport.close()
         signals.worker_shutdown.send(sender=self)
 

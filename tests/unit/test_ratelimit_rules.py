@@ -1,4 +1,4 @@
-"""Rate strings, token buckets, task_annotations and the cluster stores."""
+"""Rate strings, the limiter, task_annotations and the cluster stores."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from celeriac.cluster_store import (
     store_for_app,
     store_from_url,
 )
-from celeriac.worker.ratelimit import RateLimiter, TokenBucket, parse_rate
+from celeriac.worker.ratelimit import RateLimiter, parse_rate
 
 
 @pytest.mark.parametrize(
@@ -33,13 +33,6 @@ def test_parse_rate(text: Any, per_second: float) -> None:
 def test_bad_rate_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="unit"):
         parse_rate("10/d")
-
-
-def test_token_bucket_has_no_burst() -> None:
-    bucket = TokenBucket(10.0)
-    assert bucket.can_consume()
-    assert not bucket.can_consume()
-    assert 0 < bucket.expected_time() <= 0.1
 
 
 def test_annotations_dict_star_and_class(memory_app: Celery) -> None:
@@ -74,6 +67,15 @@ def test_default_rate_limit_and_disable(memory_app: Celery) -> None:
     assert limiter.delay_for(t) > 3000
     memory_app.conf.worker_disable_rate_limits = True
     assert RateLimiter(memory_app).delay_for(t) == 0.0
+
+
+def test_cluster_scope_without_a_store_limits_per_worker(memory_app: Celery) -> None:
+    @memory_app.task(rate_limit="1/h", rate_limit_scope="cluster")
+    def t() -> None: ...
+
+    limiter = RateLimiter(memory_app, store=None)
+    assert limiter.delay_for(t) == 0.0
+    assert limiter.delay_for(t) > 3000
 
 
 def _redis_store() -> ClusterStore:

@@ -11,7 +11,8 @@ crosses a pipe. The parent:
   :class:`~celeriac.worker.pools.slot.Slot`, and when a child dies stores the outcome of the
   task it ran (WorkerLostError, TimeLimitExceeded, REVOKED) and gives back the messages it
   held (on brokers that keep them after the connection closes, such as Redis);
-* answers remote control and relays ``revoke``, ``rate_limit`` and ``time_limit`` to them.
+* answers remote control and relays ``revoke``, ``rate_limit`` and ``time_limit`` to them
+  (rate limits are the worker's: the children share its token buckets).
 
 Used for brokers whose transports set ``direct_consume`` (Redis, RabbitMQ) unless
 ``worker_direct_consume`` is off; the others use the pipe-fed :mod:`.prefork` pool.
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from celeriac.app import Celery
     from celeriac.cluster_store import ClusterStore
     from celeriac.transports.base import Transport
+    from celeriac.worker.buckets import WorkerBuckets
     from celeriac.worker.state import WorkerState
 
 logger = logging.getLogger("celeriac.worker.pool")
@@ -75,6 +77,7 @@ class DirectPreforkPool(ForkedPool):
         transport: Transport,
         queues: Sequence[str],
         prefetch_multiplier: int,
+        buckets: WorkerBuckets,
         store: ClusterStore | None = None,
     ) -> None:
         super().__init__(app, concurrency, on_result=lambda _: None, hostname=hostname)
@@ -84,7 +87,7 @@ class DirectPreforkPool(ForkedPool):
             queues=list(queues),
             prefetch=prefetch_multiplier,
             hostname=hostname,
-            share=1.0 / self.concurrency,
+            buckets=buckets,
             max_tasks=app.conf.worker_max_tasks_per_child,
             max_memory_kib=app.conf.worker_max_memory_per_child,
         )

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from celeriac import signals
 from celeriac.worker import timelimits
+from celeriac.worker.buckets import WorkerBuckets
 from celeriac.worker.consumer import Consumer
 from celeriac.worker.control import COMMANDS, ControlContext
 from celeriac.worker.pools.base import LONG_TASK, Job, flush_open_batch
@@ -46,7 +47,7 @@ class ChildSpec:
     queues: list[str]
     prefetch: int  # this child's window (worker_prefetch_multiplier)
     hostname: str
-    share: float  # of the worker's per-worker rate limits (1 / concurrency)
+    buckets: WorkerBuckets  # the worker's rate limit buckets, shared by its processes
     max_tasks: int | None
     max_memory_kib: int | None
 
@@ -167,7 +168,7 @@ def child_main(
         queues=spec.queues,
         prefetch_limit=spec.prefetch,
         state=state,
-        limiter=RateLimiter(app, store, share=spec.share),
+        limiter=RateLimiter(app, store, buckets=spec.buckets),
     )
     pool.consumer = consumer
     pool.on_result = consumer.on_result
