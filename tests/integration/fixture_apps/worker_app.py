@@ -10,6 +10,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 from celeriac import Celery
 
@@ -67,3 +68,9 @@ def die_once(marker: str) -> str:
     Path(marker).write_text("died")
     os.kill(os.getpid(), signal.SIGKILL)
     return "unreachable"
+
+
+@app.task(name="tasks.stamp", bind=True)
+def stamp(self: Any) -> tuple[float, int, str | None]:
+    """When it started (Unix time), in which process, and the rate limit that process knows."""
+    return time.time(), os.getpid(), self.rate_limit
