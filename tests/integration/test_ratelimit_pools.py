@@ -84,3 +84,20 @@ def test_rate_limit_command_reaches_every_process(app: Celery, start_worker: Wor
     stamps = [r.get(timeout=DEADLINE) for r in held]  # an hour if a process missed the change
     assert {s[2] for s in stamps} == {RATE}  # each process that ran one knows it too
     _assert_per_worker(stamps)
+
+
+@pytest.mark.parametrize("broker", ["redis"], indirect=True)
+def test_held_requests_go_back_at_shutdown(app: Celery, start_worker: WorkerFactory) -> None:
+    """Messages a prefork child holds for a token return to the broker at a warm shutdown."""
+    worker = start_worker("-P", "prefork", "-c", "2", conf=_limited("1/h"))
+    app.send_task("tasks.stamp").get(timeout=DEADLINE)
+    held = [app.send_task("tasks.stamp") for _ in range(LIMITED)]
+    transport = app.connection()
+    transport.open()
+    try:
+        wait_until(lambda: transport.size("celery") == 0, "the pool to take the messages")
+        assert worker.stop() == 0
+        assert transport.size("celery") == len(held)
+    finally:
+        transport.close()
+    assert {r.state for r in held} == {"PENDING"}
