@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
-import textwrap
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -14,10 +12,23 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from celeriac import Celery, _state
+from celeriac import Celery
 from celeriac.cli.main import celeriac
 from celeriac.protocol import task_v2
 from celeriac.protocol.message import TaskCall
+from tests.cli_project import cli_project
+
+CMDPROJ = """
+from celeriac import Celery
+
+app = Celery("cmdproj")
+
+@app.task
+def add(x, y):
+    return x + y
+"""
+
+NORES = "from celeriac import Celery\napp = Celery('nores', broker='memory://cli-nores')\n"
 
 
 @pytest.fixture
@@ -28,33 +39,10 @@ def runner() -> CliRunner:
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A working directory with ``cmdproj`` (embedded SQLite) and ``nores`` (no results)."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    (tmp_path / "cmdproj.py").write_text(
-        textwrap.dedent(
-            """
-            from celeriac import Celery
-
-            app = Celery("cmdproj")
-
-            @app.task
-            def add(x, y):
-                return x + y
-            """
-        )
-    )
-    (tmp_path / "nores.py").write_text(
-        "from celeriac import Celery\napp = Celery('nores', broker='memory://cli-nores')\n"
-    )
-    importlib.invalidate_caches()
-    # Apps made by the CLI must not stay the process's current/default app after the test.
-    monkeypatch.setattr(_state, "_apps", dict(_state._apps))
-    before = set(sys.modules)
-    yield tmp_path
-    for name in set(sys.modules) - before:
-        if str(getattr(sys.modules[name], "__file__", "") or "").startswith(str(tmp_path)):
-            sys.modules[name].app.close()
-            del sys.modules[name]
+    with cli_project(
+        tmp_path, monkeypatch, {"cmdproj.py": CMDPROJ, "nores.py": NORES}
+    ) as directory:
+        yield directory
 
 
 def _app() -> Celery:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,12 +13,32 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from celeriac import Celery, _state
+from celeriac import Celery
 from celeriac.cli import shell as shell_module
 from celeriac.cli.main import COMMANDS, celeriac
 from celeriac.cli.missing import COMMANDS as MISSING
 from celeriac.cli.missing import WORKER_OPTIONS
 from celeriac.missing import COMPATIBILITY
+from tests.cli_project import cli_project
+
+FIRSTPROJ = """
+from celeriac import Celery
+
+app = Celery(
+    "firstproj",
+    broker="redis://:hunter2@localhost:6379/0",
+    backend="cache+memory://firstproj",
+)
+app.conf.update(SECRET_KEY="sesame", task_default_queue="jobs")
+
+@app.task
+def add(x, y):
+    return x + y
+
+@app.task(name="other.mult")
+def mult(x, y):
+    return x * y
+"""
 
 
 @pytest.fixture
@@ -30,38 +49,8 @@ def runner() -> CliRunner:
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """``firstproj``: an app on a private memory broker with two tasks and a secret."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    (tmp_path / "firstproj.py").write_text(
-        textwrap.dedent(
-            """
-            from celeriac import Celery
-
-            app = Celery(
-                "firstproj",
-                broker="redis://:hunter2@localhost:6379/0",
-                backend="cache+memory://firstproj",
-            )
-            app.conf.update(SECRET_KEY="sesame", task_default_queue="jobs")
-
-            @app.task
-            def add(x, y):
-                return x + y
-
-            @app.task(name="other.mult")
-            def mult(x, y):
-                return x * y
-            """
-        )
-    )
-    importlib.invalidate_caches()
-    monkeypatch.setattr(_state, "_apps", dict(_state._apps))
-    before = set(sys.modules)
-    yield tmp_path
-    for name in set(sys.modules) - before:
-        if str(getattr(sys.modules[name], "__file__", "") or "").startswith(str(tmp_path)):
-            sys.modules[name].app.close()
-            del sys.modules[name]
+    with cli_project(tmp_path, monkeypatch, {"firstproj.py": FIRSTPROJ}) as directory:
+        yield directory
 
 
 def _all_help(runner: CliRunner) -> dict[str, str]:

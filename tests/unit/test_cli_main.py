@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-import textwrap
 import types
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,10 +13,18 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from celeriac import __version__, _state
+from celeriac import __version__
 from celeriac.cli.main import COMMANDS, celeriac, main
+from tests.cli_project import cli_project
 
 SUBCOMMANDS = ("worker", "call", "result", "purge", "cleanup", "dead", "shell", "report", "help")
+
+
+CLIPROJ = """
+from celeriac import Celery
+
+app = Celery("cliproj")
+"""
 
 
 @pytest.fixture
@@ -28,25 +35,8 @@ def runner() -> CliRunner:
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A working directory holding ``cliproj.py`` (an app on the embedded SQLite broker)."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    (tmp_path / "cliproj.py").write_text(
-        textwrap.dedent(
-            """
-            from celeriac import Celery
-
-            app = Celery("cliproj")
-            """
-        )
-    )
-    importlib.invalidate_caches()
-    # Apps made by the CLI must not stay the process's current/default app after the test.
-    monkeypatch.setattr(_state, "_apps", dict(_state._apps))
-    before = set(sys.modules)
-    yield tmp_path
-    for name in set(sys.modules) - before:
-        if str(getattr(sys.modules[name], "__file__", "") or "").startswith(str(tmp_path)):
-            del sys.modules[name]
+    with cli_project(tmp_path, monkeypatch, {"cliproj.py": CLIPROJ}) as directory:
+        yield directory
 
 
 def test_help_lists_every_subcommand(runner: CliRunner) -> None:
