@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from celeriac import _state
-from celeriac.app import Celery, shared_task
+from celeriac.app import current
+from celeriac.app.base import Celery, shared_task
+from celeriac.app.task import Task
 from celeriac.canvas import (
     Signature,
     chain,
@@ -18,9 +19,8 @@ from celeriac.canvas import (
     xmap,
     xstarmap,
 )
-from celeriac.entities import Exchange, Queue
+from celeriac.protocol.entities import Exchange, Queue
 from celeriac.result import AsyncResult, GroupResult, ResultSet
-from celeriac.task import Task
 
 __version__ = "0.1.0"
 VERSION = tuple(int(p) for p in __version__.split("."))
@@ -55,8 +55,8 @@ class _Current:
         return f"<{self._label}: {self._get()!r}>"
 
 
-current_app: Any = _Current(_state.get_current_app, "current_app")
-current_task: Any = _Current(_state.get_current_task, "current_task")
+current_app: Any = _Current(current.get_current_app, "current_app")
+current_task: Any = _Current(current.get_current_task, "current_task")
 
 __all__ = [
     "VERSION",

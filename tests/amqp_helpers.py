@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import amqp
 
-from celeriac.entities import Queue
+from celeriac.protocol.entities import Queue
 from celeriac.protocol.message import Message
 from celeriac.transports.amqp import AMQPTransport
 from celeriac.transports.base import Delivery

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from celeriac import Celery, _state
+from celeriac import Celery
+from celeriac.app import current
 
 
 @contextmanager
@@ -29,7 +30,7 @@ def cli_project(
     for filename, source in modules.items():
         (tmp_path / filename).write_text(textwrap.dedent(source))
     importlib.invalidate_caches()
-    monkeypatch.setattr(_state, "_apps", dict(_state._apps))
+    monkeypatch.setattr(current, "_apps", dict(current._apps))
     before = set(sys.modules)
     yield tmp_path
     for name in set(sys.modules) - before:

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from celeriac import states
+from celeriac.app.config import Settings
 from celeriac.backends import exceptions_codec as codec
 from celeriac.backends.helpers import (
     COMPRESSED_PAYLOAD_MAGIC,
@@ -26,7 +27,6 @@ from celeriac.backends.helpers import (
     parse_date_done,
     utcnow,
 )
-from celeriac.config import Settings
 from celeriac.exceptions import ImproperlyConfigured, TaskRevokedError, TimeoutError
 from celeriac.protocol import compression
 from celeriac.protocol.serialization import dumps, loads

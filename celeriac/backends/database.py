@@ -14,7 +14,8 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from celeriac import _forksafe, states
+from celeriac import states
+from celeriac.app.config import Settings
 from celeriac.backends.base import ResultBackend
 from celeriac.backends.helpers import ChangeNotifier, mask_password, utcnow
 from celeriac.backends.table_layout import (
@@ -23,8 +24,8 @@ from celeriac.backends.table_layout import (
     meta_from_row,
     row_values,
 )
-from celeriac.config import Settings
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
+from celeriac.utils import forksafe
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -101,12 +102,12 @@ class DatabaseBackend(ResultBackend):
         """This process's engine; after ``fork`` the parent's pooled connections are dropped
         without being closed (closing would end the parent's sessions)."""
         with self._lock:
-            if self._engine is not None and self._pid != _forksafe.pid():
+            if self._engine is not None and self._pid != forksafe.pid():
                 self._engine.dispose(close=False)
-                self._pid = _forksafe.pid()
+                self._pid = forksafe.pid()
             if self._engine is None:
                 self._engine = self._create_engine()
-                self._pid = _forksafe.pid()
+                self._pid = forksafe.pid()
             if not self._ready:
                 try:
                     self._prepare(self._engine)
@@ -183,11 +184,11 @@ class DatabaseBackend(ResultBackend):
 
     def close(self) -> None:
         with self._lock:
-            if self._listener is not None and self._listener_pid == _forksafe.pid():
+            if self._listener is not None and self._listener_pid == forksafe.pid():
                 self._listener.close()
             self._listener, self._listener_pid = None, 0
             if self._engine is not None:
-                self._engine.dispose(close=self._pid == _forksafe.pid())
+                self._engine.dispose(close=self._pid == forksafe.pid())
             self._engine = None
             self._ready = False
 
@@ -290,10 +291,10 @@ class DatabaseBackend(ResultBackend):
 
     def _result_listener(self) -> ResultListener | None:
         """This process's LISTEN connection (PostgreSQL with psycopg 3), made on first wait."""
-        if self._listener_pid != _forksafe.pid():
+        if self._listener_pid != forksafe.pid():
             from celeriac.backends.database_notify import listener_for
 
-            self._listener_pid = _forksafe.pid()
+            self._listener_pid = forksafe.pid()
             self._listener = listener_for(self._get_engine())
         return self._listener
 

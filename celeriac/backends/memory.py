@@ -16,9 +16,9 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from celeriac import states
+from celeriac.app.config import Settings
 from celeriac.backends.base import ResultBackend
 from celeriac.backends.helpers import ChangeNotifier, utcnow
-from celeriac.config import Settings
 
 
 @dataclass

@@ -19,13 +19,15 @@ from typing import Any, ClassVar, TypeVar
 
 import redis
 
-from celeriac import _forksafe, redis_conn, states
+from celeriac import states
+from celeriac.app.config import Settings
 from celeriac.backends.base import ResultBackend
-from celeriac.config import Settings
+from celeriac.drivers.reconnect import RetryPolicy, retry_call
+from celeriac.drivers.redis import client as redis_conn
+from celeriac.drivers.redis.wire import Listener, Wire
+from celeriac.drivers.tls import REDIS_PY_NAMES, certificate_hint
 from celeriac.exceptions import OperationalError
-from celeriac.transports._redis_wire import Listener, Wire
-from celeriac.transports.retry import RetryPolicy, retry_call
-from celeriac.transports.tls import REDIS_PY_NAMES, certificate_hint
+from celeriac.utils import forksafe
 
 _T = TypeVar("_T")
 
@@ -123,11 +125,11 @@ class RedisBackend(ResultBackend):
     # -- connection ------------------------------------------------------------------------
     @property
     def client(self) -> redis.Redis:
-        if self._client is None or self._pid != _forksafe.pid():
+        if self._client is None or self._pid != forksafe.pid():
             self._client = redis_conn.client(self.params)
             self._store = self._client.register_script(_STORE)
             self._claim = self._client.register_script(_CLAIM)
-            self._pid = _forksafe.pid()
+            self._pid = forksafe.pid()
         return self._client
 
     def _call(self, action: Callable[[], _T], what: str) -> _T:
@@ -285,17 +287,17 @@ class RedisBackend(ResultBackend):
     # -- waiting (pub/sub only while someone waits) -----------------------------------------
     def _pubsub(self) -> Any:
         waiter = self._waiter
-        if waiter.pubsub is None or waiter.pid != _forksafe.pid():
+        if waiter.pubsub is None or waiter.pid != forksafe.pid():
             waiter.pubsub = redis_conn.pubsub(self.client)
-            waiter.pid = _forksafe.pid()
+            waiter.pid = forksafe.pid()
             waiter.channels = set()
             waiter.heard = set()
         return waiter.pubsub
 
     def _listening(self) -> bool:
         """True when RESP3 lets one connection subscribe and read (see ``Listener``)."""
-        if self._listen_pid != _forksafe.pid():
-            self._listen_pid = _forksafe.pid()
+        if self._listen_pid != forksafe.pid():
+            self._listen_pid = forksafe.pid()
             self._listen_ok = self._listener.usable(self.client)
         return self._listen_ok
 
@@ -372,7 +374,7 @@ class RedisBackend(ResultBackend):
         waiter.heard = set()
 
     def close(self) -> None:
-        if self._waiter.pid == _forksafe.pid():
+        if self._waiter.pid == forksafe.pid():
             self._reset_waiter()
         self._listener.close()
         self._wire.close()

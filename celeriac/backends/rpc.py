@@ -22,13 +22,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from celeriac import _forksafe
-from celeriac._state import get_current_app, get_current_task
+from celeriac.app.config import Settings
+from celeriac.app.current import get_current_app, get_current_task
 from celeriac.backends.base import ResultBackend
-from celeriac.config import Settings
-from celeriac.entities import Exchange, Queue
 from celeriac.exceptions import OperationalError
+from celeriac.protocol.entities import Exchange, Queue
 from celeriac.protocol.message import Message
+from celeriac.utils import forksafe
 
 if TYPE_CHECKING:
     from celeriac.transports.base import Delivery, Transport
@@ -54,7 +54,7 @@ class RPCBackend(ResultBackend):
         # blocked reading replies must not delay a result being sent from the same process.
         self._send_lock = threading.Lock()
         self._lock = threading.RLock()  # the reply consumer and the received results
-        self._pid = _forksafe.pid()
+        self._pid = forksafe.pid()
         self._producer: Transport | None = None
         self._consumer: Transport | None = None
         self._reply_queues: list[str] = []
@@ -62,7 +62,7 @@ class RPCBackend(ResultBackend):
 
     # -- connections (one pair per process) ----------------------------------------------------
     def _transport(self) -> Transport:
-        from celeriac.config import broker_options
+        from celeriac.app.config import broker_options
         from celeriac.transports.urls import transport_from_url
 
         conf = self.conf  # the broker's settings too (TLS, heartbeat, timeouts), as the app's
@@ -71,8 +71,8 @@ class RPCBackend(ResultBackend):
         )
 
     def _check_fork(self) -> None:
-        if self._pid != _forksafe.pid():  # connections are never shared with a parent
-            self._pid = _forksafe.pid()
+        if self._pid != forksafe.pid():  # connections are never shared with a parent
+            self._pid = forksafe.pid()
             self._producer = self._consumer = None
             self._reply_queues = []
             self._results.clear()
@@ -85,7 +85,7 @@ class RPCBackend(ResultBackend):
     def close(self) -> None:
         with self._send_lock, self._lock:
             for transport in (self._producer, self._consumer):
-                if transport is not None and self._pid == _forksafe.pid():
+                if transport is not None and self._pid == forksafe.pid():
                     transport.close()
             self._producer = self._consumer = None
             self._reply_queues = []
@@ -118,7 +118,7 @@ class RPCBackend(ResultBackend):
             {"correlation_id": correlation_id, "delivery_mode": self.delivery_mode, "priority": 0},
         )
         with self._send_lock:
-            if self._pid != _forksafe.pid():
+            if self._pid != forksafe.pid():
                 self._producer = None
             if self._producer is None:
                 self._producer = self._transport()

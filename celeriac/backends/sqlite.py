@@ -18,8 +18,8 @@ from datetime import datetime, timezone
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from celeriac import _forksafe, states
-from celeriac._sqlite import retry_locked
+from celeriac import states
+from celeriac.app.config import Settings
 from celeriac.backends.base import ResultBackend
 from celeriac.backends.helpers import ChangeNotifier, utcnow
 from celeriac.backends.table_layout import (
@@ -28,8 +28,9 @@ from celeriac.backends.table_layout import (
     meta_from_row,
     row_values,
 )
-from celeriac.config import Settings
+from celeriac.drivers.sqlite import retry_locked
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
+from celeriac.utils import forksafe
 
 BUSY_TIMEOUT_S = 30.0
 
@@ -100,7 +101,7 @@ class SQLiteBackend(ResultBackend):
         self.task_table: str = names.get("task") or "celery_taskmeta"
         self.group_table: str = names.get("group") or "celery_tasksetmeta"
         self._lock = threading.Lock()
-        _forksafe.guard(self)
+        forksafe.guard(self)
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
         self._columns: tuple[str, ...] = ()
@@ -111,7 +112,7 @@ class SQLiteBackend(ResultBackend):
     # -- connection ----------------------------------------------------------------------
     def _connection(self) -> sqlite3.Connection:
         """This process's connection (callers hold ``self._lock``)."""
-        if self._conn is not None and self._pid == _forksafe.pid():
+        if self._conn is not None and self._pid == forksafe.pid():
             return self._conn
         if self._conn is not None:
             _inherited.append(self._conn)
@@ -124,7 +125,7 @@ class SQLiteBackend(ResultBackend):
             raise ImproperlyConfigured(
                 f"Cannot open the SQLite result store {self.path!r} ({self.url}): {exc}"
             ) from exc
-        self._conn, self._pid = conn, _forksafe.pid()
+        self._conn, self._pid = conn, forksafe.pid()
         return conn
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
@@ -190,7 +191,7 @@ class SQLiteBackend(ResultBackend):
 
     def close(self) -> None:
         with self._lock:
-            if self._conn is not None and self._pid == _forksafe.pid():
+            if self._conn is not None and self._pid == forksafe.pid():
                 self._conn.close()
             self._conn = None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 
-from celeriac._optional import needs
+from celeriac.app.config import Settings
 from celeriac.backends.base import ResultBackend
 from celeriac.backends.database import DatabaseBackend
 from celeriac.backends.disabled import DisabledBackend
@@ -13,8 +13,8 @@ from celeriac.backends.helpers import mask_password
 from celeriac.backends.memory import MemoryBackend
 from celeriac.backends.rpc import RPCBackend
 from celeriac.backends.sqlite import SQLiteBackend
-from celeriac.config import Settings
 from celeriac.exceptions import ImproperlyConfigured
+from celeriac.utils.optional import needs
 
 
 def _redis() -> type[ResultBackend]:

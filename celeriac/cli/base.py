@@ -20,7 +20,7 @@ import click
 from celeriac.cli.appload import AppImportFailed, AppLoadError, find_app
 
 if TYPE_CHECKING:
-    from celeriac.app import Celery
+    from celeriac.app.base import Celery
 
     _ParamType = click.ParamType[Any]
     _Choice = click.Choice[str]
@@ -109,7 +109,7 @@ class CLIContext:
         else:
             # A fresh app, not the process's default one: -b/--config must not change an app
             # that embedding code already holds.
-            from celeriac.app import Celery
+            from celeriac.app.base import Celery
 
             app = Celery("default")
         self._apply_options(app)

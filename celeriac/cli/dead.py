@@ -6,7 +6,6 @@ from datetime import datetime, timezone
 
 import click
 
-from celeriac import deadletter
 from celeriac.cli.base import (
     COMMA_SEPARATED_LIST,
     CLIContext,
@@ -15,6 +14,7 @@ from celeriac.cli.base import (
     get_obj,
     pluralize,
 )
+from celeriac.extras import deadletter
 
 _QUEUES = click.option(
     "-Q",

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from celeriac import __version__
-from celeriac.app import Celery
+from celeriac.app.base import Celery
 from celeriac.cli.base import CLIContext, CLIError, traceback_wanted
 from celeriac.cli.call import call
 from celeriac.cli.cleanup import cleanup

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 import celeriac
-from celeriac.app import Celery
+from celeriac.app.base import Celery
 from celeriac.cli.base import CeleriacCommand, CeleriacOption, CLIError, get_obj
 
 _S = "Shell Options"

@@ -21,7 +21,7 @@ from celeriac.cli.base import (
 from celeriac.cli.missing import refuse_worker_options
 
 if TYPE_CHECKING:
-    from celeriac.app import Celery
+    from celeriac.app.base import Celery
 
 
 _Fn = TypeVar("_Fn", bound=Callable[..., Any])

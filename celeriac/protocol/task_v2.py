@@ -14,12 +14,12 @@ from collections.abc import Collection, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from celeriac import _forksafe
 from celeriac.exceptions import DecodeError
 from celeriac.protocol import serialization
 from celeriac.protocol.compression import compress, decompress
 from celeriac.protocol.message import Message, TaskCall
 from celeriac.protocol.saferepr import saferepr
+from celeriac.utils import forksafe
 
 #: Celery's ``argsrepr_maxsize`` / ``kwargsrepr_maxsize``.
 REPR_MAXSIZE = 1024
@@ -42,7 +42,7 @@ _PEEK_ACCEPT = ("application/json", "application/x-msgpack", "application/x-yaml
 
 def anon_nodename() -> str:
     """Celery's origin for clients: ``gen<pid>@<hostname>``."""
-    return f"gen{_forksafe.pid()}@{socket.gethostname()}"
+    return f"gen{forksafe.pid()}@{socket.gethostname()}"
 
 
 # -- encoding ------------------------------------------------------------------------------

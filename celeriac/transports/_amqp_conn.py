@@ -24,10 +24,10 @@ from urllib.parse import unquote, urlsplit
 import amqp
 import amqp.exceptions
 
+from celeriac.drivers.reconnect import RetryPolicy, retry_call
+from celeriac.drivers.tls import PY_AMQP_NAMES, certificate_hint
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
 from celeriac.transports._amqp_socket import Connection
-from celeriac.transports.retry import RetryPolicy, retry_call
-from celeriac.transports.tls import PY_AMQP_NAMES, certificate_hint
 
 logger = logging.getLogger("celeriac.transports.amqp")
 

@@ -13,7 +13,7 @@ import uuid
 
 import amqp
 
-from celeriac.entities import Exchange
+from celeriac.protocol.entities import Exchange
 from celeriac.protocol.message import Message
 from celeriac.transports import _amqp_topology as topology
 from celeriac.transports._amqp_codec import from_amqp

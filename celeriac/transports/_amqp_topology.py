@@ -14,8 +14,8 @@ import logging
 import amqp
 import amqp.exceptions
 
-from celeriac.entities import Exchange, Queue
 from celeriac.exceptions import OperationalError
+from celeriac.protocol.entities import Exchange, Queue
 
 logger = logging.getLogger("celeriac.transports.amqp")
 

@@ -6,11 +6,11 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from celeriac.drivers.reconnect import RetryPolicy
 from celeriac.exceptions import DecodeError, ImproperlyConfigured
 from celeriac.protocol import jsonx
 from celeriac.protocol.envelope import from_envelope
 from celeriac.protocol.message import Message
-from celeriac.transports.retry import RetryPolicy
 
 
 def number(options: Mapping[str, Any], name: str, default: float) -> float:

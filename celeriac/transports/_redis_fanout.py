@@ -12,7 +12,7 @@ from typing import Any
 
 import redis
 
-from celeriac import redis_conn
+from celeriac.drivers.redis import client as redis_conn
 from celeriac.exceptions import DecodeError
 from celeriac.protocol.envelope import from_envelope
 from celeriac.protocol.message import Message

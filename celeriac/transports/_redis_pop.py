@@ -11,11 +11,11 @@ from typing import Any
 
 import redis
 
+from celeriac.drivers.redis.wire import Wire
 from celeriac.exceptions import DecodeError
 from celeriac.transports._redis_codec import decode, text
 from celeriac.transports._redis_keys import Keyspace
 from celeriac.transports._redis_lua import POP_AND_RECORD
-from celeriac.transports._redis_wire import Wire
 
 SHA = hashlib.sha1(POP_AND_RECORD.encode()).hexdigest()
 

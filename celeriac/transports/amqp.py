@@ -28,8 +28,9 @@ from typing import Any, TypeVar
 import amqp
 import amqp.exceptions
 
-from celeriac.entities import Exchange, Queue
+from celeriac.drivers.reconnect import RetryPolicy
 from celeriac.exceptions import OperationalError
+from celeriac.protocol.entities import Exchange, Queue
 from celeriac.protocol.message import Message
 from celeriac.transports import _amqp_topology as topology
 from celeriac.transports._amqp_codec import REQUEUED_HEADER, from_amqp, to_amqp
@@ -40,7 +41,6 @@ from celeriac.transports._amqp_consumers import Consumers
 from celeriac.transports._amqp_fanout import AMQPSubscription
 from celeriac.transports._amqp_socket import readable
 from celeriac.transports.base import Delivery, FanoutSubscription, Transport, fair_order
-from celeriac.transports.retry import RetryPolicy
 
 logger = logging.getLogger("celeriac.transports.amqp")
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, ClassVar
 
-from celeriac.entities import Exchange, Queue
+from celeriac.protocol.entities import Exchange, Queue
 from celeriac.protocol.message import Message
 
 

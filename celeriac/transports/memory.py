@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from celeriac.entities import Exchange, Queue
+from celeriac.protocol.entities import Exchange, Queue
 from celeriac.protocol.message import Message
 from celeriac.transports.base import (
     Delivery,

@@ -23,9 +23,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from celeriac import _forksafe
-from celeriac.entities import Queue
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
+from celeriac.protocol.entities import Queue
 from celeriac.protocol.message import Message
 from celeriac.transports import _postgres_sql as sql
 from celeriac.transports import _sqlite_sql as rows
@@ -39,6 +38,7 @@ from celeriac.transports.base import (
     topic_matches,
 )
 from celeriac.transports.sqlite import _option
+from celeriac.utils import forksafe
 
 if TYPE_CHECKING:
     import psycopg
@@ -114,7 +114,7 @@ class PostgresTransport(Transport):
         self._next_prune = 0.0
 
     def _reset_process_state(self) -> None:
-        self._pid = _forksafe.pid()
+        self._pid = forksafe.pid()
         self._lock = threading.Lock()
         self.consumer = uuid.uuid4().hex
         self._held: set[int] = set()
@@ -132,7 +132,7 @@ class PostgresTransport(Transport):
         """A cursor of this process's connection, under the lock; errors become ours."""
         import psycopg
 
-        if self._pid != _forksafe.pid():
+        if self._pid != forksafe.pid():
             _ABANDONED.extend(c for c in (self._conn, self._listener) if c is not None)
             self._conn, self._listener = None, None
             self._reset_process_state()
@@ -166,7 +166,7 @@ class PostgresTransport(Transport):
 
     def close(self) -> None:
         """Give back this consumer's unacknowledged rows, then close the connections."""
-        if self._pid != _forksafe.pid():
+        if self._pid != forksafe.pid():
             return
         held = sorted(self._held)
         if held and self._conn is not None and not self._conn.closed:

@@ -23,10 +23,12 @@ from typing import Any, TypeVar
 
 import redis
 
-from celeriac import _forksafe, redis_conn
-from celeriac.entities import Queue
+from celeriac.drivers.reconnect import RetryPolicy, retry_call
+from celeriac.drivers.redis import client as redis_conn
+from celeriac.drivers.redis.wire import Wire
+from celeriac.drivers.tls import REDIS_PY_NAMES, certificate_hint
 from celeriac.exceptions import DecodeError, ImproperlyConfigured, OperationalError
-from celeriac.ids import uuid4
+from celeriac.protocol.entities import Queue
 from celeriac.protocol.envelope import dump_envelope
 from celeriac.protocol.message import Message
 from celeriac.transports import _redis_unacked as unacked
@@ -34,10 +36,9 @@ from celeriac.transports._redis_codec import decode, number, retry_policies, set
 from celeriac.transports._redis_fanout import RedisSubscription
 from celeriac.transports._redis_keys import Keyspace
 from celeriac.transports._redis_pop import Carried, PopScript
-from celeriac.transports._redis_wire import Wire
 from celeriac.transports.base import Delivery, FanoutSubscription, Transport, fair_order, route
-from celeriac.transports.retry import RetryPolicy, retry_call
-from celeriac.transports.tls import REDIS_PY_NAMES, certificate_hint
+from celeriac.utils import forksafe
+from celeriac.utils.ids import uuid4
 
 logger = logging.getLogger("celeriac.transports.redis")
 _T = TypeVar("_T")
@@ -98,11 +99,11 @@ class RedisTransport(Transport):
     @property
     def client(self) -> redis.Redis:
         """This process's client (a new pool after ``fork``: connections are never shared)."""
-        if self._client is None or self._pid != _forksafe.pid():
+        if self._client is None or self._pid != forksafe.pid():
             self._client = redis_conn.client(self.params)
-            if self._pid and self._pid != _forksafe.pid():
+            if self._pid and self._pid != forksafe.pid():
                 self._held = {}  # the parent's deliveries are the parent's to settle
-            self._pid = _forksafe.pid()
+            self._pid = forksafe.pid()
         return self._client
 
     def _call(self, action: Callable[[], _T], policy: RetryPolicy, what: str) -> _T:
@@ -138,7 +139,7 @@ class RedisTransport(Transport):
 
     def close(self) -> None:
         """Give back what this consumer holds; pooled connections stay for the process."""
-        if self._pid != _forksafe.pid():
+        if self._pid != forksafe.pid():
             return
         with self._lock:
             held = dict(self._held)

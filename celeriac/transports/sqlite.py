@@ -22,10 +22,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from celeriac import _forksafe
-from celeriac._sqlite import retry_locked
-from celeriac.entities import Queue
+from celeriac.drivers.sqlite import retry_locked
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
+from celeriac.protocol.entities import Queue
 from celeriac.protocol.message import Message
 from celeriac.transports import _sqlite_sql as sql
 from celeriac.transports.base import (
@@ -37,6 +36,7 @@ from celeriac.transports.base import (
     routed_rows,
     topic_matches,
 )
+from celeriac.utils import forksafe
 
 _T = TypeVar("_T")
 
@@ -131,13 +131,13 @@ class SQLiteTransport(Transport):
         self._notifier = _notifier_for(self.path)
         self._conn: sqlite3.Connection | None = None
         self._reset_process_state()
-        _forksafe.guard(self)
+        forksafe.guard(self)
         self._last_served: str | None = None
         self._next_prune = 0.0
 
     def _reset_process_state(self) -> None:
         """Per-process identity: a fresh consumer token, lock and no held rows."""
-        self._pid = _forksafe.pid()
+        self._pid = forksafe.pid()
         self._lock = threading.Lock()
         self.consumer = uuid.uuid4().hex
         self._held: set[int] = set()
@@ -170,7 +170,7 @@ class SQLiteTransport(Transport):
     @contextmanager
     def _locked(self) -> Iterator[sqlite3.Connection]:
         """The connection under this transport's lock, reopened after ``fork``."""
-        if self._pid != _forksafe.pid():
+        if self._pid != forksafe.pid():
             if self._conn is not None:
                 _ABANDONED.append(self._conn)
                 self._conn = None
@@ -205,7 +205,7 @@ class SQLiteTransport(Transport):
 
     def close(self) -> None:
         """Give back this consumer's unacknowledged rows, then close the connection."""
-        if self._pid == _forksafe.pid() and self._conn is not None:
+        if self._pid == forksafe.pid() and self._conn is not None:
             held = sorted(self._held)
             if held:
                 self._unclaim(held)

@@ -11,11 +11,11 @@ import difflib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from celeriac._optional import needs
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.transports.base import Transport
 from celeriac.transports.memory import MemoryTransport
 from celeriac.transports.sqlite import DEFAULT_PATH, SQLiteTransport
+from celeriac.utils.optional import needs
 
 
 def _redis() -> type[Transport]:

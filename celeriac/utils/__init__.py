@@ -1,1 +1,1 @@
-"""Compatibility package: ``celeriac.utils.log`` mirrors ``celery.utils.log``."""
+"""Small helpers shared by every layer; ``celeriac.utils.log`` mirrors ``celery.utils.log``."""

@@ -8,11 +8,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 import celeriac
-from celeriac.entities import Queue
+from celeriac.protocol.entities import Queue
 from celeriac.transports.urls import mask_url
 
 if TYPE_CHECKING:
-    from celeriac.app import Celery
+    from celeriac.app.base import Celery
 
 _ART = [
     " -------------- ",

@@ -32,7 +32,7 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from celeriac import _forksafe
+from celeriac.utils import forksafe
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class WorkerBuckets:
         self._close = weakref.finalize(self, _release, self._mem, fd)
         self._lock = threading.Lock()
         self._warned = False
-        _forksafe.guard(self)  # no child is forked while a thread of its parent holds _lock
+        forksafe.guard(self)  # no child is forked while a thread of its parent holds _lock
 
     def take(self, name: str, rate: float) -> float:
         """Take one token from ``name``'s bucket. ``rate`` (tokens/s) starts a bucket the

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from celeriac import signals, states
-from celeriac.worker.outcomes import (
+from celeriac.execution.outcomes import (
     settle_ended,
     store_hard_timeout,
     store_terminated,
@@ -32,7 +32,7 @@ from celeriac.worker.request import BadMessage, Request, build_request, discard_
 from celeriac.worker.state import WorkerState
 
 if TYPE_CHECKING:
-    from celeriac.app import Celery
+    from celeriac.app.base import Celery
     from celeriac.transports.base import Delivery, Transport
 
 logger = logging.getLogger("celeriac.worker.consumer")

@@ -26,8 +26,8 @@ from celeriac.protocol import serialization
 from celeriac.protocol.message import Message
 
 if TYPE_CHECKING:
-    from celeriac.app import Celery
-    from celeriac.cluster_store import ClusterStore
+    from celeriac.app.base import Celery
+    from celeriac.extras.cluster_store import ClusterStore
     from celeriac.transports.base import FanoutSubscription, Transport
     from celeriac.worker.pools.base import Pool
     from celeriac.worker.ratelimit import RateLimiter

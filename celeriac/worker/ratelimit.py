@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 from celeriac.worker.buckets import CAPACITY, WorkerBuckets
 
 if TYPE_CHECKING:
-    from celeriac.app import Celery
-    from celeriac.cluster_store import ClusterStore
-    from celeriac.task import Task
+    from celeriac.app.base import Celery
+    from celeriac.app.task import Task
+    from celeriac.extras.cluster_store import ClusterStore
     from celeriac.worker.request import Request
 
 logger = logging.getLogger(__name__)

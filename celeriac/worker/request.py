@@ -19,8 +19,8 @@ from celeriac.protocol import task_v2
 from celeriac.protocol.message import TaskCall
 
 if TYPE_CHECKING:
-    from celeriac.app import Celery
-    from celeriac.task import Task
+    from celeriac.app.base import Celery
+    from celeriac.app.task import Task
     from celeriac.transports.base import Delivery
 
 logger = logging.getLogger("celeriac.worker.request")

@@ -21,11 +21,11 @@ from types import FrameType
 from typing import TYPE_CHECKING, Protocol
 
 from celeriac import signals
-from celeriac.annotations import apply_annotations
-from celeriac.cluster_store import ClusterStore, store_for_app
-from celeriac.entities import Queue
-from celeriac.log import setup_logging
-from celeriac.missing import startup_warnings
+from celeriac.app.annotations import apply_annotations
+from celeriac.app.missing import startup_warnings
+from celeriac.extras.cluster_store import ClusterStore, store_for_app
+from celeriac.protocol.entities import Queue
+from celeriac.utils.log import setup_logging
 from celeriac.worker.banner import banner
 from celeriac.worker.consumer import Consumer
 from celeriac.worker.control import ControlContext, Mailbox, Relay, Sweeper
@@ -39,7 +39,7 @@ from celeriac.worker.state import WorkerState
 from celeriac.worker.statedb import StateDB
 
 if TYPE_CHECKING:
-    from celeriac.app import Celery
+    from celeriac.app.base import Celery
     from celeriac.transports.base import Transport
 
 logger = logging.getLogger("celeriac.worker")
@@ -370,7 +370,7 @@ def node_format(text: str, nodename: str) -> str:
 
 
 def _level_no(level: str | int) -> int:
-    from celeriac.log import parse_loglevel
+    from celeriac.utils.log import parse_loglevel
 
     try:
         return parse_loglevel(level)

@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
+from celeriac.app.config import Settings
 from celeriac.backends.base import ResultBackend
 from celeriac.backends.database import DatabaseBackend
 from celeriac.backends.memory import MemoryBackend
 from celeriac.backends.redis import RedisBackend
 from celeriac.backends.sqlite import SQLiteBackend
-from celeriac.config import Settings
 from tests.servers import REDIS_RESULTS_DB, redis_namespace, run_database
 
 Factory = Callable[[Path, str, Settings], ResultBackend]

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import pytest
 
-from celeriac.entities import Exchange, Queue
+from celeriac.protocol.entities import Exchange, Queue
 from celeriac.protocol.message import Message
 from celeriac.transports.base import Delivery, FanoutSubscription, Transport
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from celeriac.docs_settings import BEGIN, END, block
+from celeriac.cli.settings_table import BEGIN, END, block
 from tests.integration.conftest import DEADLINE, WorkerProcess
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,8 +12,8 @@ import amqp
 import pytest
 
 from celeriac import Celery
-from celeriac.entities import Exchange, Queue
 from celeriac.exceptions import OperationalError
+from celeriac.protocol.entities import Exchange, Queue
 from celeriac.protocol.message import Message
 from celeriac.transports.amqp import AMQPTransport
 from celeriac.transports.base import Delivery

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from celeriac import Celery
-from celeriac.task import Task
+from celeriac.app.task import Task
 from celeriac.worker.worker import Worker
 from tests.integration.broker_envs import ALL
 

@@ -15,9 +15,9 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from celeriac import Celery
+from celeriac.app.config import Settings
 from celeriac.backends.database import DatabaseBackend
 from celeriac.cli.main import celeriac
-from celeriac.config import Settings
 from tests.servers import run_database
 
 _names = itertools.count()

@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from celeriac import Celery, deadletter
+from celeriac import Celery
+from celeriac.app.task import Task
 from celeriac.cli import dead as dead_cli
 from celeriac.cli.base import CLIContext
 from celeriac.exceptions import Reject
-from celeriac.task import Task
+from celeriac.extras import deadletter
 from celeriac.worker.worker import Worker
 from tests.integration.broker_envs import ALL
 from tests.integration.conftest import wait_until

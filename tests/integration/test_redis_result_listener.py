@@ -11,9 +11,9 @@ import pytest
 import redis
 
 from celeriac import states
+from celeriac.app.config import Settings
 from celeriac.backends.redis import RedisBackend
-from celeriac.config import Settings
-from celeriac.transports._redis_wire import STALE_CHANNELS
+from celeriac.drivers.redis.wire import STALE_CHANNELS
 from tests.servers import REDIS_HOST, REDIS_PORT, REDIS_RESULTS_DB, redis_namespace
 
 _names = itertools.count()

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from celeriac import Celery, states
+from celeriac.app.task import Task
 from celeriac.exceptions import Ignore, Reject
-from celeriac.task import Task
 from celeriac.worker.worker import Worker
 from tests.integration.broker_envs import ALL
 from tests.integration.conftest import wait_until

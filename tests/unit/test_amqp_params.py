@@ -6,8 +6,8 @@ import amqp
 import pytest
 
 from celeriac import Celery
-from celeriac.entities import Exchange, Queue
 from celeriac.exceptions import ImproperlyConfigured
+from celeriac.protocol.entities import Exchange, Queue
 from celeriac.protocol.message import Message
 from celeriac.transports._amqp_codec import REQUEUED_HEADER, from_amqp, to_amqp
 from celeriac.transports._amqp_conn import parse_params

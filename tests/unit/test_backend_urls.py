@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from celeriac.app.config import Settings
 from celeriac.backends.disabled import E_NO_BACKEND, DisabledBackend
 from celeriac.backends.helpers import mask_password
 from celeriac.backends.memory import MemoryBackend
 from celeriac.backends.sqlite import SQLiteBackend, path_from_url
 from celeriac.backends.urls import backend_from_url
-from celeriac.config import Settings
 from celeriac.exceptions import ImproperlyConfigured, NotConfigured
 from celeriac.result import AsyncResult
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from celeriac import Celery, _state
+from celeriac import Celery
+from celeriac.app import current
 from celeriac.cli.appload import AppImportFailed, AppMissing, AppModuleNotFound, find_app
 from celeriac.cli.main import celeriac
 
@@ -25,7 +26,7 @@ def write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Write]:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", os.getcwd())])
     # Apps made by the CLI must not stay the process's current/default app after the test.
-    monkeypatch.setattr(_state, "_apps", dict(_state._apps))
+    monkeypatch.setattr(current, "_apps", dict(current._apps))
     before = set(sys.modules)
 
     def _write(relpath: str, source: str) -> Path:

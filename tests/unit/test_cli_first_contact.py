@@ -14,11 +14,11 @@ import pytest
 from click.testing import CliRunner
 
 from celeriac import Celery
+from celeriac.app.missing import COMPATIBILITY
 from celeriac.cli import shell as shell_module
 from celeriac.cli.main import COMMANDS, celeriac
 from celeriac.cli.missing import COMMANDS as MISSING
 from celeriac.cli.missing import WORKER_OPTIONS
-from celeriac.missing import COMPATIBILITY
 from tests.cli_project import cli_project
 
 FIRSTPROJ = """

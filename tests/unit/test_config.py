@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from celeriac import Celery
-from celeriac.config import SETTINGS, Settings, UnknownSettingWarning, nearest_setting
+from celeriac.app.config import SETTINGS, Settings, UnknownSettingWarning, nearest_setting
 from celeriac.exceptions import ImproperlyConfigured
 
 REQUIRED = [

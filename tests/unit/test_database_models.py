@@ -9,11 +9,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.schema import CreateIndex, CreateTable
 
+from celeriac.app.config import Settings
 from celeriac.backends import database_models as models
 from celeriac.backends.database import DatabaseBackend
 from celeriac.backends.database_models import group_table, sqlalchemy_url, task_table
 from celeriac.backends.urls import backend_from_url
-from celeriac.config import Settings
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
 
 

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 from celeriac import signals, states
-from celeriac.app import Celery
+from celeriac.app.base import Celery
+from celeriac.app.task import Task
 from celeriac.exceptions import Ignore, Reject, Retry
+from celeriac.execution.execute import execute
+from celeriac.execution.hooks import Hook, Outcome, TaskRun, default_hooks
 from celeriac.protocol.message import TaskCall
-from celeriac.task import Task
-from celeriac.worker.execute import execute
-from celeriac.worker.hooks import Hook, Outcome, TaskRun, default_hooks
 
 _names = itertools.count()
 
@@ -282,7 +282,7 @@ def test_unencodable_result_becomes_failure(app: Celery) -> None:
 
 
 def test_task_logger_names_the_running_task(app: Celery, tmp_path: Any) -> None:
-    from celeriac import log
+    from celeriac.utils import log
 
     logfile = tmp_path / "worker.log"
     touched = [logging.getLogger(n) for n in ("", "celeriac", log.TASK_LOGGER_NAME)]
@@ -309,7 +309,7 @@ def test_task_logger_names_the_running_task(app: Celery, tmp_path: Any) -> None:
 
 
 def test_parse_loglevel() -> None:
-    from celeriac.log import parse_loglevel
+    from celeriac.utils.log import parse_loglevel
 
     assert parse_loglevel("info") == logging.INFO
     assert parse_loglevel(10) == logging.DEBUG

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from celeriac import Celery
-from celeriac.log import get_task_logger, parse_loglevel, setup_logging
 from celeriac.testing import start_worker
+from celeriac.utils.log import get_task_logger, parse_loglevel, setup_logging
 
 
 @pytest.mark.parametrize(("text", "level"), [("info", 20), ("DEBUG", 10), ("warn", 30), (40, 40)])

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from celeriac import states
-from celeriac.app import Celery
+from celeriac.app.base import Celery
 from celeriac.protocol import task_v2
 from celeriac.protocol.message import TaskCall
 from celeriac.worker.pools import POOLS, pool_class

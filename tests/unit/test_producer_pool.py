@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from celeriac import Celery
-from celeriac.producer import ConnectionPool
+from celeriac.app.producer import ConnectionPool
 from celeriac.transports.memory import MemoryTransport
 
 
@@ -128,12 +128,12 @@ def test_a_forked_child_makes_its_own_connections() -> None:
 
 
 def test_cached_pid_is_the_childs_own_after_fork() -> None:
-    from celeriac import _forksafe
+    from celeriac.utils import forksafe
 
-    assert _forksafe.pid() == os.getpid()
+    assert forksafe.pid() == os.getpid()
     pid = os.fork()
     if pid == 0:
-        os._exit(0 if _forksafe.pid() == os.getpid() != os.getppid() else 1)
+        os._exit(0 if forksafe.pid() == os.getpid() != os.getppid() else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    assert _forksafe.pid() == os.getpid()
+    assert forksafe.pid() == os.getpid()

@@ -71,7 +71,7 @@ COMPAT_PATHS = {
     },
     "celeriac.utils.log": {"get_task_logger", "get_logger"},
     "celeriac.app": {"Celery", "shared_task"},
-    "celeriac.task": {"Task", "Context"},
+    "celeriac.app.task": {"Task", "Context"},
 }
 
 
@@ -104,7 +104,7 @@ def test_ids_are_version_4_uuids_and_differ_in_a_forked_child() -> None:
     import os
     import uuid
 
-    from celeriac.ids import uuid4
+    from celeriac.utils.ids import uuid4
 
     made = {uuid4() for _ in range(5000)}
     assert len(made) == 5000

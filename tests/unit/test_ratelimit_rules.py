@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from celeriac import Celery
-from celeriac.annotations import apply_annotations
-from celeriac.cluster_store import (
+from celeriac.app.annotations import apply_annotations
+from celeriac.extras.cluster_store import (
     ClusterStore,
     MemoryClusterStore,
     SQLiteClusterStore,

@@ -6,8 +6,8 @@ import ssl
 
 import pytest
 
+from celeriac.drivers.redis.client import describe, parse_url
 from celeriac.exceptions import ImproperlyConfigured
-from celeriac.redis_conn import describe, parse_url
 from celeriac.transports._redis_keys import Keyspace, topic_regex
 
 

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from celeriac import states
+from celeriac.app.config import Settings
 from celeriac.backends.base import ResultBackend
 from celeriac.backends.memory import MemoryBackend
-from celeriac.config import Settings
 from celeriac.exceptions import TaskRevokedError, TimeoutError
 from celeriac.result import (
     AsyncResult,

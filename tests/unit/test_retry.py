@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 
 from celeriac import signals, states
-from celeriac.app import Celery
+from celeriac.app.base import Celery
+from celeriac.app.task import Task
 from celeriac.exceptions import MaxRetriesExceededError, Retry
+from celeriac.execution.execute import execute
+from celeriac.execution.hooks import Outcome
+from celeriac.execution.retries import backoff_delay
 from celeriac.protocol import task_v2
 from celeriac.protocol.message import Message, TaskCall
-from celeriac.retrying import backoff_delay
-from celeriac.task import Task
-from celeriac.worker.execute import execute
-from celeriac.worker.hooks import Outcome
 
 _names = itertools.count()
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from celeriac import Celery
-from celeriac.entities import Exchange, Queue
+from celeriac.app.routing import Route
 from celeriac.exceptions import QueueNotFound
-from celeriac.routing import Route
+from celeriac.protocol.entities import Exchange, Queue
 
 
 def _route(app: Celery, name: str = "feed.tasks.import_feed", **options: Any) -> Route:

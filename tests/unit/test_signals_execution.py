@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from celeriac import Celery, signals
-from celeriac.einfo import ExceptionInfo
+from celeriac.execution.einfo import ExceptionInfo
 from celeriac.protocol import task_v2
 from celeriac.protocol.message import Message, TaskCall
 from celeriac.worker.worker import Worker
@@ -126,7 +126,7 @@ def _send_raw(app: Celery, name: str, content_type: str = "application/json") ->
 def test_task_internal_error_when_the_result_store_fails(
     app: Celery, seen: Seen, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from celeriac.worker.execute import execute
+    from celeriac.execution.execute import execute
 
     @app.task
     def fine() -> int:
@@ -144,7 +144,7 @@ def test_task_internal_error_when_the_result_store_fails(
 
 
 def test_after_setup_logger_signals() -> None:
-    from celeriac.log import setup_logging
+    from celeriac.utils.log import setup_logging
 
     got: list[tuple[str, Any]] = []
 
@@ -163,8 +163,8 @@ def test_after_setup_logger_signals() -> None:
 
 
 def test_task_class_hooks_with_base_and_app_task(app: Celery) -> None:
-    from celeriac.task import Task
-    from celeriac.worker.execute import execute
+    from celeriac.app.task import Task
+    from celeriac.execution.execute import execute
 
     calls: list[tuple[Any, ...]] = []
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from celeriac import Celery, Task, shared_task
+from celeriac.app.registry import SHARED_TASKS, gen_task_name
 from celeriac.exceptions import ImproperlyConfigured, NotRegistered
 from celeriac.protocol import task_v2
-from celeriac.registry import SHARED_TASKS, gen_task_name
 
 
 def test_decorator_without_and_with_arguments(memory_app: Celery) -> None:
@@ -93,7 +93,7 @@ def test_autodiscover_tasks(memory_app: Celery, monkeypatch: pytest.MonkeyPatch)
         imported.append(name)
         return real_import(name, *a)
 
-    monkeypatch.setattr("celeriac.registry.importlib.import_module", spy)
+    monkeypatch.setattr("celeriac.app.registry.importlib.import_module", spy)
     memory_app.autodiscover_tasks(["celeriac_disc_pkg", "json"])
     assert imported == []  # lazy until the worker finalizes the app
     memory_app.import_default_modules()

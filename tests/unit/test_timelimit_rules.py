@@ -10,9 +10,9 @@ import pytest
 
 from celeriac import Celery
 from celeriac.exceptions import SoftTimeLimitExceeded
+from celeriac.execution.timelimits import TimeLimits, limits_for
 from celeriac.protocol.message import TaskCall
 from celeriac.worker.pools.base import worker_hooks
-from celeriac.worker.timelimits import TimeLimits, limits_for
 
 
 def test_header_then_task_then_setting(memory_app: Celery) -> None:
@@ -33,7 +33,7 @@ def test_time_limits_hook_is_innermost() -> None:
 
 
 def _run_with_soft_limit(app: Celery, limit: float) -> Any:
-    from celeriac.worker.execute import execute
+    from celeriac.execution.execute import execute
 
     @app.task(soft_time_limit=limit)
     def spin() -> str:

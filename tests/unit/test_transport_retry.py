@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from celeriac.transports.retry import RetryPolicy, retry_call
+from celeriac.drivers.reconnect import RetryPolicy, retry_call
 
 
 def test_intervals_follow_celerys_policy() -> None:

@@ -16,9 +16,9 @@ import pytest
 import redis
 
 from celeriac import states
+from celeriac.app.config import Settings
 from celeriac.backends.redis import RedisBackend
-from celeriac.config import Settings
-from celeriac.entities import Exchange, Queue
+from celeriac.protocol.entities import Exchange, Queue
 from celeriac.protocol.envelope import dump_envelope, from_envelope
 from celeriac.transports._redis_keys import Keyspace
 from celeriac.transports._redis_unacked import redelivered

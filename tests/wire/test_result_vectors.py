@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from celeriac import states
+from celeriac.app.config import Settings
 from celeriac.backends.helpers import parse_date_done
 from celeriac.backends.memory import MemoryBackend
 from celeriac.backends.sqlite import SQLiteBackend
-from celeriac.config import Settings
 from celeriac.exceptions import TaskRevokedError
 from celeriac.result import AsyncResult, GroupResult
 

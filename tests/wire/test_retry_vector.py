@@ -8,11 +8,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from celeriac import Celery, signals
+from celeriac.app.task import Task
+from celeriac.execution.execute import execute
 from celeriac.protocol.envelope import from_envelope
 from celeriac.protocol.message import Message
 from celeriac.protocol.task_v2 import decode
-from celeriac.task import Task
-from celeriac.worker.execute import execute
 
 #: Properties the Redis transport adds to the envelope; not the producer's business.
 TRANSPORT_PROPERTIES = {"delivery_info", "body_encoding", "delivery_tag"}

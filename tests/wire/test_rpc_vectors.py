@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from celeriac.app.config import Settings
+from celeriac.app.task import Context
 from celeriac.backends.rpc import RPCBackend
-from celeriac.config import Settings
 from celeriac.protocol.message import Message
-from celeriac.task import Context
 from tests.vectors import load_vector
 
 

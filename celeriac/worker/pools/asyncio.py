@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from celeriac import states
-from celeriac.aio import is_async_task
+from celeriac.execution.aio import is_async_task
+from celeriac.execution.execute import execute_async
 from celeriac.protocol import task_v2
-from celeriac.worker.execute import execute_async
 from celeriac.worker.pools.base import (
     Job,
     JobResult,
@@ -31,7 +31,7 @@ from celeriac.worker.pools.base import (
 )
 
 if TYPE_CHECKING:
-    from celeriac.app import Celery
+    from celeriac.app.base import Celery
 
 logger = logging.getLogger(__name__)
 

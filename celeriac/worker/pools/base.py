@@ -18,16 +18,16 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from celeriac import states
 from celeriac.exceptions import WorkerLostError
+from celeriac.execution.execute import execute
+from celeriac.execution.hooks import Hook, Outcome, default_hooks
+from celeriac.execution.outcomes import lost_summary
+from celeriac.execution.timelimits import TimeLimits
 from celeriac.protocol import task_v2
 from celeriac.protocol.message import Message, TaskCall
 from celeriac.protocol.saferepr import saferepr
-from celeriac.worker.execute import execute
-from celeriac.worker.hooks import Hook, Outcome, default_hooks
-from celeriac.worker.outcomes import lost_summary
-from celeriac.worker.timelimits import TimeLimits
 
 if TYPE_CHECKING:
-    from celeriac.app import Celery
+    from celeriac.app.base import Celery
 
 logger = logging.getLogger("celeriac.worker.pool")
 

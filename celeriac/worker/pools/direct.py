@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
 
+from celeriac.execution import outcomes, timelimits
 from celeriac.protocol.message import Message
 from celeriac.transports.base import Delivery
-from celeriac.worker import outcomes, timelimits
 from celeriac.worker.pools.base import Job
 from celeriac.worker.pools.direct_child import EXIT_BROKER, ChildSpec, child_main
 from celeriac.worker.pools.forked import ForkedChild, ForkedPool
@@ -41,8 +41,8 @@ from celeriac.worker.pools.slot import Held, Payload, Remains, Slot
 from celeriac.worker.request import BadMessage, Request, build_request
 
 if TYPE_CHECKING:
-    from celeriac.app import Celery
-    from celeriac.cluster_store import ClusterStore
+    from celeriac.app.base import Celery
+    from celeriac.extras.cluster_store import ClusterStore
     from celeriac.transports.base import Transport
     from celeriac.worker.buckets import WorkerBuckets
     from celeriac.worker.state import WorkerState

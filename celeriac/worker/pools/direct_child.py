@@ -16,7 +16,7 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 from celeriac import signals
-from celeriac.worker import timelimits
+from celeriac.execution import timelimits
 from celeriac.worker.buckets import WorkerBuckets
 from celeriac.worker.consumer import Consumer
 from celeriac.worker.control import COMMANDS, ControlContext
@@ -27,8 +27,8 @@ from celeriac.worker.pools.solo import SoloPool
 from celeriac.worker.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
-    from celeriac.app import Celery
-    from celeriac.cluster_store import ClusterStore
+    from celeriac.app.base import Celery
+    from celeriac.extras.cluster_store import ClusterStore
     from celeriac.worker.request import Request
     from celeriac.worker.state import WorkerState
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from celeriac.worker.pools.base import Pool, ResultCallback
 
 if TYPE_CHECKING:
-    from celeriac.app import Celery
+    from celeriac.app.base import Celery
 
 
 @dataclass(eq=False)

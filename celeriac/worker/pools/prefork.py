@@ -24,8 +24,8 @@ from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
 
 from celeriac import signals, states
+from celeriac.execution import timelimits
 from celeriac.protocol.message import Message
-from celeriac.worker import timelimits
 from celeriac.worker.pools.base import (
     LONG_TASK,
     Job,
@@ -38,7 +38,7 @@ from celeriac.worker.pools.base import (
 from celeriac.worker.pools.forked import ForkedChild, ForkedPool
 
 if TYPE_CHECKING:
-    from celeriac.app import Celery
+    from celeriac.app.base import Celery
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from celeriac.worker.pools.base import Job, Pool, ResultCallback, run_batch
 BATCH = 4
 
 if TYPE_CHECKING:
-    from celeriac.app import Celery
+    from celeriac.app.base import Celery
 
 
 class ThreadsPool(Pool):

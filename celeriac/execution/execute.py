@@ -16,11 +16,11 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from celeriac import signals, states
-from celeriac._state import reset_current_task, set_current_task
-from celeriac.aio import run_awaitable
-from celeriac.einfo import ExceptionInfo
+from celeriac.app.current import reset_current_task, set_current_task
 from celeriac.exceptions import Ignore, Reject, Retry
-from celeriac.worker.hooks import (
+from celeriac.execution.aio import run_awaitable
+from celeriac.execution.einfo import ExceptionInfo
+from celeriac.execution.hooks import (
     Hook,
     Outcome,
     TaskRun,
@@ -30,11 +30,12 @@ from celeriac.worker.hooks import (
 )
 
 if TYPE_CHECKING:
-    from celeriac.app import Celery
+    from celeriac.app.base import Celery
+    from celeriac.app.task import Task
+    from celeriac.execution.context import Context
     from celeriac.protocol.message import TaskCall
-    from celeriac.task import Context, Task
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("celeriac.worker.execute")
 
 _DEFAULT_HOOKS = default_hooks()
 _EAGER_HOOKS = default_hooks(is_eager=True)
@@ -141,7 +142,7 @@ def build_context(
     is_eager: bool,
 ) -> Context:
     """The ``task.request`` for ``call`` (Celery's field names)."""
-    from celeriac.task import Context
+    from celeriac.execution.context import Context
 
     props = dict(properties or {})
     return Context(

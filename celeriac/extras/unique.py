@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from celeriac.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
-    from celeriac.app import Celery
+    from celeriac.app.base import Celery
 
 #: Prefix of the keys in the result store (next to ``celery-task-meta-``).
 KEY_PREFIX = "celeriac-unique-"

@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from celeriac.config import Settings
-from celeriac.entities import Exchange, Queue
+from celeriac.app.config import Settings
+from celeriac.protocol.entities import Exchange, Queue
 
 
 @dataclass(frozen=True, slots=True)

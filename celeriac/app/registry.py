@@ -5,8 +5,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from celeriac.app.task import Task
 from celeriac.exceptions import NotRegistered
-from celeriac.task import Task
 
 #: Tasks made with ``@shared_task``: every app sees them.
 SHARED_TASKS: dict[str, Task[Any, Any]] = {}

@@ -15,16 +15,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from celeriac import signals, states
-from celeriac.einfo import ExceptionInfo
-from celeriac.einfo import format_exception as format_traceback
+from celeriac.app.missing import COMPATIBILITY
 from celeriac.exceptions import Reject, Retry
-from celeriac.missing import COMPATIBILITY
+from celeriac.execution.einfo import ExceptionInfo
+from celeriac.execution.einfo import format_exception as format_traceback
 from celeriac.protocol.saferepr import saferepr
 
 if TYPE_CHECKING:
-    from celeriac.app import Celery
+    from celeriac.app.base import Celery
+    from celeriac.app.task import Task
+    from celeriac.execution.context import Context
     from celeriac.protocol.message import TaskCall
-    from celeriac.task import Context, Task
 
 logger = logging.getLogger("celeriac.app.trace")
 
@@ -260,7 +261,7 @@ class DeadLetter(Hook):
         )
         if run.is_eager or not final or not run.app.conf["task_dead_letter_queue"]:
             return
-        from celeriac.deadletter import send_to_dead_letter
+        from celeriac.extras.deadletter import send_to_dead_letter
 
         reason = "rejected" if outcome.state == states.REJECTED else "failed"
         send_to_dead_letter(

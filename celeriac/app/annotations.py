@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from celeriac.app import Celery
-    from celeriac.task import Task
+    from celeriac.app.base import Celery
+    from celeriac.app.task import Task
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("celeriac.annotations")
 
 
 class MapAnnotation:

@@ -19,16 +19,16 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from celeriac.entities import Exchange, Queue
-from celeriac.missing import REMOTE_CONTROL
+from celeriac.app.missing import REMOTE_CONTROL
 from celeriac.protocol import serialization
+from celeriac.protocol.entities import Exchange, Queue
 from celeriac.protocol.message import Message
 
 if TYPE_CHECKING:
-    from celeriac.app import Celery
+    from celeriac.app.base import Celery
     from celeriac.transports.base import Transport
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("celeriac.control")
 
 PIDBOX_EXCHANGE = "celery.pidbox"
 REPLY_EXCHANGE = "reply.celery.pidbox"
@@ -242,7 +242,7 @@ class Control:
         ttl = self.app.conf.worker_revoke_ttl
         if not ttl:
             return
-        from celeriac.cluster_store import store_for_app
+        from celeriac.extras.cluster_store import store_for_app
 
         try:
             store = store_for_app(self.app)

@@ -6,7 +6,7 @@ import contextvars
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from celeriac.app import Celery
+    from celeriac.app.base import Celery
 
 # The current app is process-wide: worker threads and pool processes must see the same app,
 # and threads do not inherit a contextvar's value.
@@ -30,7 +30,7 @@ def get_current_app() -> Celery:
     app = _apps.get("current") or _apps.get("default")
     if app is not None:
         return app
-    from celeriac.app import Celery
+    from celeriac.app.base import Celery
 
     return Celery("default")
 

@@ -22,7 +22,7 @@ from typing import Any
 import redis
 from redis.exceptions import NoScriptError, ResponseError
 
-from celeriac import _forksafe
+from celeriac.utils import forksafe
 
 
 def pack(commands: Sequence[Sequence[Any]]) -> bytes:
@@ -123,7 +123,7 @@ class _Conn:
     """A connection of one thread's own; closed when that thread (or the Wire) goes away."""
 
     def __init__(self, owner: Any, conn: Any) -> None:
-        self.pid = _forksafe.pid()
+        self.pid = forksafe.pid()
         self.owner = owner
         self.conn = conn
         self.reader = _Reader(conn._sock)
@@ -146,7 +146,7 @@ class _Conn:
         conn, self.conn = self.conn, None
         if conn is None:
             return
-        if self.pid == _forksafe.pid():
+        if self.pid == forksafe.pid():
             with contextlib.suppress(Exception):
                 conn.disconnect()
         else:  # inherited through fork: close our copy, never shut the parent's socket down
@@ -233,7 +233,7 @@ class Wire:
 
     def _connection(self, client: redis.Redis) -> _Conn:
         held = self._own.held
-        if held is None or held.owner is not client or held.pid != _forksafe.pid():
+        if held is None or held.owner is not client or held.pid != forksafe.pid():
             held = self._connect(client)
         return held
 
@@ -323,14 +323,14 @@ class Listener:
 
     def _connect(self, client: redis.Redis) -> None:
         slot = self._slot
-        if slot.conn is not None and slot.pid == _forksafe.pid() and slot.owner is client:
+        if slot.conn is not None and slot.pid == forksafe.pid() and slot.owner is client:
             return
-        if slot.pid == _forksafe.pid():
+        if slot.pid == forksafe.pid():
             self.close()
         conn = client.connection_pool.get_connection()
         if conn._sock is None:
             conn.connect()  # type: ignore[no-untyped-call]
-        slot.pid, slot.owner, slot.conn = _forksafe.pid(), client, conn
+        slot.pid, slot.owner, slot.conn = forksafe.pid(), client, conn
         slot.reader = _Reader(conn._sock)
         slot.channels, slot.wanted, slot.values = set(), set(), {}
 
@@ -380,7 +380,7 @@ class Listener:
         slot = self._slot
         return (
             slot.reader is not None
-            and slot.pid == _forksafe.pid()
+            and slot.pid == forksafe.pid()
             and {k.encode() for k in keys} <= slot.channels
         )
 
@@ -396,7 +396,7 @@ class Listener:
     def take(self, key: str) -> tuple[bool, Any]:
         """(True, value) once for a value read or heard since the last take."""
         slot = self._slot
-        if slot.pid != _forksafe.pid():
+        if slot.pid != forksafe.pid():
             return False, None
         k = key.encode()
         if k in slot.values:
@@ -408,7 +408,7 @@ class Listener:
         slot = self._slot
         reader = slot.reader
         wanted = {k.encode() for k in keys}
-        if reader is None or slot.pid != _forksafe.pid() or not wanted <= slot.channels:
+        if reader is None or slot.pid != forksafe.pid() or not wanted <= slot.channels:
             return False
         deadline = time.monotonic() + timeout
         try:
@@ -431,7 +431,7 @@ class Listener:
         slot = self._slot
         conn, slot.conn, slot.reader = slot.conn, None, None
         slot.channels, slot.wanted, slot.values = set(), set(), {}
-        if conn is not None and slot.pid == _forksafe.pid():
+        if conn is not None and slot.pid == forksafe.pid():
             conn.disconnect()
             with contextlib.suppress(Exception):
                 slot.owner.connection_pool.release(conn)

@@ -19,7 +19,7 @@ import celeriac
 from celeriac.transports.urls import mask_url, scheme_of
 
 if TYPE_CHECKING:
-    from celeriac.app import Celery
+    from celeriac.app.base import Celery
 
 MASK = "********"
 #: Celery's HIDDEN_SETTINGS, without its over-reach (``routing_key`` and ``database_*`` are

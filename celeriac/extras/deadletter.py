@@ -20,13 +20,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from celeriac.entities import Queue
 from celeriac.protocol import task_v2
+from celeriac.protocol.entities import Queue
 from celeriac.protocol.message import Message, TaskCall
 
 if TYPE_CHECKING:
-    from celeriac.app import Celery
-    from celeriac.task import Context
+    from celeriac.app.base import Celery
+    from celeriac.execution.context import Context
     from celeriac.transports.base import Delivery, Transport
 
 logger = logging.getLogger("celeriac.deadletter")

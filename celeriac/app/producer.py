@@ -10,18 +10,19 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from celeriac import _forksafe, signals
-from celeriac._forksafe import guard
-from celeriac._state import get_current_task
-from celeriac.ids import uuid4
-from celeriac.options import SendOptions
+from celeriac import signals
+from celeriac.app.current import get_current_task
+from celeriac.app.options import SendOptions
 from celeriac.protocol import task_v2
 from celeriac.protocol.message import TaskCall
+from celeriac.utils import forksafe
+from celeriac.utils.forksafe import guard
+from celeriac.utils.ids import uuid4
 
 if TYPE_CHECKING:
-    from celeriac.app import Celery
-    from celeriac.routing import Route
-    from celeriac.task import Task
+    from celeriac.app.base import Celery
+    from celeriac.app.routing import Route
+    from celeriac.app.task import Task
     from celeriac.transports.base import Transport
 
 
@@ -41,7 +42,7 @@ class ConnectionPool:
         self._idle: list[Transport] = []
         self._made = 0
         self._waiting = 0  # threads waiting for a connection
-        self._pid = _forksafe.pid()
+        self._pid = forksafe.pid()
         self._closed = False
 
     @contextlib.contextmanager
@@ -54,8 +55,8 @@ class ConnectionPool:
 
     def _take(self) -> Transport:
         with self._cond:
-            if self._pid != _forksafe.pid():  # forked: the inherited connections are the parent's
-                self._pid, self._idle, self._made, self._closed = _forksafe.pid(), [], 0, False
+            if self._pid != forksafe.pid():  # forked: the inherited connections are the parent's
+                self._pid, self._idle, self._made, self._closed = forksafe.pid(), [], 0, False
             while not self._idle and self.limit and self._made >= self.limit:
                 self._waiting += 1
                 try:
@@ -75,7 +76,7 @@ class ConnectionPool:
 
     def _give_back(self, transport: Transport) -> None:
         with self._cond:
-            keep = self.limit and not self._closed and self._pid == _forksafe.pid()
+            keep = self.limit and not self._closed and self._pid == forksafe.pid()
             if keep:
                 self._idle.append(transport)
             else:
@@ -93,7 +94,7 @@ class ConnectionPool:
     def close(self) -> None:
         """Close the idle connections; one in use closes when given back."""
         with self._cond:
-            if self._pid != _forksafe.pid():
+            if self._pid != forksafe.pid():
                 return
             idle, self._idle = self._idle, []
             self._made -= len(idle)
@@ -128,8 +129,8 @@ class Producer:
     @property
     def origin(self) -> str:
         """``gen<pid>@<host>``: the ``origin`` header of the messages this process sends."""
-        if self._origin_pid != _forksafe.pid():
-            self._origin_pid = _forksafe.pid()
+        if self._origin_pid != forksafe.pid():
+            self._origin_pid = forksafe.pid()
             self._origin = f"gen{self._origin_pid}@{socket.gethostname()}"
         return self._origin
 

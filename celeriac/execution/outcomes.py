@@ -15,7 +15,7 @@ from celeriac import signals
 from celeriac.exceptions import TimeLimitExceeded, WorkerLostError
 
 if TYPE_CHECKING:
-    from celeriac.app import Celery
+    from celeriac.app.base import Celery
     from celeriac.transports.base import Delivery
     from celeriac.worker.request import Request
 

@@ -9,68 +9,19 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar
 
+from celeriac.app.missing import CANVAS, EVENTS, refuse_canvas_options
+from celeriac.app.options import SendOptions
 from celeriac.exceptions import MaxRetriesExceededError, Retry
-from celeriac.missing import CANVAS, EVENTS, refuse_canvas_options
-from celeriac.options import SendOptions
-from celeriac.retrying import add_autoretry
+from celeriac.execution.context import Context
+from celeriac.execution.retries import add_autoretry
 
 if TYPE_CHECKING:
-    from celeriac.app import Celery
+    from celeriac.app.base import Celery
     from celeriac.backends.base import ResultBackend
     from celeriac.result import AsyncResult, EagerResult
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-class Context:
-    """The request a task sees as ``self.request`` (Celery's field names)."""
-
-    id: str | None = None
-    task: str | None = None
-    args: Sequence[Any] | None = None
-    kwargs: Mapping[str, Any] | None = None
-    retries: int = 0
-    hostname: str | None = None
-    delivery_info: Mapping[str, Any] | None = None
-    is_eager: bool = False
-    called_directly: bool = True
-    root_id: str | None = None
-    parent_id: str | None = None
-    group: str | None = None
-    group_index: int | None = None
-    eta: Any = None
-    expires: Any = None
-    timelimit: Any = None
-    reply_to: str | None = None
-    correlation_id: str | None = None
-    origin: str | None = None
-    headers: Mapping[str, Any] | None = None
-    properties: Mapping[str, Any] | None = None
-    callbacks: Any = None
-    errbacks: Any = None
-    chain: Any = None
-    chord: Any = None
-    ignore_result: bool = False
-    shadow: str | None = None
-    stamps: Mapping[str, Any] | None = None
-    stamped_headers: Any = None
-    replaced_task_nesting: int = 0
-
-    def __init__(self, **fields: Any) -> None:
-        self.__dict__.update(fields)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return getattr(self, key, default)
-
-    def update(self, **fields: Any) -> None:
-        self.__dict__.update(fields)
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-    def __repr__(self) -> str:
-        return f"<Context: {self.__dict__!r}>"
 
 
 class Task(Generic[P, R]):
@@ -140,7 +91,7 @@ class Task(Generic[P, R]):
         """The app this task belongs to (shared tasks: the current app)."""
         if self._app is not None:
             return self._app
-        from celeriac._state import get_current_app
+        from celeriac.app.current import get_current_app
 
         return get_current_app()
 
@@ -206,7 +157,7 @@ class Task(Generic[P, R]):
         ``queue=`` and other ``apply_async`` options apply to the new message. With
         ``throw=False`` the Retry is returned instead of raised.
         """
-        from celeriac.retrying import retry
+        from celeriac.execution.retries import retry
 
         return retry(self, args, kwargs, exc, throw, eta, countdown, max_retries, **options)
 
@@ -231,7 +182,7 @@ class Task(Generic[P, R]):
         if app.conf["task_always_eager"]:
             return self.apply(args, kwargs, task_id=opts.task_id)
         if unique_for or key is not None:
-            from celeriac.unique import claim
+            from celeriac.extras.unique import claim
 
             opts = replace(opts, task_id=opts.task_id or str(uuid.uuid4()))
             assert opts.task_id is not None
@@ -269,9 +220,9 @@ class Task(Generic[P, R]):
         **options: Any,
     ) -> EagerResult[R]:
         """Run the task here and now through the worker's execution path (eager mode)."""
+        from celeriac.execution.execute import execute
         from celeriac.protocol.message import TaskCall
         from celeriac.result import EagerResult
-        from celeriac.worker.execute import execute
 
         refuse_canvas_options(options, f"{self.name}.apply")
         app = self.app

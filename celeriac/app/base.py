@@ -15,24 +15,25 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone, tzinfo
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
-from celeriac import _forksafe, _state
-from celeriac.builtins import add_builtin_tasks
-from celeriac.config import OLD_NAMES, SETTINGS_BY_NAME, Settings, broker_options
-from celeriac.entities import Queue
+from celeriac.app import current
+from celeriac.app.builtins import add_builtin_tasks
+from celeriac.app.config import OLD_NAMES, SETTINGS_BY_NAME, Settings, broker_options
+from celeriac.app.missing import BEAT, CANVAS, refuse_canvas_options
+from celeriac.app.options import SendOptions
+from celeriac.app.producer import Producer
+from celeriac.app.registry import SHARED_TASKS, TaskRegistry, gen_task_name, import_related
+from celeriac.app.report import bugreport
+from celeriac.app.routing import RouterTable
+from celeriac.app.task import Task as BaseTask
 from celeriac.exceptions import ImproperlyConfigured
-from celeriac.missing import BEAT, CANVAS, refuse_canvas_options
-from celeriac.options import SendOptions
-from celeriac.producer import Producer
-from celeriac.registry import SHARED_TASKS, TaskRegistry, gen_task_name, import_related
-from celeriac.report import bugreport
-from celeriac.routing import RouterTable
-from celeriac.task import Task as BaseTask
+from celeriac.protocol.entities import Queue
+from celeriac.utils import forksafe
 
 if TYPE_CHECKING:
     from typing import Concatenate, ParamSpec
 
+    from celeriac.app.control import Control
     from celeriac.backends.base import ResultBackend
-    from celeriac.control import Control
     from celeriac.result import AsyncResult
     from celeriac.transports.base import Transport
 
@@ -92,9 +93,9 @@ class Celery:
         self._oid = str(uuid.uuid4())
         self._thread_oids: dict[tuple[int, int], str] = {}
         add_builtin_tasks(self)
-        _state.set_default_app(self)
+        current.set_default_app(self)
         if set_as_current:
-            _state.set_current_app(self)
+            current.set_current_app(self)
 
     def __repr__(self) -> str:
         return f"<Celery {self.main or '__main__'} at {id(self):#x}>"
@@ -296,7 +297,7 @@ class Celery:
     @property
     def backend(self) -> ResultBackend:
         """This process's result backend (re-created after ``fork``)."""
-        pid = _forksafe.pid()
+        pid = forksafe.pid()
         if self._backend is None or self._backend_pid != pid:
             with self._backend_lock:
                 if self._backend is None or self._backend_pid != pid:
@@ -314,7 +315,7 @@ class Celery:
     @functools.cached_property
     def control(self) -> Control:
         """Remote control of the workers: ``app.control.revoke(task_id)``."""
-        from celeriac.control import Control
+        from celeriac.app.control import Control
 
         return Control(self)
 
@@ -326,7 +327,7 @@ class Celery:
     def close(self) -> None:
         """Close the producer's connection and the result backend of this process."""
         self.producer.close()
-        if self._backend is not None and self._backend_pid == _forksafe.pid():
+        if self._backend is not None and self._backend_pid == forksafe.pid():
             self._backend.close()
         self._backend = None
 
@@ -387,7 +388,7 @@ class Celery:
     def thread_oid(self) -> str:
         """Celery's ``reply_to``: a stable id per process, thread and app (computed once:
         every ``delay()`` reads it)."""
-        key = (_forksafe.pid(), threading.get_ident())
+        key = (forksafe.pid(), threading.get_ident())
         oid = self._thread_oids.get(key)
         if oid is None:
             name = f"{self._oid}-{key[0]}-{key[1]}"

@@ -20,10 +20,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from celeriac._sqlite import retry_locked
+from celeriac.drivers.sqlite import retry_locked
 
 if TYPE_CHECKING:
-    from celeriac.app import Celery
+    from celeriac.app.base import Celery
 
 
 class ClusterStore(ABC):

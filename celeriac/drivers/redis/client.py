@@ -24,8 +24,8 @@ import redis.sentinel
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from celeriac import _forksafe
 from celeriac.exceptions import ImproperlyConfigured
+from celeriac.utils import forksafe
 
 #: The errors that mean "the server is unreachable or the connection broke".
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
@@ -221,7 +221,7 @@ _POOLS_LOCK = threading.Lock()
 
 def client(params: RedisParams) -> redis.Redis:
     """A client on this process's shared pool for ``params`` (created on first use)."""
-    key = (_forksafe.pid(), params)
+    key = (forksafe.pid(), params)
     with _POOLS_LOCK:
         pool = _POOLS.get(key)
         if pool is None:
@@ -269,7 +269,7 @@ def _make_pool(params: RedisParams) -> redis.ConnectionPool:
 def disconnect_all() -> None:
     """Close every pooled connection of this process (tests, and after a lost server)."""
     with _POOLS_LOCK:
-        pools = [pool for (pid, _), pool in _POOLS.items() if pid == _forksafe.pid()]
+        pools = [pool for (pid, _), pool in _POOLS.items() if pid == forksafe.pid()]
     for pool in pools:
         pool.disconnect()
 

@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from celeriac.aio import is_async_task
+from celeriac.app.options import SendOptions
 from celeriac.exceptions import Ignore, Reject, Retry
-from celeriac.options import SendOptions
+from celeriac.execution.aio import is_async_task
 
 if TYPE_CHECKING:
-    from celeriac.task import Context, Task
+    from celeriac.app.task import Task
+    from celeriac.execution.context import Context
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +83,7 @@ def retry(
         )
     ret = Retry(exc=exc, when=eta or countdown, is_eager=request.is_eager, sig=call)
     if not request.is_eager:
-        from celeriac.worker.execute import store_retry_state
+        from celeriac.execution.execute import store_retry_state
 
         ret.state_stored = store_retry_state(task, request, exc if exc is not None else ret)
         try:

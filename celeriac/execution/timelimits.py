@@ -33,12 +33,12 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from celeriac.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
-from celeriac.worker.hooks import Hook, Outcome, TaskRun, failure_outcome
+from celeriac.execution.hooks import Hook, Outcome, TaskRun, failure_outcome
 
 if TYPE_CHECKING:
-    from celeriac.config import Settings
+    from celeriac.app.config import Settings
+    from celeriac.app.task import Task
     from celeriac.protocol.message import TaskCall
-    from celeriac.task import Task
 
 #: Set in prefork children: tells the parent "a job with this hard limit starts now".
 _hard_limit_reporter: Callable[[float], None] | None = None

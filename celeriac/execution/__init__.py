@@ -1,0 +1,1 @@
+"""Running one task, shared by eager ``apply()`` and every pool: context, hooks, retries, limits."""

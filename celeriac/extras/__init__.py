@@ -1,0 +1,1 @@
+"""Beyond Celery: unique tasks, dead letters and the cluster store."""
