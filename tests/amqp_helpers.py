@@ -14,7 +14,7 @@ import amqp
 
 from celeriac.protocol.entities import Queue
 from celeriac.protocol.message import Message
-from celeriac.transports.amqp import AMQPTransport
+from celeriac.transports.amqp.transport import AMQPTransport
 from celeriac.transports.base import Delivery
 from tests.servers import (
     RABBITMQ_HOST,

@@ -271,7 +271,7 @@ class Celery:
     def connection(self, **transport_options: Any) -> Transport:
         """A new, unopened transport for the configured broker (one per process);
         ``transport_options`` override ``broker_transport_options``."""
-        from celeriac.transports.urls import transport_from_url
+        from celeriac.transports.schemes import transport_from_url
 
         conf = self.conf
         options = broker_options(conf, **transport_options)
@@ -281,7 +281,7 @@ class Celery:
     connection_for_read = connection
 
     def broker_url_display(self) -> str:
-        from celeriac.transports.urls import mask_url
+        from celeriac.drivers.urls import mask_url
 
         url = self.conf.broker_url
         return mask_url(url) if url else f"sqlite:///{self.conf.sqlite_broker_path}"
@@ -306,7 +306,7 @@ class Celery:
         return self._backend
 
     def make_backend(self) -> ResultBackend:
-        from celeriac.backends.urls import backend_from_url
+        from celeriac.backends.schemes import backend_from_url
 
         backend = backend_from_url(self.backend_url(), self.conf)
         backend.app = self

@@ -16,7 +16,8 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 import celeriac
-from celeriac.transports.urls import mask_url, scheme_of
+from celeriac.drivers.urls import mask_url
+from celeriac.transports.schemes import scheme_of
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery

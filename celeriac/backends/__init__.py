@@ -3,8 +3,8 @@
 from celeriac.backends.base import ResultBackend
 from celeriac.backends.disabled import DisabledBackend
 from celeriac.backends.memory import MemoryBackend
+from celeriac.backends.schemes import BACKENDS, backend_from_url
 from celeriac.backends.sqlite import SQLiteBackend
-from celeriac.backends.urls import BACKENDS, backend_from_url
 
 __all__ = [
     "BACKENDS",

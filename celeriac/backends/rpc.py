@@ -63,7 +63,7 @@ class RPCBackend(ResultBackend):
     # -- connections (one pair per process) ----------------------------------------------------
     def _transport(self) -> Transport:
         from celeriac.app.config import broker_options
-        from celeriac.transports.urls import transport_from_url
+        from celeriac.transports.schemes import transport_from_url
 
         conf = self.conf  # the broker's settings too (TLS, heartbeat, timeouts), as the app's
         return transport_from_url(

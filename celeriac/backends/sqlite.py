@@ -21,13 +21,13 @@ from urllib.parse import urlsplit
 from celeriac import states
 from celeriac.app.config import Settings
 from celeriac.backends.base import ResultBackend
-from celeriac.backends.helpers import ChangeNotifier, utcnow
-from celeriac.backends.table_layout import (
+from celeriac.backends.database.table_layout import (
     BASE_COLUMNS,
     EXTENDED_COLUMNS,
     meta_from_row,
     row_values,
 )
+from celeriac.backends.helpers import ChangeNotifier, utcnow
 from celeriac.drivers.sqlite import retry_locked
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
 from celeriac.utils import forksafe

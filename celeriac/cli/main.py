@@ -17,7 +17,7 @@ from celeriac.cli.call import call
 from celeriac.cli.cleanup import cleanup
 from celeriac.cli.dead import dead
 from celeriac.cli.help import help_command
-from celeriac.cli.missing import EPILOG, MISSING_COMMANDS
+from celeriac.cli.not_yet import EPILOG, MISSING_COMMANDS
 from celeriac.cli.purge import purge
 from celeriac.cli.report import report
 from celeriac.cli.result import result

@@ -18,7 +18,7 @@ from celeriac.cli.base import (
     flatten,
     get_obj,
 )
-from celeriac.cli.missing import refuse_worker_options
+from celeriac.cli.not_yet import refuse_worker_options
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery

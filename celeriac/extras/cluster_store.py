@@ -234,7 +234,7 @@ def store_from_url(url: str, redis_keyprefix: str = "") -> ClusterStore:
     if scheme in ("redis", "rediss", "redis+socket", "unix"):
         return RedisClusterStore(url, redis_keyprefix)
     if scheme in ("sqlite", "sqla+sqlite", "db+sqlite"):
-        from celeriac.transports.sqlite import path_from_url
+        from celeriac.transports.sqlite.transport import path_from_url
 
         return SQLiteClusterStore(path_from_url(url.replace("db+", "").replace("sqla+", "")))
     if scheme == "memory":

@@ -8,8 +8,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 import celeriac
+from celeriac.drivers.urls import mask_url
 from celeriac.protocol.entities import Queue
-from celeriac.transports.urls import mask_url
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery

@@ -27,16 +27,16 @@ from celeriac.extras.cluster_store import ClusterStore, store_for_app
 from celeriac.protocol.entities import Queue
 from celeriac.utils.log import setup_logging
 from celeriac.worker.banner import banner
+from celeriac.worker.commands import ControlContext, Mailbox, Relay, Sweeper
 from celeriac.worker.consumer import Consumer
-from celeriac.worker.control import ControlContext, Mailbox, Relay, Sweeper
+from celeriac.worker.persistent import StateDB
 from celeriac.worker.pools import pool_class
 from celeriac.worker.pools.base import JobResult, Pool
-from celeriac.worker.pools.direct import DirectPreforkPool
-from celeriac.worker.pools.prefork import PreforkPool
+from celeriac.worker.pools.prefork.direct import DirectPreforkPool
+from celeriac.worker.pools.prefork.pool import PreforkPool
 from celeriac.worker.pools.solo import SoloPool
 from celeriac.worker.ratelimit import RateLimiter
 from celeriac.worker.state import WorkerState
-from celeriac.worker.statedb import StateDB
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery

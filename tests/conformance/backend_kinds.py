@@ -19,7 +19,7 @@ import pytest
 
 from celeriac.app.config import Settings
 from celeriac.backends.base import ResultBackend
-from celeriac.backends.database import DatabaseBackend
+from celeriac.backends.database.backend import DatabaseBackend
 from celeriac.backends.memory import MemoryBackend
 from celeriac.backends.redis import RedisBackend
 from celeriac.backends.sqlite import SQLiteBackend

@@ -18,9 +18,9 @@ import pytest
 
 from celeriac.transports.base import Transport
 from celeriac.transports.memory import MemoryTransport
-from celeriac.transports.postgres import PostgresTransport
-from celeriac.transports.redis import RedisTransport
-from celeriac.transports.sqlite import SQLiteTransport
+from celeriac.transports.postgres.transport import PostgresTransport
+from celeriac.transports.redis.transport import RedisTransport
+from celeriac.transports.sqlite.transport import SQLiteTransport
 from tests.amqp_helpers import conformance_transport
 from tests.servers import REDIS_BROKER_DB, redis_namespace, run_database
 

@@ -15,7 +15,7 @@ from celeriac import Celery
 from celeriac.exceptions import OperationalError
 from celeriac.protocol.entities import Exchange, Queue
 from celeriac.protocol.message import Message
-from celeriac.transports.amqp import AMQPTransport
+from celeriac.transports.amqp.transport import AMQPTransport
 from celeriac.transports.base import Delivery
 from tests.servers import rabbitmq_url
 

@@ -13,9 +13,9 @@ import pytest
 
 from celeriac import Celery
 from celeriac.exceptions import OperationalError
-from celeriac.transports.amqp import AMQPTransport
+from celeriac.transports.amqp.transport import AMQPTransport
 from celeriac.transports.base import Transport
-from celeriac.transports.redis import RedisTransport
+from celeriac.transports.redis.transport import RedisTransport
 from tests.integration.conftest import wait_until
 
 

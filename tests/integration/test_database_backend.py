@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from celeriac import Celery
 from celeriac.app.config import Settings
-from celeriac.backends.database import DatabaseBackend
+from celeriac.backends.database.backend import DatabaseBackend
 from celeriac.cli.main import celeriac
 from tests.servers import run_database
 

@@ -10,8 +10,8 @@ import pytest
 
 from celeriac import Celery, states
 from celeriac.testing import start_worker as start_in_thread
-from celeriac.worker.pools.direct import DirectPreforkPool
-from celeriac.worker.pools.prefork import PreforkPool
+from celeriac.worker.pools.prefork.direct import DirectPreforkPool
+from celeriac.worker.pools.prefork.pool import PreforkPool
 from tests.integration.broker_envs import BrokerEnv
 from tests.integration.conftest import WorkerFactory, wait_state, wait_until
 

@@ -16,7 +16,7 @@ import pytest
 from celeriac import Celery
 from celeriac.exceptions import OperationalError
 from celeriac.protocol.message import Message
-from celeriac.transports.postgres import PostgresTransport
+from celeriac.transports.postgres.transport import PostgresTransport
 from tests.integration.conftest import WorkerFactory
 from tests.servers import run_database
 

@@ -13,7 +13,7 @@ import pytest
 
 from celeriac.exceptions import OperationalError
 from celeriac.protocol.message import Message
-from celeriac.transports.redis import RedisTransport
+from celeriac.transports.redis.transport import RedisTransport
 from tests.integration.conftest import wait_until
 from tests.servers import REDIS_BROKER_DB, redis_namespace
 

@@ -15,7 +15,7 @@ import pytest
 
 from celeriac.exceptions import EncodeError
 from celeriac.protocol.message import Message
-from celeriac.transports.sqlite import SQLiteTransport
+from celeriac.transports.sqlite.transport import SQLiteTransport
 
 SPAWN = multiprocessing.get_context("spawn")
 

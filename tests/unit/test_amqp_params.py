@@ -9,10 +9,10 @@ from celeriac import Celery
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.protocol.entities import Exchange, Queue
 from celeriac.protocol.message import Message
-from celeriac.transports._amqp_codec import REQUEUED_HEADER, from_amqp, to_amqp
-from celeriac.transports._amqp_conn import parse_params
-from celeriac.transports.amqp import AMQPTransport
-from celeriac.transports.urls import transport_from_url
+from celeriac.transports.amqp.codec import REQUEUED_HEADER, from_amqp, to_amqp
+from celeriac.transports.amqp.conn import parse_params
+from celeriac.transports.amqp.transport import AMQPTransport
+from celeriac.transports.schemes import transport_from_url
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,8 @@ from celeriac.app.config import Settings
 from celeriac.backends.disabled import E_NO_BACKEND, DisabledBackend
 from celeriac.backends.helpers import mask_password
 from celeriac.backends.memory import MemoryBackend
+from celeriac.backends.schemes import backend_from_url
 from celeriac.backends.sqlite import SQLiteBackend, path_from_url
-from celeriac.backends.urls import backend_from_url
 from celeriac.exceptions import ImproperlyConfigured, NotConfigured
 from celeriac.result import AsyncResult
 

@@ -17,8 +17,8 @@ from celeriac import Celery
 from celeriac.app.missing import COMPATIBILITY
 from celeriac.cli import shell as shell_module
 from celeriac.cli.main import COMMANDS, celeriac
-from celeriac.cli.missing import COMMANDS as MISSING
-from celeriac.cli.missing import WORKER_OPTIONS
+from celeriac.cli.not_yet import COMMANDS as MISSING
+from celeriac.cli.not_yet import WORKER_OPTIONS
 from tests.cli_project import cli_project
 
 FIRSTPROJ = """

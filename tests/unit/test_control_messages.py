@@ -7,7 +7,7 @@ from typing import Any
 from celeriac import Celery
 from celeriac.protocol import serialization
 from celeriac.protocol.message import Message
-from celeriac.worker.control import COMMANDS, selected
+from celeriac.worker.commands import COMMANDS, selected
 from tests.vectors import load_vector
 
 

@@ -10,10 +10,10 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from celeriac.app.config import Settings
-from celeriac.backends import database_models as models
-from celeriac.backends.database import DatabaseBackend
-from celeriac.backends.database_models import group_table, sqlalchemy_url, task_table
-from celeriac.backends.urls import backend_from_url
+from celeriac.backends.database import models
+from celeriac.backends.database.backend import DatabaseBackend
+from celeriac.backends.database.models import group_table, sqlalchemy_url, task_table
+from celeriac.backends.schemes import backend_from_url
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
 
 

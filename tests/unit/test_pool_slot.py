@@ -3,7 +3,7 @@ the mapping behaves the same on both sides of a fork)."""
 
 from __future__ import annotations
 
-from celeriac.worker.pools.slot import BATCH_MAX, Payload, Slot
+from celeriac.worker.pools.prefork.slot import BATCH_MAX, Payload, Slot
 
 
 def _payload(tag: str, body: bytes = b"[]") -> Payload:

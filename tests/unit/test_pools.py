@@ -18,7 +18,7 @@ from celeriac.protocol import task_v2
 from celeriac.protocol.message import TaskCall
 from celeriac.worker.pools import POOLS, pool_class
 from celeriac.worker.pools.base import Job, JobResult, Pool
-from celeriac.worker.pools.prefork import PreforkPool
+from celeriac.worker.pools.prefork.pool import PreforkPool
 
 _names = itertools.count()
 

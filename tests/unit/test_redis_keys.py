@@ -8,7 +8,7 @@ import pytest
 
 from celeriac.drivers.redis.client import describe, parse_url
 from celeriac.exceptions import ImproperlyConfigured
-from celeriac.transports._redis_keys import Keyspace, topic_regex
+from celeriac.transports.redis.keys import Keyspace, topic_regex
 
 
 @pytest.mark.parametrize(

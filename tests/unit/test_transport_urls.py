@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from celeriac.drivers.urls import mask_url
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.protocol.message import Message
 from celeriac.transports.memory import MemoryTransport
-from celeriac.transports.sqlite import SQLiteTransport, path_from_url
-from celeriac.transports.urls import KNOWN_SCHEMES, TRANSPORTS, mask_url, transport_from_url
+from celeriac.transports.schemes import KNOWN_SCHEMES, TRANSPORTS, transport_from_url
+from celeriac.transports.sqlite.transport import SQLiteTransport, path_from_url
 
 
 def test_no_url_means_sqlite_in_the_working_directory(
@@ -84,7 +85,7 @@ def test_a_missing_client_library_names_the_extra(monkeypatch: pytest.MonkeyPatc
     import sys
 
     monkeypatch.setitem(sys.modules, "redis", None)  # as if redis-py were not installed
-    monkeypatch.delitem(sys.modules, "celeriac.transports.redis", raising=False)
+    monkeypatch.delitem(sys.modules, "celeriac.transports.redis.transport", raising=False)
     with pytest.raises(ImproperlyConfigured) as caught:
         transport_from_url("redis://localhost:6379/0")
     assert str(caught.value) == (

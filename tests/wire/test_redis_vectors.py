@@ -20,9 +20,9 @@ from celeriac.app.config import Settings
 from celeriac.backends.redis import RedisBackend
 from celeriac.protocol.entities import Exchange, Queue
 from celeriac.protocol.envelope import dump_envelope, from_envelope
-from celeriac.transports._redis_keys import Keyspace
-from celeriac.transports._redis_unacked import redelivered
-from celeriac.transports.redis import RedisTransport
+from celeriac.transports.redis.keys import Keyspace
+from celeriac.transports.redis.transport import RedisTransport
+from celeriac.transports.redis.unacked import redelivered
 from tests.servers import REDIS_BROKER_DB, REDIS_RESULTS_DB, redis_namespace
 from tests.vectors import vector_files
 

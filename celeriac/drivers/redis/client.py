@@ -199,7 +199,7 @@ def _sentinel_params(url: str, options: Mapping[str, Any], common: dict[str, Any
 
 def mask(url: str) -> str:
     """``url`` with every password replaced by ``****``."""
-    from celeriac.transports.urls import mask_url
+    from celeriac.drivers.urls import mask_url
 
     return mask_url(url)
 

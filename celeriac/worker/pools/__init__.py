@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celeriac.worker.pools.asyncio import AsyncioPool
 from celeriac.worker.pools.base import Job, JobResult, Pool
-from celeriac.worker.pools.prefork import PreforkPool
+from celeriac.worker.pools.prefork.pool import PreforkPool
 from celeriac.worker.pools.solo import SoloPool
 from celeriac.worker.pools.threads import ThreadsPool
 

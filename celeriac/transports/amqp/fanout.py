@@ -15,9 +15,9 @@ import amqp
 
 from celeriac.protocol.entities import Exchange
 from celeriac.protocol.message import Message
-from celeriac.transports import _amqp_topology as topology
-from celeriac.transports._amqp_codec import from_amqp
-from celeriac.transports._amqp_conn import AMQPParams, connect, drop
+from celeriac.transports.amqp import topology
+from celeriac.transports.amqp.codec import from_amqp
+from celeriac.transports.amqp.conn import AMQPParams, connect, drop
 from celeriac.transports.base import FanoutSubscription
 
 

@@ -13,7 +13,7 @@ import importlib.util
 
 import sqlalchemy as sa
 
-from celeriac.backends.table_layout import BASE_COLUMNS, ENCODED_COLUMNS, EXTENDED_COLUMNS
+from celeriac.backends.database.table_layout import BASE_COLUMNS, ENCODED_COLUMNS, EXTENDED_COLUMNS
 from celeriac.exceptions import ImproperlyConfigured
 
 #: ``db+<dialect>`` -> the extra that installs its driver.

@@ -16,7 +16,7 @@ import time
 
 from celeriac.worker.state import REVOKE_EXPIRES, WorkerState
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("celeriac.worker.statedb")
 
 
 class StateDB:

@@ -26,7 +26,6 @@ from celeriac.drivers.sqlite import retry_locked
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
 from celeriac.protocol.entities import Queue
 from celeriac.protocol.message import Message
-from celeriac.transports import _sqlite_sql as sql
 from celeriac.transports.base import (
     Delivery,
     FanoutSubscription,
@@ -36,6 +35,7 @@ from celeriac.transports.base import (
     routed_rows,
     topic_matches,
 )
+from celeriac.transports.sqlite import sql
 from celeriac.utils import forksafe
 
 _T = TypeVar("_T")

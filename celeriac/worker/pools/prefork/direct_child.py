@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 from celeriac import signals
 from celeriac.execution import timelimits
 from celeriac.worker.buckets import WorkerBuckets
+from celeriac.worker.commands import COMMANDS, ControlContext
 from celeriac.worker.consumer import Consumer
-from celeriac.worker.control import COMMANDS, ControlContext
 from celeriac.worker.pools.base import LONG_TASK, Job, flush_open_batch
-from celeriac.worker.pools.prefork import resident_kib
-from celeriac.worker.pools.slot import Payload, Slot
+from celeriac.worker.pools.prefork.pool import resident_kib
+from celeriac.worker.pools.prefork.slot import Payload, Slot
 from celeriac.worker.pools.solo import SoloPool
 from celeriac.worker.ratelimit import RateLimiter
 

@@ -17,20 +17,20 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from celeriac import states
 from celeriac.app.config import Settings
 from celeriac.backends.base import ResultBackend
-from celeriac.backends.helpers import ChangeNotifier, mask_password, utcnow
-from celeriac.backends.table_layout import (
+from celeriac.backends.database.table_layout import (
     BASE_COLUMNS,
     EXTENDED_COLUMNS,
     meta_from_row,
     row_values,
 )
+from celeriac.backends.helpers import ChangeNotifier, mask_password, utcnow
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
 from celeriac.utils import forksafe
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-    from celeriac.backends.database_notify import ResultListener
+    from celeriac.backends.database.notify import ResultListener
 
 _T = TypeVar("_T")
 _notifiers: dict[str, ChangeNotifier] = {}
@@ -69,7 +69,7 @@ class DatabaseBackend(ResultBackend):
         super().__init__(url, conf)
         import sqlalchemy as sa
 
-        from celeriac.backends import database_models as models
+        from celeriac.backends.database import models
 
         self.sa_url = models.sqlalchemy_url(url)
         names = conf.database_table_names or {}
@@ -119,7 +119,7 @@ class DatabaseBackend(ResultBackend):
         import sqlalchemy as sa
         from sqlalchemy.pool import NullPool
 
-        from celeriac.backends.database_models import missing_driver
+        from celeriac.backends.database.models import missing_driver
 
         options = dict(self.engine_options)
         options.setdefault("pool_pre_ping", True)
@@ -218,7 +218,7 @@ class DatabaseBackend(ResultBackend):
                 )
             )
             if dialect == "postgresql":
-                from celeriac.backends.database_notify import CHANNEL
+                from celeriac.backends.database.notify import CHANNEL
 
                 # Delivered at commit: waiters LISTENing elsewhere re-read at once.
                 conn.execute(sa.select(sa.func.pg_notify(CHANNEL, task_id)))
@@ -292,7 +292,7 @@ class DatabaseBackend(ResultBackend):
     def _result_listener(self) -> ResultListener | None:
         """This process's LISTEN connection (PostgreSQL with psycopg 3), made on first wait."""
         if self._listener_pid != forksafe.pid():
-            from celeriac.backends.database_notify import listener_for
+            from celeriac.backends.database.notify import listener_for
 
             self._listener_pid = forksafe.pid()
             self._listener = listener_for(self._get_engine())

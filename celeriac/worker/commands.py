@@ -29,10 +29,10 @@ if TYPE_CHECKING:
     from celeriac.app.base import Celery
     from celeriac.extras.cluster_store import ClusterStore
     from celeriac.transports.base import FanoutSubscription, Transport
+    from celeriac.worker.persistent import StateDB
     from celeriac.worker.pools.base import Pool
     from celeriac.worker.ratelimit import RateLimiter
     from celeriac.worker.state import WorkerState
-    from celeriac.worker.statedb import StateDB
 
 logger = logging.getLogger("celeriac.worker.control")
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from celeriac.app.config import Settings
 from celeriac.backends.base import ResultBackend
-from celeriac.backends.database import DatabaseBackend
+from celeriac.backends.database.backend import DatabaseBackend
 from celeriac.backends.disabled import DisabledBackend
 from celeriac.backends.helpers import mask_password
 from celeriac.backends.memory import MemoryBackend

@@ -35,12 +35,12 @@ from celeriac.worker.pools.base import (
     lost_result,
     run_batch,
 )
-from celeriac.worker.pools.forked import ForkedChild, ForkedPool
+from celeriac.worker.pools.prefork.forked import ForkedChild, ForkedPool
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("celeriac.worker.pools.prefork")
 
 #: Jobs sent to a child in one pipe message (their results are stored in one round trip).
 BATCH = 2

@@ -27,7 +27,7 @@ import amqp.exceptions
 from celeriac.drivers.reconnect import RetryPolicy, retry_call
 from celeriac.drivers.tls import PY_AMQP_NAMES, certificate_hint
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
-from celeriac.transports._amqp_socket import Connection
+from celeriac.transports.amqp.socket import Connection
 
 logger = logging.getLogger("celeriac.transports.amqp")
 
@@ -98,7 +98,7 @@ def parse_params(url: str, options: Mapping[str, Any]) -> AMQPParams:
     Raises:
         ImproperlyConfigured: the URL is not an AMQP URL.
     """
-    from celeriac.transports.urls import mask_url  # urls imports this module's transport
+    from celeriac.drivers.urls import mask_url
 
     first = url.split(";", 1)[0].strip()
     parts = urlsplit(first)

@@ -31,12 +31,12 @@ from celeriac.exceptions import DecodeError, ImproperlyConfigured, OperationalEr
 from celeriac.protocol.entities import Queue
 from celeriac.protocol.envelope import dump_envelope
 from celeriac.protocol.message import Message
-from celeriac.transports import _redis_unacked as unacked
-from celeriac.transports._redis_codec import decode, number, retry_policies, setting, text
-from celeriac.transports._redis_fanout import RedisSubscription
-from celeriac.transports._redis_keys import Keyspace
-from celeriac.transports._redis_pop import Carried, PopScript
 from celeriac.transports.base import Delivery, FanoutSubscription, Transport, fair_order, route
+from celeriac.transports.redis import unacked
+from celeriac.transports.redis.codec import decode, number, retry_policies, setting, text
+from celeriac.transports.redis.fanout import RedisSubscription
+from celeriac.transports.redis.keys import Keyspace
+from celeriac.transports.redis.pop import Carried, PopScript
 from celeriac.utils import forksafe
 from celeriac.utils.ids import uuid4
 

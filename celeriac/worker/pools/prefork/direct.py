@@ -35,9 +35,9 @@ from celeriac.execution import outcomes, timelimits
 from celeriac.protocol.message import Message
 from celeriac.transports.base import Delivery
 from celeriac.worker.pools.base import Job
-from celeriac.worker.pools.direct_child import EXIT_BROKER, ChildSpec, child_main
-from celeriac.worker.pools.forked import ForkedChild, ForkedPool
-from celeriac.worker.pools.slot import Held, Payload, Remains, Slot
+from celeriac.worker.pools.prefork.direct_child import EXIT_BROKER, ChildSpec, child_main
+from celeriac.worker.pools.prefork.forked import ForkedChild, ForkedPool
+from celeriac.worker.pools.prefork.slot import Held, Payload, Remains, Slot
 from celeriac.worker.request import BadMessage, Request, build_request
 
 if TYPE_CHECKING:

@@ -16,8 +16,8 @@ from celeriac.drivers.redis import client as redis_conn
 from celeriac.exceptions import DecodeError
 from celeriac.protocol.envelope import from_envelope
 from celeriac.protocol.message import Message
-from celeriac.transports._redis_keys import Keyspace
 from celeriac.transports.base import FanoutSubscription, topic_matches
+from celeriac.transports.redis.keys import Keyspace
 
 #: How long to wait for the server to confirm a subscription (seconds).
 CONFIRM_TIMEOUT = 5.0

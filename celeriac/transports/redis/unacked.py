@@ -17,8 +17,8 @@ from typing import Any
 
 import redis
 
-from celeriac.transports._redis_keys import Keyspace
-from celeriac.transports._redis_lua import RELEASE_MUTEX
+from celeriac.transports.redis.keys import Keyspace
+from celeriac.transports.redis.lua import RELEASE_MUTEX
 
 logger = logging.getLogger("celeriac.transports.redis")
 

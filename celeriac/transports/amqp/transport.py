@@ -32,14 +32,14 @@ from celeriac.drivers.reconnect import RetryPolicy
 from celeriac.exceptions import OperationalError
 from celeriac.protocol.entities import Exchange, Queue
 from celeriac.protocol.message import Message
-from celeriac.transports import _amqp_topology as topology
-from celeriac.transports._amqp_codec import REQUEUED_HEADER, from_amqp, to_amqp
-from celeriac.transports._amqp_confirm import Publisher, multiple_ack_tag
-from celeriac.transports._amqp_conn import CONNECTION_ERRORS, connect, drop, parse_params
-from celeriac.transports._amqp_conn import with_retries as _with_retries
-from celeriac.transports._amqp_consumers import Consumers
-from celeriac.transports._amqp_fanout import AMQPSubscription
-from celeriac.transports._amqp_socket import readable
+from celeriac.transports.amqp import topology
+from celeriac.transports.amqp.codec import REQUEUED_HEADER, from_amqp, to_amqp
+from celeriac.transports.amqp.confirm import Publisher, multiple_ack_tag
+from celeriac.transports.amqp.conn import CONNECTION_ERRORS, connect, drop, parse_params
+from celeriac.transports.amqp.conn import with_retries as _with_retries
+from celeriac.transports.amqp.consumers import Consumers
+from celeriac.transports.amqp.fanout import AMQPSubscription
+from celeriac.transports.amqp.socket import readable
 from celeriac.transports.base import Delivery, FanoutSubscription, Transport, fair_order
 
 logger = logging.getLogger("celeriac.transports.amqp")

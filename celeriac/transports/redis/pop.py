@@ -13,9 +13,9 @@ import redis
 
 from celeriac.drivers.redis.wire import Wire
 from celeriac.exceptions import DecodeError
-from celeriac.transports._redis_codec import decode, text
-from celeriac.transports._redis_keys import Keyspace
-from celeriac.transports._redis_lua import POP_AND_RECORD
+from celeriac.transports.redis.codec import decode, text
+from celeriac.transports.redis.keys import Keyspace
+from celeriac.transports.redis.lua import POP_AND_RECORD
 
 SHA = hashlib.sha1(POP_AND_RECORD.encode()).hexdigest()
 

@@ -11,27 +11,28 @@ import difflib
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from celeriac.drivers.urls import mask_url
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.transports.base import Transport
 from celeriac.transports.memory import MemoryTransport
-from celeriac.transports.sqlite import DEFAULT_PATH, SQLiteTransport
+from celeriac.transports.sqlite.transport import DEFAULT_PATH, SQLiteTransport
 from celeriac.utils.optional import needs
 
 
 def _redis() -> type[Transport]:
-    from celeriac.transports.redis import RedisTransport
+    from celeriac.transports.redis.transport import RedisTransport
 
     return RedisTransport
 
 
 def _amqp() -> type[Transport]:
-    from celeriac.transports.amqp import AMQPTransport
+    from celeriac.transports.amqp.transport import AMQPTransport
 
     return AMQPTransport
 
 
 def _postgres() -> type[Transport]:
-    from celeriac.transports.postgres import PostgresTransport
+    from celeriac.transports.postgres.transport import PostgresTransport
 
     return PostgresTransport
 
@@ -83,24 +84,6 @@ UNSUPPORTED_SCHEMES: tuple[str, ...] = (
     "gcpubsub",
     "pyro",
 )
-
-
-def mask_url(url: str) -> str:
-    """``url`` with every password replaced by ``****`` (also in ``;``-separated lists)."""
-    return ";".join(_mask_one(part) for part in url.split(";"))
-
-
-def _mask_one(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    authority, slash, path = rest.partition("/")
-    # The last '@' ends the user info: an unencoded '@' in a password stays masked.
-    userinfo, at, host = authority.rpartition("@")
-    user, colon, password = userinfo.partition(":")
-    if not (at and colon and password):
-        return url
-    return f"{scheme}://{user}:****@{host}{slash}{path}"
 
 
 def scheme_of(url: str) -> str:

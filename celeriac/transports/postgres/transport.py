@@ -26,8 +26,6 @@ from typing import TYPE_CHECKING, Any
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
 from celeriac.protocol.entities import Queue
 from celeriac.protocol.message import Message
-from celeriac.transports import _postgres_sql as sql
-from celeriac.transports import _sqlite_sql as rows
 from celeriac.transports.base import (
     Delivery,
     FanoutSubscription,
@@ -37,7 +35,9 @@ from celeriac.transports.base import (
     routed_rows,
     topic_matches,
 )
-from celeriac.transports.sqlite import _option
+from celeriac.transports.postgres import sql
+from celeriac.transports.sqlite import sql as rows
+from celeriac.transports.sqlite.transport import _option
 from celeriac.utils import forksafe
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 
 def mask_url(url: str) -> str:
-    from celeriac.transports.urls import mask_url as mask  # urls.py imports this module
+    from celeriac.drivers.urls import mask_url as mask
 
     return mask(url)
 

@@ -1,0 +1,1 @@
+"""The SQLAlchemy result store (``backend``), Celery's tables, LISTEN/NOTIFY wake-ups."""

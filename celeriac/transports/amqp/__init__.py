@@ -1,0 +1,1 @@
+"""The RabbitMQ broker through py-amqp: ``transport`` (AMQPTransport) and its parts."""

@@ -1,0 +1,1 @@
+"""The PostgreSQL broker: ``transport`` (PostgresTransport) and its schema, ``sql``."""

@@ -1,0 +1,1 @@
+"""The Redis broker: ``transport`` (RedisTransport) and its parts, on ``drivers.redis``."""

@@ -1,0 +1,1 @@
+"""The embedded SQLite broker: ``transport`` (SQLiteTransport) and its schema, ``sql``."""

@@ -1,0 +1,1 @@
+"""Prefork: parent-fed (``pool``), direct-consuming children (``direct``), what they share."""
