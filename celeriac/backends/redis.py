@@ -23,6 +23,7 @@ from celeriac import _forksafe, redis_conn, states
 from celeriac.backends.base import ResultBackend
 from celeriac.config import Settings
 from celeriac.exceptions import OperationalError
+from celeriac.transports._redis_plain import PlainWire
 from celeriac.transports._redis_wire import Listener, Wire
 from celeriac.transports.retry import RetryPolicy, retry_call
 from celeriac.transports.tls import REDIS_PY_NAMES, certificate_hint
@@ -111,7 +112,8 @@ class RedisBackend(ResultBackend):
         self._json = self.content_type == "application/json" and not self.compression
         self._waiter = _Waiter()
         self._batch = _Batch()
-        self._wire = Wire()
+        self._lean = bool(conf.redis_lean_resp)
+        self._wire = Wire() if self._lean else PlainWire()
         self._listener = Listener()
         self._listen_pid = 0
         self._listen_ok = False
@@ -296,7 +298,7 @@ class RedisBackend(ResultBackend):
         """True when RESP3 lets one connection subscribe and read (see ``Listener``)."""
         if self._listen_pid != _forksafe.pid():
             self._listen_pid = _forksafe.pid()
-            self._listen_ok = self._listener.usable(self.client)
+            self._listen_ok = self._lean and self._listener.usable(self.client)
         return self._listen_ok
 
     def _before_read(self, task_ids: Sequence[str]) -> None:

@@ -33,6 +33,7 @@ from celeriac.transports import _redis_unacked as unacked
 from celeriac.transports._redis_codec import decode, number, retry_policies, setting, text
 from celeriac.transports._redis_fanout import RedisSubscription
 from celeriac.transports._redis_keys import Keyspace
+from celeriac.transports._redis_plain import PlainWire
 from celeriac.transports._redis_pop import Carried, PopScript
 from celeriac.transports._redis_wire import Wire
 from celeriac.transports.base import Delivery, FanoutSubscription, Transport, fair_order, route
@@ -87,7 +88,7 @@ class RedisTransport(Transport):
         self.where = redis_conn.describe(self.params)
         self._pid = 0
         self._client: redis.Redis | None = None
-        self._wire = Wire()
+        self._wire = Wire() if setting(opts, "redis_lean_resp", True) else PlainWire()
         self._pops = PopScript(self.keys, self._wire)
         self._lock = threading.Lock()
         self._held: dict[str, tuple[str, str]] = {}  # tag -> (queue, raw envelope)
