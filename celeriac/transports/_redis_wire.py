@@ -65,7 +65,10 @@ class _Reader:
         self.push = self.buf.startswith(b">", self.pos) or (
             not self.buffered() and self._peek_push()
         )
-        return self._read()
+        try:
+            return self._read()
+        except ValueError as exc:  # a malformed number: the connection is out of step
+            raise redis.ConnectionError(f"Unexpected reply from Redis: {exc}") from exc
 
     def _peek_push(self) -> bool:
         self._fill()

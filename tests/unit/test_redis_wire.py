@@ -202,10 +202,21 @@ def test_end_of_stream_mid_reply_is_a_connection_error() -> None:
         reader.read()
 
 
-@pytest.mark.parametrize("wire", [b"|1\r\n+a\r\n+b\r\n:1\r\n", b"?what\r\n", b"hello\r\n"])
+@pytest.mark.parametrize(
+    "wire",
+    [
+        b"|1\r\n+a\r\n+b\r\n:1\r\n",
+        b"?what\r\n",
+        b"hello\r\n",
+        b":abc\r\n",
+        b"$x\r\n",
+        b"*1\r\n,1.2.3\r\n",
+    ],
+)
 def test_a_reply_type_not_read_is_a_connection_error(wire: bytes) -> None:
-    """Attributes (``|``, which redis-py does not read either) and garbage: the connection is
-    in an unknown state, so the caller drops it and its retry policy reconnects."""
+    """Attributes (``|``, which redis-py does not read either), unknown types and malformed
+    numbers: the connection is in an unknown state, so the caller drops it and its retry
+    policy reconnects (a ValueError would escape that policy)."""
     with pytest.raises(redis.ConnectionError, match="Unexpected reply"):
         _Reader(FakeSocket([wire])).read()
 
