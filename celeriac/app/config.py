@@ -99,6 +99,13 @@ SETTINGS: tuple[Setting, ...] = (
     _S("redis_socket_keepalive", False, None, "TCP keepalive on Redis result connections."),
     _S("redis_retry_on_timeout", False, None, "Retry Redis result reads after a timeout."),
     _S("redis_backend_health_check_interval", None, None, "Redis results health check (s)."),
+    _S(
+        "redis_lean_resp",
+        True,
+        None,
+        "Hot Redis commands of the broker and the result backend over celeriac's own RESP "
+        "reader; False: over plain redis-py (the same commands, at redis-py's cost).",
+    ),
     _S("database_table_names", {}, None, "Override the result table names."),
     _S("database_table_schemas", {}, None, "Schemas of the result tables."),
     _S("database_engine_options", {}, "CELERY_RESULT_ENGINE_OPTIONS", "SQLAlchemy options."),
@@ -390,6 +397,7 @@ BROKER_OPTION_SETTINGS: tuple[str, ...] = (
     "task_publish_retry",
     "task_publish_retry_policy",
     "task_queue_max_priority",
+    "redis_lean_resp",
 )
 OLD_NAMES: dict[str, str] = {s.old: s.name for s in SETTINGS if s.old}
 

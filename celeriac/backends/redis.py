@@ -24,6 +24,7 @@ from celeriac.app.config import Settings
 from celeriac.backends.base import ResultBackend
 from celeriac.drivers.reconnect import RetryPolicy, retry_call
 from celeriac.drivers.redis import client as redis_conn
+from celeriac.drivers.redis.plain import PlainWire
 from celeriac.drivers.redis.wire import Listener, Wire
 from celeriac.drivers.tls import REDIS_PY_NAMES, certificate_hint
 from celeriac.exceptions import OperationalError
@@ -113,7 +114,8 @@ class RedisBackend(ResultBackend):
         self._json = self.content_type == "application/json" and not self.compression
         self._waiter = _Waiter()
         self._batch = _Batch()
-        self._wire = Wire()
+        self._lean = bool(conf.redis_lean_resp)
+        self._wire = Wire() if self._lean else PlainWire()
         self._listener = Listener()
         self._listen_pid = 0
         self._listen_ok = False
@@ -298,7 +300,7 @@ class RedisBackend(ResultBackend):
         """True when RESP3 lets one connection subscribe and read (see ``Listener``)."""
         if self._listen_pid != forksafe.pid():
             self._listen_pid = forksafe.pid()
-            self._listen_ok = self._listener.usable(self.client)
+            self._listen_ok = self._lean and self._listener.usable(self.client)
         return self._listen_ok
 
     def _before_read(self, task_ids: Sequence[str]) -> None:

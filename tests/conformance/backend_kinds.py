@@ -68,12 +68,19 @@ def _redis(tmp_path: Path, name: str, conf: Settings) -> ResultBackend:
     return RedisBackend(url, conf)
 
 
+def _redis_plain(tmp_path: Path, name: str, conf: Settings) -> ResultBackend:
+    # The same, with the hot commands over plain redis-py instead of the lean RESP path.
+    conf.update(redis_lean_resp=False)
+    return _redis(tmp_path, name, conf)
+
+
 BACKEND_KINDS = [
     pytest.param(BackendKind(_memory), id="memory"),
     pytest.param(BackendKind(_sqlite), id="sqlite"),
     pytest.param(BackendKind(_postgresql), id="db+postgresql"),
     pytest.param(BackendKind(_mysql), id="db+mysql+pymysql"),
     pytest.param(BackendKind(_redis), id="redis"),
+    pytest.param(BackendKind(_redis_plain), id="redis-plain"),
 ]
 
 _names = itertools.count()

@@ -50,6 +50,11 @@ def _redis(tmp_path: Path, name: str, options: Mapping[str, Any]) -> Transport:
     return RedisTransport(url, {"priority_steps": steps, **options, "global_keyprefix": f"{name}:"})
 
 
+def _redis_plain(tmp_path: Path, name: str, options: Mapping[str, Any]) -> Transport:
+    # The same, with the hot commands over plain redis-py instead of the lean RESP path.
+    return _redis(tmp_path, name, {**options, "redis_lean_resp": False})
+
+
 def _amqp(tmp_path: Path, name: str, options: Mapping[str, Any]) -> Transport:
     # This run's RabbitMQ vhost; the queues of the previous test are deleted first.
     return conformance_transport(name, options)
@@ -60,6 +65,7 @@ TRANSPORT_FACTORIES = [
     pytest.param(_sqlite, id="sqlite"),
     pytest.param(_postgresql, id="postgresql"),
     pytest.param(_redis, id="redis"),
+    pytest.param(_redis_plain, id="redis-plain"),
     pytest.param(_amqp, id="amqp"),
 ]
 

@@ -20,7 +20,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
-from redis.exceptions import NoScriptError, ResponseError
+from redis._parsers import BaseParser
+from redis.exceptions import ResponseError
 
 from celeriac.utils import forksafe
 
@@ -64,7 +65,10 @@ class _Reader:
         self.push = self.buf.startswith(b">", self.pos) or (
             not self.buffered() and self._peek_push()
         )
-        return self._read()
+        try:
+            return self._read()
+        except ValueError as exc:  # a malformed number: the connection is out of step
+            raise redis.ConnectionError(f"Unexpected reply from Redis: {exc}") from exc
 
     def _peek_push(self) -> bool:
         self._fill()
@@ -94,19 +98,21 @@ class _Reader:
     def _read(self) -> Any:
         line = self._line()
         kind, rest = line[:1], line[1:]
-        if kind in (b"$", b"="):
+        if kind == b"$":
             n = int(rest)
             return None if n < 0 else self._exact(n)
-        if kind == b":":
+        if kind in (b":", b"("):
             return int(rest)
+        if kind == b"=":  # verbatim: "txt:" or "mkd:" and the text, as redis-py reads it
+            return self._exact(int(rest))[4:]
         if kind in (b"*", b">", b"~"):
             n = int(rest)
             return None if n < 0 else [self._read() for _ in range(n)]
         if kind == b"+":
             return rest
-        if kind == b"-":
-            text = rest.decode(errors="replace")
-            return NoScriptError(text) if text.startswith("NOSCRIPT") else ResponseError(text)
+        if kind in (b"-", b"!"):
+            text = (rest if kind == b"-" else self._exact(int(rest))).decode(errors="replace")
+            return _error(text)
         if kind == b"_":
             return None
         if kind == b"#":
@@ -117,6 +123,16 @@ class _Reader:
             n = int(rest)
             return {self._read(): self._read() for _ in range(n)}
         raise redis.ConnectionError(f"Unexpected reply from Redis: {line[:50]!r}")
+
+
+def _error(text: str) -> ResponseError:
+    """The exception redis-py makes of an error reply (class and message); returned, as in a
+    redis-py pipeline, unless redis-py raises it at once (``LOADING``, ``NOAUTH``: errors of
+    the connection, which the callers' retry policies handle)."""
+    error = BaseParser.parse_error(text)  # type: ignore[no-untyped-call]
+    if isinstance(error, ResponseError):
+        return error
+    raise error
 
 
 class _Conn:

@@ -1,4 +1,4 @@
-"""The Redis transport's pop script (:data:`~celeriac.transports._redis_lua.POP_AND_RECORD`):
+"""The Redis transport's pop script (:data:`~celeriac.transports.redis.lua.POP_AND_RECORD`):
 its arguments, its calls over the lean connection, and the unacked record a message taken by
 ``BRPOP`` still owes when that record was sent without waiting for its reply."""
 

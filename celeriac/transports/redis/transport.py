@@ -25,6 +25,7 @@ import redis
 
 from celeriac.drivers.reconnect import RetryPolicy, retry_call
 from celeriac.drivers.redis import client as redis_conn
+from celeriac.drivers.redis.plain import PlainWire
 from celeriac.drivers.redis.wire import Wire
 from celeriac.drivers.tls import REDIS_PY_NAMES, certificate_hint
 from celeriac.exceptions import DecodeError, ImproperlyConfigured, OperationalError
@@ -88,7 +89,7 @@ class RedisTransport(Transport):
         self.where = redis_conn.describe(self.params)
         self._pid = 0
         self._client: redis.Redis | None = None
-        self._wire = Wire()
+        self._wire = Wire() if setting(opts, "redis_lean_resp", True) else PlainWire()
         self._pops = PopScript(self.keys, self._wire)
         self._lock = threading.Lock()
         self._held: dict[str, tuple[str, str]] = {}  # tag -> (queue, raw envelope)
