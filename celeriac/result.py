@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast, runtime_checkable
 
 from celeriac import states
 from celeriac.exceptions import TaskRevokedError, TimeoutError
@@ -24,7 +24,10 @@ E_WOULDBLOCK = (
     "See https://docs.celeryq.dev/en/latest/userguide/tasks.html"
     "#avoid-launching-synchronous-subtasks"
 )
-E_NO_CONTROL = "revoke arrives with remote control"
+E_NO_CONTROL = (
+    "revoke() needs an app with remote control (app.control), and this result's app has none: "
+    "make the result with AsyncResult(task_id, app=<your Celery app>)"
+)
 
 
 class AppLike(Protocol):
@@ -35,6 +38,27 @@ class AppLike(Protocol):
 
     @property
     def conf(self) -> Settings: ...
+
+
+class Revokes(Protocol):
+    """The part of ``app.control`` that revoking results uses."""
+
+    def revoke(self, task_id: str | list[str], **kwargs: Any) -> Any: ...
+
+
+@runtime_checkable
+class ControlledApp(Protocol):
+    """An app that can reach workers (``celeriac.app.Celery``; a bare ``AppLike`` may not)."""
+
+    @property
+    def control(self) -> Revokes: ...
+
+
+def _revoke(app: AppLike, ids: str | list[str], **options: Any) -> None:
+    """Ask the workers to discard ``ids`` through ``app``'s remote control."""
+    if not isinstance(app, ControlledApp):
+        raise NotImplementedError(E_NO_CONTROL)
+    app.control.revoke(ids, **options)
 
 
 _join_will_block: contextvars.ContextVar[bool] = contextvars.ContextVar(
@@ -304,10 +328,8 @@ class AsyncResult(Generic[R]):
         timeout: float | None = None,
     ) -> None:
         """Ask the workers to discard (or, with ``terminate``, kill) this task."""
-        control = getattr(self.app, "control", None)
-        if control is None:
-            raise NotImplementedError(E_NO_CONTROL)
-        control.revoke(
+        _revoke(
+            self.app,
             self.id,
             connection=connection,
             terminate=terminate,
@@ -519,10 +541,8 @@ class ResultSet:
         wait: bool = False,
         timeout: float | None = None,
     ) -> None:
-        control = getattr(self.app, "control", None)
-        if control is None:
-            raise NotImplementedError(E_NO_CONTROL)
-        control.revoke(
+        _revoke(
+            self.app,
             [r.id for r in self.results],
             connection=connection,
             timeout=timeout,

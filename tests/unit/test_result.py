@@ -162,8 +162,11 @@ def test_revoke_goes_through_app_control(backend: ResultBackend) -> None:
 
 
 def test_revoke_without_control(backend: ResultBackend) -> None:
+    app = FakeApp(backend, with_control=False)
+    with pytest.raises(NotImplementedError, match=r"remote control.*app=<your Celery app>"):
+        AsyncResult("t", app=app).revoke()
     with pytest.raises(NotImplementedError, match="remote control"):
-        AsyncResult("t", app=FakeApp(backend, with_control=False)).revoke()
+        GroupResult("g", [AsyncResult("a", app=app)]).revoke()
 
 
 def test_backend_defaults_to_the_apps(backend: ResultBackend) -> None:
