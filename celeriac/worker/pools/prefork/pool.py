@@ -36,6 +36,7 @@ from celeriac.worker.pools.base import (
     run_batch,
 )
 from celeriac.worker.pools.prefork.forked import ForkedChild, ForkedPool
+from celeriac.worker.pools.prefork.messages import PipeJob, PipeResult, Retire, Started
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
@@ -48,8 +49,6 @@ BATCH = 2
 #: while its results travel to the parent and the parent fetches and sends the next batch.
 #: Few enough that a long task does not hold many others behind it.
 DEPTH = 2
-
-_Payload = tuple[str, str, str, bytes, str, str, dict[str, Any], dict[str, Any], dict[str, Any]]
 
 
 @dataclass(eq=False)
@@ -241,16 +240,16 @@ class PreforkPool(ForkedPool):
         try:
             while child.results.poll():
                 message = child.results.recv()
-                if message == ("retire",):  # over its memory limit: send it nothing more
+                if isinstance(message, Retire):  # over its memory limit: send it nothing more
                     with self._lock:
                         child.draining = True
                     self._release_if_drained(child)
                     continue
-                if isinstance(message, tuple):  # ("start", hard limit) of the job at the head
-                    child.hard_limit = message[1]
-                    child.deadline = time.monotonic() + message[1]
+                if isinstance(message, Started):  # the job at the head starts, hard-limited
+                    child.hard_limit = message.hard_limit
+                    child.deadline = time.monotonic() + message.hard_limit
                     continue
-                for key, task_id, state, runtime, summary, requeue in message:
+                for key, task_id, state, runtime, summary, requeue in message:  # PipeResults
                     with self._lock:
                         child.outstanding.popleft()
                         child.deadline = child.hard_limit = None
@@ -310,9 +309,9 @@ def _send(child: _Child, obj: Any) -> None:
         child.jobs.send(obj)
 
 
-def _payload(job: Job) -> _Payload:
+def _payload(job: Job) -> PipeJob:
     m = job.message
-    return (
+    return PipeJob(
         job.key,
         job.task_id,
         job.name,
@@ -325,11 +324,17 @@ def _payload(job: Job) -> _Payload:
     )
 
 
-def _job(p: _Payload) -> Job:
+def _job(p: PipeJob) -> Job:
     message = Message(
-        body=p[3], content_type=p[4], content_encoding=p[5], headers=p[6], properties=p[7]
+        body=p.body,
+        content_type=p.content_type,
+        content_encoding=p.content_encoding,
+        headers=p.headers,
+        properties=p.properties,
     )
-    return Job(key=p[0], task_id=p[1], name=p[2], message=message, delivery_info=p[8])
+    return Job(
+        key=p.key, task_id=p.task_id, name=p.name, message=message, delivery_info=p.delivery_info
+    )
 
 
 def _child_main(
@@ -354,14 +359,17 @@ def _child_main(
 
     def send(reports: list[JobResult]) -> None:
         results.send(
-            [(r.key, r.task_id, r.state, r.runtime, r.summary, r.requeue) for r in reports]
+            [
+                PipeResult(r.key, r.task_id, r.state, r.runtime, r.summary, r.requeue)
+                for r in reports
+            ]
         )
 
     def report_start(limit: float) -> None:
         # Everything before this job is stored and reported first: the parent takes its
         # first unreported job for the running one when it kills this process.
         flush_open_batch()
-        results.send(("start", limit))
+        results.send(Started(limit))
 
     timelimits.set_hard_limit_reporter(report_start)
     signals.worker_process_init.send(sender=None)
@@ -378,7 +386,7 @@ def _child_main(
                 break
             if max_memory_kib and not retiring and resident_kib() > max_memory_kib:
                 retiring = True
-                results.send(("retire",))
+                results.send(Retire())
     finally:
         signals.worker_process_shutdown.send(sender=None, pid=os.getpid(), exitcode=0)
 

@@ -1,0 +1,109 @@
+"""What a prefork parent and its children say to each other, as named, typed values.
+
+Every value crossing a pipe or the shared-memory slot is one of these (NamedTuples: they
+pickle as small as the bare tuples they replace, and are read by name, never by position).
+
+Pipe-fed children (the parent consumes; ``pool.py``):
+  parent -> child   a batch ``list[PipeJob]``, or ``None`` (stop after what the pipe holds)
+  child -> parent   ``list[PipeResult]`` (a batch of outcomes), ``Started`` (a job with a hard
+                    limit starts), ``Retire`` (over its memory limit: send nothing more)
+
+Directly consuming children (each consumes itself; ``direct.py``, ``direct_child.py``):
+  parent -> child   ``Stop`` (warm or cold), ``Relay`` (a remote-control command to run too)
+  child -> parent   ``LimitStarted`` (wakes the parent to read the slot's hard limit)
+  slot              the batch as ``list[SlotJob]``, the unacknowledged messages as
+                    ``list[HeldMessage]`` (see ``slot.py``)
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+
+class PipeJob(NamedTuple):
+    """One job for a pipe-fed child: the message as the parent received it."""
+
+    key: str
+    task_id: str
+    name: str
+    body: bytes
+    content_type: str
+    content_encoding: str
+    headers: dict[str, Any]
+    properties: dict[str, Any]
+    delivery_info: dict[str, Any]
+
+
+class PipeResult(NamedTuple):
+    """The outcome of one job, reported by a pipe-fed child."""
+
+    key: str
+    task_id: str
+    state: str
+    runtime: float
+    summary: str
+    requeue: bool
+
+
+class Started(NamedTuple):
+    """The job at the head of the child's queue starts and has this hard limit (seconds)."""
+
+    hard_limit: float
+
+
+class Retire(NamedTuple):
+    """The child is past its memory limit: send it nothing more; it exits when drained."""
+
+
+class LimitStarted(NamedTuple):
+    """A directly consuming child started a hard-limited task (the limit is in its slot)."""
+
+
+class Stop(NamedTuple):
+    """Stop consuming: ``warm`` finishes the running task and gives back the rest."""
+
+    warm: bool
+
+
+class Relay(NamedTuple):
+    """Run remote-control command ``method`` with ``arguments`` in the child too."""
+
+    method: str
+    arguments: dict[str, Any]
+
+
+class SlotJob(NamedTuple):
+    """One job of a directly consuming child's batch, as its slot keeps it for the parent."""
+
+    body: bytes
+    content_type: str
+    content_encoding: str
+    headers: dict[str, Any]
+    properties: dict[str, Any]
+    queue: str
+    exchange: str
+    routing_key: str
+    delivery_tag: str
+    redelivered: bool
+
+
+class HeldMessage(NamedTuple):
+    """A message a directly consuming child holds unacknowledged."""
+
+    queue: str
+    exchange: str
+    routing_key: str
+    delivery_tag: str
+
+
+__all__ = [
+    "HeldMessage",
+    "LimitStarted",
+    "PipeJob",
+    "PipeResult",
+    "Relay",
+    "Retire",
+    "SlotJob",
+    "Started",
+    "Stop",
+]
