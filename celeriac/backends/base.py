@@ -4,6 +4,10 @@ Subclasses store and fetch *prepared* metas (the result document with an excepti
 its dict form, or the exception object under pickle). Everything a user sees is built here:
 Celery's document layout and field order, the SUCCESS write guard contract, exception
 (de)serialization, ``result_extended`` fields, waiting, groups and cleanup.
+
+This base states everything every store does. What only some stores do (write batching,
+unique claims) is a Protocol in :mod:`celeriac.backends.capabilities`, checked with
+``isinstance``.
 """
 
 from __future__ import annotations
@@ -125,18 +129,6 @@ class ResultBackend(ABC):
     def close(self) -> None:
         """Release connections; the backend reconnects lazily if used again."""
         return None
-
-    def _claim_unique(self, key: str, task_id: str, ttl: float) -> str:
-        """Atomically claim ``key`` for ``task_id`` for ``ttl`` seconds; return the owner's id.
-
-        Used by unique tasks (``apply_async(unique_for=...)``). If ``key`` is free (never
-        claimed, or its claim expired) it now belongs to ``task_id`` and ``task_id`` is
-        returned; otherwise the current owner's task id is returned and nothing changes.
-        Must be atomic across processes and machines: Redis would use
-        ``SET key task_id NX PX ttl`` then ``GET key``; an SQL store an upsert whose update
-        applies only when the stored claim has expired, in one transaction.
-        """
-        raise NotImplementedError(f"{type(self).__name__} cannot claim unique keys")
 
     # -- encoding ------------------------------------------------------------------------
     @property

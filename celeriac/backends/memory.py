@@ -123,7 +123,7 @@ class MemoryBackend(ResultBackend):
                 removed += len(expired)
         return removed
 
-    def _claim_unique(self, key: str, task_id: str, ttl: float) -> str:
+    def claim_unique(self, key: str, task_id: str, ttl: float) -> str:
         now = time.monotonic()
         with self._store.lock:
             owner = self._store.claims.get(key)

@@ -276,7 +276,7 @@ class RedisBackend(ResultBackend):
                 removed += int(client.delete(*doomed))
         return removed
 
-    def _claim_unique(self, key: str, task_id: str, ttl: float) -> str:
+    def claim_unique(self, key: str, task_id: str, ttl: float) -> str:
         client = self.client
         owner = self._call(
             lambda: self._claim(

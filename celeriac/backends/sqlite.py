@@ -231,7 +231,7 @@ class SQLiteBackend(ResultBackend):
         removed = self._execute("cleanup_tasks", (cutoff,)).rowcount
         return removed + self._execute("cleanup_groups", (cutoff,)).rowcount
 
-    def _claim_unique(self, key: str, task_id: str, ttl: float) -> str:
+    def claim_unique(self, key: str, task_id: str, ttl: float) -> str:
         # One statement: insert, or take over a claim that has expired; then read the owner.
         # Both run in one IMMEDIATE transaction so no other process interleaves.
         now = time.time()

@@ -3,7 +3,8 @@
 ``add.apply_async((2, 3), unique_for=60)`` claims a key in the result store before
 publishing. If another call already holds the key (and its claim has not expired), nothing
 is published and the caller gets that call's ``AsyncResult``. The claim is one atomic
-``ResultBackend._claim_unique(key, task_id, ttl)`` call, so concurrent clients on several
+``claim_unique(key, task_id, ttl)`` call of a store with the
+:class:`~celeriac.backends.capabilities.UniqueClaims` capability, so concurrent clients on several
 machines agree on a single owner.
 """
 
@@ -14,6 +15,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from celeriac.backends.capabilities import UniqueClaims
 from celeriac.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
@@ -49,13 +51,12 @@ def claim(
             f"unique_for must be a positive number of seconds, not {seconds!r}"
         )
     backend = app.backend
-    try:
-        return backend._claim_unique(unique_key(name, args, kwargs, key), task_id, float(seconds))
-    except NotImplementedError:
+    if not isinstance(backend, UniqueClaims):
         raise ImproperlyConfigured(
             f"Unique tasks need a result backend that can claim keys; "
             f"{type(backend).__name__} cannot (use the Redis, SQLite or memory backend)."
-        ) from None
+        )
+    return backend.claim_unique(unique_key(name, args, kwargs, key), task_id, float(seconds))
 
 
 __all__ = ["KEY_PREFIX", "claim", "unique_key"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,10 @@ Factory = Callable[[Path, str, Settings], ResultBackend]
 @dataclass(frozen=True)
 class BackendKind:
     make: Factory
+    #: The class ``make`` returns: the capability modules (``test_cap_*.py``) run on the kinds
+    #: whose class claims the capability (store capabilities are methods only, so
+    #: ``issubclass`` against the Protocol answers without making a store).
+    cls: type[ResultBackend]
     #: A store made by this process wakes a waiter at once (else the waiter polls).
     wakes_waiters: bool = True
 
@@ -75,13 +79,25 @@ def _redis_plain(tmp_path: Path, name: str, conf: Settings) -> ResultBackend:
 
 
 BACKEND_KINDS = [
-    pytest.param(BackendKind(_memory), id="memory"),
-    pytest.param(BackendKind(_sqlite), id="sqlite"),
-    pytest.param(BackendKind(_postgresql), id="db+postgresql"),
-    pytest.param(BackendKind(_mysql), id="db+mysql+pymysql"),
-    pytest.param(BackendKind(_redis), id="redis"),
-    pytest.param(BackendKind(_redis_plain), id="redis-plain"),
+    pytest.param(BackendKind(_memory, MemoryBackend), id="memory"),
+    pytest.param(BackendKind(_sqlite, SQLiteBackend), id="sqlite"),
+    pytest.param(BackendKind(_postgresql, DatabaseBackend), id="db+postgresql"),
+    pytest.param(BackendKind(_mysql, DatabaseBackend), id="db+mysql+pymysql"),
+    pytest.param(BackendKind(_redis, RedisBackend), id="redis"),
+    pytest.param(BackendKind(_redis_plain, RedisBackend), id="redis-plain"),
 ]
+
+
+def kinds_where(claims: Callable[[type[ResultBackend]], bool]) -> list[Any]:
+    """The suite's stores whose class satisfies ``claims``, e.g.
+    ``lambda cls: issubclass(cls, UniqueClaims)`` (for ``parametrize(..., indirect=True)``)."""
+    return [param for param in BACKEND_KINDS if claims(param.values[0].cls)]
+
+
+def kind_ids(params: Sequence[Any]) -> set[str]:
+    """The suite ids of ``pytest.param`` values."""
+    return {str(param.id) for param in params}
+
 
 _names = itertools.count()
 

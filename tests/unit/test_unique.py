@@ -1,8 +1,8 @@
-"""Unique tasks: the claim primitive on each backend, and apply_async(unique_for=...)."""
+"""Unique tasks: apply_async(unique_for=...). The claim primitive of each store is proved by
+tests/conformance/test_cap_unique_claims.py."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,29 +26,6 @@ def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Celery]:
         )
     yield app
     app.close()
-
-
-def test_claim_is_exclusive_until_it_expires(app: Celery) -> None:
-    backend = app.backend
-    assert backend._claim_unique("k", "a", 30) == "a"
-    assert backend._claim_unique("k", "b", 30) == "a"
-    assert backend._claim_unique("other", "c", 30) == "c"
-    assert backend._claim_unique("short", "a", 0.0) == "a"  # expires at once
-    assert backend._claim_unique("short", "b", 30) == "b"
-
-
-def test_concurrent_claims_agree_on_one_owner(app: Celery) -> None:
-    owners: list[str] = []
-
-    def claim(i: int) -> None:
-        owners.append(app.backend._claim_unique("race", f"id{i}", 30))
-
-    threads = [threading.Thread(target=claim, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(set(owners)) == 1
 
 
 def test_apply_async_returns_the_queued_result(app: Celery) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from celeriac import states
+from celeriac.backends.capabilities import WriteBatching
 from celeriac.exceptions import WorkerLostError
 from celeriac.execution.execute import execute
 from celeriac.execution.hooks import Hook, Outcome, default_hooks
@@ -164,18 +165,19 @@ def run_batch(
     Results reach ``report`` only after they are stored (acks_late acks follow the report).
     ``on_start`` is called with each job just before it runs.
     """
+    batch: WriteBatching | None = None  # the store, when it holds this run's writes
     try:
-        backend: Any = app.backend
-        opener = getattr(backend, "open_write_batch", None)
-        batching = bool(opener is not None and opener())
+        store = app.backend
+        if isinstance(store, WriteBatching) and store.open_write_batch():
+            batch = store
     except Exception:  # a broken backend: run_job reports it per job, as without batches
-        backend, batching = None, False
+        batch = None
     done: list[JobResult] = []
 
     def flush() -> list[JobResult]:
-        if batching:
+        if batch is not None:
             try:
-                backend.flush_writes()
+                batch.flush_writes()
             except Exception:  # as a failed store in the hook: logged, the job's state stays
                 logger.exception("Storing the results of %d task(s) failed", len(done))
         out = list(done)
@@ -201,9 +203,9 @@ def run_batch(
         return flush()
     finally:
         _open.flush = None
-        if batching:
+        if batch is not None:
             try:
-                backend.flush_writes(close=True)  # empty unless a job raised through
+                batch.flush_writes(close=True)  # empty unless a job raised through
             except Exception:
                 logger.exception("Storing task results failed")
 

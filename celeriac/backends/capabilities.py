@@ -1,0 +1,61 @@
+"""What only some result stores can do: one small Protocol per capability.
+
+:class:`~celeriac.backends.base.ResultBackend` states what every store does. A store that can
+do more implements one of these Protocols as well (plain methods, no registration), and a
+caller asks ``isinstance(backend, UniqueClaims)`` before using it, never ``getattr``. Each
+capability has its own conformance module, ``tests/conformance/test_cap_<name>.py``, run on
+exactly the stores that claim it.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import Protocol, runtime_checkable
+
+
+@runtime_checkable
+class WriteBatching(Protocol):
+    """A thread's result writes can be held and sent together (the worker: many results,
+    one round trip).
+
+    The worker opens a batch per run of jobs; the result hook stores final states inside
+    :meth:`deferring`; the worker sends them with :meth:`flush_writes` before it reports
+    (and acknowledges) the jobs. Writes outside :meth:`deferring` go out at once as usual.
+    """
+
+    def open_write_batch(self) -> bool:
+        """Start collecting this thread's deferred result writes; ``False`` when this store,
+        as configured, cannot (then nothing is held and writes go out at once)."""
+        ...
+
+    def deferring(self) -> AbstractContextManager[None]:
+        """Within this block, this thread's stores are held in its open batch (if any)."""
+        ...
+
+    def pending_writes(self) -> int:
+        """How many writes this thread's batch holds."""
+        ...
+
+    def flush_writes(self, close: bool = False) -> None:
+        """Send the held writes, in order, each with the guard it would have had alone;
+        with ``close`` the batch ends too (later writes go out at once)."""
+
+
+@runtime_checkable
+class UniqueClaims(Protocol):
+    """Keys can be claimed atomically with an expiry (unique tasks, ``unique_for=``)."""
+
+    def claim_unique(self, key: str, task_id: str, ttl: float) -> str:
+        """Atomically claim ``key`` for ``task_id`` for ``ttl`` seconds; return the owner's id.
+
+        If ``key`` is free (never claimed, or its claim expired) it now belongs to ``task_id``
+        and ``task_id`` is returned; otherwise the current owner's task id is returned and
+        nothing changes. Must be atomic across processes and machines: Redis uses
+        ``SET key task_id NX PX ttl`` then ``GET key``; an SQL store an upsert whose update
+        applies only when the stored claim has expired, in one transaction. A ``ttl`` below
+        the store's resolution is rounded up to it (Redis: 1 ms).
+        """
+        ...
+
+
+__all__ = ["UniqueClaims", "WriteBatching"]

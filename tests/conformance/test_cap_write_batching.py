@@ -1,0 +1,52 @@
+"""The ``WriteBatching`` capability: a thread's final result writes held and sent together."""
+
+from __future__ import annotations
+
+import pytest
+
+from celeriac import states
+from celeriac.backends.capabilities import WriteBatching
+from tests.conformance.backend_kinds import Store, backend, kind_ids, kinds_where, store
+
+__all__ = ["backend", "store"]  # the fixtures are used by name below
+
+CLAIMERS = kinds_where(lambda cls: issubclass(cls, WriteBatching))
+on_claimers = pytest.mark.parametrize("store", CLAIMERS, indirect=True)
+
+
+def test_the_stores_that_claim_it() -> None:
+    assert kind_ids(CLAIMERS) == {"redis", "redis-plain"}
+
+
+@on_claimers
+def test_writes_inside_deferring_wait_for_flush(store: Store) -> None:
+    backend = store.connect()
+    assert isinstance(backend, WriteBatching)
+    assert backend.open_write_batch()
+    with backend.deferring():
+        for n in range(3):
+            backend.mark_as_done(f"t-{n}", n)
+    assert backend.pending_writes() == 3
+    assert store.connect().get_task_meta("t-0")["status"] == states.PENDING
+    backend.mark_as_done("now", 1)  # outside deferring: at once
+    assert store.connect().get_task_meta("now")["status"] == states.SUCCESS
+    backend.flush_writes()
+    assert backend.pending_writes() == 0
+    for n in range(3):
+        meta = store.connect().get_task_meta(f"t-{n}")
+        assert (meta["status"], meta["result"]) == (states.SUCCESS, n)
+
+
+@on_claimers
+def test_flush_with_close_ends_the_batch(store: Store) -> None:
+    backend = store.connect()
+    assert isinstance(backend, WriteBatching)
+    assert backend.open_write_batch()
+    with backend.deferring():
+        backend.mark_as_done("held", 1)
+    backend.flush_writes(close=True)
+    assert store.connect().get_task_meta("held")["status"] == states.SUCCESS
+    with backend.deferring():  # no batch open: written at once
+        backend.mark_as_done("after", 2)
+    assert backend.pending_writes() == 0
+    assert store.connect().get_task_meta("after")["status"] == states.SUCCESS
