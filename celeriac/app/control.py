@@ -23,6 +23,7 @@ from celeriac.app.missing import REMOTE_CONTROL
 from celeriac.protocol import serialization
 from celeriac.protocol.entities import Exchange, Queue
 from celeriac.protocol.message import Message
+from celeriac.transports.capabilities import Fanout
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
@@ -181,6 +182,8 @@ class Control:
             if ticket is not None:
                 body["ticket"] = ticket
                 body["reply_to"] = {"exchange": REPLY_EXCHANGE, "routing_key": self.oid}
+            if not isinstance(transport, Fanout):
+                raise NotImplementedError(f"{type(transport).__name__} does not support fanout")
             transport.fanout_publish(PIDBOX_EXCHANGE, self._message(body, timeout))
             if ticket is None:
                 return None

@@ -4,11 +4,15 @@ A transport moves :class:`~celeriac.protocol.message.Message` values between pro
 consumers. It knows nothing about tasks: ETA holding, expiry and revocation are the worker's
 business. Every implementation is proved by ``tests/conformance/test_transport.py``.
 
+This base states everything every broker does. What only some brokers do (defer, fanout,
+ack-and-fetch, lease renewal, giving back prefetched messages) is a Protocol in
+:mod:`celeriac.transports.capabilities`, checked with ``isinstance``.
+
 Delivery is *pull* based: the consumer asks :meth:`Transport.get` for up to ``max_messages``
 ready messages and acknowledges each :class:`Delivery` (or rejects it) when the configured
 policy says so. A message that was delivered and not acknowledged comes back when its
 consumer closes the transport, rejects it with ``requeue=True``, or (on brokers without a
-native notion of a consumer) when its visibility timeout passes without :meth:`Transport.extend`.
+native notion of a consumer) when its lease runs out (the ``Leases`` capability).
 """
 
 from __future__ import annotations
@@ -66,21 +70,14 @@ class Transport(ABC):
     supports_priority: ClassVar[bool] = False
     #: True when publish(not_before=...) keeps the message invisible until then.
     supports_delayed_delivery: ClassVar[bool] = False
-    #: True when ``defer`` is implemented.
-    supports_defer: ClassVar[bool] = False
     #: True when a larger ``priority`` is served first (AMQP); Redis serves 0 first.
     priority_higher_first: ClassVar[bool] = True
-    #: True when fanout_publish / fanout_subscribe are implemented.
-    supports_fanout: ClassVar[bool] = False
     #: Each process may open its own connection and consume (prefork children then fetch
     #: their own work); a broker that lives in one process's memory cannot.
     direct_consume: ClassVar[bool] = False
     #: Messages a connection held unacknowledged go back to their queues when it closes
     #: (AMQP); otherwise another connection can settle or restore them by delivery tag.
     returns_on_close: ClassVar[bool] = False
-    #: The broker sends a consumer messages ahead of ``get`` (AMQP prefetch), which
-    #: ``release_prefetched`` can give back.
-    pushes_ahead: ClassVar[bool] = False
 
     def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
         self.url = url
@@ -173,43 +170,29 @@ class Transport(ABC):
         """Reject deliveries; with ``requeue`` they go back to the end of their queue."""
 
     def restore(self, deliveries: Sequence[Delivery]) -> None:
-        """Give unprocessed deliveries back (warm shutdown); they are delivered again first."""
+        """Give unprocessed deliveries back (warm shutdown); they are delivered again first.
+
+        A default that is right for every broker (a requeueing reject); brokers that can put
+        them back at the head of their queue override it."""
         self.reject(deliveries, requeue=True)
-
-    def defer(self, delivery: Delivery, until: float) -> None:
-        """Park a delivered message in the broker until ``until`` (Unix time), in place of it.
-
-        Used by workers for messages whose ETA is far away (``worker_eta_defer_after``), so
-        they are neither held in worker memory nor redelivered by a visibility timeout. The
-        message must stay invisible until then and keep its content; the delivery is settled.
-        Brokers that can do this set ``supports_defer``.
-        """
-        raise NotImplementedError(f"{type(self).__name__} cannot defer messages")
 
     def qos(self, prefetch_count: int) -> None:  # noqa: B027 - optional hook
         """The consumer's prefetch window is now ``prefetch_count`` messages (0: unlimited).
 
         Push-based brokers (AMQP) let the broker send that many unacknowledged messages ahead
         (``basic.qos``); pull-based transports need nothing, ``get(max_messages=)`` suffices.
+        A no-op by default because that is the right behaviour for every pull-based broker,
+        and the consumer calls it on every transport.
         """
 
     def abandon(self) -> None:
         """Any thread: nobody waits for this connection any more (an orphaned prefork child).
         A reconnect wait in progress ends, and every later operation that would wait to
-        reconnect fails at once with its connection error instead."""
+        reconnect fails at once with its connection error instead.
+
+        Every broker has it (the base sets ``_abandoned``, which the reconnect loops of the
+        implementations consult); a broker without reconnect waits has nothing more to do."""
         self._abandoned.set()
-
-    def release_prefetched(self) -> int | None:
-        """Stop taking pushed messages and give back, at their place in their queues, what
-        the broker pushed ahead that ``get`` has not returned yet; the next ``get`` takes
-        messages again. Any thread may call it while the connection's owner runs a long task,
-        so that those messages go to idle consumers instead of waiting behind it (Celery's
-        ``-O fair``). Returns how many were given back, or ``None`` when the connection was
-        in use (ask again later). Pull-based transports hold nothing ahead: 0."""
-        return 0
-
-    def extend(self, deliveries: Sequence[Delivery]) -> None:  # noqa: B027 - optional hook
-        """Renew the lease of held deliveries so a visibility timeout does not redeliver them."""
 
     # -- queue admin ---------------------------------------------------------------------
     @abstractmethod
@@ -220,18 +203,9 @@ class Transport(ABC):
     def size(self, queue: str) -> int:
         """Number of ready messages in ``queue``."""
 
-    # -- fanout (events and remote control) --------------------------------------------------
-    def fanout_publish(self, exchange: str, message: Message, routing_key: str = "") -> None:
-        """Publish to every current subscriber of a fanout exchange (at most once, no storage)."""
-        raise NotImplementedError(f"{type(self).__name__} does not support fanout yet")
-
-    def fanout_subscribe(self, exchange: str, pattern: str = "#") -> FanoutSubscription:
-        """Subscribe to a fanout exchange; ``pattern`` filters routing keys (``#`` = all)."""
-        raise NotImplementedError(f"{type(self).__name__} does not support fanout yet")
-
 
 class FanoutSubscription(ABC):
-    """A live subscription to a fanout exchange."""
+    """A live subscription to a fanout exchange (made by the ``Fanout`` capability)."""
 
     @abstractmethod
     def get(self, timeout: float | None = None) -> list[Message]:

@@ -88,9 +88,7 @@ class MemoryTransport(Transport):
     schemes = ("memory",)
     supports_priority = True
     supports_delayed_delivery = True
-    supports_defer = True
     priority_higher_first = True
-    supports_fanout = True
 
     def __init__(self, url: str = "memory://", options: Mapping[str, Any] | None = None) -> None:
         super().__init__(url, options)

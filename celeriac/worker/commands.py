@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from celeriac.protocol import serialization
 from celeriac.protocol.message import Message
+from celeriac.transports.capabilities import Fanout
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
@@ -219,7 +220,7 @@ class Mailbox:
         transport = self.ctx.app.connection()
         transport.open()
         self._transport = transport
-        if transport.supports_fanout:
+        if isinstance(transport, Fanout):
             self._subscription = transport.fanout_subscribe(PIDBOX_EXCHANGE)
         else:
             logger.warning("%s has no fanout: remote control is off", type(transport).__name__)

@@ -26,6 +26,7 @@ from celeriac.execution.outcomes import (
     store_terminated,
     worker_lost,
 )
+from celeriac.transports.capabilities import AckAndGet, Defers, Leases
 from celeriac.worker.pools.base import Job, JobResult, Pool
 from celeriac.worker.ratelimit import RateLimitedRequests, RateLimiter
 from celeriac.worker.request import BadMessage, Request, build_request, discard_bad_message
@@ -65,6 +66,9 @@ class Consumer:
     ) -> None:
         self.app = app
         self.transport = transport
+        # Capabilities, asked once (isinstance against a Protocol is slow on the hot path).
+        self._combined = transport if isinstance(transport, AckAndGet) else None
+        self._leases = transport if isinstance(transport, Leases) else None
         self.pool = pool
         self.queues = list(queues)
         self.prefetch_limit = prefetch_limit if prefetch_limit > 0 else UNLIMITED_PREFETCH
@@ -82,7 +86,7 @@ class Consumer:
         self._seq = itertools.count()
         self._stop = threading.Event()
         self._cold = threading.Event()
-        visibility = getattr(transport, "visibility_timeout", None) or 3600.0
+        visibility = (self._leases.visibility_timeout if self._leases else 0) or 3600.0
         now = time.monotonic()
         # [interval, next run, action]: lease renewal, and expired results removed (Celery
         # leaves that to beat's backend_cleanup; the embedded store has no beat to rely on).
@@ -193,12 +197,13 @@ class Consumer:
         """Park a far-future ETA message in the broker instead of holding it here."""
         after = self.app.conf.worker_eta_defer_after
         eta = request.eta
-        if eta is None or after is None or not self.transport.supports_defer:
+        transport = self.transport
+        if eta is None or after is None or not isinstance(transport, Defers):
             return False
         if eta - time.time() <= float(after):
             return False
         self._flush_acks()
-        self.transport.defer(request.delivery, eta)
+        transport.defer(request.delivery, eta)
         logger.info("Task %s[%s] parked in the broker until its ETA", request.name, request.id)
         return True
 
@@ -317,13 +322,13 @@ class Consumer:
     def _ack_and_fetch(self) -> list[Delivery] | None:
         """Flush acks and refill the window in one round trip where the broker can; None if
         it cannot."""
-        combined = getattr(self.transport, "ack_and_get", None)
+        combined = self._combined
         free = self._free()
         if combined is None or free <= 0 or self._stop.is_set():
             return None
         self._update_qos()
         acks, self._acks = self._acks, []
-        fetched: list[Delivery] = combined(self.queues, acks, max_messages=free)
+        fetched: list[Delivery] = combined.ack_and_get(self.queues, acks, max_messages=free)
         return fetched
 
     # -- completions -------------------------------------------------------------------------
@@ -393,8 +398,8 @@ class Consumer:
 
     def _extend(self) -> None:
         held = self._held()
-        if held:
-            self.transport.extend(held)
+        if held and self._leases is not None:
+            self._leases.extend(held)
 
     def _cleanup_results(self) -> None:
         if not self.app.conf.result_expires:

@@ -3,19 +3,22 @@
 A new broker joins the suite by appending one factory to ``TRANSPORT_FACTORIES``. A factory
 gets the test's temporary directory, a name unique to the test and the transport options, and
 returns an unopened transport on a namespace no other test uses; two calls with the same name
-must reach the same queues (a producer and a second consumer).
+must reach the same queues (a producer and a second consumer). It also adds an unopened
+instance to ``SAMPLES`` (made without a server): the capability modules
+(``test_cap_*.py``) run on the transports whose sample claims the capability.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from celeriac.transports.amqp.transport import AMQPTransport
 from celeriac.transports.base import Transport
 from celeriac.transports.memory import MemoryTransport
 from celeriac.transports.postgres.transport import PostgresTransport
@@ -68,6 +71,28 @@ TRANSPORT_FACTORIES = [
     pytest.param(_redis_plain, id="redis-plain"),
     pytest.param(_amqp, id="amqp"),
 ]
+
+#: One unopened instance per suite id, configured as its factory configures it (no server).
+SAMPLES: dict[str, Callable[[], Transport]] = {
+    "memory": lambda: MemoryTransport("memory://sample"),
+    "sqlite": lambda: SQLiteTransport("sqlite:///sample.sqlite"),
+    "postgresql": lambda: PostgresTransport("postgresql://sample/sample"),
+    "redis": lambda: RedisTransport("redis://sample/0"),
+    "redis-plain": lambda: RedisTransport("redis://sample/0", {"redis_lean_resp": False}),
+    "amqp": lambda: AMQPTransport("amqp://sample//"),
+}
+
+
+def kinds_where(claims: Callable[[Transport], bool]) -> list[Any]:
+    """The suite's transports whose sample satisfies ``claims``, e.g.
+    ``lambda t: isinstance(t, Defers)`` (for ``pytest.mark.parametrize(..., indirect=True)``)."""
+    return [param for param in TRANSPORT_FACTORIES if claims(SAMPLES[str(param.id)]())]
+
+
+def kind_ids(params: Sequence[Any]) -> set[str]:
+    """The suite ids of ``pytest.param`` values."""
+    return {str(param.id) for param in params}
+
 
 _names = itertools.count()
 

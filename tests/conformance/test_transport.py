@@ -1,8 +1,9 @@
 """The Transport conformance suite: every broker must pass it unchanged.
 
-Tests that need an optional feature check the transport's ClassVar flags
-(``supports_priority``, ``supports_delayed_delivery``, ``supports_defer``, ``supports_fanout``,
-``priority_higher_first``), never its type.
+What only some brokers can do is proved by one module per capability
+(``test_cap_<name>.py``), run on exactly the transports that claim it. Tests here that depend
+on a behaviour flag (``supports_priority``, ``priority_higher_first``) check the flag, never
+the transport's type.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 
 from celeriac.protocol.entities import Exchange, Queue
 from celeriac.protocol.message import Message
-from celeriac.transports.base import Delivery, FanoutSubscription, Transport
+from celeriac.transports.base import Delivery, Transport
 
 
 class Broker(Protocol):
@@ -203,24 +204,6 @@ def test_close_without_ack_gives_the_message_to_a_new_consumer(broker: Broker) -
     assert again.redelivered is True
 
 
-def test_release_prefetched_loses_and_repeats_nothing(broker: Broker) -> None:
-    # A prefork child calls it (from another thread) while its task runs long: what the
-    # broker pushed ahead goes back to the queue, what get returned stays with its taker.
-    first, second = broker.connect(), broker.connect()
-    first.qos(4)
-    first.publish_many([(msg(f"m{i}"), "", "q") for i in range(5)])
-    [running] = take(first, ["q"], 1)
-    given_back = first.release_prefetched()
-    assert given_back is not None
-    assert given_back == (3 if first.pushes_ahead else 0)
-    rest = take(second, ["q"], 4)
-    assert sorted(bodies([running, *rest])) == [f"m{i}".encode() for i in range(5)]
-    first.ack([running])
-    second.ack(rest)
-    first.publish(msg("later"), routing_key="q")
-    assert bodies(take(first, ["q"], 1)) == [b"later"]  # it takes messages again
-
-
 def test_get_never_returns_more_than_max_messages(transport: Transport) -> None:
     transport.publish_many([(msg(f"m{i}"), "", "q") for i in range(10)])
     assert len(transport.get(["q"], max_messages=3, timeout=5)) == 3
@@ -249,37 +232,6 @@ def test_publish_many(transport: Transport) -> None:
     assert (transport.size("a"), transport.size("b")) == (50, 50)
     got = transport.get(["b"], max_messages=100, timeout=5)
     assert bodies(got) == [f"m{i}".encode() for i in range(0, 100, 2)]
-
-
-def test_not_before_keeps_the_message_invisible(transport: Transport) -> None:
-    if not transport.supports_delayed_delivery:
-        pytest.skip("transport has no delayed delivery")
-    due = time.time() + 0.4
-    transport.publish(msg("later"), routing_key="q", not_before=due)
-    transport.publish(msg("now"), routing_key="q")
-    assert bodies(transport.get(["q"], max_messages=5)) == [b"now"]
-    [later] = transport.get(["q"], timeout=10)
-    assert later.message.body == b"later"
-    assert time.time() >= due
-
-
-def test_defer_parks_a_delivered_message_until_due(broker: Broker) -> None:
-    first = broker.connect()
-    if not first.supports_defer:
-        pytest.skip("transport cannot defer messages")
-    first.publish(msg("eta", task="t"), routing_key="q")
-    [delivery] = take(first, ["q"], 1)
-    due = time.time() + 0.4
-    first.defer(delivery, due)
-    first.close()  # settled: closing must not bring it back early
-    second = broker.connect()
-    assert second.get(["q"], max_messages=5) == []
-    [again] = second.get(["q"], timeout=10)
-    assert time.time() >= due
-    assert again.message.body == b"eta"
-    assert again.message.headers == {"task": "t"}
-    second.ack([again])
-    assert second.get(["q"], timeout=0.2) == []
 
 
 def test_two_consumers_never_share_a_message(broker: Broker) -> None:
@@ -345,61 +297,3 @@ def test_bind_adds_a_route(transport: Transport) -> None:
     transport.bind("plain", "extra", "rk")
     transport.publish(msg("x"), exchange="extra", routing_key="rk")
     assert bodies(transport.get(["plain"], timeout=5)) == [b"x"]
-
-
-def test_fanout_publish_and_subscribe(broker: Broker) -> None:
-    subscriber, producer = broker.connect(), broker.connect()
-    if not subscriber.supports_fanout:
-        pytest.skip("transport has no fanout")
-    everything = subscriber.fanout_subscribe("celeryev")
-    tasks_only = subscriber.fanout_subscribe("celeryev", "task.#")
-    elsewhere = subscriber.fanout_subscribe("other")
-    producer.fanout_publish("celeryev", msg("hb"), routing_key="worker.heartbeat")
-    producer.fanout_publish("celeryev", msg("sent"), routing_key="task.sent")
-    assert _collect(everything, 2) == [b"hb", b"sent"]
-    assert _collect(tasks_only, 1) == [b"sent"]
-    assert elsewhere.get(timeout=0.1) == []
-    late = subscriber.fanout_subscribe("celeryev")
-    assert late.get(timeout=0.1) == []
-    for subscription in (everything, tasks_only, elsewhere, late):
-        subscription.close()
-
-
-def test_fanout_subscriber_wakes_on_publish(broker: Broker) -> None:
-    subscriber, producer = broker.connect(), broker.connect()
-    if not subscriber.supports_fanout:
-        pytest.skip("transport has no fanout")
-    subscription = subscriber.fanout_subscribe("pidbox", "")
-    waiting = threading.Event()
-    received: list[bytes] = []
-
-    def listen() -> None:
-        waiting.set()
-        received.extend(m.body for m in subscription.get(timeout=20))
-
-    thread = threading.Thread(target=listen)
-    thread.start()
-    assert waiting.wait(5)
-    producer.fanout_publish("pidbox", msg("ping"))
-    thread.join(20)
-    assert received == [b"ping"]
-    subscription.close()
-
-
-def _collect(subscription: FanoutSubscription, count: int) -> list[bytes]:
-    deadline = time.monotonic() + 10
-    got: list[bytes] = []
-    while len(got) < count and time.monotonic() < deadline:
-        got += [m.body for m in subscription.get(timeout=0.5)]
-    return got
-
-
-def test_extend_keeps_the_message_held(broker: Broker) -> None:
-    consumer = broker.connect()
-    consumer.publish(msg("x"), routing_key="q")
-    held = consumer.get(["q"], timeout=5)
-    consumer.extend(held)
-    assert broker.connect().get(["q"], timeout=0.1) == []
-    consumer.ack(held)
-    consumer.close()
-    assert broker.connect().get(["q"], timeout=0.1) == []

@@ -12,6 +12,7 @@ from celeriac.exceptions import ImproperlyConfigured
 from celeriac.protocol import task_v2
 from celeriac.protocol.message import TaskCall
 from celeriac.testing import start_worker
+from celeriac.transports.capabilities import Defers
 from tests.integration.broker_envs import ALL, BrokerEnv
 from tests.integration.conftest import wait_until
 
@@ -33,7 +34,7 @@ def test_far_eta_is_parked_by_brokers_that_can_defer_and_held_by_the_others(
         conn.publish(
             task_v2.encode(TaskCall(name="t.far", id="far-1", eta=eta)), routing_key="celery"
         )
-        defers = conn.supports_defer
+        defers = isinstance(conn, Defers)
     with start_worker(app, pool="threads", concurrency=2) as worker:
         consumer = worker.consumer
         assert consumer is not None

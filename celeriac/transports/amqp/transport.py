@@ -60,10 +60,8 @@ class AMQPTransport(Transport):
     schemes = ("amqp", "amqps", "pyamqp")
     supports_priority = True  # for queues declared with x-max-priority
     priority_higher_first = True
-    supports_fanout = True
     direct_consume = True
     returns_on_close = True
-    pushes_ahead = True
 
     def __init__(self, url: str = "amqp://", options: Mapping[str, Any] | None = None) -> None:
         super().__init__(url, options)

@@ -87,9 +87,7 @@ class PostgresTransport(Transport):
     schemes = ("postgresql", "postgres", "postgresql+psycopg")
     supports_priority = True
     supports_delayed_delivery = True
-    supports_defer = True
     priority_higher_first = True
-    supports_fanout = True
 
     def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(url, options)

@@ -59,9 +59,7 @@ class RedisTransport(Transport):
     #: ETA messages are LPUSHed as Celery does (Celery workers can run them); set the
     #: transport option ``broker_side_eta`` to park them in the broker instead.
     supports_delayed_delivery = False
-    supports_defer = True
     priority_higher_first = False
-    supports_fanout = True
     direct_consume = True
 
     def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:

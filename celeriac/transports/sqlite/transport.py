@@ -117,9 +117,7 @@ class SQLiteTransport(Transport):
     schemes = ("sqlite", "sqla+sqlite")
     supports_priority = True
     supports_delayed_delivery = True
-    supports_defer = True
     priority_higher_first = True
-    supports_fanout = True
 
     def __init__(self, url: str = "sqlite://", options: Mapping[str, Any] | None = None) -> None:
         super().__init__(url, options)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from celeriac import signals
 from celeriac.execution import timelimits
+from celeriac.transports.capabilities import GivesBackPrefetched
 from celeriac.worker.buckets import WorkerBuckets
 from celeriac.worker.commands import COMMANDS, ControlContext
 from celeriac.worker.consumer import Consumer
@@ -209,7 +210,8 @@ def _take_orders(
     control: Connection, consumer: Consumer, ctx: ControlContext, pool: ChildPool
 ) -> None:
     released_for: float | None = None  # the start of the job whose prefetch went back
-    check = RELEASE_CHECK if consumer.transport.pushes_ahead else None  # None: just wait
+    gives_back = isinstance(consumer.transport, GivesBackPrefetched)
+    check = RELEASE_CHECK if gives_back else None  # None: just wait
     while True:
         try:
             if not control.poll(check):
@@ -242,7 +244,9 @@ def _release_if_long(
     if since is None or since == released_for or time.monotonic() - since < LONG_TASK:
         return released_for
     try:
-        count = consumer.transport.release_prefetched()
+        transport = consumer.transport
+        assert isinstance(transport, GivesBackPrefetched)  # else _take_orders never polls
+        count = transport.release_prefetched()
     except Exception:  # never let this end the order thread
         logger.exception("Pool process %s: giving back prefetched messages failed", os.getpid())
         return since
