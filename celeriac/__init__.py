@@ -22,6 +22,9 @@ from celeriac.canvas import (
 from celeriac.protocol.entities import Exchange, Queue
 from celeriac.result import AsyncResult, GroupResult, ResultSet
 
+# The composition root: the extras give every app their hooks (nothing below imports them).
+import celeriac.extras  # noqa: F401  isort: skip
+
 __version__ = "0.1.0"
 VERSION = tuple(int(p) for p in __version__.split("."))
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 from celeriac.app import current
 from celeriac.app.builtins import add_builtin_tasks
 from celeriac.app.config import OLD_NAMES, SETTINGS_BY_NAME, Settings, broker_options
+from celeriac.app.hooks import HookList, provided_hooks
 from celeriac.app.missing import BEAT, CANVAS, refuse_canvas_options
 from celeriac.app.options import SendOptions
 from celeriac.app.producer import Producer
@@ -62,6 +63,7 @@ class Celery:
         set_as_current: bool = True,
         task_cls: type[BaseTask[Any, Any]] | None = None,
         namespace: str | None = None,
+        hooks: Iterable[Any] | None = None,
         **settings: Any,
     ) -> None:
         self.main = main
@@ -92,6 +94,8 @@ class Celery:
         self.hostname = socket.gethostname()
         self._oid = str(uuid.uuid4())
         self._thread_oids: dict[tuple[int, int], str] = {}
+        # The extras' hooks first (their providers), then the caller's, in the given order.
+        self.hook_list = HookList([*provided_hooks(self), *(hooks or ())])
         add_builtin_tasks(self)
         current.set_default_app(self)
         if set_as_current:
@@ -99,6 +103,22 @@ class Celery:
 
     def __repr__(self) -> str:
         return f"<Celery {self.main or '__main__'} at {id(self):#x}>"
+
+    # -- hooks -------------------------------------------------------------------------------
+    @property
+    def hooks(self) -> tuple[Any, ...]:
+        """The app's hooks in pipeline order (read-only; see :meth:`add_hook`)."""
+        return self.hook_list.view()
+
+    def add_hook(self, hook: Any, *, before: type | None = None, after: type | None = None) -> None:
+        """Add ``hook`` (a :class:`celeriac.execution.hooks.Hook`) to every run of this app's
+        tasks: last, or just before / after the app's hook of class ``before`` / ``after``.
+
+        Raises:
+            ValueError: no hook of the anchor's class is in :attr:`hooks`.
+            RuntimeError: a worker has started with this app (its pipeline is fixed).
+        """
+        self.hook_list.add(hook, before=before, after=after)
 
     # -- configuration -----------------------------------------------------------------------
     def config_from_object(

@@ -9,6 +9,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar
 
+from celeriac.app.hooks import SendHook
 from celeriac.app.missing import CANVAS, EVENTS, refuse_canvas_options
 from celeriac.app.options import SendOptions
 from celeriac.exceptions import MaxRetriesExceededError, Retry
@@ -176,20 +177,19 @@ class Task(Generic[P, R]):
         if options:
             refuse_canvas_options(options, f"{self.name}.apply_async")
         app = self.app
-        key = options.pop("unique_key", None)
-        unique_for: float | None = options.pop("unique_for", None) or self.unique_for
+        # Send hooks (unique tasks, ...) take their own options out before the standard ones.
+        send_hooks = app.hook_list.composed("send", _send_hooks)
+        taken = [{k: options.pop(k) for k in h.options if k in options} for h in send_hooks]
         opts = SendOptions.from_kwargs(self._default_options(options))
         if app.conf["task_always_eager"]:
             return self.apply(args, kwargs, task_id=opts.task_id)
-        if unique_for or key is not None:
-            from celeriac.extras.unique import claim
-
+        for hook, hook_options in zip(send_hooks, taken, strict=True):
+            if not hook.applies(self, hook_options):
+                continue
             opts = replace(opts, task_id=opts.task_id or str(uuid.uuid4()))
             assert opts.task_id is not None
-            owner = claim(
-                app, self.name, args, kwargs, key=key, seconds=unique_for or 0, task_id=opts.task_id
-            )
-            if owner != opts.task_id:
+            owner = hook.before_send(self, args, kwargs, opts.task_id, hook_options)
+            if owner is not None:
                 return self.AsyncResult(owner)
         return app.send_task(self.name, args, kwargs, _options=opts, _task=self)
 
@@ -338,6 +338,10 @@ class Task(Generic[P, R]):
     def resolve(self, attr: str, setting: str) -> Any:
         value = getattr(self, attr)
         return self.app.conf[setting] if value is None else value
+
+
+def _send_hooks(hooks: tuple[Any, ...]) -> tuple[SendHook, ...]:
+    return tuple(h for h in hooks if isinstance(h, SendHook))
 
 
 __all__ = ["Context", "Task"]

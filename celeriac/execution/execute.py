@@ -24,10 +24,10 @@ from celeriac.execution.hooks import (
     Hook,
     Outcome,
     TaskRun,
-    default_hooks,
     failure_outcome,
     format_traceback,
 )
+from celeriac.execution.pipeline import pipeline_for
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
@@ -36,9 +36,6 @@ if TYPE_CHECKING:
     from celeriac.protocol.message import TaskCall
 
 logger = logging.getLogger("celeriac.worker.execute")
-
-_DEFAULT_HOOKS = default_hooks()
-_EAGER_HOOKS = default_hooks(is_eager=True)
 
 
 def execute(
@@ -59,10 +56,11 @@ def execute(
         delivery_info: ``request.delivery_info`` (exchange, routing_key, priority, redelivered).
         properties: the message properties (``reply_to``, ``correlation_id`` for rpc results).
         store_result: False keeps every state out of the result backend (eager default).
-        hooks: the pipeline; default :func:`~celeriac.worker.hooks.default_hooks`.
+        hooks: the pipeline; default: the app's (:func:`~celeriac.execution.pipeline.pipeline_for`),
+            without the worker's time limits.
     """
     if hooks is None:
-        hooks = _EAGER_HOOKS if is_eager else _DEFAULT_HOOKS
+        hooks = pipeline_for(app, "eager" if is_eager else "default")
     request = build_context(call, hostname, delivery_info, properties, is_eager)
     run = _task_run(app, task, call, request, hostname, is_eager, store_result)
     task.push_request(request)
@@ -107,7 +105,7 @@ async def execute_async(
         entered: list[Hook] = []
         start = perf_counter()
         try:
-            _before(_DEFAULT_HOOKS, run, entered)
+            _before(pipeline_for(app, "default"), run, entered)
             retval = task.run(*call.args, **call.kwargs)
             if inspect.isawaitable(retval):
                 retval = await retval

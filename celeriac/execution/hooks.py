@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from celeriac import signals, states
 from celeriac.app.missing import COMPATIBILITY
-from celeriac.exceptions import Reject, Retry
+from celeriac.exceptions import Retry
 from celeriac.execution.einfo import ExceptionInfo
 from celeriac.execution.einfo import format_exception as format_traceback
 from celeriac.protocol.saferepr import saferepr
@@ -251,29 +251,6 @@ class LogOutcome(Hook):
             logger.info("Task %s[%s] ignored", name, task_id)
 
 
-class DeadLetter(Hook):
-    """Beyond Celery: a final failure or a ``Reject(requeue=False)`` goes to ``<queue>.dead``."""
-
-    def after(self, run: TaskRun, outcome: Outcome) -> None:
-        exc = outcome.exception
-        final = outcome.state == states.FAILURE or (
-            outcome.state == states.REJECTED and not (isinstance(exc, Reject) and exc.requeue)
-        )
-        if run.is_eager or not final or not run.app.conf["task_dead_letter_queue"]:
-            return
-        from celeriac.extras.deadletter import send_to_dead_letter
-
-        reason = "rejected" if outcome.state == states.REJECTED else "failed"
-        send_to_dead_letter(
-            run.app,
-            run.call,
-            run.request,
-            reason=reason,
-            exc=exc,
-            traceback=outcome.traceback,
-        )
-
-
 class CanvasNotRun(Hook):
     """A message from a Celery client with callbacks, errbacks, a chain or a chord: the task
     runs, but celeriac cannot send what comes next yet, so say so once it has ended."""
@@ -307,7 +284,10 @@ class CanvasNotRun(Hook):
 
 
 def default_hooks(*, is_eager: bool = False) -> list[Hook]:
-    """The standard pipeline; eager runs skip the worker's log lines and dead letters."""
+    """The standard pipeline; eager runs skip the worker's log lines.
+
+    An app's own hooks (``app.add_hook``) run inside these: see
+    :mod:`celeriac.execution.pipeline`."""
     # CanvasNotRun first: its line comes after the task's own "succeeded in" line.
     hooks: list[Hook] = [] if is_eager else [CanvasNotRun(), LogOutcome()]
     hooks += [
@@ -317,8 +297,6 @@ def default_hooks(*, is_eager: bool = False) -> list[Hook]:
         TaskHandlers(),
         ResultStore(),
     ]
-    if not is_eager:
-        hooks.append(DeadLetter())
     return hooks
 
 
@@ -343,7 +321,6 @@ __all__ = [
     "IGNORE_STATES",
     "AfterReturn",
     "CanvasNotRun",
-    "DeadLetter",
     "Hook",
     "LogOutcome",
     "Outcome",

@@ -5,7 +5,8 @@ no retry left, or ``Reject(requeue=False)``) is re-published, unchanged but for 
 ``x-dead-letter-*`` headers (reason, exception, traceback, source queue, time, worker), to
 ``<queue>.dead`` through the broker's normal publish path, so it works on every broker.
 :func:`list_dead`, :func:`replay` and :func:`purge` (``celeriac dead list|replay|purge``)
-inspect, re-queue and delete them.
+inspect, re-queue and delete them. :class:`DeadLetters` is the hook that sends them; every app
+has it (``celeriac.extras`` registers it), and it acts only when the setting is on.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from celeriac import states
+from celeriac.exceptions import Reject
+from celeriac.execution.hooks import Hook, Outcome, TaskRun
 from celeriac.protocol import task_v2
 from celeriac.protocol.entities import Queue
 from celeriac.protocol.message import Message, TaskCall
@@ -53,6 +57,27 @@ class DeadLetter:
     hostname: str
     args_repr: str
     kwargs_repr: str
+
+
+class DeadLetters(Hook):
+    """The hook: a final failure or a ``Reject(requeue=False)`` goes to ``<queue>.dead``."""
+
+    def after(self, run: TaskRun, outcome: Outcome) -> None:
+        exc = outcome.exception
+        final = outcome.state == states.FAILURE or (
+            outcome.state == states.REJECTED and not (isinstance(exc, Reject) and exc.requeue)
+        )
+        if run.is_eager or not final or not run.app.conf["task_dead_letter_queue"]:
+            return
+        reason = "rejected" if outcome.state == states.REJECTED else "failed"
+        send_to_dead_letter(
+            run.app,
+            run.call,
+            run.request,
+            reason=reason,
+            exc=exc,
+            traceback=outcome.traceback,
+        )
 
 
 def dead_queue_name(app: Celery, queue: str) -> str | None:
@@ -216,6 +241,7 @@ def _with_headers(message: Message, headers: dict[str, Any]) -> Message:
 
 __all__ = [
     "DeadLetter",
+    "DeadLetters",
     "dead_queue_name",
     "describe",
     "list_dead",

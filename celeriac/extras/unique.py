@@ -5,7 +5,8 @@ publishing. If another call already holds the key (and its claim has not expired
 is published and the caller gets that call's ``AsyncResult``. The claim is one atomic
 ``claim_unique(key, task_id, ttl)`` call of a store with the
 :class:`~celeriac.backends.capabilities.UniqueClaims` capability, so concurrent clients on several
-machines agree on a single owner.
+machines agree on a single owner. :class:`UniqueTasks` is the send hook that claims; every app
+has it (``celeriac.extras`` registers it), and it acts only for calls that ask.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from celeriac.backends.capabilities import UniqueClaims
 from celeriac.exceptions import ImproperlyConfigured
+from celeriac.execution.hooks import Hook
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
+    from celeriac.app.task import Task
 
 #: Prefix of the keys in the result store (next to ``celery-task-meta-``).
 KEY_PREFIX = "celeriac-unique-"
@@ -59,4 +62,33 @@ def claim(
     return backend.claim_unique(unique_key(name, args, kwargs, key), task_id, float(seconds))
 
 
-__all__ = ["KEY_PREFIX", "claim", "unique_key"]
+class UniqueTasks(Hook):
+    """The send hook (:class:`~celeriac.app.hooks.SendHook`): ``unique_for=`` /
+    ``unique_key=`` (options of ``apply_async``, or ``unique_for`` on the task) claim the key
+    before publishing; the caller gets the owner's id when another call holds it."""
+
+    options: ClassVar[frozenset[str]] = frozenset({"unique_for", "unique_key"})
+
+    def applies(self, task: Task[Any, Any], options: Mapping[str, Any]) -> bool:
+        return (
+            bool(options.get("unique_for") or task.unique_for)
+            or options.get("unique_key") is not None
+        )
+
+    def before_send(
+        self,
+        task: Task[Any, Any],
+        args: Sequence[Any] | None,
+        kwargs: Mapping[str, Any] | None,
+        task_id: str,
+        options: Mapping[str, Any],
+    ) -> str | None:
+        key = options.get("unique_key")
+        seconds = options.get("unique_for") or task.unique_for
+        owner = claim(
+            task.app, task.name, args, kwargs, key=key, seconds=seconds or 0, task_id=task_id
+        )
+        return None if owner == task_id else owner
+
+
+__all__ = ["KEY_PREFIX", "UniqueTasks", "claim", "unique_key"]

@@ -140,6 +140,8 @@ class Worker:
         for queue in queues:
             transport.declare_queue(queue)
         signals.worker_init.send(sender=self)
+        # Every pool and forked child runs one pipeline: app.add_hook() raises from here on.
+        self.app.hook_list.freeze()
         # Before the pool forks: its processes share the limiter's token buckets.
         self.limiter = RateLimiter(self.app, self.store)
         if self._direct(transport):

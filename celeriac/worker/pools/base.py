@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from celeriac import states
-from celeriac.backends.capabilities import WriteBatching
+from celeriac.backends.capabilities import WriteBatching, write_batching
 from celeriac.exceptions import WorkerLostError
 from celeriac.execution.execute import execute
-from celeriac.execution.hooks import Hook, Outcome, default_hooks
+from celeriac.execution.hooks import Hook, Outcome
 from celeriac.execution.outcomes import lost_summary
-from celeriac.execution.timelimits import TimeLimits
+from celeriac.execution.pipeline import compose, pipeline_for
 from celeriac.protocol import task_v2
 from celeriac.protocol.message import Message, TaskCall
 from celeriac.protocol.saferepr import saferepr
@@ -70,11 +70,10 @@ ResultCallback = Callable[[JobResult], None]
 
 
 def worker_hooks() -> list[Hook]:
-    """The worker's pipeline: the standard hooks, time limits innermost (around the body)."""
-    return [*default_hooks(), TimeLimits()]
+    """The worker's standard pipeline (no app hooks): time limits innermost, around the body.
 
-
-_WORKER_HOOKS = worker_hooks()
+    A pool runs ``pipeline_for(app, "worker")``: this with the app's hooks inside."""
+    return list(compose("worker"))
 
 
 class Pool(ABC):
@@ -167,8 +166,8 @@ def run_batch(
     """
     batch: WriteBatching | None = None  # the store, when it holds this run's writes
     try:
-        store = app.backend
-        if isinstance(store, WriteBatching) and store.open_write_batch():
+        store = write_batching(app.backend)
+        if store is not None and store.open_write_batch():
             batch = store
     except Exception:  # a broken backend: run_job reports it per job, as without batches
         batch = None
@@ -248,7 +247,7 @@ def _run_job(app: Celery, job: Job, hostname: str) -> JobResult:
         hostname=hostname,
         delivery_info=job.delivery_info,
         properties=job.message.properties,
-        hooks=_WORKER_HOOKS,
+        hooks=pipeline_for(app, "worker"),
     )
     return result_from_outcome(job, outcome)
 
