@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from celeriac import states
-from celeriac.backends.capabilities import WriteBatching
+from celeriac.backends.capabilities import WriteBatching, write_batching
 from tests.conformance.backend_kinds import Store, backend, kind_ids, kinds_where, store
 
 __all__ = ["backend", "store"]  # the fixtures are used by name below
@@ -22,6 +22,7 @@ def test_the_stores_that_claim_it() -> None:
 def test_writes_inside_deferring_wait_for_flush(store: Store) -> None:
     backend = store.connect()
     assert isinstance(backend, WriteBatching)
+    assert write_batching(backend) is backend  # the worker's cached form of the same question
     assert backend.open_write_batch()
     with backend.deferring():
         for n in range(3):

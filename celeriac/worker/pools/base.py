@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from celeriac import states
-from celeriac.backends.capabilities import WriteBatching
+from celeriac.backends.capabilities import WriteBatching, write_batching
 from celeriac.exceptions import WorkerLostError
 from celeriac.execution.execute import execute
 from celeriac.execution.hooks import Hook, Outcome
@@ -166,8 +166,8 @@ def run_batch(
     """
     batch: WriteBatching | None = None  # the store, when it holds this run's writes
     try:
-        store = app.backend
-        if isinstance(store, WriteBatching) and store.open_write_batch():
+        store = write_batching(app.backend)
+        if store is not None and store.open_write_batch():
             batch = store
     except Exception:  # a broken backend: run_job reports it per job, as without batches
         batch = None
