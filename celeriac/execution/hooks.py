@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from celeriac import signals, states
 from celeriac.app.missing import COMPATIBILITY
+from celeriac.backends.capabilities import write_batching
 from celeriac.exceptions import Retry
 from celeriac.execution.einfo import ExceptionInfo
 from celeriac.execution.einfo import format_exception as format_traceback
@@ -189,9 +190,9 @@ class ResultStore(Hook):
         if outcome.state == states.SUCCESS:
             if run.publish_result:
                 # In a worker batch the write may wait for the batch's one round trip.
-                deferring = getattr(backend, "deferring", None)
+                batch = write_batching(backend)
                 try:
-                    with deferring() if deferring is not None else contextlib.nullcontext():
+                    with batch.deferring() if batch is not None else contextlib.nullcontext():
                         backend.mark_as_done(run.call.id, outcome.retval, request=run.request)
                 except Exception as exc:  # e.g. EncodeError: the result cannot be stored
                     failed = failure_outcome(exc, outcome.runtime)
