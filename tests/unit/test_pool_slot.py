@@ -3,11 +3,14 @@ the mapping behaves the same on both sides of a fork)."""
 
 from __future__ import annotations
 
-from celeriac.worker.pools.prefork.slot import BATCH_MAX, Payload, Slot
+from celeriac.worker.pools.prefork.messages import HeldMessage, SlotJob
+from celeriac.worker.pools.prefork.slot import BATCH_MAX, Slot
 
 
-def _payload(tag: str, body: bytes = b"[]") -> Payload:
-    return (body, "application/json", "utf-8", {"id": tag}, {}, "celery", "", "celery", tag, False)
+def _payload(tag: str, body: bytes = b"[]") -> SlotJob:
+    return SlotJob(
+        body, "application/json", "utf-8", {"id": tag}, {}, "celery", "", "celery", tag, False
+    )
 
 
 def test_an_idle_slot_reports_nothing() -> None:
@@ -21,7 +24,7 @@ def test_an_idle_slot_reports_nothing() -> None:
 def test_running_job_limit_unstarted_and_held_are_read_back() -> None:
     slot = Slot()
     batch = [_payload("a"), _payload("b"), _payload("c")]
-    slot.set_batch(batch, [("celery", "", "celery", "z")])
+    slot.set_batch(batch, [HeldMessage("celery", "", "celery", "z")])
     slot.start(0, "id-a", 10.0)
     slot.start(1, "id-b", 11.0)
     slot.set_limit(2.5)
@@ -31,7 +34,9 @@ def test_running_job_limit_unstarted_and_held_are_read_back() -> None:
     remains = slot.remains()
     assert remains.running == batch[1] and remains.running_id == "id-b"
     assert remains.unstarted == [batch[2]]
-    assert remains.held == [("celery", "", "celery", "z")]
+    assert remains.held == [HeldMessage("celery", "", "celery", "z")]
+    assert remains.held[0].delivery_tag == "z"
+    assert remains.unstarted[0].delivery_tag == "c"
 
 
 def test_a_finished_batch_leaves_nothing_to_redo() -> None:

@@ -37,7 +37,8 @@ from celeriac.transports.base import Delivery
 from celeriac.worker.pools.base import Job
 from celeriac.worker.pools.prefork.direct_child import EXIT_BROKER, ChildSpec, child_main
 from celeriac.worker.pools.prefork.forked import ForkedChild, ForkedPool
-from celeriac.worker.pools.prefork.slot import Held, Payload, Remains, Slot
+from celeriac.worker.pools.prefork.messages import HeldMessage, Relay, SlotJob, Stop
+from celeriac.worker.pools.prefork.slot import Remains, Slot
 from celeriac.worker.request import BadMessage, Request, build_request
 
 if TYPE_CHECKING:
@@ -164,7 +165,7 @@ class DirectPreforkPool(ForkedPool):
             if not warm:
                 self._cold = True
             for child in self._children:
-                _send(child.control, ("stop", warm))
+                _send(child.control, Stop(warm))
         _send(self._wake_w, b"")
 
     @property
@@ -202,7 +203,7 @@ class DirectPreforkPool(ForkedPool):
         """Run a remote-control command in every child too (their state is their own)."""
         with self._lock:
             for child in self._children:
-                _send(child.control, ("control", method, arguments))
+                _send(child.control, Relay(method, arguments))
 
     def running_ids(self) -> list[str]:
         with self._lock:
@@ -224,7 +225,7 @@ class DirectPreforkPool(ForkedPool):
             for child in [c for c in self._children if not c.retiring][: max(0, self.size - 1)][:n]:
                 child.retiring = True
                 self.concurrency -= 1
-                _send(child.control, ("stop", True))
+                _send(child.control, Stop(warm=True))
 
     # -- supervision -------------------------------------------------------------------------
     def _wait_time(self, children: list[_Child]) -> float:
@@ -275,7 +276,7 @@ class DirectPreforkPool(ForkedPool):
         """Store the running task's outcome, publish again the jobs of its batch that never
         started and were acknowledged (AMQP acks a batch before it runs), give back the
         messages the broker still counts as its (``held``)."""
-        unacked = {h[3] for h in remains.held}
+        unacked = {h.delivery_tag for h in remains.held}
         settled: set[str] = set()
         if remains.running is not None and not self._terminated:
             request = self._request(remains.running, unacked)
@@ -284,18 +285,17 @@ class DirectPreforkPool(ForkedPool):
                 self._store_outcome(child, request, exitcode)
         elif remains.running_id is not None and not self._terminated:
             outcomes.store_lost_id(self.app, remains.running_id, child.killed_for, exitcode)
-        again = [p for p in remains.unstarted if p[8] not in unacked]
-        for payload in again:
-            message, queue, _, _ = _message(payload)
+        again = [p for p in remains.unstarted if p.delivery_tag not in unacked]
+        for job in again:
             # The default exchange: straight back to the queue it came from.
-            self.transport.publish(message, exchange="", routing_key=queue)
+            self.transport.publish(_message(job), exchange="", routing_key=job.queue)
         if again:
             logger.info(
                 "Sent again %d task(s) pool process %s had not started", len(again), child.pid
             )
         if self.transport.returns_on_close:
             return  # the broker gave the rest back when the child's connection closed
-        back = [self._delivery(h) for h in remains.held if h[3] not in settled]
+        back = [self._delivery(h) for h in remains.held if h.delivery_tag not in settled]
         if back:
             self.transport.restore(back)
             logger.info("Gave back %d message(s) held by pool process %s", len(back), child.pid)
@@ -335,10 +335,17 @@ class DirectPreforkPool(ForkedPool):
             summary = outcomes.lost_summary(request.id, exitcode)
             outcomes.worker_lost(self.app, request, summary, ack, reject)
 
-    def _request(self, payload: Payload, unacked: set[str]) -> Request | None:
-        message, queue, exchange, routing_key = _message(payload)
-        tag, redelivered = payload[8], payload[9]
-        delivery = Delivery(message, queue, exchange, routing_key, tag, redelivered, self.transport)
+    def _request(self, job: SlotJob, unacked: set[str]) -> Request | None:
+        tag = job.delivery_tag
+        delivery = Delivery(
+            _message(job),
+            job.queue,
+            job.exchange,
+            job.routing_key,
+            tag,
+            job.redelivered,
+            self.transport,
+        )
         try:
             request = build_request(self.app, delivery, None)
         except BadMessage:
@@ -357,10 +364,16 @@ class DirectPreforkPool(ForkedPool):
             timelimits.limits_for(request.task, request.call, request.task.app.conf)[0] is not None
         )
 
-    def _delivery(self, held: Held) -> Delivery:
-        queue, exchange, routing_key, tag = held
+    def _delivery(self, held: HeldMessage) -> Delivery:
         empty = Message(body=b"", content_type="", content_encoding="")
-        return Delivery(empty, queue, exchange, routing_key, tag, transport=self.transport)
+        return Delivery(
+            empty,
+            held.queue,
+            held.exchange,
+            held.routing_key,
+            held.delivery_tag,
+            transport=self.transport,
+        )
 
     # A dead child's delivery tags mean nothing on another AMQP channel: there, the broker
     # has already put its unacknowledged messages back.
@@ -373,17 +386,15 @@ class DirectPreforkPool(ForkedPool):
             self.transport.reject([delivery], requeue=requeue)
 
 
-def _message(payload: Payload) -> tuple[Message, str, str, str]:
-    """(message, queue, exchange, routing_key) of a job a child copied to its slot."""
-    body, content_type, encoding, headers, properties, queue, exchange, routing_key = payload[:8]
-    message = Message(
-        body=body,
-        content_type=content_type,
-        content_encoding=encoding,
-        headers=headers,
-        properties=properties,
+def _message(job: SlotJob) -> Message:
+    """The message of a job a child copied to its slot."""
+    return Message(
+        body=job.body,
+        content_type=job.content_type,
+        content_encoding=job.content_encoding,
+        headers=job.headers,
+        properties=job.properties,
     )
-    return message, queue, exchange, routing_key
 
 
 def _send(conn: Connection, obj: Any) -> None:

@@ -22,8 +22,9 @@ from celeriac.worker.buckets import WorkerBuckets
 from celeriac.worker.commands import COMMANDS, ControlContext
 from celeriac.worker.consumer import Consumer
 from celeriac.worker.pools.base import LONG_TASK, Job, flush_open_batch
+from celeriac.worker.pools.prefork.messages import HeldMessage, LimitStarted, Relay, SlotJob, Stop
 from celeriac.worker.pools.prefork.pool import resident_kib
-from celeriac.worker.pools.prefork.slot import Payload, Slot
+from celeriac.worker.pools.prefork.slot import Slot
 from celeriac.worker.pools.solo import SoloPool
 from celeriac.worker.ratelimit import RateLimiter
 
@@ -80,7 +81,7 @@ class ChildPool(SoloPool):
             deliveries = [r.delivery for r in self._batch if not r.acknowledged]
         else:
             deliveries = consumer.unsettled()
-        held = [(d.queue, d.exchange, d.routing_key, d.delivery_tag) for d in deliveries]
+        held = [HeldMessage(d.queue, d.exchange, d.routing_key, d.delivery_tag) for d in deliveries]
         self.slot.set_batch([_payload(r) for r in self._batch], held)
         try:
             super().submit_many(jobs)
@@ -113,7 +114,7 @@ class ChildPool(SoloPool):
                 request.acknowledged = True
         self.slot.set_limit(hard)
         with contextlib.suppress(OSError):  # the parent is gone: the order thread stops us
-            self.events.send(("limit",))
+            self.events.send(LimitStarted())
 
     def _should_retire(self) -> bool:
         spec = self.spec
@@ -125,10 +126,10 @@ class ChildPool(SoloPool):
         return False
 
 
-def _payload(request: Request) -> Payload:
+def _payload(request: Request) -> SlotJob:
     d = request.delivery
     m = d.message
-    return (
+    return SlotJob(
         m.body,
         m.content_type,
         m.content_encoding,
@@ -222,16 +223,16 @@ def _take_orders(
             consumer.stop(warm=True)
             consumer.transport.abandon()  # and never wait for an unreachable broker
             return
-        if order[0] == "stop":
-            consumer.stop(warm=bool(order[1]))
-        elif order[0] == "control":
-            handler = COMMANDS.get(order[1])
+        if isinstance(order, Stop):
+            consumer.stop(warm=order.warm)
+        elif isinstance(order, Relay):
+            handler = COMMANDS.get(order.method)
             if handler is None:
                 continue
             try:
-                handler(ctx, **order[2])
+                handler(ctx, **order.arguments)
             except Exception:
-                logger.exception("Relayed remote control command %r failed", order[1])
+                logger.exception("Relayed remote control command %r failed", order.method)
 
 
 def _release_if_long(

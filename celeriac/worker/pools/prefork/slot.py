@@ -16,7 +16,8 @@ import mmap
 import pickle
 import struct
 from dataclasses import dataclass
-from typing import Any
+
+from celeriac.worker.pools.prefork.messages import HeldMessage, SlotJob
 
 # seq, started (monotonic; 0: between jobs), hard limit (0: none), batch bytes, held bytes,
 # jobs of the batch started so far
@@ -30,12 +31,6 @@ BATCH_MAX = 448 * 1024
 SIZE = _BATCH_AT + BATCH_MAX
 _TOO_LARGE = 0xFFFFFFFF  # the batch did not fit: only the running task's id is known
 _READ_TRIES = 100
-
-#: (body, content_type, content_encoding, headers, properties,
-#:  queue, exchange, routing_key, delivery_tag, redelivered)
-Payload = tuple[bytes, str, str, dict[str, Any], dict[str, Any], str, str, str, str, bool]
-#: (queue, exchange, routing_key, delivery_tag) of a message a child holds unacknowledged
-Held = tuple[str, str, str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +49,10 @@ class Remains:
     ``complete`` is False when the batch was too large to copy here (then only the running
     task's id is known)."""
 
-    running: Payload | None
+    running: SlotJob | None
     running_id: str | None
-    unstarted: list[Payload]
-    held: list[Held]
+    unstarted: list[SlotJob]
+    held: list[HeldMessage]
     complete: bool
 
 
@@ -75,7 +70,7 @@ class Slot:
         _HEADER.pack_into(self._mem, 0, self._header()[0] + 1, started, limit, batch, held, index)
 
     # -- the child writes ------------------------------------------------------------------
-    def set_batch(self, batch: list[Payload], held: list[Held]) -> None:
+    def set_batch(self, batch: list[SlotJob], held: list[HeldMessage]) -> None:
         """A new batch is about to run (its jobs were acknowledged); ``held``: the rest."""
         data = pickle.dumps(batch, pickle.HIGHEST_PROTOCOL)
         size = len(data)
@@ -125,7 +120,7 @@ class Slot:
     def remains(self) -> Remains:
         """Read after the child died."""
         _, started, _, batch_len, held_len, index = self._header()
-        held: list[Held] = (
+        held: list[HeldMessage] = (
             pickle.loads(self._mem[_HELD_AT : _HELD_AT + held_len]) if held_len else []
         )
         running_id = None
@@ -133,7 +128,7 @@ class Slot:
             running_id = bytes(self._mem[_TASK_ID_AT:_HELD_AT]).rstrip(b"\0").decode()
         if batch_len == _TOO_LARGE:
             return Remains(None, running_id, [], held, complete=False)
-        batch: list[Payload] = (
+        batch: list[SlotJob] = (
             pickle.loads(self._mem[_BATCH_AT : _BATCH_AT + batch_len]) if batch_len else []
         )
         running = batch[index - 1] if started and 0 < index <= len(batch) else None
@@ -143,4 +138,4 @@ class Slot:
         self._mem.close()
 
 
-__all__ = ["BATCH_MAX", "HELD_MAX", "SIZE", "Held", "Payload", "Remains", "Running", "Slot"]
+__all__ = ["BATCH_MAX", "HELD_MAX", "SIZE", "Remains", "Running", "Slot"]
