@@ -49,6 +49,8 @@ class Task(Generic[P, R]):
     max_retries: int | None = 3
     default_retry_delay: float = 180.0
     rate_limit: str | None = None
+    #: "worker" (Celery's) or "cluster" (one bucket for every worker); None: the setting
+    rate_limit_scope: str | None = None
     priority: int | None = None
     expires: float | None = None
     queue: str | None = None

@@ -101,7 +101,7 @@ class RateLimiter:
         self.buckets.close()
 
     def _cluster(self, task: Task[Any, Any]) -> bool:
-        scope = getattr(task, "rate_limit_scope", None) or self.app.conf.task_rate_limit_scope
+        scope = task.rate_limit_scope or self.app.conf.task_rate_limit_scope
         return bool(scope == "cluster")
 
 
