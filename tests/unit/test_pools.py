@@ -6,6 +6,7 @@ import itertools
 import os
 import queue
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -133,6 +134,42 @@ def test_prefork_runs_jobs_in_children(prefork_app: Celery) -> None:
         assert {r.state for r in got} == {states.SUCCESS}
         pids = {prefork_app.backend.get_result(j.task_id) for j in jobs}
         assert pids <= set(pool.pids()) and os.getpid() not in pids
+    finally:
+        pool.shutdown(grace=10)
+
+
+def test_prefork_children_run_the_call_the_consumer_decoded(
+    prefork_app: Celery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Decode once: the consumer decoded the message; the child runs that call as it is."""
+    call = TaskCall(name="t.add", id="d1", args=(2, 3))
+    message = task_v2.encode(call)
+
+    def decode_again(*args: Any, **kwargs: Any) -> TaskCall:
+        raise AssertionError("the message was decoded again")
+
+    monkeypatch.setattr(task_v2, "decode", decode_again)  # in the children too: they fork later
+    pool, results = start(PreforkPool, prefork_app, concurrency=1)
+    try:
+        pool.submit(Job("d1", "d1", "t.add", message, {"routing_key": "celery"}, call))
+        (result,) = collect(results, 1)
+        assert (result.state, result.summary) == (states.SUCCESS, "")
+        assert prefork_app.backend.get_result("d1") == 5
+    finally:
+        pool.shutdown(grace=10)
+
+
+def test_prefork_sends_the_message_when_the_decoded_call_does_not_pickle(
+    prefork_app: Celery,
+) -> None:
+    message = task_v2.encode(TaskCall(name="t.add", id="u1", args=(2, 3)))
+    unpicklable = TaskCall(name="t.add", id="u1", args=(threading.Lock(), 3))
+    pool, results = start(PreforkPool, prefork_app, concurrency=1)
+    try:
+        pool.submit(Job("u1", "u1", "t.add", message, {"routing_key": "celery"}, unpicklable))
+        (result,) = collect(results, 1)
+        assert result.state == states.SUCCESS  # the child decoded the message: add(2, 3)
+        assert prefork_app.backend.get_result("u1") == 5
     finally:
         pool.shutdown(grace=10)
 

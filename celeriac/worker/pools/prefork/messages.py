@@ -19,19 +19,26 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from celeriac.protocol.message import TaskCall
+
 
 class PipeJob(NamedTuple):
-    """One job for a pipe-fed child: the message as the parent received it."""
+    """One job for a pipe-fed child.
+
+    The parent's consumer decoded the message already: the child gets that ``call`` and the
+    message's properties, never the body to decode again. A job handed to the pool without
+    its call (``call is None``) carries the raw message instead, for the child to decode."""
 
     key: str
     task_id: str
     name: str
-    body: bytes
-    content_type: str
-    content_encoding: str
-    headers: dict[str, Any]
+    call: TaskCall | None
     properties: dict[str, Any]
     delivery_info: dict[str, Any]
+    body: bytes = b""
+    content_type: str = ""
+    content_encoding: str = ""
+    headers: dict[str, Any] | None = None
 
 
 class PipeResult(NamedTuple):

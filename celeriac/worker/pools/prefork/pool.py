@@ -1,11 +1,11 @@
 """The prefork pool: ``concurrency`` forked child processes fed through pipes.
 
-The parent sends raw messages (batches of them) to idle children; each child decodes,
-executes, stores the result with its own backend connection and reports a short tuple back,
-one per job, in order. Results and deaths are read by one thread with
-``multiprocessing.connection.wait``. Because a child runs its jobs in the order received, the
-first unreported job of a dead child is the one it was running (lost: WorkerLostError); the
-others never started and go back to the consumer.
+The parent sends batches of jobs to idle children, each with the call its consumer already
+decoded (the child decodes nothing); each child executes, stores the result with its own
+backend connection and reports a ``PipeResult`` back, one per job, in order. Results and
+deaths are read by one thread with ``multiprocessing.connection.wait``. Because a child runs
+its jobs in the order received, the first unreported job of a dead child is the one it was
+running (lost: WorkerLostError); the others never started and go back to the consumer.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import pickle
 import resource
 import signal
 import threading
@@ -171,7 +172,7 @@ class PreforkPool(ForkedPool):
                     child.head_since = time.monotonic()
                 child.outstanding.extend(chunk)
                 child.sent += len(chunk)
-                _send(child, [_payload(job) for job in chunk])
+                _send_jobs(child, chunk)
 
     def _room(self, child: _Child, long_task: float = LONG_TASK) -> int:
         """Jobs ``child`` may take now: two batches, never past its ``max_tasks_per_child``
@@ -249,12 +250,15 @@ class PreforkPool(ForkedPool):
                     child.hard_limit = message.hard_limit
                     child.deadline = time.monotonic() + message.hard_limit
                     continue
-                for key, task_id, state, runtime, summary, requeue in message:  # PipeResults
+                results: list[PipeResult] = message
+                for r in results:
                     with self._lock:
                         child.outstanding.popleft()
                         child.deadline = child.hard_limit = None
                         child.head_since = time.monotonic() if child.outstanding else None
-                    self.on_result(JobResult(key, task_id, state, runtime, summary, requeue))
+                    self.on_result(
+                        JobResult(r.key, r.task_id, r.state, r.runtime, r.summary, r.requeue)
+                    )
                 self._release_if_drained(child)
         except (EOFError, OSError):
             pass  # the child is gone; its sentinel reports it
@@ -309,18 +313,33 @@ def _send(child: _Child, obj: Any) -> None:
         child.jobs.send(obj)
 
 
-def _payload(job: Job) -> PipeJob:
+def _send_jobs(child: _Child, jobs: Sequence[Job]) -> None:
+    try:
+        _send(child, [_payload(job) for job in jobs])
+    except (pickle.PicklingError, TypeError, AttributeError):
+        # A decoded argument that does not pickle: the child decodes the message itself.
+        _send(child, [_payload(job, decoded=False) for job in jobs])
+
+
+def _payload(job: Job, decoded: bool = True) -> PipeJob:
+    """The job for the pipe: the consumer's decoded call when there is one (the child then
+    decodes nothing), else the message for the child to decode."""
     m = job.message
+    if decoded and job.call is not None:
+        return PipeJob(
+            job.key, job.task_id, job.name, job.call, dict(m.properties), dict(job.delivery_info)
+        )
     return PipeJob(
         job.key,
         job.task_id,
         job.name,
+        None,
+        dict(m.properties),
+        dict(job.delivery_info),
         m.body,
         m.content_type,
         m.content_encoding,
         dict(m.headers),
-        dict(m.properties),
-        dict(job.delivery_info),
     )
 
 
@@ -329,12 +348,10 @@ def _job(p: PipeJob) -> Job:
         body=p.body,
         content_type=p.content_type,
         content_encoding=p.content_encoding,
-        headers=p.headers,
+        headers=p.headers or {},
         properties=p.properties,
     )
-    return Job(
-        key=p.key, task_id=p.task_id, name=p.name, message=message, delivery_info=p.delivery_info
-    )
+    return Job(p.key, p.task_id, p.name, message, p.delivery_info, p.call)
 
 
 def _child_main(
