@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from celeriac.extras.cluster_store import ClusterStore
     from celeriac.transports.base import FanoutSubscription, Transport
     from celeriac.worker.persistent import StateDB
-    from celeriac.worker.pools.base import Pool
+    from celeriac.worker.pools.base import BasePool
     from celeriac.worker.ratelimit import RateLimiter
     from celeriac.worker.state import WorkerState
 
@@ -61,7 +61,7 @@ class ControlContext:
     hostname: str
     state: WorkerState
     consumer: Sweeper
-    pool: Pool
+    pool: BasePool
     limiter: RateLimiter
     statedb: StateDB | None = None
     store: ClusterStore | None = None

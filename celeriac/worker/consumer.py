@@ -413,6 +413,17 @@ class Consumer:
             logger.info("Removed %d expired results (result_expires)", removed)
 
     # -- shutdown ----------------------------------------------------------------------------
+    def finish(self) -> int:
+        """After :meth:`run`: give back what waits, let the running tasks end (unless cold),
+        stop the pool and give back what is still held; the exit code it asks for (0)."""
+        restored = self.restore_reserved()
+        if restored:
+            logger.info("Restored %d reserved message(s) to the broker", restored)
+        finished = self.drain()
+        self.pool.shutdown(grace=None if finished else 0.0)
+        self.restore_unacked()
+        return 0
+
     def restore_reserved(self) -> int:
         """Give back everything received but not started (warm shutdown); return the count."""
         requests = self._waiting()

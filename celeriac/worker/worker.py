@@ -18,23 +18,21 @@ import threading
 from collections.abc import Sequence
 from queue import SimpleQueue
 from types import FrameType
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from celeriac import signals
 from celeriac.app.annotations import apply_annotations
 from celeriac.app.missing import startup_warnings
 from celeriac.extras.cluster_store import ClusterStore, store_for_app
 from celeriac.protocol.entities import Queue
-from celeriac.utils.log import setup_logging
+from celeriac.utils.log import parse_loglevel, setup_logging
 from celeriac.worker.banner import banner
 from celeriac.worker.commands import ControlContext, Mailbox, Relay, Sweeper
 from celeriac.worker.consumer import Consumer
 from celeriac.worker.persistent import StateDB
 from celeriac.worker.pools import pool_class
-from celeriac.worker.pools.base import JobResult, Pool
+from celeriac.worker.pools.base import BasePool, ConsumingPool, JobResult, RunsInMainThread
 from celeriac.worker.pools.prefork.direct import DirectPreforkPool
-from celeriac.worker.pools.prefork.pool import PreforkPool
-from celeriac.worker.pools.solo import SoloPool
 from celeriac.worker.ratelimit import RateLimiter
 from celeriac.worker.state import WorkerState
 
@@ -46,9 +44,36 @@ logger = logging.getLogger("celeriac.worker")
 
 NODENAME_DEFAULT = "celery"
 
+#: Pools (by ``-P`` name) run instead of the named one, with no consumer in this process,
+#: where the broker lets each process consume for itself (``Transport.direct_consume``) and
+#: ``worker_direct_consume`` is on: prefork children then fetch their own work.
+CONSUMING_POOLS: dict[str, type[ConsumingPool]] = {
+    "prefork": DirectPreforkPool,
+    "processes": DirectPreforkPool,
+}
 
-class _Stoppable(Protocol):
+
+class Runner(Protocol):
+    """What the worker runs in its main thread: the consumer, or a pool whose processes
+    consume for themselves (:class:`~celeriac.worker.pools.base.ConsumingPool`)."""
+
+    @property
+    def cold(self) -> bool: ...
+
+    def run(self) -> None: ...
+
     def stop(self, warm: bool = True) -> None: ...
+
+    def finish(self) -> int: ...
+
+    def request_sweep(self) -> None: ...
+
+
+@runtime_checkable
+class Relays(Protocol):
+    """A runner whose processes keep their own state: remote control is relayed to them."""
+
+    def relay(self, method: str, arguments: dict[str, Any]) -> None: ...
 
 
 class WorkerTerminate(SystemExit):
@@ -104,9 +129,10 @@ class Worker:
         self.install_signal_handlers = install_signal_handlers
         self.ready = threading.Event()
         self.state = WorkerState()
-        self.pool: Pool | None = None
-        self.consumer: Consumer | None = None
-        self._runner: _Stoppable | None = None  # the consumer, or a direct prefork pool
+        self.pool: BasePool | None = None
+        self.consumer: Consumer | None = None  # None when the pool consumes for itself
+        self._runner: Runner | None = None  # the consumer, or a pool that consumes
+        self._interruptible: RunsInMainThread | None = None  # runs tasks in the main thread
         self.mailbox: Mailbox | None = None
         self.statedb: StateDB | None = None
         self.store: ClusterStore | None = None
@@ -144,24 +170,14 @@ class Worker:
         self.app.hook_list.freeze()
         # Before the pool forks: its processes share the limiter's token buckets.
         self.limiter = RateLimiter(self.app, self.store)
-        if self._direct(transport):
-            return self._run_direct(transport, queues, self.limiter)
-        pool = self._make_pool()
-        self.pool = pool
         with self._stop_lock:
-            self.consumer = Consumer(
-                self.app,
-                transport,
-                pool,
-                queues=[q.name for q in queues],
-                prefetch_limit=self.concurrency * self.prefetch_multiplier,
-                state=self.state,
-                limiter=self.limiter,
-            )
-            self._runner = self.consumer
+            pool, runner = self._build(transport, queues, self.limiter)
+            self.pool, self._runner = pool, runner
             if self._pending_stop is not None:
-                self.consumer.stop(warm=self._pending_stop)
-        self._start_mailbox(self.consumer, pool, self.consumer.limiter)
+                runner.stop(warm=self._pending_stop)
+        self._interruptible = pool if isinstance(pool, RunsInMainThread) else None
+        relay = runner.relay if isinstance(runner, Relays) else None
+        self._start_mailbox(runner, pool, self.limiter, relay)
         if not self.without_banner:
             self._print_banner(queues)
         pool.start()
@@ -170,17 +186,17 @@ class Worker:
             self._install_signal_handlers()
         try:
             logger.info("%s ready.", self.hostname)
-            signals.worker_ready.send(sender=self.consumer)
+            signals.worker_ready.send(sender=runner)
             self.ready.set()
-            self.consumer.run()
+            runner.run()
         except WorkerTerminate:  # cold shutdown interrupted a solo task
-            self.consumer.stop(warm=False)  # _shutdown gives its message back
+            runner.stop(warm=False)  # finish() gives its message back
         except Exception as exc:  # the broker went away, or a bug: say so, exit non-zero
             logger.critical("Unrecoverable error: %r", exc, exc_info=True)
             self.exitcode = 1
-            self.consumer.stop(warm=False)
+            runner.stop(warm=False)
         finally:
-            self._shutdown(transport, pool, self.consumer)
+            self._shutdown(transport, runner)
         return self.exitcode
 
     def stop(self, warm: bool = True) -> None:
@@ -212,7 +228,7 @@ class Worker:
             logger.info("Loaded %d revoked task id(s) from %s", loaded, self.statedb.path)
 
     def _start_mailbox(
-        self, sweeper: Sweeper, pool: Pool, limiter: RateLimiter, relay: Relay | None = None
+        self, sweeper: Sweeper, pool: BasePool, limiter: RateLimiter, relay: Relay | None
     ) -> None:
         if not self.app.conf.worker_enable_remote_control:
             return
@@ -230,60 +246,40 @@ class Worker:
         self.mailbox = Mailbox(ctx)
         self.mailbox.start()
 
-    def _direct(self, transport: Transport) -> bool:
-        """Prefork children consume for themselves where the broker allows it."""
-        return bool(
-            self.pool_cls is PreforkPool
-            and transport.direct_consume
-            and self.app.conf.worker_direct_consume
-        )
-
-    def _run_direct(self, transport: Transport, queues: list[Queue], limiter: RateLimiter) -> int:
-        """Prefork whose children fetch their own work: this process only supervises."""
-        pool = DirectPreforkPool(
-            self.app,
-            self.concurrency,
-            hostname=self.hostname,
-            state=self.state,
-            transport=transport,
-            queues=[q.name for q in queues],
-            prefetch_multiplier=self.prefetch_multiplier,
-            buckets=limiter.buckets,
-            store=self.store,
-        )
-        self.pool = pool
-        with self._stop_lock:
-            self._runner = pool
-            if self._pending_stop is not None:
-                pool.stop(warm=self._pending_stop)
-        self._start_mailbox(pool, pool, limiter, pool.relay)
-        if not self.without_banner:
-            self._print_banner(queues)
-        pool.start()
-        signals.celeryd_after_setup.send(sender=self.hostname, instance=self, conf=self.app.conf)
-        if self.install_signal_handlers:
-            self._install_signal_handlers()
-        try:
-            logger.info("%s ready.", self.hostname)
-            signals.worker_ready.send(sender=pool)
-            self.ready.set()
-            pool.run()
-        except Exception as exc:  # a bug in supervision: say so, stop the children, exit 1
-            logger.critical("Unrecoverable error: %r", exc, exc_info=True)
-            self.exitcode = 1
-            pool.shutdown(grace=0.0)
-        finally:
-            how = "Cold" if pool.cold else "Warm"
-            signals.worker_shutting_down.send(
-                sender=self.hostname, sig=None, how=how, exitcode=self.exitcode
+    def _build(
+        self, transport: Transport, queues: list[Queue], limiter: RateLimiter
+    ) -> tuple[BasePool, Runner]:
+        """The pool, and what runs in the main thread: the consumer feeding the pool, or the
+        pool itself where its processes consume for themselves (prefork on a broker that
+        allows it, unless ``worker_direct_consume`` is off)."""
+        names = [q.name for q in queues]
+        consuming = CONSUMING_POOLS.get(self.pool_name)
+        if consuming and transport.direct_consume and self.app.conf.worker_direct_consume:
+            pool = consuming(
+                self.app,
+                self.concurrency,
+                hostname=self.hostname,
+                state=self.state,
+                transport=transport,
+                queues=names,
+                prefetch_multiplier=self.prefetch_multiplier,
+                buckets=limiter.buckets,
+                store=self.store,
             )
-            self._close(transport)
-        return self.exitcode or pool.exitcode
-
-    def _make_pool(self) -> Pool:
-        return self.pool_cls(
+            return pool, pool
+        fed = self.pool_cls(
             self.app, self.concurrency, on_result=self._on_result, hostname=self.hostname
         )
+        self.consumer = Consumer(
+            self.app,
+            transport,
+            fed,
+            queues=names,
+            prefetch_limit=self.concurrency * self.prefetch_multiplier,
+            state=self.state,
+            limiter=limiter,
+        )
+        return fed, self.consumer
 
     def _on_result(self, result: JobResult) -> None:
         consumer = self.consumer
@@ -328,21 +324,17 @@ class Worker:
         how = "Warm" if warm else "Cold"
         os.write(2, f"\nworker: {how} shutdown (MainProcess)\n".encode())
         self._stop_requests.put(warm)
-        if not warm and isinstance(self.pool, SoloPool) and self.pool.executing:
+        interruptible = self._interruptible
+        if not warm and interruptible is not None and interruptible.executing:
             raise WorkerTerminate(0)
 
-    def _shutdown(self, transport: Transport, pool: Pool, consumer: Consumer) -> None:
-        warm = not consumer.cold
+    def _shutdown(self, transport: Transport, runner: Runner) -> None:
+        how = "Cold" if runner.cold else "Warm"
         signals.worker_shutting_down.send(
-            sender=self.hostname, sig=None, how="Warm" if warm else "Cold", exitcode=self.exitcode
+            sender=self.hostname, sig=None, how=how, exitcode=self.exitcode
         )
         try:
-            restored = consumer.restore_reserved()
-            if restored:
-                logger.info("Restored %d reserved message(s) to the broker", restored)
-            finished = consumer.drain()
-            pool.shutdown(grace=None if finished else 0.0)
-            consumer.restore_unacked()
+            self.exitcode = self.exitcode or runner.finish()
         finally:
             self._close(transport)
 
@@ -372,8 +364,6 @@ def node_format(text: str, nodename: str) -> str:
 
 
 def _level_no(level: str | int) -> int:
-    from celeriac.utils.log import parse_loglevel
-
     try:
         return parse_loglevel(level)
     except ValueError:

@@ -1,9 +1,13 @@
 """The Pool seam: where jobs run (inline, in threads, in child processes).
 
-The consumer owns the broker connection and every ack; a pool only runs jobs and reports
-each one with a :class:`JobResult` through ``on_result`` (from any thread: the consumer
-queues it and handles it in its own thread). The consumer never hands a pool more than
-``free_slots()`` jobs, so "submitted" means "about to start" and everything not submitted
+Two kinds, one base (:class:`BasePool`: what the worker and remote control see of either):
+a :class:`Pool` is fed by the worker's consumer; a :class:`ConsumingPool` has processes that
+consume for themselves, and the worker runs it in place of a consumer.
+
+For a fed pool, the consumer owns the broker connection and every ack; the pool only runs
+jobs and reports each one with a :class:`JobResult` through ``on_result`` (from any thread:
+the consumer queues it and handles it in its own thread). The consumer never hands a pool
+more than ``free_slots()`` jobs, so "submitted" means "about to start" and everything not submitted
 can be given back to the broker at a warm shutdown.
 """
 
@@ -14,7 +18,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from celeriac import states
 from celeriac.backends.capabilities import WriteBatching, write_batching
@@ -29,6 +33,10 @@ from celeriac.protocol.saferepr import saferepr
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
+    from celeriac.extras.cluster_store import ClusterStore
+    from celeriac.transports.base import Transport
+    from celeriac.worker.buckets import WorkerBuckets
+    from celeriac.worker.state import WorkerState
 
 logger = logging.getLogger("celeriac.worker.pool")
 
@@ -76,10 +84,56 @@ def worker_hooks() -> list[Hook]:
     return list(compose("worker"))
 
 
-class Pool(ABC):
-    """Runs jobs with ``concurrency`` slots and reports results through ``on_result``."""
+class BasePool(ABC):
+    """What the worker and remote control see of any pool, whoever feeds it: its name and
+    size, its processes, the tasks it runs, and how to end one of them."""
 
     name: ClassVar[str] = ""
+
+    def __init__(self, app: Celery, concurrency: int, *, hostname: str) -> None:
+        self.app = app
+        self.concurrency = max(1, int(concurrency))
+        self.hostname = hostname
+
+    @abstractmethod
+    def start(self) -> None:
+        """Start threads or processes."""
+
+    @abstractmethod
+    def shutdown(self, grace: float | None = None) -> None:
+        """Stop: wait up to ``grace`` seconds (None: forever) for running jobs, then terminate."""
+
+    @property
+    def size(self) -> int:
+        """Number of slots (threads or processes)."""
+        return self.concurrency
+
+    def grow(self, n: int = 1) -> None:
+        """Add ``n`` slots."""
+        raise NotImplementedError(f"the {self.name} pool cannot grow")
+
+    def shrink(self, n: int = 1) -> None:
+        """Remove ``n`` slots (idle ones first)."""
+        raise NotImplementedError(f"the {self.name} pool cannot shrink")
+
+    def terminate_job(self, task_id: str, signum: int | None = None) -> bool:
+        """Stop the job running ``task_id`` (kill its process); False if not possible."""
+        return False
+
+    def pids(self) -> list[int]:
+        """Process ids of the pool's children (empty for in-process pools)."""
+        return []
+
+    def running_ids(self) -> list[str]:
+        """Ids of tasks running where the worker's own state does not see them (children
+        that consume for themselves)."""
+        return []
+
+
+class Pool(BasePool):
+    """Runs the jobs the consumer hands it with ``concurrency`` slots and reports results
+    through ``on_result``."""
+
     #: ``submit_many`` runs the jobs in the caller's thread and returns when they are done
     #: (the consumer then settles their acks first: a job runs only after its early ack).
     inline: ClassVar[bool] = False
@@ -87,14 +141,8 @@ class Pool(ABC):
     def __init__(
         self, app: Celery, concurrency: int, *, on_result: ResultCallback, hostname: str
     ) -> None:
-        self.app = app
-        self.concurrency = max(1, int(concurrency))
+        super().__init__(app, concurrency, hostname=hostname)
         self.on_result = on_result
-        self.hostname = hostname
-
-    @abstractmethod
-    def start(self) -> None:
-        """Start threads or processes."""
 
     @abstractmethod
     def free_slots(self) -> int:
@@ -112,35 +160,67 @@ class Pool(ABC):
     def submit(self, job: Job) -> None:
         self.submit_many([job])
 
-    @property
-    def size(self) -> int:
-        """Number of slots (threads or processes)."""
-        return self.concurrency
 
-    def grow(self, n: int = 1) -> None:
-        """Add ``n`` slots."""
-        raise NotImplementedError(f"the {self.name} pool cannot grow")
+class ConsumingPool(BasePool):
+    """A pool whose processes fetch their own work from the broker: the worker runs it in
+    place of a consumer (``run`` until ``stop``, then ``finish``), and remote control reaches
+    the processes through ``relay``."""
 
-    def shrink(self, n: int = 1) -> None:
-        """Remove ``n`` slots (idle ones first)."""
-        raise NotImplementedError(f"the {self.name} pool cannot shrink")
+    def __init__(
+        self,
+        app: Celery,
+        concurrency: int,
+        *,
+        hostname: str,
+        state: WorkerState,
+        transport: Transport,
+        queues: Sequence[str],
+        prefetch_multiplier: int,
+        buckets: WorkerBuckets,
+        store: ClusterStore | None = None,
+    ) -> None:
+        super().__init__(app, concurrency, hostname=hostname)
+        self.state = state
+        self.transport = transport  # the parent's own connection (settles a dead child's work)
+        self.queues = list(queues)
+        self.prefetch_multiplier = prefetch_multiplier
+        self.buckets = buckets
+        self.store = store
 
     @abstractmethod
-    def shutdown(self, grace: float | None = None) -> None:
-        """Stop: wait up to ``grace`` seconds (None: forever) for running jobs, then terminate."""
+    def run(self) -> None:
+        """Supervise the processes until every one has exited after :meth:`stop`."""
 
-    def terminate_job(self, task_id: str, signum: int | None = None) -> bool:
-        """Stop the job running ``task_id`` (kill its process); False if not possible."""
-        return False
+    @abstractmethod
+    def stop(self, warm: bool = True) -> None:
+        """Any thread (or a signal handler): warm lets the running tasks finish."""
 
-    def pids(self) -> list[int]:
-        """Process ids of the pool's children (empty for in-process pools)."""
-        return []
+    @property
+    @abstractmethod
+    def cold(self) -> bool:
+        """A cold stop was asked for."""
 
-    def running_ids(self) -> list[str]:
-        """Ids of tasks running where the worker's own state does not see them (children
-        that consume for themselves)."""
-        return []
+    @abstractmethod
+    def finish(self) -> int:
+        """After :meth:`run` returned: wait for what is left; the exit code the pool asks
+        for (0, or 1 when a process lost the broker for good)."""
+
+    @abstractmethod
+    def request_sweep(self) -> None:
+        """Revoked ids changed (they reach the processes through :meth:`relay`)."""
+
+    @abstractmethod
+    def relay(self, method: str, arguments: dict[str, Any]) -> None:
+        """Run remote-control command ``method`` in every process too."""
+
+
+@runtime_checkable
+class RunsInMainThread(Protocol):
+    """A pool that runs tasks in the thread that feeds it (the worker's main thread): a cold
+    shutdown interrupts the task running there (``executing``)."""
+
+    @property
+    def executing(self) -> bool: ...
 
 
 #: A task whose last run here took less than this is "fast": its result may wait in a write
@@ -276,10 +356,13 @@ def lost_result(job: Job, exitcode: int | None) -> JobResult:
 
 __all__ = [
     "LONG_TASK",
+    "BasePool",
+    "ConsumingPool",
     "Job",
     "JobResult",
     "Pool",
     "ResultCallback",
+    "RunsInMainThread",
     "flush_open_batch",
     "lost_result",
     "run_batch",

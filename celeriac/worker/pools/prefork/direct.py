@@ -3,42 +3,47 @@
 Each child opens its own broker connection and runs a :class:`~celeriac.worker.consumer.
 Consumer` with an inline pool and a prefetch window of ``worker_prefetch_multiplier`` (so the
 worker's window stays ``concurrency * multiplier``, as in Celery). No message or result
-crosses a pipe. The parent:
+crosses a pipe. A :class:`~celeriac.worker.pools.prefork.supervisor.ChildStrategy` under the
+prefork supervisor, which starts, replaces and stops the children (``max_tasks_per_child``,
+``max_memory_per_child``: the child stops consuming, gives back what it holds and exits; the
+parent starts another) and enforces hard time limits and ``revoke(terminate=True)`` from each
+child's shared :class:`~celeriac.worker.pools.prefork.slot.Slot`. This pool:
 
-* starts, replaces and stops the children (``max_tasks_per_child``, ``max_memory_per_child``:
-  the child stops consuming, gives back what it holds and exits; the parent starts another);
-* enforces hard time limits and ``revoke(terminate=True)`` from each child's shared
-  :class:`~celeriac.worker.pools.slot.Slot`, and when a child dies stores the outcome of the
-  task it ran (WorkerLostError, TimeLimitExceeded, REVOKED) and gives back the messages it
-  held (on brokers that keep them after the connection closes, such as Redis);
+* when a child dies, stores the outcome of the task it ran (WorkerLostError,
+  TimeLimitExceeded, REVOKED) and gives back the messages it held (on brokers that keep them
+  after the connection closes, such as Redis);
 * answers remote control and relays ``revoke``, ``rate_limit`` and ``time_limit`` to them
   (rate limits are the worker's: the children share its token buckets).
 
 Used for brokers whose transports set ``direct_consume`` (Redis, RabbitMQ) unless
-``worker_direct_consume`` is off; the others use the pipe-fed :mod:`.prefork` pool.
+``worker_direct_consume`` is off (the worker runs it in place of a consumer); the others use
+the pipe-fed :mod:`.pool`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import signal
-import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import Connection
+from multiprocessing.context import ForkContext
 from typing import TYPE_CHECKING, Any
 
 from celeriac.execution import outcomes, timelimits
 from celeriac.protocol.message import Message
 from celeriac.transports.base import Delivery
-from celeriac.worker.pools.base import Job
+from celeriac.worker.pools.base import ConsumingPool
 from celeriac.worker.pools.prefork.direct_child import EXIT_BROKER, ChildSpec, child_main
-from celeriac.worker.pools.prefork.forked import ForkedChild, ForkedPool
-from celeriac.worker.pools.prefork.messages import HeldMessage, Relay, SlotJob, Stop
+from celeriac.worker.pools.prefork.messages import HeldMessage, Relay, Running, SlotJob, Stop
 from celeriac.worker.pools.prefork.slot import Remains, Slot
+from celeriac.worker.pools.prefork.supervisor import (
+    Child,
+    ChildStrategy,
+    Supervised,
+    Supervisor,
+    drain,
+    send,
+)
 from celeriac.worker.request import BadMessage, Request, build_request
 
 if TYPE_CHECKING:
@@ -50,23 +55,16 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("celeriac.worker.pool")
 
-#: How often the parent re-reads the slots when no child has announced a hard limit (s).
-POLL = 0.5
-
 
 @dataclass(eq=False)
-class _Child(ForkedChild):
-    control: Connection  # parent -> child: ("stop", warm) and relayed control commands
-    events: Connection  # child -> parent: ("limit",) when a hard-limited task starts
+class _Child(Child):
+    control: Connection  # parent -> child: Stop and Relay orders
+    events: Connection  # child -> parent: LimitStarted when a hard-limited task starts
     slot: Slot
-    retiring: bool = False
-    killed_for: float | None = None  # the hard limit it was killed for
 
 
-class DirectPreforkPool(ForkedPool):
+class DirectPreforkPool(Supervised, ConsumingPool, ChildStrategy[_Child]):
     """``concurrency`` forked consumers and their supervisor; ``run`` until ``stop``."""
-
-    _children: list[_Child]
 
     def __init__(
         self,
@@ -81,9 +79,17 @@ class DirectPreforkPool(ForkedPool):
         buckets: WorkerBuckets,
         store: ClusterStore | None = None,
     ) -> None:
-        super().__init__(app, concurrency, on_result=lambda _: None, hostname=hostname)
-        self.state = state
-        self.transport = transport  # the parent's own connection: settles a dead child's work
+        super().__init__(
+            app,
+            concurrency,
+            hostname=hostname,
+            state=state,
+            transport=transport,
+            queues=queues,
+            prefetch_multiplier=prefetch_multiplier,
+            buckets=buckets,
+            store=store,
+        )
         self.spec = ChildSpec(
             queues=list(queues),
             prefetch=prefetch_multiplier,
@@ -92,30 +98,52 @@ class DirectPreforkPool(ForkedPool):
             max_tasks=app.conf.worker_max_tasks_per_child,
             max_memory_kib=app.conf.worker_max_memory_per_child,
         )
-        self.store = store
         self.exitcode = 0
-        self._wake_r, self._wake_w = self._ctx.Pipe(duplex=False)
-        self._cold = False
-        self._terminated = False
+        self.supervisor: Supervisor[_Child] = Supervisor(self)
 
-    # -- lifecycle ---------------------------------------------------------------------------
+    # -- lifecycle: the worker runs this pool instead of a consumer ---------------------------
     def start(self) -> None:
-        with self._lock:
-            if self._closing:  # stopped before it started
-                return
-            for _ in range(self.concurrency):
-                self._children.append(self._spawn())
+        self.supervisor.start(self.concurrency)
 
-    def _spawn(self) -> _Child:
-        control_r, control_w = self._ctx.Pipe(duplex=False)
-        events_r, events_w = self._ctx.Pipe(duplex=False)
+    def run(self) -> None:
+        """Supervise until every child has exited after :meth:`stop`."""
+        self.supervisor.run()
+
+    def stop(self, warm: bool = True) -> None:
+        """Any thread (or a signal handler): warm lets the children finish their tasks."""
+        self.supervisor.stop(warm)
+
+    @property
+    def cold(self) -> bool:
+        return self.supervisor.cold
+
+    def finish(self) -> int:
+        self.supervisor.wait()
+        return self.exitcode
+
+    def shutdown(self, grace: float | None = None) -> None:
+        """Stop the children (after ``grace`` seconds they are terminated) and wait for them."""
+        self.supervisor.shutdown(grace)
+
+    # -- what the worker's control asks ------------------------------------------------------
+    def request_sweep(self) -> None:
+        """Revoked ids reach the children through :meth:`relay`."""
+
+    def relay(self, method: str, arguments: dict[str, Any]) -> None:
+        """Run a remote-control command in every child too (their state is their own)."""
+        with self.supervisor.lock:
+            for child in self.supervisor.children:
+                send(child.control, Relay(method, arguments))
+
+    def running_ids(self) -> list[str]:
+        return [r.task_id for r in self.supervisor.running()]
+
+    # -- the strategy: children that consume -------------------------------------------------
+    def spawn_child(self, ctx: ForkContext, name: str, inherited: list[Connection]) -> _Child:
+        control_r, control_w = ctx.Pipe(duplex=False)
+        events_r, events_w = ctx.Pipe(duplex=False)
         slot = Slot()
-        # Parent-side ends close in the child: its own (so the parent's death is an EOF there)
-        # and every sibling's.
-        inherited = [self._wake_r, self._wake_w, control_w, events_r]
-        for other in self._children:
-            inherited += [other.control, other.events]
-        process = self._ctx.Process(
+        process = ctx.Process(
             target=child_main,
             args=(
                 self.app,
@@ -125,9 +153,9 @@ class DirectPreforkPool(ForkedPool):
                 slot,
                 self.state,
                 self.store,
-                inherited,
+                [*inherited, control_w, events_r],
             ),
-            name=f"ForkPoolWorker-{len(self._children) + 1}",
+            name=name,
             daemon=True,
         )
         process.start()
@@ -135,138 +163,31 @@ class DirectPreforkPool(ForkedPool):
         events_w.close()
         return _Child(process, control_w, events_r, slot)
 
-    def run(self) -> None:
-        """Supervise until every child has exited after :meth:`stop`."""
-        while True:
-            with self._lock:
-                children = list(self._children)
-            if not children:
-                return
-            waitables: dict[Any, _Child | None] = {self._wake_r: None}
-            for child in children:
-                waitables[child.process.sentinel] = child
-                waitables[child.events] = child
-            for ready in wait(list(waitables), timeout=self._wait_time(children)):
-                owner = waitables[ready]
-                if owner is None:
-                    _drain(self._wake_r)
-                elif ready is owner.events:
-                    _drain(owner.events)
-                elif owner in self._children:
-                    self._child_exited(owner)
-            if self._cold and not self._terminated:
-                self._terminate_all()
-            self._enforce_hard_limits()
+    def parent_ends(self, child: _Child) -> list[Connection]:
+        return [child.control, child.events]
 
-    def stop(self, warm: bool = True) -> None:
-        """Any thread (or a signal handler): warm lets the children finish their tasks."""
-        with self._lock:
-            self._closing = True
-            if not warm:
-                self._cold = True
-            for child in self._children:
-                _send(child.control, Stop(warm))
-        _send(self._wake_w, b"")
+    def listen(self, child: _Child) -> Connection:
+        return child.events
 
-    @property
-    def cold(self) -> bool:
-        return self._cold
+    def read_child(self, child: _Child) -> None:
+        drain(child.events)  # a hard limit started: the loop reads it from the slot
 
-    def shutdown(self, grace: float | None = None) -> None:
-        """Stop the children (after ``grace`` seconds they are terminated) and wait for them."""
-        self.stop(warm=grace is None or grace > 0)
-        if grace is not None:
-            timer = threading.Timer(grace, self.stop, kwargs={"warm": False})
-            timer.daemon = True
-            timer.start()
-        self.run()
+    def stop_child(self, child: _Child, warm: bool) -> None:
+        send(child.control, Stop(warm))
 
-    def _terminate_all(self) -> None:
-        self._terminated = True
-        with self._lock:
-            children = list(self._children)
-        for child in children:
-            if child.process.is_alive():
-                child.process.terminate()
+    def running_job(self, child: _Child) -> Running | None:
+        return child.slot.running()
 
-    # -- what the worker's control asks ------------------------------------------------------
-    def free_slots(self) -> int:
-        return 0  # the children fetch their own work
+    def replaces(self, exitcode: int | None) -> bool:
+        return exitcode != EXIT_BROKER  # the broker is gone for good: the worker stops
 
-    def submit_many(self, jobs: Sequence[Job]) -> None:
-        raise RuntimeError("the children of a direct prefork pool fetch their own work")
-
-    def request_sweep(self) -> None:
-        """Revoked ids reach the children through :meth:`relay`."""
-
-    def relay(self, method: str, arguments: dict[str, Any]) -> None:
-        """Run a remote-control command in every child too (their state is their own)."""
-        with self._lock:
-            for child in self._children:
-                _send(child.control, Relay(method, arguments))
-
-    def running_ids(self) -> list[str]:
-        with self._lock:
-            children = list(self._children)
-        return [r.task_id for c in children if (r := c.slot.running()) is not None]
-
-    def terminate_job(self, task_id: str, signum: int | None = None) -> bool:
-        with self._lock:
-            for child in self._children:
-                running = child.slot.running()
-                if running is not None and running.task_id == task_id:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(child.pid, signum or signal.SIGTERM)
-                    return True
-        return False
-
-    def shrink(self, n: int = 1) -> None:
-        with self._lock:
-            for child in [c for c in self._children if not c.retiring][: max(0, self.size - 1)][:n]:
-                child.retiring = True
-                self.concurrency -= 1
-                _send(child.control, Stop(warm=True))
-
-    # -- supervision -------------------------------------------------------------------------
-    def _wait_time(self, children: list[_Child]) -> float:
-        now = time.monotonic()
-        wait_for = POLL
-        for child in children:
-            running = child.slot.running()
-            if running is not None and running.hard_limit is not None:
-                wait_for = min(wait_for, running.started + running.hard_limit - now)
-        return max(0.0, wait_for)
-
-    def _enforce_hard_limits(self) -> None:
-        now = time.monotonic()
-        with self._lock:
-            children = list(self._children)
-        for child in children:
-            running = child.slot.running()
-            if running is None or running.hard_limit is None or child.killed_for is not None:
-                continue
-            if now >= running.started + running.hard_limit:
-                child.killed_for = running.hard_limit
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(child.pid, signal.SIGKILL)
-
-    def _child_exited(self, child: _Child) -> None:
-        child.process.join()
-        exitcode = child.process.exitcode
-        remains = child.slot.remains()
-        with self._lock:
-            self._children.remove(child)
-            child.control.close()
-            child.events.close()
-            respawn = not (self._closing or child.retiring) and exitcode != EXIT_BROKER
-            if respawn:
-                self._children.append(self._spawn())
-        if exitcode == EXIT_BROKER and not self._closing:
+    def settle(self, child: _Child, exitcode: int | None) -> None:
+        if exitcode == EXIT_BROKER and not self.supervisor.closing:
             logger.critical("A pool process lost its broker connection: stopping the worker")
             self.exitcode = 1
             self.stop(warm=False)
         try:
-            self._recover(child, remains, exitcode)
+            self._recover(child, child.slot.remains(), exitcode)
         except Exception:  # the broker or store is down: leases bring the held ones back
             logger.exception("Could not settle the work of pool process %s", child.pid)
         finally:
@@ -278,12 +199,12 @@ class DirectPreforkPool(ForkedPool):
         messages the broker still counts as its (``held``)."""
         unacked = {h.delivery_tag for h in remains.held}
         settled: set[str] = set()
-        if remains.running is not None and not self._terminated:
+        if remains.running is not None and not self.supervisor.terminated:
             request = self._request(remains.running, unacked)
             if request is not None:
                 settled.add(request.key)
                 self._store_outcome(child, request, exitcode)
-        elif remains.running_id is not None and not self._terminated:
+        elif remains.running_id is not None and not self.supervisor.terminated:
             outcomes.store_lost_id(self.app, remains.running_id, child.killed_for, exitcode)
         again = [p for p in remains.unstarted if p.delivery_tag not in unacked]
         for job in again:
@@ -395,18 +316,6 @@ def _message(job: SlotJob) -> Message:
         headers=job.headers,
         properties=job.properties,
     )
-
-
-def _send(conn: Connection, obj: Any) -> None:
-    # A dead child's pipe is broken; its sentinel reports it.
-    with contextlib.suppress(OSError, ValueError):
-        conn.send(obj)
-
-
-def _drain(conn: Connection) -> None:
-    with contextlib.suppress(EOFError, OSError):
-        while conn.poll():
-            conn.recv()
 
 
 __all__ = ["DirectPreforkPool"]

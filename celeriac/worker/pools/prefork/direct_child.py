@@ -1,4 +1,4 @@
-"""The life of a child of :class:`~celeriac.worker.pools.direct.DirectPreforkPool`: its own
+"""The life of a child of :class:`~celeriac.worker.pools.prefork.direct.DirectPreforkPool`: its own
 broker connection, a consumer with an inline pool, and a thread that takes the parent's orders.
 """
 
@@ -23,8 +23,8 @@ from celeriac.worker.commands import COMMANDS, ControlContext
 from celeriac.worker.consumer import Consumer
 from celeriac.worker.pools.base import LONG_TASK, Job, flush_open_batch
 from celeriac.worker.pools.prefork.messages import HeldMessage, LimitStarted, Relay, SlotJob, Stop
-from celeriac.worker.pools.prefork.pool import resident_kib
 from celeriac.worker.pools.prefork.slot import Slot
+from celeriac.worker.pools.prefork.supervisor import enter_child, resident_kib
 from celeriac.worker.pools.solo import SoloPool
 from celeriac.worker.ratelimit import RateLimiter
 
@@ -154,13 +154,9 @@ def child_main(
     inherited: list[Connection],
 ) -> None:
     """Consume until the parent says stop (or a per-child limit is reached)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides about shutdown
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    enter_child(inherited)
     signal.signal(signal.SIGQUIT, signal.SIG_DFL)
-    for conn in inherited:
-        conn.close()
     state.lock = threading.Lock()  # another thread may have held it at fork time
-    timelimits.install_alarm_default()
     transport = app.connection()
     pool = ChildPool(app, spec, slot, events)
     consumer = Consumer(
@@ -194,9 +190,7 @@ def child_main(
     try:
         transport.open()
         consumer.run()
-        consumer.restore_reserved()
-        consumer.drain()
-        consumer.restore_unacked()
+        consumer.finish()
     except Exception as exc:  # the broker went away for good
         logger.critical("Pool process %s: unrecoverable error: %r", os.getpid(), exc)
         exitcode = EXIT_BROKER

@@ -12,7 +12,7 @@ Directly consuming children (each consumes itself; ``direct.py``, ``direct_child
   parent -> child   ``Stop`` (warm or cold), ``Relay`` (a remote-control command to run too)
   child -> parent   ``LimitStarted`` (wakes the parent to read the slot's hard limit)
   slot              the batch as ``list[SlotJob]``, the unacknowledged messages as
-                    ``list[HeldMessage]`` (see ``slot.py``)
+                    ``list[HeldMessage]``, the running task as ``Running`` (``slot.py``)
 """
 
 from __future__ import annotations
@@ -94,6 +94,15 @@ class SlotJob(NamedTuple):
     redelivered: bool
 
 
+class Running(NamedTuple):
+    """The task a child runs now, as its parent sees it (from the slot, or from the job at
+    the head of a pipe-fed child's queue and its last ``Started``)."""
+
+    task_id: str
+    started: float  # monotonic; for a pipe-fed child: when its hard limit was announced
+    hard_limit: float | None
+
+
 class HeldMessage(NamedTuple):
     """A message a directly consuming child holds unacknowledged."""
 
@@ -110,6 +119,7 @@ __all__ = [
     "PipeResult",
     "Relay",
     "Retire",
+    "Running",
     "SlotJob",
     "Started",
     "Stop",

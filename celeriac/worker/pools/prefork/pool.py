@@ -1,27 +1,25 @@
-"""The prefork pool: ``concurrency`` forked child processes fed through pipes.
+"""The pipe-fed prefork pool: ``concurrency`` forked children the consumer feeds through pipes.
 
-The parent sends batches of jobs to idle children, each with the call its consumer already
-decoded (the child decodes nothing); each child executes, stores the result with its own
-backend connection and reports a ``PipeResult`` back, one per job, in order. Results and
-deaths are read by one thread with ``multiprocessing.connection.wait``. Because a child runs
-its jobs in the order received, the first unreported job of a dead child is the one it was
-running (lost: WorkerLostError); the others never started and go back to the consumer.
+A :class:`~celeriac.worker.pools.prefork.supervisor.ChildStrategy` under the prefork
+supervisor, which forks, replaces, limits and stops the children. The parent sends batches
+of jobs to idle children, each with the call its consumer already decoded (the child decodes
+nothing); each child executes, stores the result with its own backend connection and
+reports a ``PipeResult`` back, one per job, in order. Because a child runs its jobs in the
+order received, the first unreported job of a dead child is the one it was running (lost:
+WorkerLostError); the others never started and go back to the consumer.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import pickle
-import resource
-import signal
-import threading
 import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import Connection
+from multiprocessing.context import ForkContext
 from typing import TYPE_CHECKING, Any
 
 from celeriac import signals, states
@@ -31,13 +29,28 @@ from celeriac.worker.pools.base import (
     LONG_TASK,
     Job,
     JobResult,
+    Pool,
     ResultCallback,
     flush_open_batch,
     lost_result,
     run_batch,
 )
-from celeriac.worker.pools.prefork.forked import ForkedChild, ForkedPool
-from celeriac.worker.pools.prefork.messages import PipeJob, PipeResult, Retire, Started
+from celeriac.worker.pools.prefork.messages import (
+    PipeJob,
+    PipeResult,
+    Retire,
+    Running,
+    Started,
+)
+from celeriac.worker.pools.prefork.supervisor import (
+    Child,
+    ChildStrategy,
+    Supervised,
+    Supervisor,
+    enter_child,
+    resident_kib,
+    send,
+)
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
@@ -53,24 +66,20 @@ DEPTH = 2
 
 
 @dataclass(eq=False)
-class _Child(ForkedChild):
+class _Child(Child):
     jobs: Connection  # parent -> child
     results: Connection  # child -> parent
     outstanding: deque[Job] = field(default_factory=deque)
-    retiring: bool = False
-    deadline: float | None = None  # monotonic time its running job hits its hard limit
-    hard_limit: float | None = None
-    timed_out: float | None = None  # killed for exceeding this hard limit
+    hard_limit: float | None = None  # of the job at the head of outstanding, once it started
+    limit_since: float = 0.0  # monotonic time that job announced its hard limit
     sent: int = 0  # jobs sent over its life (it exits after max_tasks_per_child)
     draining: bool = False  # over worker_max_memory_per_child: finish its jobs, then replace
     released: bool = False  # told to exit after draining
     head_since: float | None = None  # monotonic time the job at the head of outstanding began
 
 
-class PreforkPool(ForkedPool):
-    """Child processes made with ``fork``; the parent supervises and replaces dead ones."""
-
-    _children: list[_Child]
+class PreforkPool(Supervised, Pool, ChildStrategy[_Child]):
+    """Child processes made with ``fork``, fed batches through pipes by the consumer."""
 
     def __init__(
         self,
@@ -84,23 +93,21 @@ class PreforkPool(ForkedPool):
         super().__init__(app, concurrency, on_result=on_result, hostname=hostname)
         self.max_tasks_per_child = max_tasks_per_child or app.conf.worker_max_tasks_per_child
         self.max_memory_per_child: int | None = app.conf.worker_max_memory_per_child
-        self._terminating = False
-        self._reader: threading.Thread | None = None
+        self.supervisor: Supervisor[_Child] = Supervisor(self)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
-        with self._lock:
-            for _ in range(self.concurrency):
-                self._children.append(self._spawn())
-        self._reader = threading.Thread(target=self._read_loop, name="prefork-results", daemon=True)
-        self._reader.start()
+        self.supervisor.start(self.concurrency, in_thread=True)
 
-    def _spawn(self) -> _Child:
-        jobs_r, jobs_w = self._ctx.Pipe(duplex=False)
-        results_r, results_w = self._ctx.Pipe(duplex=False)
-        # Parent-side ends of every pipe are closed in the child, so only the parent holds them.
-        inherited = [c.jobs for c in self._children] + [c.results for c in self._children]
-        process = self._ctx.Process(
+    def shutdown(self, grace: float | None = None) -> None:
+        """Ask children to exit after their jobs; terminate those still running after ``grace``."""
+        self.supervisor.shutdown(grace)
+
+    # -- the strategy: children fed through pipes --------------------------------------------
+    def spawn_child(self, ctx: ForkContext, name: str, inherited: list[Connection]) -> _Child:
+        jobs_r, jobs_w = ctx.Pipe(duplex=False)
+        results_r, results_w = ctx.Pipe(duplex=False)
+        process = ctx.Process(
             target=_child_main,
             args=(
                 self.app,
@@ -111,7 +118,7 @@ class PreforkPool(ForkedPool):
                 self.max_memory_per_child,
                 [*inherited, jobs_w, results_r],
             ),
-            name=f"ForkPoolWorker-{len(self._children) + 1}",
+            name=name,
             daemon=True,
         )
         process.start()
@@ -119,50 +126,93 @@ class PreforkPool(ForkedPool):
         results_w.close()
         return _Child(process, jobs_w, results_r)
 
-    def shutdown(self, grace: float | None = None) -> None:
-        """Ask children to exit after their jobs; kill those still running after ``grace``."""
-        with self._lock:
-            self._closing = True
-            for child in self._children:
-                _send(child, None)
-        deadline = None if grace is None else time.monotonic() + grace
-        if self._reader is not None:
-            self._reader.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-        if self._reader is not None and self._reader.is_alive():
-            self._terminate_all()
-            self._reader.join(5.0)
+    def parent_ends(self, child: _Child) -> list[Connection]:
+        return [child.jobs, child.results]
 
-    def _terminate_all(self) -> None:
-        with self._lock:
-            self._terminating = True
-            children = list(self._children)
-        for child in children:
-            if child.process.is_alive():
-                child.process.terminate()
-        for child in children:
-            child.process.join(2.0)
-            if child.process.is_alive():
-                child.process.kill()
+    def listen(self, child: _Child) -> Connection:
+        return child.results
+
+    def stop_child(self, child: _Child, warm: bool) -> None:
+        send(child.jobs, None)  # it exits after what its pipe holds (cold: it is terminated)
+
+    def may_retire(self, child: _Child) -> bool:
+        return not child.outstanding
+
+    def running_job(self, child: _Child) -> Running | None:
+        outstanding = child.outstanding
+        if not outstanding:
+            return None
+        return Running(outstanding[0].task_id, child.limit_since, child.hard_limit)
+
+    def read_child(self, child: _Child) -> None:
+        lock = self.supervisor.lock
+        try:
+            while child.results.poll():
+                message = child.results.recv()
+                if isinstance(message, Retire):  # over its memory limit: send it nothing more
+                    with lock:
+                        child.draining = True
+                    self._release_if_drained(child)
+                    continue
+                if isinstance(message, Started):  # the job at the head starts, hard-limited
+                    child.limit_since = time.monotonic()
+                    child.hard_limit = message.hard_limit
+                    continue
+                results: list[PipeResult] = message
+                for r in results:
+                    with lock:
+                        child.outstanding.popleft()
+                        child.hard_limit = None
+                        child.head_since = time.monotonic() if child.outstanding else None
+                    self.on_result(
+                        JobResult(r.key, r.task_id, r.state, r.runtime, r.summary, r.requeue)
+                    )
+                self._release_if_drained(child)
+        except (EOFError, OSError):
+            pass  # the child is gone; its sentinel reports it
+
+    def settle(self, child: _Child, exitcode: int | None) -> None:
+        """Report the jobs of a dead child: the first was running (lost, or killed at its hard
+        limit), the others never started and go back to the consumer."""
+        if self.supervisor.terminated:
+            return
+        jobs = list(child.outstanding)
+        if jobs and child.killed_for is not None:
+            self.on_result(_timed_out(jobs[0], child.killed_for, exitcode))
+        elif jobs:
+            logger.error(
+                "Process %s (pid %s) died with exitcode %s while running %s[%s]",
+                child.process.name,
+                child.pid,
+                exitcode,
+                jobs[0].name,
+                jobs[0].task_id,
+            )
+            self.on_result(lost_result(jobs[0], exitcode))
+        for job in jobs[1:]:
+            self.on_result(JobResult(job.key, job.task_id, "PENDING", started=False))
 
     # -- jobs --------------------------------------------------------------------------------
     def free_slots(self) -> int:
-        with self._lock:
-            if self._closing:
+        supervisor = self.supervisor
+        with supervisor.lock:
+            if supervisor.closing:
                 return 0
-            return sum(self._room(c) for c in self._children if not c.retiring)
+            return sum(self._room(c) for c in supervisor.children if not c.retiring)
 
     def submit_many(self, jobs: Sequence[Job]) -> None:
-        with self._lock:
+        with self.supervisor.lock:
+            children = self.supervisor.children
             todo = list(jobs)
             while todo:
                 # The least loaded child first, so work spreads evenly.
-                open_ = [c for c in self._children if not c.retiring and self._room(c) > 0]
+                open_ = [c for c in children if not c.retiring and self._room(c) > 0]
                 if not open_:  # a task turned long since free_slots(): the promise stands
-                    open_ = [c for c in self._children if not c.retiring and self._room(c, 0) > 0]
+                    open_ = [c for c in children if not c.retiring and self._room(c, 0) > 0]
                 if not open_:
                     # A child may have started draining (memory limit) since free_slots():
                     # it still runs what reaches its pipe before it is told to exit.
-                    open_ = [c for c in self._children if c.draining and not c.released]
+                    open_ = [c for c in children if c.draining and not c.released]
                 if not open_:
                     raise RuntimeError("submit_many() called with no free slot")
                 child = min(open_, key=lambda c: len(c.outstanding))
@@ -188,116 +238,12 @@ class PreforkPool(ForkedPool):
             room = min(room, int(self.max_tasks_per_child) - child.sent)
         return max(0, room)
 
-    def terminate_job(self, task_id: str, signum: int | None = None) -> bool:
-        with self._lock:
-            for child in self._children:
-                if child.outstanding and child.outstanding[0].task_id == task_id:
-                    os.kill(child.pid, signum or signal.SIGTERM)
-                    return True
-        return False
-
-    def shrink(self, n: int = 1) -> None:
-        with self._lock:
-            idle = [c for c in self._children if not c.outstanding and not c.retiring]
-            for child in idle[: min(n, self.size - 1)]:
-                child.retiring = True
-                self.concurrency -= 1
-                _send(child, None)
-
-    # -- the result reader -------------------------------------------------------------------
-    def _read_loop(self) -> None:
-        while True:
-            with self._lock:
-                children = list(self._children)
-            if not children:
-                return
-            waitables: dict[Any, _Child] = {c.results: c for c in children}
-            waitables.update({c.process.sentinel: c for c in children})
-            for ready in wait(list(waitables), timeout=self._wait_time(children)):
-                child = waitables[ready]
-                if ready is child.results:
-                    self._read_results(child)
-                elif child in self._children:
-                    self._child_exited(child)
-            self._enforce_hard_limits(children)
-
-    @staticmethod
-    def _wait_time(children: list[_Child]) -> float:
-        deadlines = [c.deadline for c in children if c.deadline is not None]
-        if not deadlines:
-            return 0.5
-        return max(0.0, min(0.5, min(deadlines) - time.monotonic()))
-
-    def _enforce_hard_limits(self, children: list[_Child]) -> None:
-        """Kill children whose job ran past its hard limit; ``_child_exited`` reports it."""
-        now = time.monotonic()
-        for child in children:
-            if child.deadline is not None and now >= child.deadline and child.timed_out is None:
-                child.timed_out = child.hard_limit
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(child.pid, signal.SIGKILL)
-
-    def _read_results(self, child: _Child) -> None:
-        try:
-            while child.results.poll():
-                message = child.results.recv()
-                if isinstance(message, Retire):  # over its memory limit: send it nothing more
-                    with self._lock:
-                        child.draining = True
-                    self._release_if_drained(child)
-                    continue
-                if isinstance(message, Started):  # the job at the head starts, hard-limited
-                    child.hard_limit = message.hard_limit
-                    child.deadline = time.monotonic() + message.hard_limit
-                    continue
-                results: list[PipeResult] = message
-                for r in results:
-                    with self._lock:
-                        child.outstanding.popleft()
-                        child.deadline = child.hard_limit = None
-                        child.head_since = time.monotonic() if child.outstanding else None
-                    self.on_result(
-                        JobResult(r.key, r.task_id, r.state, r.runtime, r.summary, r.requeue)
-                    )
-                self._release_if_drained(child)
-        except (EOFError, OSError):
-            pass  # the child is gone; its sentinel reports it
-
     def _release_if_drained(self, child: _Child) -> None:
         """A draining child with nothing left to run is told to exit; it is then replaced."""
-        with self._lock:
+        with self.supervisor.lock:
             if child.draining and not child.outstanding and not child.released:
                 child.released = True  # still draining: it gets no new jobs before it exits
-                _send(child, None)
-
-    def _child_exited(self, child: _Child) -> None:
-        self._read_results(child)  # results written just before dying still count
-        child.process.join()
-        exitcode = child.process.exitcode
-        with self._lock:
-            self._children.remove(child)
-            child.jobs.close()
-            child.results.close()
-            jobs = list(child.outstanding)
-            respawn = not (self._closing or child.retiring)
-            if respawn:
-                self._children.append(self._spawn())
-        if self._terminating:
-            return
-        if jobs and child.timed_out is not None:
-            self.on_result(_timed_out(jobs[0], child.timed_out, exitcode))
-        elif jobs:
-            logger.error(
-                "Process %s (pid %s) died with exitcode %s while running %s[%s]",
-                child.process.name,
-                child.pid,
-                exitcode,
-                jobs[0].name,
-                jobs[0].task_id,
-            )
-            self.on_result(lost_result(jobs[0], exitcode))
-        for job in jobs[1:]:
-            self.on_result(JobResult(job.key, job.task_id, "PENDING", started=False))
+                send(child.jobs, None)
 
 
 def _timed_out(job: Job, limit: float, exitcode: int | None) -> JobResult:
@@ -307,18 +253,12 @@ def _timed_out(job: Job, limit: float, exitcode: int | None) -> JobResult:
     )
 
 
-def _send(child: _Child, obj: Any) -> None:
-    # A dead child's pipe is broken; the reader sees its sentinel and reports its jobs.
-    with contextlib.suppress(OSError):
-        child.jobs.send(obj)
-
-
 def _send_jobs(child: _Child, jobs: Sequence[Job]) -> None:
     try:
-        _send(child, [_payload(job) for job in jobs])
+        send(child.jobs, [_payload(job) for job in jobs])
     except (pickle.PicklingError, TypeError, AttributeError):
         # A decoded argument that does not pickle: the child decodes the message itself.
-        _send(child, [_payload(job, decoded=False) for job in jobs])
+        send(child.jobs, [_payload(job, decoded=False) for job in jobs])
 
 
 def _payload(job: Job, decoded: bool = True) -> PipeJob:
@@ -368,13 +308,9 @@ def _child_main(
     Past ``max_memory_kib`` of resident memory it asks to retire (Celery's
     ``worker_max_memory_per_child``); the parent sends it nothing more, lets it finish what
     its pipe holds, then stops and replaces it."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides about shutdown
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # drop the parent's Python handler
-    for conn in inherited:
-        conn.close()
-    timelimits.install_alarm_default()
+    enter_child(inherited)
 
-    def send(reports: list[JobResult]) -> None:
+    def send_results(reports: list[JobResult]) -> None:
         results.send(
             [
                 PipeResult(r.key, r.task_id, r.state, r.runtime, r.summary, r.requeue)
@@ -395,9 +331,9 @@ def _child_main(
     try:
         while (batch := _recv(jobs)) is not None:
             # One pipe message per flushed batch of results, not one per job.
-            rest = run_batch(app, [_job(p) for p in batch], hostname, lambda r: send([r]))
+            rest = run_batch(app, [_job(p) for p in batch], hostname, lambda r: send_results([r]))
             if rest:
-                send(rest)
+                send_results(rest)
             done += len(batch)
             if max_tasks and done >= max_tasks:
                 break
@@ -406,11 +342,6 @@ def _child_main(
                 results.send(Retire())
     finally:
         signals.worker_process_shutdown.send(sender=None, pid=os.getpid(), exitcode=0)
-
-
-def resident_kib() -> int:
-    """Peak resident memory of this process in KiB (Linux reports ru_maxrss in KiB)."""
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def _recv(conn: Connection) -> Any:

@@ -17,7 +17,7 @@ import pickle
 import struct
 from dataclasses import dataclass
 
-from celeriac.worker.pools.prefork.messages import HeldMessage, SlotJob
+from celeriac.worker.pools.prefork.messages import HeldMessage, Running, SlotJob
 
 # seq, started (monotonic; 0: between jobs), hard limit (0: none), batch bytes, held bytes,
 # jobs of the batch started so far
@@ -31,15 +31,6 @@ BATCH_MAX = 448 * 1024
 SIZE = _BATCH_AT + BATCH_MAX
 _TOO_LARGE = 0xFFFFFFFF  # the batch did not fit: only the running task's id is known
 _READ_TRIES = 100
-
-
-@dataclass(frozen=True, slots=True)
-class Running:
-    """The task a child runs now, as its parent sees it."""
-
-    task_id: str
-    started: float
-    hard_limit: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,4 +129,4 @@ class Slot:
         self._mem.close()
 
 
-__all__ = ["BATCH_MAX", "HELD_MAX", "SIZE", "Remains", "Running", "Slot"]
+__all__ = ["BATCH_MAX", "HELD_MAX", "SIZE", "Remains", "Slot"]
