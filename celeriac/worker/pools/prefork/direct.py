@@ -23,11 +23,11 @@ the pipe-fed :mod:`.pool`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from multiprocessing.connection import Connection
 from multiprocessing.context import ForkContext
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from celeriac.execution import outcomes, timelimits
 from celeriac.protocol.message import Message
@@ -36,22 +36,8 @@ from celeriac.worker.pools.base import ConsumingPool
 from celeriac.worker.pools.prefork.direct_child import EXIT_BROKER, ChildSpec, child_main
 from celeriac.worker.pools.prefork.messages import HeldMessage, Relay, Running, SlotJob, Stop
 from celeriac.worker.pools.prefork.slot import Remains, Slot
-from celeriac.worker.pools.prefork.supervisor import (
-    Child,
-    ChildStrategy,
-    Supervised,
-    Supervisor,
-    drain,
-    send,
-)
+from celeriac.worker.pools.prefork.supervisor import Child, Supervised, drain, send
 from celeriac.worker.request import BadMessage, Request, build_request
-
-if TYPE_CHECKING:
-    from celeriac.app.base import Celery
-    from celeriac.extras.cluster_store import ClusterStore
-    from celeriac.transports.base import Transport
-    from celeriac.worker.buckets import WorkerBuckets
-    from celeriac.worker.state import WorkerState
 
 logger = logging.getLogger("celeriac.worker.pool")
 
@@ -63,43 +49,23 @@ class _Child(Child):
     slot: Slot
 
 
-class DirectPreforkPool(Supervised, ConsumingPool, ChildStrategy[_Child]):
+class DirectPreforkPool(Supervised[_Child], ConsumingPool):
     """``concurrency`` forked consumers and their supervisor; ``run`` until ``stop``."""
 
-    def __init__(
-        self,
-        app: Celery,
-        concurrency: int,
-        *,
-        hostname: str,
-        state: WorkerState,
-        transport: Transport,
-        queues: Sequence[str],
-        prefetch_multiplier: int,
-        buckets: WorkerBuckets,
-        store: ClusterStore | None = None,
-    ) -> None:
-        super().__init__(
-            app,
-            concurrency,
-            hostname=hostname,
-            state=state,
-            transport=transport,
-            queues=queues,
-            prefetch_multiplier=prefetch_multiplier,
-            buckets=buckets,
-            store=store,
+    exitcode = 0  # 1 once a child lost the broker for good
+
+    @cached_property
+    def spec(self) -> ChildSpec:
+        """What every child is told."""
+        conf = self.app.conf
+        return ChildSpec(
+            queues=self.queues,
+            prefetch=self.prefetch_multiplier,
+            hostname=self.hostname,
+            buckets=self.buckets,
+            max_tasks=conf.worker_max_tasks_per_child,
+            max_memory_kib=conf.worker_max_memory_per_child,
         )
-        self.spec = ChildSpec(
-            queues=list(queues),
-            prefetch=prefetch_multiplier,
-            hostname=hostname,
-            buckets=buckets,
-            max_tasks=app.conf.worker_max_tasks_per_child,
-            max_memory_kib=app.conf.worker_max_memory_per_child,
-        )
-        self.exitcode = 0
-        self.supervisor: Supervisor[_Child] = Supervisor(self)
 
     # -- lifecycle: the worker runs this pool instead of a consumer ---------------------------
     def start(self) -> None:

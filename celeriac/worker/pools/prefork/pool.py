@@ -44,9 +44,7 @@ from celeriac.worker.pools.prefork.messages import (
 )
 from celeriac.worker.pools.prefork.supervisor import (
     Child,
-    ChildStrategy,
     Supervised,
-    Supervisor,
     enter_child,
     resident_kib,
     send,
@@ -78,7 +76,7 @@ class _Child(Child):
     head_since: float | None = None  # monotonic time the job at the head of outstanding began
 
 
-class PreforkPool(Supervised, Pool, ChildStrategy[_Child]):
+class PreforkPool(Supervised[_Child], Pool):
     """Child processes made with ``fork``, fed batches through pipes by the consumer."""
 
     def __init__(
@@ -93,7 +91,6 @@ class PreforkPool(Supervised, Pool, ChildStrategy[_Child]):
         super().__init__(app, concurrency, on_result=on_result, hostname=hostname)
         self.max_tasks_per_child = max_tasks_per_child or app.conf.worker_max_tasks_per_child
         self.max_memory_per_child: int | None = app.conf.worker_max_memory_per_child
-        self.supervisor: Supervisor[_Child] = Supervisor(self)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:

@@ -27,6 +27,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import ForkContext
 from multiprocessing.process import BaseProcess
@@ -282,12 +283,15 @@ class Supervisor(Generic[C]):
         self.strategy.settle(child, exitcode)
 
 
-class Supervised(BasePool):
-    """A pool whose processes a :class:`Supervisor` keeps: size, growth, process ids and
-    terminating a task are the supervisor's."""
+class Supervised(BasePool, ChildStrategy[C]):
+    """A pool that is the strategy of its own :class:`Supervisor`: size, growth, process ids
+    and terminating a task are the supervisor's."""
 
     name = "prefork"
-    supervisor: Supervisor[Any]
+
+    @cached_property
+    def supervisor(self) -> Supervisor[C]:
+        return Supervisor(self)
 
     @property
     def size(self) -> int:
