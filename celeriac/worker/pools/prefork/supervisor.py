@@ -27,7 +27,6 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import ForkContext
 from multiprocessing.process import BaseProcess
@@ -289,9 +288,11 @@ class Supervised(BasePool, ChildStrategy[C]):
 
     name = "prefork"
 
-    @cached_property
-    def supervisor(self) -> Supervisor[C]:
-        return Supervisor(self)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # The pool's own constructor (Pool or ConsumingPool) takes the arguments. The
+        # supervisor exists before any thread can ask it (remote control starts first).
+        super().__init__(*args, **kwargs)
+        self.supervisor: Supervisor[C] = Supervisor(self)
 
     @property
     def size(self) -> int:
