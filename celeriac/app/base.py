@@ -19,13 +19,14 @@ from celeriac.app import current
 from celeriac.app.builtins import add_builtin_tasks
 from celeriac.app.config import OLD_NAMES, SETTINGS_BY_NAME, Settings, broker_options
 from celeriac.app.hooks import HookList, provided_hooks
-from celeriac.app.missing import BEAT, CANVAS, refuse_canvas_options
+from celeriac.app.missing import BEAT
 from celeriac.app.options import SendOptions
 from celeriac.app.producer import Producer
 from celeriac.app.registry import SHARED_TASKS, TaskRegistry, gen_task_name, import_related
 from celeriac.app.report import bugreport
 from celeriac.app.routing import RouterTable
 from celeriac.app.task import Task as BaseTask
+from celeriac.canvas import Signature, signature
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.protocol.entities import Queue
 from celeriac.utils import forksafe
@@ -257,15 +258,14 @@ class Celery:
         """Send a task by name (it need not be registered here)."""
         from celeriac.result import AsyncResult
 
-        if options:
-            refuse_canvas_options(options, "send_task")
         opts = _options if _options is not None else SendOptions.from_kwargs(options)
         task_id = self.producer.send(name, args, kwargs, opts, _task)
         return AsyncResult(task_id, app=self, task_name=name)
 
-    def signature(self, *args: Any, **kwargs: Any) -> Any:
-        """Celery's ``app.signature(name, ...)``: the canvas is not in celeriac yet."""
-        raise CANVAS.error("app.signature()")
+    def signature(self, *args: Any, **kwargs: Any) -> Signature:
+        """Celery's ``app.signature('tasks.add', args=(2, 2))`` (or of a signature's dict)."""
+        kwargs.setdefault("app", self)
+        return signature(*args, **kwargs)
 
     def add_periodic_task(self, *args: Any, **kwargs: Any) -> Any:
         """Celery's periodic tasks: beat is not in celeriac yet, so this raises."""

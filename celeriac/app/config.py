@@ -90,7 +90,7 @@ SETTINGS: tuple[Setting, ...] = (
         "result_chord_join_timeout",
         3.0,
         None,
-        "Timeout joining chord results. Not used yet: celeriac has no chords.",
+        "The worker completing a chord holds the body for max(5, 2x this) s (then another may).",
     ),
     _S("redis_backend_use_ssl", None, "CELERY_REDIS_BACKEND_USE_SSL", "TLS for Redis results."),
     _S("redis_max_connections", None, "CELERY_REDIS_MAX_CONNECTIONS", "Redis results pool size."),

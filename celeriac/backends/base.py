@@ -410,6 +410,21 @@ class ResultBackend(ABC):
     def delete_group(self, group_id: str) -> None:
         self._delete_group(group_id)
 
+    # -- chords (stores that claim JoinsChords) -------------------------------------------
+    def encode_chord_part(self, result: Any, state: str) -> bytes:
+        """A chord header task's value as the store keeps it until the join."""
+        return self.encode(self.encode_result(result, state))
+
+    def decode_chord_part(self, data: bytes | str, state: str) -> Any:
+        value = self.decode(data)
+        return self.exception_to_python(value) if state in self.EXCEPTION_STATES else value
+
+    def chord_claim_seconds(self) -> float:
+        """How long the worker that completes a chord may take to publish the body before
+        another worker (a redelivered header task) may take over: Celery's
+        ``max(5, 2 x result_chord_join_timeout)``."""
+        return float(max(5, int((self.conf.result_chord_join_timeout or 5.0) * 2)))
+
     # -- maintenance ---------------------------------------------------------------------
     def on_task_call(self, task_id: str) -> None:  # noqa: B027 - optional hook
         """Called by the producer just before a task is published (Celery's hook); the rpc
