@@ -53,7 +53,18 @@ class Tasks:
         def on_error_old(task_id: str) -> None:
             seen.append(("old-style", task_id))
 
-        self.add, self.mul, self.tsum, self.fail = add, mul, tsum, fail
+        @app.task(name="t.waits")
+        def waits(allow: bool) -> Any:
+            inner = add.delay(1, 1)
+            if allow:
+                return inner.get(timeout=20, disable_sync_subtasks=False)
+            try:
+                inner.get(timeout=20)
+            except RuntimeError as exc:
+                return str(exc)
+            return "did not refuse"
+
+        self.add, self.mul, self.tsum, self.fail, self.waits = add, mul, tsum, fail, waits
         self.record, self.on_error, self.on_error_old = record, on_error, on_error_old
 
 
@@ -132,3 +143,8 @@ def test_a_failing_header_task_fails_the_body_with_chord_error(app: Celery, task
         result.get(timeout=30, follow_parents=False)
     wait_until(lambda: tasks.seen, "the body's errback")
     assert tasks.seen[0][:2] == ("new-style", result.id)
+
+
+def test_get_inside_a_task_refuses_unless_allowed(app: Celery, tasks: Tasks) -> None:
+    assert "Never call result.get() within a task" in tasks.waits.delay(False).get(timeout=30)
+    assert tasks.waits.delay(True).get(timeout=30) == 2
