@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from celeriac.app.missing import CANVAS
+from celeriac.utils.missing import CANVAS
 
 
 class Signature(dict[str, Any]):

@@ -10,16 +10,20 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar
 
 from celeriac.app.hooks import SendHook
-from celeriac.app.missing import CANVAS, EVENTS, refuse_canvas_options
-from celeriac.app.options import SendOptions
 from celeriac.exceptions import MaxRetriesExceededError, Retry
 from celeriac.execution.context import Context
+from celeriac.execution.execute import execute
 from celeriac.execution.retries import add_autoretry
+from celeriac.execution.retries import retry as send_retry
+from celeriac.protocol.message import TaskCall
+from celeriac.protocol.options import SendOptions
+from celeriac.result import AsyncResult, EagerResult
+from celeriac.utils.current import get_current_app
+from celeriac.utils.missing import CANVAS, EVENTS, refuse_canvas_options
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
     from celeriac.backends.base import ResultBackend
-    from celeriac.result import AsyncResult, EagerResult
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -94,8 +98,6 @@ class Task(Generic[P, R]):
         """The app this task belongs to (shared tasks: the current app)."""
         if self._app is not None:
             return self._app
-        from celeriac.app.current import get_current_app
-
         return get_current_app()
 
     @app.setter
@@ -160,9 +162,7 @@ class Task(Generic[P, R]):
         ``queue=`` and other ``apply_async`` options apply to the new message. With
         ``throw=False`` the Retry is returned instead of raised.
         """
-        from celeriac.execution.retries import retry
-
-        return retry(self, args, kwargs, exc, throw, eta, countdown, max_retries, **options)
+        return send_retry(self, args, kwargs, exc, throw, eta, countdown, max_retries, **options)
 
     # -- sending -----------------------------------------------------------------------------
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
@@ -222,10 +222,6 @@ class Task(Generic[P, R]):
         **options: Any,
     ) -> EagerResult[R]:
         """Run the task here and now through the worker's execution path (eager mode)."""
-        from celeriac.execution.execute import execute
-        from celeriac.protocol.message import TaskCall
-        from celeriac.result import EagerResult
-
         refuse_canvas_options(options, f"{self.name}.apply")
         app = self.app
         tid = task_id or str(uuid.uuid4())
@@ -261,8 +257,6 @@ class Task(Generic[P, R]):
         )
 
     def AsyncResult(self, task_id: str) -> AsyncResult[R]:
-        from celeriac.result import AsyncResult
-
         return AsyncResult(task_id, app=self.app, task_name=self.name)
 
     # -- the canvas and events: not in celeriac yet (each raises NotYetImplemented) ---------

@@ -15,11 +15,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from celeriac import states
-from celeriac.app.config import Settings
 from celeriac.backends.base import ResultBackend
 from celeriac.backends.database.table_layout import (
     BASE_COLUMNS,
@@ -31,6 +30,9 @@ from celeriac.backends.helpers import ChangeNotifier, utcnow
 from celeriac.drivers.sqlite import retry_locked
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
 from celeriac.utils import forksafe
+
+if TYPE_CHECKING:
+    from celeriac.app.config import Settings
 
 BUSY_TIMEOUT_S = 30.0
 

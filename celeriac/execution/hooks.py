@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from celeriac import signals, states
-from celeriac.app.missing import COMPATIBILITY
 from celeriac.backends.capabilities import write_batching
 from celeriac.exceptions import Retry
 from celeriac.execution.einfo import ExceptionInfo
 from celeriac.execution.einfo import format_exception as format_traceback
 from celeriac.protocol.saferepr import saferepr
+from celeriac.utils.missing import COMPATIBILITY
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
