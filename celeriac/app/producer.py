@@ -11,11 +11,11 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from celeriac import signals
-from celeriac.app.current import get_current_task
-from celeriac.app.options import SendOptions
 from celeriac.protocol import task_v2
 from celeriac.protocol.message import TaskCall
+from celeriac.protocol.options import SendOptions
 from celeriac.utils import forksafe
+from celeriac.utils.current import get_current_task
 from celeriac.utils.forksafe import guard
 from celeriac.utils.ids import uuid4
 

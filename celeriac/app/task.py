@@ -11,17 +11,21 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar
 
 from celeriac.app.hooks import SendHook
-from celeriac.app.missing import EVENTS, REPLACE
-from celeriac.app.options import SendOptions
 from celeriac.canvas import Signature, maps_missing
 from celeriac.exceptions import MaxRetriesExceededError, Retry
 from celeriac.execution.context import Context
+from celeriac.execution.execute import execute
 from celeriac.execution.retries import add_autoretry
+from celeriac.execution.retries import retry as send_retry
+from celeriac.protocol.message import TaskCall
+from celeriac.protocol.options import SendOptions
+from celeriac.result import AsyncResult, EagerResult
+from celeriac.utils.current import get_current_app
+from celeriac.utils.missing import EVENTS, REPLACE
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
     from celeriac.backends.base import ResultBackend
-    from celeriac.result import AsyncResult, EagerResult
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -96,8 +100,6 @@ class Task(Generic[P, R]):
         """The app this task belongs to (shared tasks: the current app)."""
         if self._app is not None:
             return self._app
-        from celeriac.app.current import get_current_app
-
         return get_current_app()
 
     @app.setter
@@ -162,9 +164,7 @@ class Task(Generic[P, R]):
         ``queue=`` and other ``apply_async`` options apply to the new message. With
         ``throw=False`` the Retry is returned instead of raised.
         """
-        from celeriac.execution.retries import retry
-
-        return retry(self, args, kwargs, exc, throw, eta, countdown, max_retries, **options)
+        return send_retry(self, args, kwargs, exc, throw, eta, countdown, max_retries, **options)
 
     # -- sending -----------------------------------------------------------------------------
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
@@ -222,10 +222,6 @@ class Task(Generic[P, R]):
         **options: Any,
     ) -> EagerResult[R]:
         """Run the task here and now through the worker's execution path (eager mode)."""
-        from celeriac.execution.execute import execute
-        from celeriac.protocol.message import TaskCall
-        from celeriac.result import EagerResult
-
         app = self.app
         tid = task_id or str(uuid.uuid4())
         call = TaskCall(
@@ -263,8 +259,6 @@ class Task(Generic[P, R]):
         )
 
     def AsyncResult(self, task_id: str) -> AsyncResult[R]:
-        from celeriac.result import AsyncResult
-
         return AsyncResult(task_id, app=self.app, task_name=self.name)
 
     # -- the canvas ------------------------------------------------------------------------

@@ -21,7 +21,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from celeriac import states
-from celeriac.app.config import Settings
 from celeriac.backends import exceptions_codec as codec
 from celeriac.backends.helpers import (
     COMPRESSED_PAYLOAD_MAGIC,
@@ -34,8 +33,10 @@ from celeriac.backends.helpers import (
 from celeriac.exceptions import ImproperlyConfigured, TaskRevokedError, TimeoutError
 from celeriac.protocol import compression
 from celeriac.protocol.serialization import dumps, loads
+from celeriac.result import GroupResult, result_from_tuple
 
 if TYPE_CHECKING:
+    from celeriac.app.config import Settings
     from celeriac.result import GroupResult
 
 PICKLE_SERIALIZERS = frozenset({"pickle", "application/x-python-serialize"})
@@ -399,8 +400,6 @@ class ResultBackend(ABC):
         return result
 
     def restore_group(self, group_id: str) -> GroupResult | None:
-        from celeriac.result import GroupResult, result_from_tuple
-
         value = self._get_group(group_id)
         if value is None:
             return None

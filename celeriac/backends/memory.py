@@ -13,13 +13,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from celeriac import states
-from celeriac.app.config import Settings
 from celeriac.backends.base import ResultBackend
 from celeriac.backends.capabilities import ChordParts
 from celeriac.backends.helpers import ChangeNotifier, utcnow
+
+if TYPE_CHECKING:
+    from celeriac.app.config import Settings
 
 
 @dataclass

@@ -16,12 +16,11 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import redis
 
 from celeriac import states
-from celeriac.app.config import Settings
 from celeriac.backends.base import ResultBackend
 from celeriac.backends.capabilities import ChordParts
 from celeriac.drivers.reconnect import RetryPolicy, retry_call
@@ -31,6 +30,9 @@ from celeriac.drivers.redis.wire import Listener, Wire
 from celeriac.drivers.tls import REDIS_PY_NAMES, certificate_hint
 from celeriac.exceptions import OperationalError
 from celeriac.utils import forksafe
+
+if TYPE_CHECKING:
+    from celeriac.app.config import Settings
 
 _T = TypeVar("_T")
 

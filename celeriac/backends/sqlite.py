@@ -15,11 +15,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 from celeriac import states
-from celeriac.app.config import Settings
 from celeriac.backends import sqlite_chord
 from celeriac.backends.base import ResultBackend
 from celeriac.backends.capabilities import ChordParts
@@ -33,6 +32,9 @@ from celeriac.backends.helpers import ChangeNotifier, utcnow
 from celeriac.drivers.sqlite import retry_locked
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
 from celeriac.utils import forksafe
+
+if TYPE_CHECKING:
+    from celeriac.app.config import Settings
 
 _T = TypeVar("_T")
 

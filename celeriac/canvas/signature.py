@@ -14,9 +14,9 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from celeriac.app import current
 from celeriac.exceptions import NotRegistered
 from celeriac.result import AsyncResult
+from celeriac.utils import current
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery

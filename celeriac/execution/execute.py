@@ -17,9 +17,9 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from celeriac import signals, states
-from celeriac.app.current import reset_current_task, set_current_task
 from celeriac.exceptions import Ignore, Reject, Retry
 from celeriac.execution.aio import run_awaitable
+from celeriac.execution.context import Context
 from celeriac.execution.einfo import ExceptionInfo
 from celeriac.execution.hooks import (
     Hook,
@@ -30,11 +30,11 @@ from celeriac.execution.hooks import (
 )
 from celeriac.execution.pipeline import pipeline_for
 from celeriac.result import denied_join_result
+from celeriac.utils.current import reset_current_task, set_current_task
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
     from celeriac.app.task import Task
-    from celeriac.execution.context import Context
     from celeriac.protocol.message import TaskCall
 
 logger = logging.getLogger("celeriac.worker.execute")
@@ -146,8 +146,6 @@ def build_context(
     is_eager: bool,
 ) -> Context:
     """The ``task.request`` for ``call`` (Celery's field names)."""
-    from celeriac.execution.context import Context
-
     props = dict(properties or {})
     return Context(
         id=call.id,

@@ -15,8 +15,8 @@ import pytest
 import celeriac
 from celeriac import Celery, canvas
 from celeriac.app.config import SETTINGS
-from celeriac.app.missing import COMPATIBILITY, startup_warnings
 from celeriac.exceptions import CeleriacError, NotYetImplemented
+from celeriac.utils.missing import COMPATIBILITY, startup_warnings
 
 
 def _refused(call: Callable[[], Any], *words: str) -> NotYetImplemented:
