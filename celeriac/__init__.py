@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from celeriac.app import current
 from celeriac.app.base import Celery, shared_task
 from celeriac.app.task import Task
 from celeriac.canvas import (
@@ -21,12 +20,11 @@ from celeriac.canvas import (
 )
 from celeriac.protocol.entities import Exchange, Queue
 from celeriac.result import AsyncResult, GroupResult, ResultSet
+from celeriac.utils import current
+from celeriac.utils.version import VERSION, __version__
 
 # The composition root: the extras give every app their hooks (nothing below imports them).
 import celeriac.extras  # noqa: F401  isort: skip
-
-__version__ = "0.1.0"
-VERSION = tuple(int(p) for p in __version__.split("."))
 
 
 class _Current:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast, runtime
 
 from celeriac import states
 from celeriac.exceptions import TaskRevokedError, TimeoutError
+from celeriac.utils.current import get_current_app
 
 if TYPE_CHECKING:
     from celeriac.app.config import Settings
@@ -101,8 +102,6 @@ def denied_join_result() -> Iterator[None]:
 
 
 def _default_app() -> AppLike:
-    from celeriac.app.current import get_current_app
-
     return get_current_app()
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from celeriac import Celery
-from celeriac.app import current
+from celeriac.utils import current
 
 
 @contextmanager

@@ -14,28 +14,32 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone, tzinfo
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+from zoneinfo import ZoneInfo
 
-from celeriac.app import current
 from celeriac.app.builtins import add_builtin_tasks
-from celeriac.app.config import OLD_NAMES, SETTINGS_BY_NAME, Settings, broker_options
+from celeriac.app.config import OLD_NAMES, SETTINGS_BY_NAME, Settings
+from celeriac.app.control import Control
 from celeriac.app.hooks import HookList, provided_hooks
-from celeriac.app.missing import BEAT, CANVAS, refuse_canvas_options
-from celeriac.app.options import SendOptions
 from celeriac.app.producer import Producer
 from celeriac.app.registry import SHARED_TASKS, TaskRegistry, gen_task_name, import_related
 from celeriac.app.report import bugreport
 from celeriac.app.routing import RouterTable
 from celeriac.app.task import Task as BaseTask
+from celeriac.backends.schemes import backend_from_url
+from celeriac.canvas import Signature, signature
+from celeriac.drivers.urls import mask_url
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.protocol.entities import Queue
-from celeriac.utils import forksafe
+from celeriac.protocol.options import SendOptions
+from celeriac.result import AsyncResult
+from celeriac.transports.schemes import transport_from_url
+from celeriac.utils import current, forksafe
+from celeriac.utils.missing import BEAT
 
 if TYPE_CHECKING:
     from typing import Concatenate, ParamSpec
 
-    from celeriac.app.control import Control
     from celeriac.backends.base import ResultBackend
-    from celeriac.result import AsyncResult
     from celeriac.transports.base import Transport
 
     P = ParamSpec("P")
@@ -255,17 +259,14 @@ class Celery:
         **options: Any,
     ) -> AsyncResult[Any]:
         """Send a task by name (it need not be registered here)."""
-        from celeriac.result import AsyncResult
-
-        if options:
-            refuse_canvas_options(options, "send_task")
         opts = _options if _options is not None else SendOptions.from_kwargs(options)
         task_id = self.producer.send(name, args, kwargs, opts, _task)
         return AsyncResult(task_id, app=self, task_name=name)
 
-    def signature(self, *args: Any, **kwargs: Any) -> Any:
-        """Celery's ``app.signature(name, ...)``: the canvas is not in celeriac yet."""
-        raise CANVAS.error("app.signature()")
+    def signature(self, *args: Any, **kwargs: Any) -> Signature:
+        """Celery's ``app.signature('tasks.add', args=(2, 2))`` (or of a signature's dict)."""
+        kwargs.setdefault("app", self)
+        return signature(*args, **kwargs)
 
     def add_periodic_task(self, *args: Any, **kwargs: Any) -> Any:
         """Celery's periodic tasks: beat is not in celeriac yet, so this raises."""
@@ -291,18 +292,14 @@ class Celery:
     def connection(self, **transport_options: Any) -> Transport:
         """A new, unopened transport for the configured broker (one per process);
         ``transport_options`` override ``broker_transport_options``."""
-        from celeriac.transports.schemes import transport_from_url
-
         conf = self.conf
-        options = broker_options(conf, **transport_options)
+        options = conf.broker_options(**transport_options)
         return transport_from_url(conf.broker_url, options, default_path=conf.sqlite_broker_path)
 
     connection_for_write = connection
     connection_for_read = connection
 
     def broker_url_display(self) -> str:
-        from celeriac.drivers.urls import mask_url
-
         url = self.conf.broker_url
         return mask_url(url) if url else f"sqlite:///{self.conf.sqlite_broker_path}"
 
@@ -326,8 +323,6 @@ class Celery:
         return self._backend
 
     def make_backend(self) -> ResultBackend:
-        from celeriac.backends.schemes import backend_from_url
-
         backend = backend_from_url(self.backend_url(), self.conf)
         backend.app = self
         return backend
@@ -335,13 +330,9 @@ class Celery:
     @functools.cached_property
     def control(self) -> Control:
         """Remote control of the workers: ``app.control.revoke(task_id)``."""
-        from celeriac.app.control import Control
-
         return Control(self)
 
     def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult[Any]:
-        from celeriac.result import AsyncResult
-
         return AsyncResult(task_id, app=self, **kwargs)
 
     def close(self) -> None:
@@ -359,7 +350,7 @@ class Celery:
         ``app.start()`` runs as ``python -m proj.celery worker -l INFO``; ``-A`` is not
         needed (and wins when given).
         """
-        # The command line sits above the app; this is its one way in, as in Celery.
+        # lazy: the command line sits above the app; Celery's app.start() is its one way in
         from celeriac.cli.main import main
 
         return main(list(sys.argv[1:] if argv is None else argv), app=self)
@@ -391,8 +382,6 @@ class Celery:
             return timezone.utc
         if isinstance(name, tzinfo):
             return name
-        from zoneinfo import ZoneInfo
-
         return ZoneInfo(str(name))
 
     def localize(self, value: datetime) -> datetime:
@@ -462,5 +451,7 @@ def shared_task(*args: Any, **options: Any) -> Any:
         return decorator(args[0])
     return decorator
 
+
+current.use_default_factory(lambda: Celery("default"))
 
 __all__ = ["Celery", "shared_task"]

@@ -90,7 +90,7 @@ SETTINGS: tuple[Setting, ...] = (
         "result_chord_join_timeout",
         3.0,
         None,
-        "Timeout joining chord results. Not used yet: celeriac has no chords.",
+        "The worker completing a chord holds the body for max(5, 2x this) s (then another may).",
     ),
     _S("redis_backend_use_ssl", None, "CELERY_REDIS_BACKEND_USE_SSL", "TLS for Redis results."),
     _S("redis_max_connections", None, "CELERY_REDIS_MAX_CONNECTIONS", "Redis results pool size."),
@@ -402,15 +402,6 @@ BROKER_OPTION_SETTINGS: tuple[str, ...] = (
 OLD_NAMES: dict[str, str] = {s.old: s.name for s in SETTINGS if s.old}
 
 
-def broker_options(conf: Settings, **overrides: Any) -> dict[str, Any]:
-    """The options a broker transport is made with: the ``broker_*`` settings it reads, then
-    ``broker_transport_options``, then ``overrides``."""
-    options = {name: conf[name] for name in BROKER_OPTION_SETTINGS}
-    options.update(conf.broker_transport_options or {})
-    options.update(overrides)
-    return options
-
-
 def nearest_setting(key: str) -> str | None:
     """The known setting name closest to ``key`` (for "did you mean ...?" messages)."""
     candidates = list(SETTINGS_BY_NAME) + list(OLD_NAMES)
@@ -511,6 +502,14 @@ class Settings(MutableMapping[str, Any]):
             self[key] = value
 
     # helpers -----------------------------------------------------------------------------
+    def broker_options(self, **overrides: Any) -> dict[str, Any]:
+        """The options a broker transport is made with: the ``broker_*`` settings it reads,
+        then ``broker_transport_options``, then ``overrides``."""
+        options = {name: self[name] for name in BROKER_OPTION_SETTINGS}
+        options.update(self.broker_transport_options or {})
+        options.update(overrides)
+        return options
+
     def changes(self) -> dict[str, Any]:
         """Settings explicitly set (not defaults)."""
         return dict(self._values)
@@ -551,7 +550,6 @@ __all__ = [
     "Setting",
     "Settings",
     "UnknownSettingWarning",
-    "broker_options",
     "canonical_name",
     "nearest_setting",
 ]

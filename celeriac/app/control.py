@@ -19,11 +19,12 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from celeriac.app.missing import REMOTE_CONTROL
+from celeriac.app.cluster import cluster_store_for
 from celeriac.protocol import serialization
 from celeriac.protocol.entities import Exchange, Queue
 from celeriac.protocol.message import Message
 from celeriac.transports.capabilities import Fanout
+from celeriac.utils.missing import REMOTE_CONTROL
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
@@ -245,10 +246,8 @@ class Control:
         ttl = self.app.conf.worker_revoke_ttl
         if not ttl:
             return
-        from celeriac.extras.cluster_store import store_for_app
-
         try:
-            store = store_for_app(self.app)
+            store = cluster_store_for(self.app)
             if store is None:
                 return
             try:

@@ -11,11 +11,11 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from celeriac import signals
-from celeriac.app.current import get_current_task
-from celeriac.app.options import SendOptions
 from celeriac.protocol import task_v2
 from celeriac.protocol.message import TaskCall
+from celeriac.protocol.options import SendOptions
 from celeriac.utils import forksafe
+from celeriac.utils.current import get_current_task
 from celeriac.utils.forksafe import guard
 from celeriac.utils.ids import uuid4
 
@@ -240,6 +240,10 @@ class Producer:
             stamped_headers=opts.stamped_headers,
             stamps=dict(opts.stamps),
             extra_headers=dict(opts.headers),
+            callbacks=_signature_list(opts.link),
+            errbacks=_signature_list(opts.link_error),
+            chain=list(opts.chain) if opts.chain else None,
+            chord=dict(opts.chord) if opts.chord else None,
         )
 
     def _properties(self, call: TaskCall, opts: SendOptions) -> dict[str, Any]:
@@ -257,6 +261,14 @@ class Producer:
         priority = opts.priority if opts.priority is not None else conf["task_default_priority"]
         props["priority"] = int(priority or 0)
         return props
+
+
+def _signature_list(value: Any) -> list[dict[str, Any]] | None:
+    """``link=`` / ``link_error=``: one signature or a list of them (None: no callbacks)."""
+    if not value:
+        return None
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return [dict(item) for item in items]
 
 
 def _announce(

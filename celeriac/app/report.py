@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
-import celeriac
 from celeriac.drivers.urls import mask_url
 from celeriac.transports.schemes import scheme_of
+from celeriac.utils.version import __version__
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
@@ -58,7 +58,7 @@ def bugreport(app: Celery) -> str:
     transport = scheme_of(app.conf.broker_url) if app.conf.broker_url else "sqlite"
     results = app.backend_url()
     return TEMPLATE.format(
-        version=celeriac.__version__,
+        version=__version__,
         compat=CELERY_COMPAT,
         py=platform.python_version(),
         driver=_driver(transport),

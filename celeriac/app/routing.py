@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from celeriac.app.config import Settings
+from celeriac.exceptions import QueueNotFound
 from celeriac.protocol.entities import Exchange, Queue
 
 
@@ -155,8 +156,6 @@ class RouterTable:
             return found
         if name == self.conf.task_default_queue:
             return self.default_queue()
-        from celeriac.exceptions import QueueNotFound
-
         if not self.conf.task_create_missing_queues:
             raise QueueNotFound(f"Queue {name!r} missing from task_queues")
         return Queue(name, max_priority=self.conf.task_queue_max_priority)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
@@ -10,16 +11,21 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar
 
 from celeriac.app.hooks import SendHook
-from celeriac.app.missing import CANVAS, EVENTS, refuse_canvas_options
-from celeriac.app.options import SendOptions
+from celeriac.canvas import Signature, maps_missing
 from celeriac.exceptions import MaxRetriesExceededError, Retry
 from celeriac.execution.context import Context
+from celeriac.execution.execute import execute
 from celeriac.execution.retries import add_autoretry
+from celeriac.execution.retries import retry as send_retry
+from celeriac.protocol.message import TaskCall
+from celeriac.protocol.options import SendOptions
+from celeriac.result import AsyncResult, EagerResult
+from celeriac.utils.current import get_current_app
+from celeriac.utils.missing import EVENTS, REPLACE
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
     from celeriac.backends.base import ResultBackend
-    from celeriac.result import AsyncResult, EagerResult
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -94,8 +100,6 @@ class Task(Generic[P, R]):
         """The app this task belongs to (shared tasks: the current app)."""
         if self._app is not None:
             return self._app
-        from celeriac.app.current import get_current_app
-
         return get_current_app()
 
     @app.setter
@@ -160,9 +164,7 @@ class Task(Generic[P, R]):
         ``queue=`` and other ``apply_async`` options apply to the new message. With
         ``throw=False`` the Retry is returned instead of raised.
         """
-        from celeriac.execution.retries import retry
-
-        return retry(self, args, kwargs, exc, throw, eta, countdown, max_retries, **options)
+        return send_retry(self, args, kwargs, exc, throw, eta, countdown, max_retries, **options)
 
     # -- sending -----------------------------------------------------------------------------
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
@@ -176,8 +178,6 @@ class Task(Generic[P, R]):
         **options: Any,
     ) -> AsyncResult[R]:
         """Send the task to a worker; see the README for every option."""
-        if options:
-            refuse_canvas_options(options, f"{self.name}.apply_async")
         app = self.app
         # Send hooks (unique tasks, ...) take their own options out before the standard ones.
         send_hooks = app.hook_list.composed("send", _send_hooks)
@@ -222,11 +222,6 @@ class Task(Generic[P, R]):
         **options: Any,
     ) -> EagerResult[R]:
         """Run the task here and now through the worker's execution path (eager mode)."""
-        from celeriac.execution.execute import execute
-        from celeriac.protocol.message import TaskCall
-        from celeriac.result import EagerResult
-
-        refuse_canvas_options(options, f"{self.name}.apply")
         app = self.app
         tid = task_id or str(uuid.uuid4())
         call = TaskCall(
@@ -235,7 +230,10 @@ class Task(Generic[P, R]):
             args=tuple(args or ()),
             kwargs=dict(kwargs or {}),
             retries=int(options.get("retries", 0) or 0),
-            root_id=tid,
+            root_id=options.get("root_id") or tid,
+            parent_id=options.get("parent_id"),
+            callbacks=_signature_list(options.get("link")),
+            errbacks=_signature_list(options.get("link_error")),
         )
         outcome = execute(
             app,
@@ -261,37 +259,58 @@ class Task(Generic[P, R]):
         )
 
     def AsyncResult(self, task_id: str) -> AsyncResult[R]:
-        from celeriac.result import AsyncResult
-
         return AsyncResult(task_id, app=self.app, task_name=self.name)
 
-    # -- the canvas and events: not in celeriac yet (each raises NotYetImplemented) ---------
-    def signature(self, *args: Any, **kwargs: Any) -> Any:
-        raise CANVAS.error(f"{self.name}.signature()")
+    # -- the canvas ------------------------------------------------------------------------
+    def signature(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Signature:
+        """A signature of this task: ``add.signature((2, 2), countdown=10)``."""
+        immutable = bool(options.pop("immutable", False))
+        return Signature(self, args, kwargs, options, immutable=immutable, app=self._app)
 
-    def subtask(self, *args: Any, **kwargs: Any) -> Any:
-        raise CANVAS.error(f"{self.name}.subtask()")
+    subtask = signature
 
-    def s(self, *args: Any, **kwargs: Any) -> Any:
-        raise CANVAS.error(f"{self.name}.s()")
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """``add.s(2)``: a signature with partial arguments (the parent's result is prepended
+        when it runs in a chain or as a callback)."""
+        return Signature(self, args, kwargs, app=self._app)
 
-    def si(self, *args: Any, **kwargs: Any) -> Any:
-        raise CANVAS.error(f"{self.name}.si()")
+    def si(self, *args: Any, **kwargs: Any) -> Signature:
+        """``add.si(2, 2)``: an immutable signature (the parent's result is not passed)."""
+        return Signature(self, args, kwargs, immutable=True, app=self._app)
 
     def map(self, *args: Any, **kwargs: Any) -> Any:
-        raise CANVAS.error(f"{self.name}.map()")
+        raise maps_missing(f"{self.name}.map()")
 
     def starmap(self, *args: Any, **kwargs: Any) -> Any:
-        raise CANVAS.error(f"{self.name}.starmap()")
+        raise maps_missing(f"{self.name}.starmap()")
 
     def chunks(self, *args: Any, **kwargs: Any) -> Any:
-        raise CANVAS.error(f"{self.name}.chunks()")
+        raise maps_missing(f"{self.name}.chunks()")
 
     def replace(self, *args: Any, **kwargs: Any) -> Any:
-        raise CANVAS.error(f"{self.name}.replace()")
+        raise REPLACE.error(f"{self.name}.replace()")
 
     def add_to_chord(self, *args: Any, **kwargs: Any) -> Any:
-        raise CANVAS.error(f"{self.name}.add_to_chord()")
+        raise REPLACE.error(f"{self.name}.add_to_chord()")
+
+    def takes_request_errback(self) -> bool:
+        """Celery's errback rule: a task made from a function (not ``bind=True``) with more
+        than one positional parameter is called in the failing worker as
+        ``errback(request, exc, traceback)``; any other errback is sent ``(task_id,)``."""
+        fun = self._fun
+        if fun is None or self.bind:
+            return False
+        try:
+            params = inspect.signature(fun).parameters.values()
+        except (TypeError, ValueError):
+            return False
+        positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        return len(positional) > 1 or any(p.kind is p.VAR_POSITIONAL for p in params)
 
     def send_event(self, *args: Any, **kwargs: Any) -> Any:
         raise EVENTS.error(f"{self.name}.send_event()")
@@ -340,6 +359,12 @@ class Task(Generic[P, R]):
     def resolve(self, attr: str, setting: str) -> Any:
         value = getattr(self, attr)
         return self.app.conf[setting] if value is None else value
+
+
+def _signature_list(value: Any) -> list[dict[str, Any]] | None:
+    if not value:
+        return None
+    return [dict(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
 
 
 def _send_hooks(hooks: tuple[Any, ...]) -> tuple[SendHook, ...]:

@@ -21,7 +21,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from celeriac import states
-from celeriac.app.config import Settings
 from celeriac.backends import exceptions_codec as codec
 from celeriac.backends.helpers import (
     COMPRESSED_PAYLOAD_MAGIC,
@@ -34,8 +33,10 @@ from celeriac.backends.helpers import (
 from celeriac.exceptions import ImproperlyConfigured, TaskRevokedError, TimeoutError
 from celeriac.protocol import compression
 from celeriac.protocol.serialization import dumps, loads
+from celeriac.result import GroupResult, result_from_tuple
 
 if TYPE_CHECKING:
+    from celeriac.app.config import Settings
     from celeriac.result import GroupResult
 
 PICKLE_SERIALIZERS = frozenset({"pickle", "application/x-python-serialize"})
@@ -399,8 +400,6 @@ class ResultBackend(ABC):
         return result
 
     def restore_group(self, group_id: str) -> GroupResult | None:
-        from celeriac.result import GroupResult, result_from_tuple
-
         value = self._get_group(group_id)
         if value is None:
             return None
@@ -409,6 +408,21 @@ class ResultBackend(ABC):
 
     def delete_group(self, group_id: str) -> None:
         self._delete_group(group_id)
+
+    # -- chords (stores that claim JoinsChords) -------------------------------------------
+    def encode_chord_part(self, result: Any, state: str) -> bytes:
+        """A chord header task's value as the store keeps it until the join."""
+        return self.encode(self.encode_result(result, state))
+
+    def decode_chord_part(self, data: bytes | str, state: str) -> Any:
+        value = self.decode(data)
+        return self.exception_to_python(value) if state in self.EXCEPTION_STATES else value
+
+    def chord_claim_seconds(self) -> float:
+        """How long the worker that completes a chord may take to publish the body before
+        another worker (a redelivered header task) may take over: Celery's
+        ``max(5, 2 x result_chord_join_timeout)``."""
+        return float(max(5, int((self.conf.result_chord_join_timeout or 5.0) * 2)))
 
     # -- maintenance ---------------------------------------------------------------------
     def on_task_call(self, task_id: str) -> None:  # noqa: B027 - optional hook

@@ -10,7 +10,8 @@ exactly the stores that claim it.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import Protocol, cast, runtime_checkable
+from dataclasses import dataclass
+from typing import Any, Protocol, cast, runtime_checkable
 
 
 @runtime_checkable
@@ -58,6 +59,43 @@ class UniqueClaims(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class ChordParts:
+    """A chord's header, complete: what the one worker that publishes the body needs."""
+
+    group_id: str
+    #: ``(task id, state, value)`` of every header task, in ``group_index`` order.
+    results: list[tuple[str, str, Any]]
+    #: The claim the store gave this worker (released by :meth:`JoinsChords.chord_done`).
+    token: str
+
+
+@runtime_checkable
+class JoinsChords(Protocol):
+    """The store counts a chord's finished header tasks itself and tells exactly one worker
+    that the header is complete (no ``chord_unlock`` polling)."""
+
+    def set_chord_size(self, group_id: str, size: int) -> None:
+        """Called by the client before the header is published: the chord has ``size`` tasks
+        (a chord sent again with the same group id starts over)."""
+        ...
+
+    def chord_part_return(
+        self, group_id: str, task_id: str, group_index: int | None, state: str, result: Any
+    ) -> ChordParts | None:
+        """Record that header task ``task_id`` ended in ``state`` with ``result``.
+
+        A task recorded again (retried, redelivered) counts once. Returns the complete header
+        to exactly one caller (an atomic claim), None to every other one and while tasks
+        are missing."""
+        ...
+
+    def chord_done(self, parts: ChordParts) -> None:
+        """The body was published (or failed): drop the chord's counters; a late copy of a
+        header task then does nothing."""
+        ...
+
+
 def write_batching(backend: object) -> WriteBatching | None:
     """``backend`` when it claims :class:`WriteBatching`, else None.
 
@@ -74,4 +112,4 @@ def write_batching(backend: object) -> WriteBatching | None:
 _BATCHES: dict[type, bool] = {}
 
 
-__all__ = ["UniqueClaims", "WriteBatching", "write_batching"]
+__all__ = ["ChordParts", "JoinsChords", "UniqueClaims", "WriteBatching", "write_batching"]

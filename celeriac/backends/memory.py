@@ -13,12 +13,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from celeriac import states
-from celeriac.app.config import Settings
 from celeriac.backends.base import ResultBackend
+from celeriac.backends.capabilities import ChordParts
 from celeriac.backends.helpers import ChangeNotifier, utcnow
+
+if TYPE_CHECKING:
+    from celeriac.app.config import Settings
 
 
 @dataclass
@@ -37,6 +40,15 @@ class _Store:
     metas: dict[str, _Entry] = field(default_factory=dict)
     groups: dict[str, _Entry] = field(default_factory=dict)
     claims: dict[str, tuple[str, float]] = field(default_factory=dict)  # key -> (id, until)
+    chords: dict[str, _Chord | None] = field(default_factory=dict)  # None: done
+
+
+@dataclass
+class _Chord:
+    size: int
+    #: "<task id>:<group index>" -> (group index, task id, state, encoded value)
+    parts: dict[str, tuple[float, str, str, bytes]] = field(default_factory=dict)
+    claimed_until: float = 0.0
 
 
 _stores: dict[str, _Store] = {}
@@ -131,6 +143,33 @@ class MemoryBackend(ResultBackend):
                 return owner[0]
             self._store.claims[key] = (task_id, now + ttl)
             return task_id
+
+    # -- chords (JoinsChords) ----------------------------------------------------------------
+    def set_chord_size(self, group_id: str, size: int) -> None:
+        with self._store.lock:
+            self._store.chords[group_id] = _Chord(size)
+
+    def chord_part_return(
+        self, group_id: str, task_id: str, group_index: int | None, state: str, result: Any
+    ) -> ChordParts | None:
+        data = self.encode_chord_part(result, state)
+        index = float("inf") if group_index is None else float(group_index)
+        now = time.monotonic()
+        with self._store.lock:
+            chord = self._store.chords.get(group_id)
+            if chord is None:
+                return None  # done already, or not a chord this store knows
+            chord.parts.setdefault(f"{task_id}:{group_index}", (index, task_id, state, data))
+            if len(chord.parts) < chord.size or chord.claimed_until > now:
+                return None
+            chord.claimed_until = now + self.chord_claim_seconds()
+            parts = sorted(chord.parts.values(), key=lambda p: p[0])
+        results = [(tid, st, self.decode_chord_part(d, st)) for _, tid, st, d in parts]
+        return ChordParts(group_id, results, group_id)
+
+    def chord_done(self, parts: ChordParts) -> None:
+        with self._store.lock:
+            self._store.chords[parts.group_id] = None
 
     def _before_read(self, task_ids: Sequence[str]) -> None:
         self._store.notifier.mark()

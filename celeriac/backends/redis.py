@@ -13,15 +13,16 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import redis
 
 from celeriac import states
-from celeriac.app.config import Settings
 from celeriac.backends.base import ResultBackend
+from celeriac.backends.capabilities import ChordParts
 from celeriac.drivers.reconnect import RetryPolicy, retry_call
 from celeriac.drivers.redis import client as redis_conn
 from celeriac.drivers.redis.plain import PlainWire
@@ -29,6 +30,9 @@ from celeriac.drivers.redis.wire import Listener, Wire
 from celeriac.drivers.tls import REDIS_PY_NAMES, certificate_hint
 from celeriac.exceptions import OperationalError
 from celeriac.utils import forksafe
+
+if TYPE_CHECKING:
+    from celeriac.app.config import Settings
 
 _T = TypeVar("_T")
 
@@ -56,6 +60,56 @@ return 1
 _CLAIM = r"""
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return ARGV[1] end
 return redis.call('GET', KEYS[1])
+"""
+
+
+#: Celery 5.7's chord join (the same keys and arguments): KEYS .j .t .s .d <group> .c;
+#: ARGV task id, entry, ordered, group index, expires, group expires, claim seconds, token.
+#: Records a header task once (``.d``), counts, and claims the body's dispatch atomically.
+_CHORD_PART = r"""
+local jkey, tkey, skey, dkey, gkey, ckey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local tid, value, ordered, score = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local expires, group_expires = tonumber(ARGV[5]), tonumber(ARGV[6])
+if redis.call('GET', ckey) == 'done' then return {-1, 0, 0, 0} end
+local member = tid .. ':' .. score
+if redis.call('SISMEMBER', dkey, member) == 0 then
+  if ordered == '1' then redis.call('ZADD', jkey, score, value)
+  else redis.call('RPUSH', jkey, value) end
+  redis.call('SADD', dkey, member)
+end
+local count
+if ordered == '1' then count = redis.call('ZCOUNT', jkey, '-inf', '+inf')
+else count = redis.call('LLEN', jkey) end
+if expires > 0 then
+  for _, key in ipairs({jkey, tkey, skey, dkey}) do redis.call('EXPIRE', key, expires) end
+  if group_expires > 0 then redis.call('EXPIRE', gkey, group_expires) end
+end
+local diff = redis.call('GET', tkey)
+local size = redis.call('GET', skey)
+local claimed = 0
+if size and count == tonumber(size) + tonumber(diff or 0) then
+  if redis.call('SET', ckey, ARGV[8], 'NX', 'EX', tonumber(ARGV[7])) then claimed = 1 end
+end
+return {count, diff, size, claimed}
+"""
+
+#: KEYS .c .s; ARGV token, seconds: extend our claim (or take an expired one back).
+_CHORD_EXTEND = r"""
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+if not redis.call('GET', KEYS[1]) and redis.call('EXISTS', KEYS[2]) == 1 then
+  return redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2], 'NX') and 1 or 0
+end
+return 0
+"""
+
+#: KEYS .c .j .t .s .d; ARGV token, seconds: drop the chord's keys, mark it done.
+_CHORD_CLEANUP = r"""
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+  if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[1], 'done', 'EX', ARGV[2]) end
+  return 1
+end
+return 0
 """
 
 
@@ -123,6 +177,8 @@ class RedisBackend(ResultBackend):
         self._client: redis.Redis | None = None
         self._store: Any = None
         self._claim: Any = None
+        self._chord_scripts: tuple[Any, ...] = ()
+        self._chord_ordered = bool(options.get("result_chord_ordered", True))
 
     # -- connection ------------------------------------------------------------------------
     @property
@@ -131,6 +187,10 @@ class RedisBackend(ResultBackend):
             self._client = redis_conn.client(self.params)
             self._store = self._client.register_script(_STORE)
             self._claim = self._client.register_script(_CLAIM)
+            self._chord_scripts = tuple(
+                self._client.register_script(script)
+                for script in (_CHORD_PART, _CHORD_EXTEND, _CHORD_CLEANUP)
+            )
             self._pid = forksafe.pid()
         return self._client
 
@@ -285,6 +345,81 @@ class RedisBackend(ResultBackend):
             "claiming a unique key",
         )
         return owner.decode() if isinstance(owner, bytes) else str(owner)
+
+    # -- chords (JoinsChords) ----------------------------------------------------------------
+    def _chord_keys(self, group_id: str) -> dict[str, str]:
+        base = self.group_key(group_id)
+        return {s: base + s for s in (".j", ".t", ".s", ".d", ".c")} | {"": base}
+
+    def _claim_seconds(self) -> int:
+        return max(5, int((self.conf.result_chord_join_timeout or 5.0) * 2))
+
+    def set_chord_size(self, group_id: str, size: int) -> None:
+        keys = self._chord_keys(group_id)
+        client = self.client
+        self._call(lambda: client.delete(keys[".c"]), "starting a chord")
+        ttl = self.ttl or None
+        self._call(lambda: client.set(keys[".s"], size, ex=ttl), "starting a chord")
+
+    def chord_part_return(
+        self, group_id: str, task_id: str, group_index: int | None, state: str, result: Any
+    ) -> ChordParts | None:
+        keys = self._chord_keys(group_id)
+        client = self.client
+        entry = self.encode([1, task_id, state, self.encode_result(result, state)])
+        token = uuid.uuid4().hex
+        part, extend, _ = self._chord_scripts
+        count, diff, size, claimed = self._call(
+            lambda: part(
+                keys=[keys[".j"], keys[".t"], keys[".s"], keys[".d"], keys[""], keys[".c"]],
+                args=[
+                    task_id,
+                    entry,
+                    1 if self._chord_ordered else 0,
+                    "+inf" if group_index is None else group_index,
+                    self.ttl,
+                    self.ttl,
+                    self._claim_seconds(),
+                    token,
+                ],
+                client=client,
+            ),
+            "counting a chord",
+        )
+        if count == -1 or not size or not claimed:
+            return None
+        total = int(size) + int(diff or 0)
+        if self._chord_ordered:
+            raw = self._call(lambda: client.zrange(keys[".j"], 0, -1), "joining a chord")
+        else:
+            raw = self._call(lambda: client.lrange(keys[".j"], 0, total), "joining a chord")
+        results = []
+        for item in raw:
+            _, tid, st, value = self.decode(_text(item))
+            if st in self.EXCEPTION_STATES:
+                value = self.exception_to_python(value)
+            results.append((str(tid), str(st), value))
+        seconds = self._claim_seconds() * 2
+        if not self._call(
+            lambda: extend(keys=[keys[".c"], keys[".s"]], args=[token, seconds], client=client),
+            "joining a chord",
+        ):
+            return None  # another worker took the chord over
+        return ChordParts(group_id, results, token)
+
+    def chord_done(self, parts: ChordParts) -> None:
+        keys = self._chord_keys(parts.group_id)
+        client = self.client
+        cleanup = self._chord_scripts[2]
+        done_for = max(self._claim_seconds() * 2, 300)
+        self._call(
+            lambda: cleanup(
+                keys=[keys[".c"], keys[".j"], keys[".t"], keys[".s"], keys[".d"]],
+                args=[parts.token, done_for],
+                client=client,
+            ),
+            "finishing a chord",
+        )
 
     # -- waiting (pub/sub only while someone waits) -----------------------------------------
     def _pubsub(self) -> Any:

@@ -22,15 +22,16 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from celeriac.app.config import Settings
-from celeriac.app.current import get_current_app, get_current_task
 from celeriac.backends.base import ResultBackend
 from celeriac.exceptions import OperationalError
 from celeriac.protocol.entities import Exchange, Queue
 from celeriac.protocol.message import Message
+from celeriac.transports.schemes import transport_from_url
 from celeriac.utils import forksafe
+from celeriac.utils.current import get_current_app, get_current_task
 
 if TYPE_CHECKING:
+    from celeriac.app.config import Settings
     from celeriac.transports.base import Delivery, Transport
 
 logger = logging.getLogger("celeriac.backends.rpc")
@@ -62,12 +63,9 @@ class RPCBackend(ResultBackend):
 
     # -- connections (one pair per process) ----------------------------------------------------
     def _transport(self) -> Transport:
-        from celeriac.app.config import broker_options
-        from celeriac.transports.schemes import transport_from_url
-
         conf = self.conf  # the broker's settings too (TLS, heartbeat, timeouts), as the app's
         return transport_from_url(
-            conf.broker_url, broker_options(conf), default_path=conf.sqlite_broker_path
+            conf.broker_url, conf.broker_options(), default_path=conf.sqlite_broker_path
         )
 
     def _check_fork(self) -> None:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from celeriac.app.config import Settings
 from celeriac.backends.base import ResultBackend
-from celeriac.backends.database.backend import DatabaseBackend
 from celeriac.backends.disabled import DisabledBackend
 from celeriac.backends.helpers import mask_password
 from celeriac.backends.memory import MemoryBackend
@@ -16,21 +15,47 @@ from celeriac.backends.sqlite import SQLiteBackend
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.utils.optional import needs
 
+if TYPE_CHECKING:
+    from celeriac.app.config import Settings
+
 
 def _redis() -> type[ResultBackend]:
+    # lazy: redis-py is an extra
     from celeriac.backends.redis import RedisBackend
 
     return RedisBackend
 
 
-# The Redis client library is an extra: imported when a redis:// backend is first used.
+def _database() -> type[ResultBackend]:
+    # lazy: SQLAlchemy is an extra
+    from celeriac.backends.database.backend import DatabaseBackend
+
+    return DatabaseBackend
+
+
+# The client libraries are extras: imported when a backend's URL is first used.
 _REDIS = needs("redis", "redis", "The Redis result backend", _redis)
+_DATABASE = needs("sqlalchemy", "sqlalchemy", "The SQLAlchemy result backend", _database)
+
+#: The SQLAlchemy backend's schemes (``db+`` and the dialect, with or without a driver).
+DATABASE_SCHEMES = (
+    "db+postgresql",
+    "db+postgres",
+    "db+postgresql+psycopg",
+    "db+postgresql+psycopg2",
+    "db+mysql",
+    "db+mysql+pymysql",
+    "db+mysql+mysqldb",
+    "db+mariadb",
+    "db+mariadb+pymysql",
+    "db+sqlite+pysqlite",
+)
 
 BACKENDS: dict[str, Callable[[], type[ResultBackend]]] = {
     "cache+memory": lambda: MemoryBackend,
     "memory": lambda: MemoryBackend,
     "db+sqlite": lambda: SQLiteBackend,
-    **dict.fromkeys(DatabaseBackend.schemes, lambda: DatabaseBackend),
+    **dict.fromkeys(DATABASE_SCHEMES, _DATABASE),
     "disabled": lambda: DisabledBackend,
     "redis": _REDIS,
     "rediss": _REDIS,

@@ -15,12 +15,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 from celeriac import states
-from celeriac.app.config import Settings
+from celeriac.backends import sqlite_chord
 from celeriac.backends.base import ResultBackend
+from celeriac.backends.capabilities import ChordParts
 from celeriac.backends.database.table_layout import (
     BASE_COLUMNS,
     EXTENDED_COLUMNS,
@@ -31,6 +32,11 @@ from celeriac.backends.helpers import ChangeNotifier, utcnow
 from celeriac.drivers.sqlite import retry_locked
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
 from celeriac.utils import forksafe
+
+if TYPE_CHECKING:
+    from celeriac.app.config import Settings
+
+_T = TypeVar("_T")
 
 BUSY_TIMEOUT_S = 30.0
 
@@ -229,6 +235,9 @@ class SQLiteBackend(ResultBackend):
     def _cleanup(self, older_than: datetime) -> int:
         cutoff = format_date(older_than)
         removed = self._execute("cleanup_tasks", (cutoff,)).rowcount
+        removed += self._chord(
+            "chord cleanup", lambda c: sqlite_chord.cleanup(c, older_than.timestamp())
+        )
         return removed + self._execute("cleanup_groups", (cutoff,)).rowcount
 
     def claim_unique(self, key: str, task_id: str, ttl: float) -> str:
@@ -243,6 +252,39 @@ class SQLiteBackend(ResultBackend):
                 raise OperationalError(
                     f"SQLite result store {self.path!r} failed (unique claim): {exc}"
                 ) from exc
+
+    # -- chords (JoinsChords: an atomic counter row, see sqlite_chord) ------------------------
+    def _chord(self, what: str, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        with self._lock:
+            conn = self._connection()
+            try:
+                return retry_locked(lambda: work(conn), BUSY_TIMEOUT_S)
+            except sqlite3.Error as exc:
+                raise OperationalError(
+                    f"SQLite result store {self.path!r} failed ({what}): {exc}"
+                ) from exc
+
+    def set_chord_size(self, group_id: str, size: int) -> None:
+        self._chord("chord size", lambda conn: sqlite_chord.set_size(conn, group_id, size))
+
+    def chord_part_return(
+        self, group_id: str, task_id: str, group_index: int | None, state: str, result: Any
+    ) -> ChordParts | None:
+        data = self.encode_chord_part(result, state)
+        claim = self.chord_claim_seconds()
+        rows = self._chord(
+            "chord part",
+            lambda conn: sqlite_chord.part_return(
+                conn, group_id, task_id, group_index, state, data, claim
+            ),
+        )
+        if rows is None:
+            return None
+        results = [(tid, st, self.decode_chord_part(d, st)) for tid, st, d in rows]
+        return ChordParts(group_id, results, group_id)
+
+    def chord_done(self, parts: ChordParts) -> None:
+        self._chord("chord done", lambda conn: sqlite_chord.done(conn, parts.group_id))
 
     def _before_read(self, task_ids: Sequence[str]) -> None:
         self._notifier.mark()

@@ -16,10 +16,9 @@ import importlib
 import os
 import sys
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from celeriac.app.base import Celery
+from celeriac.app.base import Celery
 
 _PREFIX = "Unable to load celery application."
 
@@ -115,8 +114,6 @@ def _getattr_path(module: ModuleType, module_name: str, path: str) -> Any:
 
 
 def _app_in_module(module: ModuleType, spec: str) -> Celery:
-    from celeriac.app.base import Celery
-
     for name in ("app", "celery"):
         candidate = getattr(module, name, None)
         if isinstance(candidate, Celery):
@@ -146,8 +143,6 @@ def _app_in_module(module: ModuleType, spec: str) -> Celery:
 
 
 def _as_app(found: Any, spec: str) -> Celery:
-    from celeriac.app.base import Celery
-
     if not isinstance(found, Celery) and callable(found) and not isinstance(found, type):
         # A factory (Flask style `create_app`): call it once, without arguments.
         try:

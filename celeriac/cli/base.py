@@ -17,11 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from celeriac.app.base import Celery
 from celeriac.cli.appload import AppImportFailed, AppLoadError, find_app
 
 if TYPE_CHECKING:
-    from celeriac.app.base import Celery
-
     _ParamType = click.ParamType[Any]
     _Choice = click.Choice[str]
 else:  # click < 8.2 types are not generic at run time
@@ -109,8 +108,6 @@ class CLIContext:
         else:
             # A fresh app, not the process's default one: -b/--config must not change an app
             # that embedding code already holds.
-            from celeriac.app.base import Celery
-
             app = Celery("default")
         self._apply_options(app)
         return app

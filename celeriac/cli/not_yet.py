@@ -11,9 +11,9 @@ from typing import Any, TypeVar
 
 import click
 
-from celeriac.app import missing
-from celeriac.app.missing import Missing
 from celeriac.cli.base import CLIError
+from celeriac.utils import missing
+from celeriac.utils.missing import Missing
 
 _Fn = TypeVar("_Fn", bound=Callable[..., Any])
 

@@ -106,7 +106,7 @@ def _require(module: str, package: str) -> None:
 
 def _python(names: dict[str, Any]) -> None:
     if sys.stdin.isatty():
-        try:
+        try:  # lazy: readline is missing on some platforms, and only a terminal needs it
             import readline
             import rlcompleter
         except ImportError:  # some platforms have no readline

@@ -19,6 +19,7 @@ from celeriac.cli.base import (
     get_obj,
 )
 from celeriac.cli.not_yet import refuse_worker_options
+from celeriac.worker.worker import Worker
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
@@ -243,8 +244,6 @@ def worker(
     _check_broker(app)
     if purge:
         _purge(obj.echo, app, names)
-
-    from celeriac.worker.worker import Worker
 
     with pidlock(pidfile):
         try:

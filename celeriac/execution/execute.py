@@ -9,6 +9,7 @@ states: ``Retry`` -> RETRY, ``Ignore`` -> IGNORED (nothing stored), ``Reject`` -
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 from collections.abc import Mapping, Sequence
@@ -16,9 +17,9 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from celeriac import signals, states
-from celeriac.app.current import reset_current_task, set_current_task
 from celeriac.exceptions import Ignore, Reject, Retry
 from celeriac.execution.aio import run_awaitable
+from celeriac.execution.context import Context
 from celeriac.execution.einfo import ExceptionInfo
 from celeriac.execution.hooks import (
     Hook,
@@ -28,11 +29,12 @@ from celeriac.execution.hooks import (
     format_traceback,
 )
 from celeriac.execution.pipeline import pipeline_for
+from celeriac.result import denied_join_result
+from celeriac.utils.current import reset_current_task, set_current_task
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
     from celeriac.app.task import Task
-    from celeriac.execution.context import Context
     from celeriac.protocol.message import TaskCall
 
 logger = logging.getLogger("celeriac.worker.execute")
@@ -70,9 +72,12 @@ def execute(
         start = perf_counter()
         try:
             _before(hooks, run, entered)
-            retval = task.run(*call.args, **call.kwargs)
-            if inspect.isawaitable(retval):  # an ``async def`` task outside the asyncio pool
-                retval = run_awaitable(retval)
+            # In a worker, result.get() inside the body raises (Celery's deadlock guard)
+            # unless called with disable_sync_subtasks=False.
+            with contextlib.nullcontext() if is_eager else denied_join_result():
+                retval = task.run(*call.args, **call.kwargs)
+                if inspect.isawaitable(retval):  # an ``async def`` task outside asyncio
+                    retval = run_awaitable(retval)
             outcome = Outcome(states.SUCCESS, retval, None, perf_counter() - start, None)
         except Exception as exc:
             outcome = _outcome_for(exc, perf_counter() - start)
@@ -106,9 +111,10 @@ async def execute_async(
         start = perf_counter()
         try:
             _before(pipeline_for(app, "default"), run, entered)
-            retval = task.run(*call.args, **call.kwargs)
-            if inspect.isawaitable(retval):
-                retval = await retval
+            with denied_join_result():
+                retval = task.run(*call.args, **call.kwargs)
+                if inspect.isawaitable(retval):
+                    retval = await retval
             outcome = Outcome(states.SUCCESS, retval, None, perf_counter() - start, None)
         except Exception as exc:
             outcome = _outcome_for(exc, perf_counter() - start)
@@ -140,8 +146,6 @@ def build_context(
     is_eager: bool,
 ) -> Context:
     """The ``task.request`` for ``call`` (Celery's field names)."""
-    from celeriac.execution.context import Context
-
     props = dict(properties or {})
     return Context(
         id=call.id,

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from celeriac import signals, states
-from celeriac.app.missing import COMPATIBILITY
 from celeriac.backends.capabilities import write_batching
 from celeriac.exceptions import Retry
+from celeriac.execution import callbacks
 from celeriac.execution.einfo import ExceptionInfo
 from celeriac.execution.einfo import format_exception as format_traceback
 from celeriac.protocol.saferepr import saferepr
@@ -252,36 +252,18 @@ class LogOutcome(Hook):
             logger.info("Task %s[%s] ignored", name, task_id)
 
 
-class CanvasNotRun(Hook):
-    """A message from a Celery client with callbacks, errbacks, a chain or a chord: the task
-    runs, but celeriac cannot send what comes next yet, so say so once it has ended."""
+class CanvasCallbacks(Hook):
+    """A canvas's next steps: callbacks, the chain's next task, errbacks, the chord's count
+    (:mod:`celeriac.execution.callbacks`). Listed before ResultStore, so it runs once the
+    task's own result is stored."""
 
     def after(self, run: TaskRun, outcome: Outcome) -> None:
-        call = run.call
-        if not (call.callbacks or call.errbacks or call.chain or call.chord):
-            return  # every message celeriac sends, and most from Celery
-        if outcome.state == states.RETRY:
-            return  # the retried message carries them on; its final run says so
-        parts = [
-            f"{len(value) if isinstance(value, list) else 1} {label}"
-            for label, value in (
-                ("callback(s)", call.callbacks),
-                ("errback(s)", call.errbacks),
-                ("chain task(s)", call.chain),
-                ("chord", call.chord),
-            )
-            if value
-        ]
-        logger.error(
-            "Task %s[%s] carries %s from a Celery canvas (chain, chord, link=): celeriac "
-            "cannot run canvas callbacks yet, so none were sent and the client's "
-            "chain/chord will not complete. The task itself ran (%s). See %s.",
-            run.name,
-            call.id,
-            ", ".join(parts),
-            outcome.state,
-            COMPATIBILITY,
-        )
+        if not callbacks.has_canvas(run):
+            return  # most messages
+        if outcome.state == states.SUCCESS:
+            callbacks.after_success(run, outcome.retval)
+        elif outcome.state == states.FAILURE:
+            callbacks.after_failure(run, outcome)
 
 
 def default_hooks(*, is_eager: bool = False) -> list[Hook]:
@@ -289,13 +271,13 @@ def default_hooks(*, is_eager: bool = False) -> list[Hook]:
 
     An app's own hooks (``app.add_hook``) run inside these: see
     :mod:`celeriac.execution.pipeline`."""
-    # CanvasNotRun first: its line comes after the task's own "succeeded in" line.
-    hooks: list[Hook] = [] if is_eager else [CanvasNotRun(), LogOutcome()]
+    hooks: list[Hook] = [] if is_eager else [LogOutcome()]
     hooks += [
         PrerunPostrunSignals(),
         AfterReturn(),
         OutcomeSignals(),
         TaskHandlers(),
+        CanvasCallbacks(),
         ResultStore(),
     ]
     return hooks
@@ -321,7 +303,7 @@ def _track_started(run: TaskRun) -> bool:
 __all__ = [
     "IGNORE_STATES",
     "AfterReturn",
-    "CanvasNotRun",
+    "CanvasCallbacks",
     "Hook",
     "LogOutcome",
     "Outcome",

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from celeriac.app.options import SendOptions
 from celeriac.exceptions import Ignore, Reject, Retry
 from celeriac.execution.aio import is_async_task
+from celeriac.execution.execute import store_retry_state
+from celeriac.protocol.options import SendOptions
 
 if TYPE_CHECKING:
     from celeriac.app.task import Task
@@ -83,8 +84,6 @@ def retry(
         )
     ret = Retry(exc=exc, when=eta or countdown, is_eager=request.is_eager, sig=call)
     if not request.is_eager:
-        from celeriac.execution.execute import store_retry_state
-
         ret.state_stored = store_retry_state(task, request, exc if exc is not None else ret)
         try:
             opts = SendOptions.from_kwargs(call.options)

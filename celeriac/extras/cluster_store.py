@@ -16,33 +16,16 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from celeriac.app.cluster import ClusterStore
 from celeriac.drivers.sqlite import retry_locked
+from celeriac.execution.hooks import Hook
+from celeriac.transports.sqlite.transport import path_from_url
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
-
-
-class ClusterStore(ABC):
-    """The seam: a few atomic operations every worker and client may call concurrently."""
-
-    @abstractmethod
-    def acquire(self, key: str, rate: float, capacity: float = 1.0) -> float:
-        """Take one token from bucket ``key`` (``rate`` tokens/s): 0.0, or seconds to wait."""
-
-    @abstractmethod
-    def add_revoked(self, task_ids: Iterable[str], ttl: float) -> None:
-        """Remember ``task_ids`` as revoked for ``ttl`` seconds."""
-
-    @abstractmethod
-    def revoked(self) -> dict[str, float]:
-        """Revoked ids still alive, with the Unix time each was revoked."""
-
-    def close(self) -> None:  # noqa: B027 - optional
-        """Release connections."""
 
 
 def _refill(tokens: float, last: float, now: float, rate: float, capacity: float) -> float:
@@ -195,7 +178,7 @@ class RedisClusterStore(ClusterStore):
     REVOKED_KEY = "celeriac:revoked"
 
     def __init__(self, url: str, keyprefix: str = "") -> None:
-        import redis
+        import redis  # lazy: redis-py is the optional extra celeriac[redis]
 
         self.url = url
         self.client = redis.Redis.from_url(url)
@@ -234,8 +217,6 @@ def store_from_url(url: str, redis_keyprefix: str = "") -> ClusterStore:
     if scheme in ("redis", "rediss", "redis+socket", "unix"):
         return RedisClusterStore(url, redis_keyprefix)
     if scheme in ("sqlite", "sqla+sqlite", "db+sqlite"):
-        from celeriac.transports.sqlite.transport import path_from_url
-
         return SQLiteClusterStore(path_from_url(url.replace("db+", "").replace("sqla+", "")))
     if scheme == "memory":
         return MemoryClusterStore(url.partition("://")[2].strip("/"))
@@ -263,8 +244,17 @@ def store_for_app(app: Celery) -> ClusterStore | None:
         return None
 
 
+class ClusterStoreHook(Hook):
+    """The app hook that gives workers and clients the store :func:`store_for_app` picks
+    (:class:`celeriac.app.cluster.ProvidesClusterStore`); it does nothing around a task run."""
+
+    def cluster_store(self, app: Celery) -> ClusterStore | None:
+        return store_for_app(app)
+
+
 __all__ = [
     "ClusterStore",
+    "ClusterStoreHook",
     "MemoryClusterStore",
     "RedisClusterStore",
     "SQLiteClusterStore",

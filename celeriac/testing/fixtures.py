@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from celeriac.app.base import Celery
 from celeriac.testing.worker import start_worker
 
 if TYPE_CHECKING:
-    from celeriac.app.base import Celery
     from celeriac.worker.worker import Worker
 
 _names = itertools.count()
@@ -61,8 +61,6 @@ def celery_app(
     celery_enable_logging: bool,
 ) -> Iterator[Celery]:
     """A fresh app; its broker and result store are private to this test by default."""
-    from celeriac.app.base import Celery
-
     name = f"celeriac-test-{os.getpid()}-{next(_names)}"
     settings: dict[str, Any] = {
         "broker_url": f"memory://{name}",

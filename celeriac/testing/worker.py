@@ -12,10 +12,10 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from celeriac.worker.worker import Worker
+
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
-    from celeriac.worker.worker import Worker
-
 #: Seconds to wait for the worker to be ready, and to stop.
 WORKER_TIMEOUT = 30.0
 
@@ -32,8 +32,6 @@ def start_worker(
     **kwargs: Any,
 ) -> Iterator[Worker]:
     """Run a worker for ``app`` in a daemon thread until the block ends (warm shutdown)."""
-    from celeriac.worker.worker import Worker
-
     worker = Worker(
         app,
         pool=pool,

@@ -20,18 +20,21 @@ from celeriac.utils.optional import needs
 
 
 def _redis() -> type[Transport]:
+    # lazy: redis-py is an extra
     from celeriac.transports.redis.transport import RedisTransport
 
     return RedisTransport
 
 
 def _amqp() -> type[Transport]:
+    # lazy: py-amqp is an extra
     from celeriac.transports.amqp.transport import AMQPTransport
 
     return AMQPTransport
 
 
 def _postgres() -> type[Transport]:
+    # lazy: psycopg is an extra
     from celeriac.transports.postgres.transport import PostgresTransport
 
     return PostgresTransport

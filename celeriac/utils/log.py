@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from celeriac import signals
-from celeriac.app.current import get_current_task
+from celeriac.utils.current import get_current_task
 
 #: Parent of every task logger (Celery's is ``celery.task``).
 TASK_LOGGER_NAME = "celeriac.task"

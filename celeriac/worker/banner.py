@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-import celeriac
 from celeriac.drivers.urls import mask_url
 from celeriac.protocol.entities import Queue
+from celeriac.utils.version import __version__
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
@@ -53,7 +53,7 @@ def banner(
     """The full banner text (config block, queues and, with ``with_tasks``, the task list)."""
     results = app.backend_url()
     info = [
-        f"{hostname} v{celeriac.__version__} (celeriac)",
+        f"{hostname} v{__version__} (celeriac)",
         "",
         f"{platform.platform()} {datetime.now():%Y-%m-%d %H:%M:%S}",
         "",

@@ -28,7 +28,7 @@ from celeriac.transports.capabilities import Fanout
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
-    from celeriac.extras.cluster_store import ClusterStore
+    from celeriac.app.cluster import ClusterStore
     from celeriac.transports.base import FanoutSubscription, Transport
     from celeriac.worker.persistent import StateDB
     from celeriac.worker.pools.base import BasePool

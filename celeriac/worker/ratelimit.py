@@ -5,7 +5,7 @@ task's rate and shared by every process of the worker (:mod:`celeriac.worker.buc
 every pool; a request that finds no token waits in the consumer that received it (still
 reserved, its message unacknowledged) while other tasks keep flowing. With
 ``rate_limit_scope='cluster'`` (a task option, or the ``task_rate_limit_scope`` setting) the
-bucket lives in the :class:`~celeriac.cluster_store.ClusterStore` and is shared by every
+bucket lives in the :class:`~celeriac.app.cluster.ClusterStore` and is shared by every
 worker.
 """
 
@@ -21,8 +21,8 @@ from celeriac.worker.buckets import CAPACITY, WorkerBuckets
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
+    from celeriac.app.cluster import ClusterStore
     from celeriac.app.task import Task
-    from celeriac.extras.cluster_store import ClusterStore
     from celeriac.worker.request import Request
 
 logger = logging.getLogger(__name__)

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from celeriac import signals
 from celeriac.app.annotations import apply_annotations
-from celeriac.app.missing import startup_warnings
-from celeriac.extras.cluster_store import ClusterStore, store_for_app
+from celeriac.app.cluster import ClusterStore, cluster_store_for
 from celeriac.protocol.entities import Queue
 from celeriac.utils.log import parse_loglevel, setup_logging
+from celeriac.utils.missing import startup_warnings
 from celeriac.worker.banner import banner
 from celeriac.worker.commands import ControlContext, Mailbox, Relay, Sweeper
 from celeriac.worker.consumer import Consumer
@@ -218,7 +218,7 @@ class Worker:
     def _load_state(self) -> None:
         """The cluster store, and revoked ids from ``--statedb`` (kept across restarts)."""
         try:
-            self.store = store_for_app(self.app)
+            self.store = cluster_store_for(self.app)
         except Exception as exc:  # a bad URL, or redis-py missing: say so, run without it
             logger.warning("No cluster store (%s); cluster rate limits are per worker", exc)
         path = self.app.conf.worker_state_db

@@ -3,9 +3,9 @@
 - Every ```python block in docs/**/*.md and README.md compiles. A block whose first line starts
   with ``>>>`` is an interactive session: it is not compiled, and the tutorial's sessions are
   run instead (below). A block preceded by the line ``<!-- fragment -->`` is skipped.
-- The tutorial (docs/tutorial.md, and the README's short one) runs against a real worker: its
-  ``tasks.py`` block is written to a temporary folder, ``celeriac -A tasks worker`` starts
-  there on the embedded SQLite default, and its sessions run as doctests.
+- The tutorial (docs/tutorial.md, the canvas page and the README's short one) runs against a
+  real worker: its ``tasks.py`` block is written to a temporary folder, ``celeriac -A tasks
+  worker`` starts there on the embedded SQLite default, and its sessions run as doctests.
 - The settings table in docs/settings.md is the one ``scripts/settings-table`` writes.
 - The README starts with the two set-up commands and stays short.
 - The module map in docs/architecture.md names every module of ``celeriac/``.
@@ -114,7 +114,9 @@ class TutorialWorker(WorkerProcess):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("page", [DOCS / "tutorial.md", README], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "page", [DOCS / "tutorial.md", DOCS / "canvas.md", README], ids=lambda p: p.name
+)
 def test_tutorial_runs_against_a_real_worker(page: Path, tmp_path: Path) -> None:
     blocks = [b for b in code_blocks(page) if b.lang == "python"]
     modules = [b for b in blocks if not b.is_session]

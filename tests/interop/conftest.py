@@ -66,6 +66,11 @@ APP = textwrap.dedent(
         return {{"args": list(args), "kwargs": kwargs}}
 
 
+    @app.task(name="interop.errback")
+    def errback(task_id):
+        return task_id
+
+
     @app.task(name="interop.now")
     def now(tag=None):
         return time.time()

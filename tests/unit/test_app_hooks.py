@@ -14,6 +14,7 @@ from celeriac.execution.execute import execute
 from celeriac.execution.hooks import Hook, Outcome, ResultStore, TaskRun
 from celeriac.execution.pipeline import compose, pipeline_for
 from celeriac.execution.timelimits import TimeLimits
+from celeriac.extras.cluster_store import ClusterStoreHook
 from celeriac.extras.deadletter import DeadLetters
 from celeriac.extras.unique import UniqueTasks
 from celeriac.protocol.message import TaskCall
@@ -49,8 +50,8 @@ def labels(app: Celery) -> list[str]:
 def test_every_app_has_the_extras_hooks_then_its_own() -> None:
     first, second = Recorder("a"), Recorder("b")
     app = make_app(hooks=[first, second])
-    assert [type(h) for h in app.hooks[:2]] == [UniqueTasks, DeadLetters]
-    assert app.hooks[2:] == (first, second)
+    assert [type(h) for h in app.hooks[:3]] == [UniqueTasks, DeadLetters, ClusterStoreHook]
+    assert app.hooks[3:] == (first, second)
     assert isinstance(app.hooks[0], SendHook) and not isinstance(app.hooks[1], SendHook)
     assert isinstance(app.hooks, tuple)  # a read-only view
 
@@ -67,6 +68,7 @@ def test_add_hook_goes_last_or_next_to_its_anchor() -> None:
         "UniqueTasks",
         "DeadLetters",
         "after-dead",
+        "ClusterStoreHook",
         "a",
         "before-other",
         "last",
@@ -76,11 +78,12 @@ def test_add_hook_goes_last_or_next_to_its_anchor() -> None:
 
 def test_add_hook_with_an_unknown_anchor_or_two_anchors_is_a_clear_error() -> None:
     app = make_app()
-    with pytest.raises(ValueError, match=r"no hook of class Other .*UniqueTasks, DeadLetters"):
+    extras = "UniqueTasks, DeadLetters, ClusterStoreHook"
+    with pytest.raises(ValueError, match=rf"no hook of class Other .*{extras}"):
         app.add_hook(Recorder(), before=Other)
     with pytest.raises(ValueError, match="not both"):
         app.add_hook(Recorder(), before=DeadLetters, after=UniqueTasks)
-    assert len(app.hooks) == 2
+    assert len(app.hooks) == 3
 
 
 def test_hooks_are_fixed_once_frozen() -> None:
@@ -117,8 +120,8 @@ def test_worker_pipeline_puts_app_hooks_between_result_storage_and_time_limits()
     mine = Recorder("mine")
     app = make_app(hooks=[mine])
     kinds = [type(h) for h in pipeline_for(app, "worker")]
-    assert kinds[-4:] == [UniqueTasks, DeadLetters, Recorder, TimeLimits]
-    assert kinds.index(ResultStore) == len(kinds) - 5
+    assert kinds[-5:] == [UniqueTasks, DeadLetters, ClusterStoreHook, Recorder, TimeLimits]
+    assert kinds.index(ResultStore) == len(kinds) - 6
     assert pipeline_for(app, "worker") is pipeline_for(app, "worker")  # composed once
     app.add_hook(Other("late"))
     assert type(pipeline_for(app, "worker")[-2]) is Other  # recomposed after a change

@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from celeriac import Celery
-from celeriac.app import current
 from celeriac.cli.appload import AppImportFailed, AppMissing, AppModuleNotFound, find_app
 from celeriac.cli.main import celeriac
+from celeriac.utils import current
 
 Write = Callable[[str, str], Path]
 

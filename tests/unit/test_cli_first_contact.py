@@ -14,11 +14,11 @@ import pytest
 from click.testing import CliRunner
 
 from celeriac import Celery
-from celeriac.app.missing import COMPATIBILITY
 from celeriac.cli import shell as shell_module
 from celeriac.cli.main import COMMANDS, celeriac
 from celeriac.cli.not_yet import COMMANDS as MISSING
 from celeriac.cli.not_yet import WORKER_OPTIONS
+from celeriac.utils.missing import COMPATIBILITY
 from tests.cli_project import cli_project
 
 FIRSTPROJ = """
@@ -114,7 +114,7 @@ def test_no_help_text_promises_events_a_monitor_or_beat(runner: CliRunner) -> No
 def test_events_flag_is_accepted_and_the_banner_does_not_claim_events(
     runner: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from celeriac.worker import worker as worker_module
+    from celeriac.cli import worker as worker_module
     from celeriac.worker.banner import banner
 
     seen: dict[str, Any] = {}
@@ -244,7 +244,7 @@ def test_app_start_lets_an_explicit_app_option_win(
 def test_worker_main_runs_the_worker_command(
     memory_app: Celery, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from celeriac.worker import worker as worker_module
+    from celeriac.cli import worker as worker_module
 
     started: list[tuple[Celery, dict[str, Any]]] = []
 

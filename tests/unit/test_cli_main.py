@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from celeriac import __version__
+from celeriac.cli import worker as cli_worker
 from celeriac.cli.main import COMMANDS, celeriac, main
 from tests.cli_project import cli_project
 
@@ -187,9 +187,7 @@ class FakeWorker:
 
 @pytest.fixture
 def fake_worker(monkeypatch: pytest.MonkeyPatch) -> type[FakeWorker]:
-    module = types.ModuleType("celeriac.worker.worker")
-    module.Worker = FakeWorker  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "celeriac.worker.worker", module)
+    monkeypatch.setattr(cli_worker, "Worker", FakeWorker)
     monkeypatch.setattr(FakeWorker, "made", [])
     monkeypatch.setattr(FakeWorker, "code", 0)
     return FakeWorker

@@ -118,3 +118,13 @@ def test_store_for_app_follows_the_broker(tmp_path: Path) -> None:
     assert isinstance(store_for_app(sqlite), SQLiteClusterStore)
     assert store_for_app(Celery("t", broker="amqp://guest@localhost//")) is None
     assert os.path.basename(str(getattr(store_for_app(sqlite), "path", ""))) == "b.sqlite"
+
+
+def test_the_cluster_store_plugs_in_as_an_app_hook() -> None:
+    from celeriac.app.cluster import ProvidesClusterStore, cluster_store_for
+    from celeriac.extras.cluster_store import ClusterStoreHook
+
+    app = Celery("t", broker="memory://hooked")
+    providers = [h for h in app.hooks if isinstance(h, ProvidesClusterStore)]
+    assert [type(h) for h in providers] == [ClusterStoreHook]
+    assert isinstance(cluster_store_for(app), MemoryClusterStore)

@@ -4,7 +4,8 @@ Same tables as Celery 5.7's database backend (``database_models``), so a Celery 
 celeriac's results and the reverse. A store is one statement where the database has an upsert
 with a condition (PostgreSQL, SQLite: ``ON CONFLICT ... DO UPDATE ... WHERE status <>
 'SUCCESS'``, the write guard); elsewhere (MySQL/MariaDB) a guarded UPDATE, then an INSERT if
-the row did not exist. SQLAlchemy is imported on first use only.
+the row did not exist. SQLAlchemy is an extra: backends/schemes.py imports this module when a
+``db+`` URL is first used.
 """
 
 from __future__ import annotations
@@ -12,11 +13,19 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.pool import NullPool
 
 from celeriac import states
-from celeriac.app.config import Settings
 from celeriac.backends.base import ResultBackend
+from celeriac.backends.database import models
+from celeriac.backends.database.models import missing_driver
+from celeriac.backends.database.notify import CHANNEL, listener_for
 from celeriac.backends.database.table_layout import (
     BASE_COLUMNS,
     EXTENDED_COLUMNS,
@@ -28,8 +37,7 @@ from celeriac.exceptions import ImproperlyConfigured, OperationalError
 from celeriac.utils import forksafe
 
 if TYPE_CHECKING:
-    import sqlalchemy as sa
-
+    from celeriac.app.config import Settings
     from celeriac.backends.database.notify import ResultListener
 
 _T = TypeVar("_T")
@@ -52,25 +60,8 @@ def _notifier_for(url: str) -> ChangeNotifier:
 class DatabaseBackend(ResultBackend):
     """Results in a SQL database through SQLAlchemy 2.x, laid out as Celery's."""
 
-    schemes: ClassVar[tuple[str, ...]] = (
-        "db+postgresql",
-        "db+postgres",
-        "db+postgresql+psycopg",
-        "db+postgresql+psycopg2",
-        "db+mysql",
-        "db+mysql+pymysql",
-        "db+mysql+mysqldb",
-        "db+mariadb",
-        "db+mariadb+pymysql",
-        "db+sqlite+pysqlite",
-    )
-
     def __init__(self, url: str, conf: Settings) -> None:
         super().__init__(url, conf)
-        import sqlalchemy as sa
-
-        from celeriac.backends.database import models
-
         self.sa_url = models.sqlalchemy_url(url)
         names = conf.database_table_names or {}
         schemas = conf.database_table_schemas or {}
@@ -116,10 +107,6 @@ class DatabaseBackend(ResultBackend):
             return self._engine
 
     def _create_engine(self) -> sa.Engine:
-        import sqlalchemy as sa
-        from sqlalchemy.pool import NullPool
-
-        from celeriac.backends.database.models import missing_driver
 
         options = dict(self.engine_options)
         options.setdefault("pool_pre_ping", True)
@@ -142,8 +129,6 @@ class DatabaseBackend(ResultBackend):
         As in Celery, tables are created on first use whatever the settings say;
         ``database_create_tables_at_setup`` only moves that to the backend's construction.
         """
-        import sqlalchemy as sa
-
         for attempt in range(5):
             try:
                 with engine.begin() as conn:
@@ -160,8 +145,6 @@ class DatabaseBackend(ResultBackend):
 
     def _run(self, action: Callable[[sa.Connection], _T]) -> _T:
         """Run ``action`` in one transaction; a dropped connection is retried once."""
-        import sqlalchemy as sa
-
         for attempt in (1, 2):
             try:
                 with self._get_engine().begin() as conn:
@@ -173,8 +156,6 @@ class DatabaseBackend(ResultBackend):
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _operational(self, exc: Exception) -> OperationalError:
-        import sqlalchemy as sa
-
         reason = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
         lines = str(reason).strip().splitlines()
         return OperationalError(
@@ -205,8 +186,6 @@ class DatabaseBackend(ResultBackend):
         self._notifier.notify()
 
     def _upsert(self, conn: sa.Connection, task_id: str, values: dict[str, Any]) -> None:
-        import sqlalchemy as sa
-
         table = self.tasks
         guard = table.c.status.is_distinct_from(states.SUCCESS)
         dialect = conn.dialect.name
@@ -218,8 +197,6 @@ class DatabaseBackend(ResultBackend):
                 )
             )
             if dialect == "postgresql":
-                from celeriac.backends.database.notify import CHANNEL
-
                 # Delivered at commit: waiters LISTENing elsewhere re-read at once.
                 conn.execute(sa.select(sa.func.pg_notify(CHANNEL, task_id)))
             return
@@ -233,8 +210,6 @@ class DatabaseBackend(ResultBackend):
                 conn.execute(sa.insert(table).values(task_id=task_id, **values))
 
     def _get_meta(self, task_id: str) -> dict[str, Any] | None:
-        import sqlalchemy as sa
-
         self._get_engine()  # learn the columns first
         names = [c for c in (*BASE_COLUMNS, *EXTENDED_COLUMNS) if c not in self._missing]
         query = sa.select(*(self.tasks.c[n] for n in names)).where(self.tasks.c.task_id == task_id)
@@ -244,14 +219,10 @@ class DatabaseBackend(ResultBackend):
         return meta_from_row(names, row, self.decode_stored)
 
     def _delete_meta(self, task_id: str) -> None:
-        import sqlalchemy as sa
-
         statement = sa.delete(self.tasks).where(self.tasks.c.task_id == task_id)
         self._run(lambda conn: conn.execute(statement))
 
     def _get_group(self, group_id: str) -> Any | None:
-        import sqlalchemy as sa
-
         query = sa.select(self.groups.c.result).where(self.groups.c.taskset_id == group_id)
         row = self._run(lambda conn: conn.execute(query).first())
         if row is None or row[0] is None:
@@ -259,8 +230,6 @@ class DatabaseBackend(ResultBackend):
         return self.decode_stored(bytes(row[0]))
 
     def _set_group(self, group_id: str, value: Any) -> None:
-        import sqlalchemy as sa
-
         values = {"result": self.encode(value), "date_done": naive_utc(utcnow())}
         table = self.groups
 
@@ -272,14 +241,10 @@ class DatabaseBackend(ResultBackend):
         self._run(write)
 
     def _delete_group(self, group_id: str) -> None:
-        import sqlalchemy as sa
-
         statement = sa.delete(self.groups).where(self.groups.c.taskset_id == group_id)
         self._run(lambda conn: conn.execute(statement))
 
     def _cleanup(self, older_than: datetime) -> int:
-        import sqlalchemy as sa
-
         cutoff = naive_utc(older_than)
 
         def remove(conn: sa.Connection) -> int:
@@ -292,8 +257,6 @@ class DatabaseBackend(ResultBackend):
     def _result_listener(self) -> ResultListener | None:
         """This process's LISTEN connection (PostgreSQL with psycopg 3), made on first wait."""
         if self._listener_pid != forksafe.pid():
-            from celeriac.backends.database.notify import listener_for
-
             self._listener_pid = forksafe.pid()
             self._listener = listener_for(self._get_engine())
         return self._listener
@@ -318,10 +281,8 @@ def _mysql_upsert(table: sa.Table, task_id: str, values: dict[str, Any]) -> Any:
     MySQL applies the assignments left to right, each seeing the ones before: ``status``
     goes last so every other column still tests the stored state.
     """
-    import sqlalchemy as sa
-    from sqlalchemy.dialects.mysql import insert
 
-    statement = insert(table).values(task_id=task_id, **values)
+    statement = mysql_insert(table).values(task_id=task_id, **values)
     keep = sa.func.coalesce(table.c.status, "") == states.SUCCESS
     names = [name for name in values if name != "status"] + ["status"]
     assignments = [
@@ -331,13 +292,7 @@ def _mysql_upsert(table: sa.Table, task_id: str, values: dict[str, Any]) -> Any:
 
 
 def _dialect_insert(dialect: str) -> Any:
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert
+    return pg_insert if dialect == "postgresql" else sqlite_insert
 
 
 __all__ = ["DatabaseBackend", "naive_utc"]

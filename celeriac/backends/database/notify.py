@@ -24,7 +24,7 @@ class ResultListener:
     """
 
     def __init__(self, conninfo: str) -> None:
-        import psycopg
+        import psycopg  # lazy: psycopg is the optional extra celeriac[postgres]
 
         self._conn = psycopg.connect(conninfo, autocommit=True)
         self._conn.execute(f"LISTEN {CHANNEL}")

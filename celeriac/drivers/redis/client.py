@@ -24,6 +24,7 @@ import redis.sentinel
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from celeriac.drivers.urls import mask_url
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.utils import forksafe
 
@@ -199,8 +200,6 @@ def _sentinel_params(url: str, options: Mapping[str, Any], common: dict[str, Any
 
 def mask(url: str) -> str:
     """``url`` with every password replaced by ``****``."""
-    from celeriac.drivers.urls import mask_url
-
     return mask_url(url)
 
 

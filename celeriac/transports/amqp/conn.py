@@ -26,6 +26,7 @@ import amqp.exceptions
 
 from celeriac.drivers.reconnect import RetryPolicy, retry_call
 from celeriac.drivers.tls import PY_AMQP_NAMES, certificate_hint
+from celeriac.drivers.urls import mask_url
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
 from celeriac.transports.amqp.socket import Connection
 
@@ -98,8 +99,6 @@ def parse_params(url: str, options: Mapping[str, Any]) -> AMQPParams:
     Raises:
         ImproperlyConfigured: the URL is not an AMQP URL.
     """
-    from celeriac.drivers.urls import mask_url
-
     first = url.split(";", 1)[0].strip()
     parts = urlsplit(first)
     scheme = parts.scheme.lower()

@@ -21,8 +21,12 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import psycopg
+from psycopg import sql as pgsql
+
+from celeriac.drivers.urls import mask_url
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
 from celeriac.protocol.entities import Queue
 from celeriac.protocol.message import Message
@@ -40,16 +44,6 @@ from celeriac.transports.sqlite import sql as rows
 from celeriac.transports.sqlite.transport import _option
 from celeriac.utils import forksafe
 
-if TYPE_CHECKING:
-    import psycopg
-
-
-def mask_url(url: str) -> str:
-    from celeriac.drivers.urls import mask_url as mask
-
-    return mask(url)
-
-
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,40}")
 #: Connections inherited through fork are never closed by the child (that would end the
 #: parent's session); they are parked here instead.
@@ -64,12 +58,6 @@ def conninfo_from_url(url: str) -> str:
 
 def connect(url: str, timeout: float) -> psycopg.Connection[Any]:
     """An autocommit connection, or a clear error naming the extra / the masked URL."""
-    try:
-        import psycopg
-    except ImportError as exc:
-        raise ImproperlyConfigured(
-            "The PostgreSQL broker needs psycopg 3: pip install 'celeriac[postgres]'"
-        ) from exc
     try:
         return psycopg.connect(
             conninfo_from_url(url), autocommit=True, connect_timeout=max(1, int(timeout))
@@ -128,8 +116,6 @@ class PostgresTransport(Transport):
     @contextmanager
     def _cursor(self) -> Iterator[psycopg.Cursor[Any]]:
         """A cursor of this process's connection, under the lock; errors become ours."""
-        import psycopg
-
         if self._pid != forksafe.pid():
             _ABANDONED.extend(c for c in (self._conn, self._listener) if c is not None)
             self._conn, self._listener = None, None
@@ -379,8 +365,6 @@ class _Listener:
     """A connection of its own that sits in ``LISTEN`` on the schema's channel."""
 
     def __init__(self, transport: PostgresTransport, channel: str) -> None:
-        from psycopg import sql as pgsql
-
         self.url = transport.url
         self.conn = connect(transport.url, transport.connect_timeout)
         self.conn.execute(pgsql.SQL("LISTEN {}").format(pgsql.Identifier(channel)))
@@ -388,8 +372,6 @@ class _Listener:
 
     def wait(self, wanted: set[str], timeout: float) -> bool:
         """Wait up to ``timeout`` s for a NOTIFY naming one of ``wanted`` (or everyone)."""
-        import psycopg
-
         deadline = time.monotonic() + timeout
         with self._lock:
             while (remaining := deadline - time.monotonic()) > 0:
@@ -405,8 +387,6 @@ class _Listener:
 
     def drain(self) -> None:
         """Forget the NOTIFYs received so far (the claim that follows covers them)."""
-        import psycopg
-
         with self._lock:
             try:
                 for _note in self.conn.notifies(timeout=0):

@@ -33,7 +33,7 @@ from celeriac.protocol.saferepr import saferepr
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
-    from celeriac.extras.cluster_store import ClusterStore
+    from celeriac.app.cluster import ClusterStore
     from celeriac.transports.base import Transport
     from celeriac.worker.buckets import WorkerBuckets
     from celeriac.worker.state import WorkerState

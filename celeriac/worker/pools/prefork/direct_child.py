@@ -30,7 +30,7 @@ from celeriac.worker.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
-    from celeriac.extras.cluster_store import ClusterStore
+    from celeriac.app.cluster import ClusterStore
     from celeriac.worker.request import Request
     from celeriac.worker.state import WorkerState
 

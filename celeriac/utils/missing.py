@@ -35,22 +35,16 @@ class Missing:
         return NotYetImplemented(self.message(used), self.feature, self.instead)
 
 
-_BY_HAND = (
-    "send each task with .delay() or .apply_async(): to run tasks one after another, call "
-    "the next task's .delay() at the end of the previous task's body; to wait for several, "
-    "call .get() on each AsyncResult from the client"
-)
 _WATCH = (
     "read the worker's log (-l INFO logs every task it receives and finishes), query a "
     "task's state with AsyncResult(task_id).state or `celeriac result`, and list the live "
     "workers with app.control.ping()"
 )
 
-CANVAS = Missing("the canvas (signatures, chain, group, chord, chunks, map, replace)", _BY_HAND)
-CALLBACKS = Missing(
-    "callbacks (link= and link_error=)",
-    "call the next task's .delay() at the end of the task's body, and handle failures in "
-    "the task itself (try/except, or on_failure() on a Task base class)",
+REPLACE = Missing(
+    "Task.replace() and Task.add_to_chord()",
+    "return the new work's result from the task (send it with .delay() and return its "
+    "id), or build the whole canvas up front on the client",
 )
 BEAT = Missing(
     "beat (periodic tasks: beat_schedule, add_periodic_task, `celeriac beat`, worker -B)",
@@ -119,17 +113,6 @@ LOGTOOL = Missing(
 )
 
 
-def refuse_canvas_options(options: Mapping[str, Any], used: str) -> None:
-    """Raise for ``link=`` / ``link_error=`` (and the canvas's own ``chain=`` / ``chord=``):
-    accepting them would drop the callbacks without a word."""
-    for key in ("link", "link_error"):
-        if options.get(key):
-            raise CALLBACKS.error(f"{used}({key}=...)")
-    for key in ("chain", "chord", "chord_body"):
-        if options.get(key):
-            raise CANVAS.error(f"{used}({key}=...)")
-
-
 def startup_warnings(conf: Mapping[str, Any]) -> list[str]:
     """What a worker must say at start about settings it will not honour."""
     lines: list[str] = []
@@ -154,8 +137,6 @@ __all__ = [
     "AMQP",
     "AUTOSCALE",
     "BEAT",
-    "CALLBACKS",
-    "CANVAS",
     "COMPATIBILITY",
     "DAEMON",
     "EVENTS",
@@ -167,10 +148,10 @@ __all__ = [
     "MULTI",
     "PREFETCH_OFF",
     "REMOTE_CONTROL",
+    "REPLACE",
     "START_METHOD",
     "STATUS",
     "UPGRADE",
     "Missing",
-    "refuse_canvas_options",
     "startup_warnings",
 ]
