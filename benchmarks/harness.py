@@ -93,6 +93,12 @@ def workdir(system: System) -> Iterator[Path]:
         yield path
 
 
+def _env(path: Path) -> dict[str, str]:
+    """The bench project first, then any PYTHONPATH given (to measure another checkout)."""
+    extra = os.environ.get("PYTHONPATH")
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(path), *([extra] if extra else [])]))
+
+
 def _client(path: Path, code: str) -> str:
     out = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
@@ -100,7 +106,7 @@ def _client(path: Path, code: str) -> str:
         capture_output=True,
         text=True,
         check=False,
-        env=dict(os.environ, PYTHONPATH=str(path)),
+        env=_env(path),
         timeout=900,
     )
     if out.returncode:
@@ -114,7 +120,7 @@ def worker(path: Path, system: System, pool: str, concurrency: int = 2) -> Itera
     proc = subprocess.Popen(
         [*cmd, "-l", "warning"],
         cwd=path,
-        env=dict(os.environ, PYTHONPATH=str(path)),
+        env=_env(path),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -92,7 +92,7 @@ def _censor_one(key: Any, value: Any) -> Any:
     if isinstance(key, str) and SECRET_KEY.search(key) and value not in (None, "", False):
         return MASK
     if isinstance(value, str) and "://" in value:
-        return mask_url(value)
+        return mask_url(value, MASK)
     if isinstance(value, (list, tuple)):
         return type(value)(_censor_one(None, item) for item in value)
     return value

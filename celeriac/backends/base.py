@@ -26,10 +26,10 @@ from celeriac.backends.helpers import (
     COMPRESSED_PAYLOAD_MAGIC,
     decompress_payload,
     field,
-    mask_password,
     parse_date_done,
     utcnow,
 )
+from celeriac.drivers.urls import mask_url
 from celeriac.exceptions import ImproperlyConfigured, TaskRevokedError, TimeoutError
 from celeriac.protocol import compression
 from celeriac.protocol.serialization import dumps, loads
@@ -437,7 +437,7 @@ class ResultBackend(ABC):
         return self._cleanup(moment - timedelta(seconds=self.expires))
 
     def as_uri(self, include_password: bool = False) -> str:
-        return self.url if include_password else mask_password(self.url)
+        return self.url if include_password else mask_url(self.url)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}: {self.as_uri()}>"
@@ -449,7 +449,6 @@ __all__ = [
     "PICKLE_SERIALIZERS",
     "ResultBackend",
     "decompress_payload",
-    "mask_password",
     "parse_date_done",
     "utcnow",
 ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from celeriac.protocol import compression
 
@@ -14,19 +13,6 @@ COMPRESSED_PAYLOAD_MAGIC = b"\x00celery-compressed\x00"
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def mask_password(url: str) -> str:
-    """``url`` with its password replaced by ``**`` (for messages and banners)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    userinfo = f"{parts.username or ''}:**"
-    return urlunsplit(parts._replace(netloc=f"{userinfo}@{netloc[-1]}"))
 
 
 def parse_date_done(value: Any) -> datetime | None:
@@ -90,7 +76,6 @@ __all__ = [
     "ChangeNotifier",
     "decompress_payload",
     "field",
-    "mask_password",
     "parse_date_done",
     "utcnow",
 ]

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 
 from celeriac.backends.base import ResultBackend
 from celeriac.backends.disabled import DisabledBackend
-from celeriac.backends.helpers import mask_password
 from celeriac.backends.memory import MemoryBackend
 from celeriac.backends.rpc import RPCBackend
 from celeriac.backends.sqlite import SQLiteBackend
+from celeriac.drivers.urls import mask_url
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.utils.optional import needs
 
@@ -98,7 +98,7 @@ def backend_from_url(url: str | None, conf: Settings) -> ResultBackend:
     if scheme in LATER or scheme.startswith("db+"):
         raise ImproperlyConfigured(
             f"Result backend {scheme!r} is not available in this version of celeriac yet "
-            f"(result_backend={mask_password(url)!r}). Available: {', '.join(sorted(BACKENDS))}."
+            f"(result_backend={mask_url(url)!r}). Available: {', '.join(sorted(BACKENDS))}."
         )
     raise ImproperlyConfigured(_unknown_message(scheme, url))
 
@@ -108,7 +108,7 @@ def _unknown_message(scheme: str, url: str) -> str:
     match = difflib.get_close_matches(scheme, known, n=1, cutoff=0.6)
     hint = f" Did you mean {match[0]}://?" if match else ""
     return (
-        f"Unknown result backend {scheme!r} in result_backend={mask_password(url)!r}.{hint} "
+        f"Unknown result backend {scheme!r} in result_backend={mask_url(url)!r}.{hint} "
         f"Available: {', '.join(sorted(BACKENDS))}."
     )
 

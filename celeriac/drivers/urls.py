@@ -1,18 +1,17 @@
-"""Broker and store URLs as they may be shown: every password masked.
-
-(``backends.helpers.mask_password`` masks with ``**``, as Celery's result stores do; the two
-are not merged here.)
-"""
+"""Broker and store URLs as they may be shown: every password masked, as Celery shows them."""
 
 from __future__ import annotations
 
-
-def mask_url(url: str) -> str:
-    """``url`` with every password replaced by ``****`` (also in ``;``-separated lists)."""
-    return ";".join(_mask_one(part) for part in url.split(";"))
+#: What a password becomes in banners, log lines and errors (kombu's ``maybe_sanitize_url``).
+MASK = "**"
 
 
-def _mask_one(url: str) -> str:
+def mask_url(url: str, mask: str = MASK) -> str:
+    """``url`` with every password replaced by ``mask`` (also in ``;``-separated lists)."""
+    return ";".join(_mask_one(part, mask) for part in url.split(";"))
+
+
+def _mask_one(url: str, mask: str) -> str:
     scheme, sep, rest = url.partition("://")
     if not sep:
         return url
@@ -22,4 +21,7 @@ def _mask_one(url: str) -> str:
     user, colon, password = userinfo.partition(":")
     if not (at and colon and password):
         return url
-    return f"{scheme}://{user}:****@{host}{slash}{path}"
+    return f"{scheme}://{user}:{mask}@{host}{slash}{path}"
+
+
+__all__ = ["MASK", "mask_url"]

@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from celeriac.transports.base import Delivery
     from celeriac.worker.request import Request
 
-Ack = Callable[["Delivery"], None]
-Reject = Callable[["Delivery", bool], None]  # (delivery, requeue)
+AckFn = Callable[["Delivery"], None]
+RejectFn = Callable[["Delivery", bool], None]  # (delivery, requeue): not exceptions.Reject
 
 logger = logging.getLogger("celeriac.worker.request")
 
@@ -63,7 +63,7 @@ def store_terminated(app: Celery, request: Request, signum: int) -> None:
     )
 
 
-def settle_ended(request: Request, ack: Ack, reject: Reject) -> None:
+def settle_ended(request: Request, ack: AckFn, reject: RejectFn) -> None:
     """A task the worker ended (hard limit, terminate): ack unless the policy says reject."""
     if request.acks_late and not request.acknowledged:
         if request.acks_on_failure_or_timeout:
@@ -73,7 +73,7 @@ def settle_ended(request: Request, ack: Ack, reject: Reject) -> None:
     request.acknowledged = True
 
 
-def worker_lost(app: Celery, request: Request, summary: str, ack: Ack, reject: Reject) -> None:
+def worker_lost(app: Celery, request: Request, summary: str, ack: AckFn, reject: RejectFn) -> None:
     """Celery's rules for a task whose process died (see its ``Request.on_failure``)."""
     exc = WorkerLostError(summary)
     logger.error("Task handler raised error: %r", exc)

@@ -75,7 +75,7 @@ def test_a_prefork_worker_and_its_children_connect_over_tls(
         results = [client.send_task("tasks.add", (i, 1)) for i in range(20)]
         assert [r.get(timeout=30) for r in results] == list(range(1, 21))
         assert worker.stop() == 0
-        assert "amqps://guest:****@127.0.0.1" in worker.output()
+        assert "amqps://guest:**@127.0.0.1" in worker.output()
         assert "guest:guest@" not in worker.output()
     finally:
         factory.cleanup()
@@ -88,5 +88,5 @@ def test_a_certificate_the_ca_did_not_sign_is_refused_with_a_clear_error(
     front: TLSFront, certs: Certs, queue: str
 ) -> None:
     text = refused_certificate_error(_settings(front, queue, certs.other_ca))
-    assert "amqps://guest:****@127.0.0.1" in text
+    assert "amqps://guest:**@127.0.0.1" in text
     assert "broker_use_ssl={'ca_certs'" in text  # the fix: which setting names the CA

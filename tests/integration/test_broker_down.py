@@ -52,7 +52,7 @@ def test_a_producer_gives_up_as_its_publish_retry_policy_says(down: DownBroker) 
     app.conf.task_publish_retry_policy = {"max_retries": 2, "interval_start": 0}
     started = time.monotonic()
     try:
-        with pytest.raises(OperationalError, match=r"\*\*\*\*@127.0.0.1:1") as err:
+        with pytest.raises(OperationalError, match=r":\*\*@127.0.0.1:1") as err:
             app.send_task("anything", (1,))
     finally:
         app.close()
@@ -79,7 +79,7 @@ def test_abandon_ends_a_reconnect_wait_at_once(
     thread.start()
     wait_until(lambda: down.retry_line in caplog.text, "the first reconnect wait")
     # The consumer's reconnect line names the broker, password masked.
-    assert "****@127.0.0.1:1" in caplog.text and "hunter2" not in caplog.text
+    assert ":**@127.0.0.1:1" in caplog.text and "hunter2" not in caplog.text
     transport.abandon()
     thread.join(10)
     assert not thread.is_alive() and len(failed) == 1

@@ -119,7 +119,7 @@ def test_unreachable_broker_names_the_masked_url() -> None:
     transport = PostgresTransport("postgresql://u:hunter2@127.0.0.1:1/db")
     with pytest.raises(OperationalError) as info:
         transport.open()
-    assert "postgresql://u:****@127.0.0.1:1/db" in str(info.value)
+    assert "postgresql://u:**@127.0.0.1:1/db" in str(info.value)
     assert "hunter2" not in str(info.value)
 
 

@@ -37,7 +37,7 @@ def test_url_parts_and_defaults() -> None:
         "bob",
         "p@ss",
     )
-    assert params.display == "amqp://bob:****@rabbit.example:5673//"
+    assert params.display == "amqp://bob:**@rabbit.example:5673//"
     assert "p@ss" not in repr(params)
     defaults = parse_params("amqp://", {})
     assert (defaults.userid, defaults.password, defaults.port) == ("guest", "guest", 5672)

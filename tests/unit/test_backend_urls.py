@@ -8,10 +8,10 @@ import pytest
 
 from celeriac.app.config import Settings
 from celeriac.backends.disabled import E_NO_BACKEND, DisabledBackend
-from celeriac.backends.helpers import mask_password
 from celeriac.backends.memory import MemoryBackend
 from celeriac.backends.schemes import backend_from_url
 from celeriac.backends.sqlite import SQLiteBackend, path_from_url
+from celeriac.drivers.urls import mask_url
 from celeriac.exceptions import ImproperlyConfigured, NotConfigured
 from celeriac.result import AsyncResult
 
@@ -65,10 +65,10 @@ def test_unknown_scheme_suggests_and_masks() -> None:
         backend_from_url("sqlite:///results.sqlite", Settings())
 
 
-def test_mask_password() -> None:
-    assert mask_password("redis://:pw@host:6379/0") == "redis://:**@host:6379/0"
-    assert mask_password("amqp://user:pw@host//") == "amqp://user:**@host//"
-    assert mask_password("db+sqlite:///x.db") == "db+sqlite:///x.db"
+def test_mask_url_masks_as_celery_does() -> None:
+    assert mask_url("redis://:pw@host:6379/0") == "redis://:**@host:6379/0"
+    assert mask_url("amqp://user:pw@host//") == "amqp://user:**@host//"
+    assert mask_url("db+sqlite:///x.db") == "db+sqlite:///x.db"
 
 
 def test_disabled_backend_reads_explain_the_fix() -> None:

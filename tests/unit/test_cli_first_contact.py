@@ -147,7 +147,7 @@ def test_report_shows_versions_transport_and_masked_settings(
     assert out.startswith("software -> celeriac:")
     assert " py:" in out and "platform -> system:" in out
     assert "settings -> transport:redis results:cache+memory://firstproj" in out
-    assert "broker_url: 'redis://:****@localhost:6379/0'" in out
+    assert "broker_url: 'redis://:********@localhost:6379/0'" in out
     assert "SECRET_KEY: '********'" in out
     assert "task_default_queue: 'jobs'" in out
     assert "hunter2" not in out and "sesame" not in out
@@ -160,7 +160,7 @@ def test_app_bugreport_masks_nested_secrets(memory_app: Celery) -> None:
     text = memory_app.bugreport()
     assert "pw1" not in text and "pw2" not in text
     assert "'visibility_timeout': 5" in text
-    assert "results:redis://user:****@host/1" in text
+    assert "results:redis://user:**@host/1" in text
     assert "task_default_routing_key: 'not-a-secret'" in text
 
 

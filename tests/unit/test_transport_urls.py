@@ -97,7 +97,7 @@ def test_unknown_scheme_suggests_the_nearest() -> None:
     with pytest.raises(ImproperlyConfigured) as caught:
         transport_from_url("ampq://guest:guest@localhost//")
     assert str(caught.value) == (
-        "Unknown broker scheme 'ampq' in 'ampq://guest:****@localhost//'. Did you mean amqp://?"
+        "Unknown broker scheme 'ampq' in 'ampq://guest:**@localhost//'. Did you mean amqp://?"
     )
     with pytest.raises(ImproperlyConfigured, match="Did you mean redis://"):
         transport_from_url("reddis://localhost")
@@ -126,13 +126,13 @@ def test_url_without_scheme() -> None:
 @pytest.mark.parametrize(
     ("url", "masked"),
     [
-        ("amqp://guest:guest@localhost//", "amqp://guest:****@localhost//"),
-        ("redis://:s3cr3t@host:6379/0", "redis://:****@host:6379/0"),
-        ("redis://user:p@ss@host/0", "redis://user:****@host/0"),
+        ("amqp://guest:guest@localhost//", "amqp://guest:**@localhost//"),
+        ("redis://:s3cr3t@host:6379/0", "redis://:**@host:6379/0"),
+        ("redis://user:p@ss@host/0", "redis://user:**@host/0"),
         ("redis://host:6379/0", "redis://host:6379/0"),
         ("amqp://u@host//", "amqp://u@host//"),
         ("sqlite:////tmp/a:b@c.db", "sqlite:////tmp/a:b@c.db"),
-        ("amqp://a:1@h1//;amqp://b:2@h2//", "amqp://a:****@h1//;amqp://b:****@h2//"),
+        ("amqp://a:1@h1//;amqp://b:2@h2//", "amqp://a:**@h1//;amqp://b:**@h2//"),
         ("not a url", "not a url"),
     ],
 )

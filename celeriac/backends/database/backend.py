@@ -32,7 +32,8 @@ from celeriac.backends.database.table_layout import (
     meta_from_row,
     row_values,
 )
-from celeriac.backends.helpers import ChangeNotifier, mask_password, utcnow
+from celeriac.backends.helpers import ChangeNotifier, utcnow
+from celeriac.drivers.urls import mask_url
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
 from celeriac.utils import forksafe
 
@@ -120,7 +121,7 @@ class DatabaseBackend(ResultBackend):
             raise missing_driver(self.url, exc) from exc
         except (TypeError, sa.exc.ArgumentError) as exc:
             raise ImproperlyConfigured(
-                f"Bad result_backend {mask_password(self.url)!r} or database_engine_options: {exc}"
+                f"Bad result_backend {mask_url(self.url)!r} or database_engine_options: {exc}"
             ) from exc
 
     def _prepare(self, engine: sa.Engine) -> None:
@@ -159,7 +160,7 @@ class DatabaseBackend(ResultBackend):
         reason = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
         lines = str(reason).strip().splitlines()
         return OperationalError(
-            f"Result database {mask_password(self.url)} failed: "
+            f"Result database {mask_url(self.url)} failed: "
             f"{lines[0].strip(chr(39)) if lines else repr(reason)}"
         )
 

@@ -24,7 +24,7 @@ import redis.sentinel
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from celeriac.drivers.urls import mask_url
+from celeriac.drivers.urls import MASK, mask_url
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.utils import forksafe
 
@@ -92,7 +92,7 @@ def _db_of(text: str | None, url: str) -> int:
         return int(text)
     except ValueError:
         raise ImproperlyConfigured(
-            f"Redis URL {mask(url)!r}: the database must be a number, not {text!r}"
+            f"Redis URL {mask_url(url)!r}: the database must be a number, not {text!r}"
         ) from None
 
 
@@ -139,7 +139,7 @@ def parse_url(
     parts = urlsplit(first)
     scheme = parts.scheme.lower()
     if scheme not in REDIS_SCHEMES:
-        raise ImproperlyConfigured(f"Not a Redis URL: {mask(url)!r}")
+        raise ImproperlyConfigured(f"Not a Redis URL: {mask_url(url)!r}")
     query = dict(parse_qsl(parts.query))
     username = unquote(parts.username) if parts.username else None
     password = unquote(parts.password) if parts.password is not None else None
@@ -180,7 +180,7 @@ def _sentinel_params(url: str, options: Mapping[str, Any], common: dict[str, Any
     master = options.get("master_name")
     if not master:
         raise ImproperlyConfigured(
-            f"Sentinel URL {mask(url)!r} needs master_name in the transport options"
+            f"Sentinel URL {mask_url(url)!r} needs master_name in the transport options"
         )
     hosts: list[tuple[str, int]] = []
     db = 0
@@ -198,11 +198,6 @@ def _sentinel_params(url: str, options: Mapping[str, Any], common: dict[str, Any
     )
 
 
-def mask(url: str) -> str:
-    """``url`` with every password replaced by ``****``."""
-    return mask_url(url)
-
-
 def describe(params: RedisParams) -> str:
     """Where ``params`` point, for log lines (never with the password)."""
     if params.path:
@@ -210,7 +205,7 @@ def describe(params: RedisParams) -> str:
     if params.sentinels:
         hosts = ",".join(f"{h}:{p}" for h, p in params.sentinels)
         return f"sentinel://{hosts}/{params.db} (master {params.master_name})"
-    user = f"{params.username or ''}:****@" if params.password else ""
+    user = f"{params.username or ''}:{MASK}@" if params.password else ""
     return f"{params.scheme}://{user}{params.host}:{params.port}/{params.db}"
 
 
@@ -280,7 +275,6 @@ __all__ = [
     "client",
     "describe",
     "disconnect_all",
-    "mask",
     "parse_url",
     "ssl_options",
 ]

@@ -29,6 +29,7 @@ from celeriac.drivers.tls import PY_AMQP_NAMES, certificate_hint
 from celeriac.drivers.urls import mask_url
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
 from celeriac.transports.amqp.socket import Connection
+from celeriac.transports.options import option
 
 logger = logging.getLogger("celeriac.transports.amqp")
 
@@ -86,13 +87,6 @@ class AMQPParams:
         )
 
 
-def _option(options: Mapping[str, Any], *names: str, default: Any = None) -> Any:
-    for name in names:
-        if options.get(name) is not None:
-            return options[name]
-    return default
-
-
 def parse_params(url: str, options: Mapping[str, Any]) -> AMQPParams:
     """Read ``url`` (the first of a ``;`` list) and the connection settings in ``options``.
 
@@ -104,7 +98,7 @@ def parse_params(url: str, options: Mapping[str, Any]) -> AMQPParams:
     scheme = parts.scheme.lower()
     if scheme not in ("amqp", "amqps", "pyamqp"):
         raise ImproperlyConfigured(f"Not an AMQP broker URL: {mask_url(first)!r}")
-    use_ssl = _option(options, "broker_use_ssl", "ssl", default=None)
+    use_ssl = option(options, "broker_use_ssl", "ssl", default=None)
     if scheme == "amqps" and not use_ssl:
         use_ssl = True
     try:
@@ -115,8 +109,8 @@ def parse_params(url: str, options: Mapping[str, Any]) -> AMQPParams:
     # None is meaningful here: retry forever (Celery's broker_connection_max_retries=None).
     names = [n for n in ("broker_connection_max_retries", "max_retries") if n in options]
     max_retries = options[names[0]] if names else 100
-    publish_policy = dict(_option(options, "task_publish_retry_policy", default={}) or {})
-    priority = _option(options, "task_queue_max_priority", default=None)
+    publish_policy = dict(option(options, "task_publish_retry_policy", default={}) or {})
+    priority = option(options, "task_queue_max_priority", default=None)
     return AMQPParams(
         host=parts.hostname or "localhost",
         port=port,
@@ -124,15 +118,15 @@ def parse_params(url: str, options: Mapping[str, Any]) -> AMQPParams:
         password=unquote(parts.password) if parts.password else "guest",
         virtual_host=unquote(path) or "/",
         ssl=use_ssl or False,
-        heartbeat=float(_option(options, "broker_heartbeat", "heartbeat", default=120.0)),
+        heartbeat=float(option(options, "broker_heartbeat", "heartbeat", default=120.0)),
         connect_timeout=_float_or_none(
-            _option(options, "broker_connection_timeout", "connect_timeout", default=4.0)
+            option(options, "broker_connection_timeout", "connect_timeout", default=4.0)
         ),
-        login_method=_option(options, "broker_login_method", "login_method"),
+        login_method=option(options, "broker_login_method", "login_method"),
         # True: publish returns once the broker has the message (kombu's confirm_publish).
         confirm_publish=bool(options.get("confirm_publish", False)),
         confirm_timeout=float(options.get("confirm_timeout", 30.0)),
-        publish_retry=bool(_option(options, "task_publish_retry", default=True)),
+        publish_retry=bool(option(options, "task_publish_retry", default=True)),
         publish_policy=RetryPolicy.from_mapping(publish_policy),
         reconnect_policy=RetryPolicy(
             max_retries=None if max_retries is None else int(max_retries),

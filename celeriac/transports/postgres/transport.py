@@ -39,9 +39,9 @@ from celeriac.transports.base import (
     routed_rows,
     topic_matches,
 )
+from celeriac.transports.options import number
 from celeriac.transports.postgres import sql
 from celeriac.transports.sqlite import sql as rows
-from celeriac.transports.sqlite.transport import _option
 from celeriac.utils import forksafe
 
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,40}")
@@ -87,10 +87,10 @@ class PostgresTransport(Transport):
             )
         self.schema = schema
         self.channel = f"celeriac_{schema}"
-        self.visibility_timeout = _option(self.options, "visibility_timeout", 3600.0)
-        self.polling_interval = _option(self.options, "polling_interval", 1.0)
-        self.fanout_retention = _option(self.options, "fanout_retention", 60.0)
-        self.connect_timeout = _option(self.options, "connect_timeout", 10.0)
+        self.visibility_timeout = number(self.options, "visibility_timeout", 3600.0)
+        self.polling_interval = number(self.options, "polling_interval", 1.0)
+        self.fanout_retention = number(self.options, "fanout_retention", 60.0)
+        self.connect_timeout = number(self.options, "connect_timeout", 10.0)
         self._sql: dict[str, str] = {}
         self._conn: psycopg.Connection[Any] | None = None
         self._listener: _Listener | None = None

@@ -1,4 +1,4 @@
-"""Small helpers of the Redis broker: option parsing and the kombu envelope as it arrives."""
+"""Small helpers of the Redis broker: retry policies and the kombu envelope as it arrives."""
 
 from __future__ import annotations
 
@@ -7,18 +7,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from celeriac.drivers.reconnect import RetryPolicy
-from celeriac.exceptions import DecodeError, ImproperlyConfigured
+from celeriac.exceptions import DecodeError
 from celeriac.protocol import jsonx
 from celeriac.protocol.envelope import from_envelope
 from celeriac.protocol.message import Message
-
-
-def number(options: Mapping[str, Any], name: str, default: float) -> float:
-    value = options.get(name, default)
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ImproperlyConfigured(f"Transport option {name}={value!r} is not a number") from None
+from celeriac.transports.options import option
 
 
 def decode(raw: str) -> tuple[Message, dict[str, Any]]:
@@ -40,22 +33,16 @@ def text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def setting(options: Mapping[str, Any], name: str, default: Any) -> Any:
-    """A broker setting; they travel in the options under their names (app.connection())."""
-    value = options.get(name)
-    return default if value is None else value
-
-
 def retry_policies(
     options: Mapping[str, Any], reconnect: Mapping[str, float]
 ) -> tuple[RetryPolicy, RetryPolicy]:
     """(reconnect policy, publish policy) from Celery's settings."""
-    max_retries = setting(options, "broker_connection_max_retries", 100)
+    max_retries = option(options, "broker_connection_max_retries", default=100)
     connection = RetryPolicy.from_mapping({**reconnect, "max_retries": max_retries})
-    publish = RetryPolicy.from_mapping(setting(options, "task_publish_retry_policy", None))
-    if not setting(options, "task_publish_retry", True):
+    publish = RetryPolicy.from_mapping(option(options, "task_publish_retry_policy", default=None))
+    if not option(options, "task_publish_retry", default=True):
         publish = RetryPolicy(max_retries=0)
     return connection, publish
 
 
-__all__ = ["decode", "number", "retry_policies", "setting", "text"]
+__all__ = ["decode", "retry_policies", "text"]

@@ -33,8 +33,9 @@ from celeriac.protocol.entities import Queue
 from celeriac.protocol.envelope import dump_envelope
 from celeriac.protocol.message import Message
 from celeriac.transports.base import Delivery, FanoutSubscription, Transport, fair_order, route
+from celeriac.transports.options import number, option
 from celeriac.transports.redis import unacked
-from celeriac.transports.redis.codec import decode, number, retry_policies, setting, text
+from celeriac.transports.redis.codec import decode, retry_policies, text
 from celeriac.transports.redis.fanout import RedisSubscription
 from celeriac.transports.redis.keys import Keyspace
 from celeriac.transports.redis.pop import Carried, PopScript
@@ -69,8 +70,8 @@ class RedisTransport(Transport):
         self.params = redis_conn.parse_url(
             url,
             opts,
-            use_ssl=setting(opts, "broker_use_ssl", opts.get("ssl")),
-            connect_timeout=float(setting(opts, "broker_connection_timeout", 4.0) or 4.0),
+            use_ssl=option(opts, "broker_use_ssl", "ssl"),
+            connect_timeout=float(option(opts, "broker_connection_timeout", default=4.0) or 4.0),
         )
         self.keys = Keyspace(opts, self.params.db)
         self.visibility_timeout = number(opts, "visibility_timeout", 3600.0)
@@ -82,12 +83,14 @@ class RedisTransport(Transport):
         self.strategy = str(opts.get("queue_order_strategy") or "round_robin")
         if self.strategy not in _STRATEGIES:
             raise ImproperlyConfigured(f"queue_order_strategy must be one of {_STRATEGIES}")
-        self.retry_on_startup = bool(setting(opts, "broker_connection_retry_on_startup", True))
+        self.retry_on_startup = bool(
+            option(opts, "broker_connection_retry_on_startup", default=True)
+        )
         self.connection_policy, self.publish_policy = retry_policies(opts, RECONNECT)
         self.where = redis_conn.describe(self.params)
         self._pid = 0
         self._client: redis.Redis | None = None
-        self._wire = Wire() if setting(opts, "redis_lean_resp", True) else PlainWire()
+        self._wire = Wire() if option(opts, "redis_lean_resp", default=True) else PlainWire()
         self._pops = PopScript(self.keys, self._wire)
         self._lock = threading.Lock()
         self._held: dict[str, tuple[str, str]] = {}  # tag -> (queue, raw envelope)

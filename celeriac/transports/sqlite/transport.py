@@ -35,6 +35,7 @@ from celeriac.transports.base import (
     routed_rows,
     topic_matches,
 )
+from celeriac.transports.options import number
 from celeriac.transports.sqlite import sql
 from celeriac.utils import forksafe
 
@@ -100,17 +101,6 @@ def _set_up(conn: sqlite3.Connection) -> None:
     conn.executescript(sql.SCHEMA)
 
 
-def _option(options: Mapping[str, Any], name: str, default: float) -> float:
-    value = options.get(name, default)
-    try:
-        result = float(value)
-    except (TypeError, ValueError):
-        raise ImproperlyConfigured(f"Transport option {name}={value!r} is not a number") from None
-    if result < 0:
-        raise ImproperlyConfigured(f"Transport option {name}={value!r} must not be negative")
-    return result
-
-
 class SQLiteTransport(Transport):
     """A broker in one SQLite file (WAL mode), safe for many processes on one machine."""
 
@@ -122,10 +112,10 @@ class SQLiteTransport(Transport):
     def __init__(self, url: str = "sqlite://", options: Mapping[str, Any] | None = None) -> None:
         super().__init__(url, options)
         self.path = os.path.abspath(path_from_url(url))
-        self.visibility_timeout = _option(self.options, "visibility_timeout", 3600.0)
-        self.busy_timeout = _option(self.options, "busy_timeout", 30.0)
-        self.polling_interval = _option(self.options, "polling_interval", 0.05)
-        self.fanout_retention = _option(self.options, "fanout_retention", 60.0)
+        self.visibility_timeout = number(self.options, "visibility_timeout", 3600.0)
+        self.busy_timeout = number(self.options, "busy_timeout", 30.0)
+        self.polling_interval = number(self.options, "polling_interval", 0.05)
+        self.fanout_retention = number(self.options, "fanout_retention", 60.0)
         self._notifier = _notifier_for(self.path)
         self._conn: sqlite3.Connection | None = None
         self._reset_process_state()
