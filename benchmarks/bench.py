@@ -1,6 +1,6 @@
 """The embedded SQLite broker: enqueue and drain rates, side by side with Celery.
 
-    .venv/bin/python benchmarks/bench.py [--tasks 10000] [--no-celery]
+    .venv/bin/python benchmarks/bench.py [--tasks 10000] [--round-trips 200] [--no-celery]
 
 Celery has no embedded broker; its closest is kombu's SQLAlchemy transport on a SQLite file
 (``sqla+sqlite://``) with the ``db+sqlite://`` result backend, which is what it runs here.
@@ -22,6 +22,7 @@ from harness import Scenario, System, print_rows, run_scenario
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tasks", type=int, default=10_000)
+    parser.add_argument("--round-trips", type=int, default=200)
     parser.add_argument("--no-celery", action="store_true")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-sqlite-"))
@@ -46,8 +47,13 @@ def main() -> None:
         systems.append(
             System("celery", "celery", f"sqla+sqlite:///{broker}", f"db+sqlite:///{results}")
         )
-    rows = run_scenario(Scenario("SQLite", systems, count_done, reset), tasks=args.tasks)
-    print_rows(rows, f"{args.tasks} no-op tasks, -c 2, results stored; 2-core machine")
+    scenario = Scenario("SQLite", systems, count_done, reset)
+    rows = run_scenario(scenario, tasks=args.tasks, round_trips=args.round_trips)
+    print_rows(
+        rows,
+        f"{args.tasks} no-op tasks, -c 2, results stored; {args.round_trips} delay().get() "
+        "round trips; 2-core machine",
+    )
 
 
 if __name__ == "__main__":

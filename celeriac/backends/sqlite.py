@@ -8,7 +8,6 @@ so a real Celery and celeriac can share one file. Each store is a single upsert 
 
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
 import threading
@@ -28,8 +27,9 @@ from celeriac.backends.database.table_layout import (
     meta_from_row,
     row_values,
 )
-from celeriac.backends.helpers import ChangeNotifier, utcnow
+from celeriac.backends.helpers import utcnow
 from celeriac.drivers.sqlite import retry_locked
+from celeriac.drivers.wakeup import wakeup_for
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
 from celeriac.utils import forksafe
 
@@ -59,8 +59,6 @@ _INDEX_DDL = "CREATE INDEX IF NOT EXISTS {i} ON {t} (date_done)"
 # could disturb the parent's locks); they are parked here instead.
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _inherited: list[sqlite3.Connection] = []
-_notifiers: dict[str, ChangeNotifier] = {}
-_notifiers_lock = threading.Lock()
 
 
 def _quote(name: str) -> str:
@@ -86,15 +84,6 @@ def path_from_url(url: str) -> str:
     return path or ":memory:"
 
 
-def _notifier_for(path: str) -> ChangeNotifier:
-    key = path if path == ":memory:" else os.path.abspath(path)
-    with _notifiers_lock:
-        notifier = _notifiers.get(key)
-        if notifier is None:
-            notifier = _notifiers[key] = ChangeNotifier()
-        return notifier
-
-
 class SQLiteBackend(ResultBackend):
     """Results in an SQLite file laid out like Celery's database backend."""
 
@@ -112,8 +101,9 @@ class SQLiteBackend(ResultBackend):
         self._pid = 0
         self._columns: tuple[str, ...] = ()
         self._sql: dict[str, str] = {}
-        # Stores made by this process wake its waiters at once; other processes poll.
-        self._notifier = _notifier_for(self.path)
+        # A store in any process of this user wakes the waiters of every process at once.
+        self._notifier = wakeup_for(self.path)
+        self._seen = threading.local()
 
     # -- connection ----------------------------------------------------------------------
     def _connection(self) -> sqlite3.Connection:
@@ -287,10 +277,10 @@ class SQLiteBackend(ResultBackend):
         self._chord("chord done", lambda conn: sqlite_chord.done(conn, parts.group_id))
 
     def _before_read(self, task_ids: Sequence[str]) -> None:
-        self._notifier.mark()
+        self._seen.generation = self._notifier.generation
 
     def _wait(self, task_ids: Sequence[str], timeout: float) -> None:
-        self._notifier.wait(timeout)
+        self._notifier.wait(getattr(self._seen, "generation", -1), timeout)
 
 
 #: Claims of unique tasks; not a Celery table (Celery ignores it when sharing the file).

@@ -132,8 +132,10 @@ def test_prefetch_limit_is_respected(
     client: Celery, start_worker: WorkerFactory, tmp_path: Path
 ) -> None:
     release = str(tmp_path / "release")
-    start_worker("-P", "solo", "-c", "1", "--prefetch-multiplier", "3")
+    # Queued before the worker starts: a solo worker runs its first task in the thread that
+    # fetches, so a worker woken by the first send could start it holding nothing more.
     ids = [client.send_task("tasks.block", (release,)).id for _ in range(10)]
+    start_worker("-P", "solo", "-c", "1", "--prefetch-multiplier", "3")
     wait_state(client, ids[0], states.STARTED)
     _holds_exactly(client, release, ids, 3)
 

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from celeriac.drivers.sqlite import retry_locked
+from celeriac.drivers.wakeup import wakeup_for
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
 from celeriac.protocol.entities import Queue
 from celeriac.protocol.message import Message
@@ -47,33 +48,6 @@ _CHUNK = 500
 #: Connections inherited through fork are never closed by the child (that could checkpoint or
 #: unlock the parent's file); they are parked here instead.
 _ABANDONED: list[sqlite3.Connection] = []
-
-
-class _Notifier:
-    """Wakes waiting getters of one file in this process as soon as a local publish commits."""
-
-    def __init__(self) -> None:
-        self.cond = threading.Condition()
-        self.generation = 0
-
-    def notify(self) -> None:
-        with self.cond:
-            self.generation += 1
-            self.cond.notify_all()
-
-    def wait(self, seen: int, timeout: float) -> None:
-        with self.cond:
-            if self.generation == seen:
-                self.cond.wait(timeout)
-
-
-_NOTIFIERS: dict[str, _Notifier] = {}
-_NOTIFIERS_LOCK = threading.Lock()
-
-
-def _notifier_for(path: str) -> _Notifier:
-    with _NOTIFIERS_LOCK:
-        return _NOTIFIERS.setdefault(path, _Notifier())
 
 
 def path_from_url(url: str) -> str:
@@ -116,7 +90,7 @@ class SQLiteTransport(Transport):
         self.busy_timeout = number(self.options, "busy_timeout", 30.0)
         self.polling_interval = number(self.options, "polling_interval", 0.05)
         self.fanout_retention = number(self.options, "fanout_retention", 60.0)
-        self._notifier = _notifier_for(self.path)
+        self._notifier = wakeup_for(self.path)
         self._conn: sqlite3.Connection | None = None
         self._reset_process_state()
         forksafe.guard(self)
