@@ -13,6 +13,7 @@ Transport options: ``visibility_timeout`` (s), ``busy_timeout`` (s, default 30),
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -41,6 +42,8 @@ from celeriac.transports.sqlite import sql
 from celeriac.utils import forksafe
 
 _T = TypeVar("_T")
+
+logger = logging.getLogger("celeriac.transports.sqlite")
 
 DEFAULT_PATH = "celeriac-broker.sqlite"
 #: SQLite allows at most 32766 bound parameters; ids are sent in chunks well below that.
@@ -96,6 +99,9 @@ class SQLiteTransport(Transport):
         forksafe.guard(self)
         self._last_served: str | None = None
         self._next_prune = 0.0
+        # A client that creates the file is alone with it: the warning of _warn_if_alone.
+        self._created = False
+        self._consumed = False
 
     def _reset_process_state(self) -> None:
         """Per-process identity: a fresh consumer token, lock and no held rows."""
@@ -111,6 +117,7 @@ class SQLiteTransport(Transport):
             # timeout=0: SQLite's own busy handler sleeps 1, 2, 5, 10... ms, so a process that
             # is refused the write lock loses it again and again to one that is not; _retry
             # below waits in steps of a tenth of a millisecond instead.
+            self._created = self._created or not os.path.exists(self.path)
             try:
                 conn = sqlite3.connect(
                     self.path, timeout=0, isolation_level=None, check_same_thread=False
@@ -209,6 +216,20 @@ class SQLiteTransport(Transport):
             )
             conn.executemany(sql.INSERT, rows)
         self._notifier.notify()
+        self._warn_if_alone()
+
+    def _warn_if_alone(self) -> None:
+        """The first send into a file this process created, before it ever consumed: no
+        worker has used this file, and one started in another directory uses another."""
+        if self._created and not self._consumed:
+            self._created = False
+            logger.warning(
+                "Sent to a new broker file %s that no worker has used yet. A worker started "
+                "in another directory uses another file: point both at this one with "
+                "broker_url='sqlite:///%s' (or start the worker in this directory).",
+                self.path,
+                self.path,
+            )
 
     # -- consuming -----------------------------------------------------------------------
     def get(
@@ -217,6 +238,7 @@ class SQLiteTransport(Transport):
         """Claim up to ``max_messages``; when idle, poll with a backoff capped by the option."""
         if max_messages < 1 or not queues:
             return []
+        self._consumed = True
         seen = self._notifier.generation
         taken = self._claim(queues, max_messages)
         if taken or timeout is None:
