@@ -258,6 +258,25 @@ class Task(Generic[P, R]):
             tid, outcome.retval, outcome.state, traceback=outcome.traceback, name=self.name
         )
 
+    def update_state(
+        self,
+        task_id: str | None = None,
+        state: str | None = None,
+        meta: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        """Store ``state`` (any name, e.g. ``"PROGRESS"``) and ``meta`` for this task now, as
+        Celery does: clients see them as ``AsyncResult.state`` and ``.info``."""
+        task_id = task_id or self.request.id
+        if task_id is None:
+            raise ValueError(
+                f"{self.name}.update_state(): no task is running here to update; "
+                "pass task_id= to update another task's state"
+            )
+        if state is None:
+            raise ValueError(f"{self.name}.update_state(): give the state, e.g. state='PROGRESS'")
+        self.backend.store_result(task_id, meta, state, request=self.request, **kwargs)
+
     def AsyncResult(self, task_id: str) -> AsyncResult[R]:
         return AsyncResult(task_id, app=self.app, task_name=self.name)
 
