@@ -18,7 +18,14 @@ on_joiners = pytest.mark.parametrize("store", JOINERS, indirect=True)
 
 
 def test_the_stores_that_claim_it() -> None:
-    assert kind_ids(JOINERS) == {"memory", "sqlite", "redis", "redis-plain"}
+    assert kind_ids(JOINERS) == {
+        "memory",
+        "sqlite",
+        "db+postgresql",
+        "db+mysql+pymysql",
+        "redis",
+        "redis-plain",
+    }
 
 
 def _joiner(store: Store) -> JoinsChords:
