@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import inspect
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar
 
 from celeriac.app.hooks import SendHook
-from celeriac.canvas import Signature, maps_missing
+from celeriac.canvas import Signature, chunks, xmap, xstarmap
 from celeriac.exceptions import MaxRetriesExceededError, Retry
 from celeriac.execution.context import Context
 from celeriac.execution.execute import execute
@@ -283,14 +283,18 @@ class Task(Generic[P, R]):
         """``add.si(2, 2)``: an immutable signature (the parent's result is not passed)."""
         return Signature(self, args, kwargs, immutable=True, app=self._app)
 
-    def map(self, *args: Any, **kwargs: Any) -> Any:
-        raise maps_missing(f"{self.name}.map()")
+    def map(self, it: Iterable[Any]) -> xmap:
+        """``add.map([1, 2])``: one message; the worker returns ``[add(1), add(2)]``."""
+        return xmap(self.s(), it, app=self._app)
 
-    def starmap(self, *args: Any, **kwargs: Any) -> Any:
-        raise maps_missing(f"{self.name}.starmap()")
+    def starmap(self, it: Iterable[Any]) -> xstarmap:
+        """``add.starmap([(1, 2), (3, 4)])``: one message; the worker returns
+        ``[add(1, 2), add(3, 4)]``."""
+        return xstarmap(self.s(), it, app=self._app)
 
-    def chunks(self, *args: Any, **kwargs: Any) -> Any:
-        raise maps_missing(f"{self.name}.chunks()")
+    def chunks(self, it: Iterable[Any], n: int) -> chunks:
+        """``add.chunks(zip(a, b), 10)``: a group of ``starmap`` messages of 10 items each."""
+        return chunks(self.s(), it, n, app=self._app)
 
     def replace(self, *args: Any, **kwargs: Any) -> Any:
         raise REPLACE.error(f"{self.name}.replace()")

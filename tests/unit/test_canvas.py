@@ -10,7 +10,7 @@ import pytest
 
 from celeriac import Celery, chain, chord, group, maybe_signature, signature
 from celeriac.canvas import Signature
-from celeriac.exceptions import ImproperlyConfigured, NotYetImplemented
+from celeriac.exceptions import ImproperlyConfigured
 from celeriac.protocol import task_v2
 from celeriac.protocol.message import TaskCall
 from celeriac.result import AsyncResult, GroupResult
@@ -107,8 +107,10 @@ def test_bad_input_says_what_to_write(app: Celery) -> None:
         chord([app.tasks["tasks.add"].s(1, 1)]).apply_async()
     with pytest.raises(TypeError, match="use a chord"):
         group(app.tasks["tasks.add"].s(1, 1)).apply_async(link=app.tasks["tasks.tsum"].s())
-    with pytest.raises(NotYetImplemented, match="chunks, xmap and xstarmap"):
-        app.tasks["tasks.add"].chunks([(1, 1)], 1)
+    with pytest.raises(ValueError, match="chunk size must be a whole number above 0"):
+        app.tasks["tasks.add"].chunks([(1, 1)], 0)
+    with pytest.raises(TypeError, match="items must be a list, tuple or other iterable"):
+        app.tasks["tasks.add"].map(5)  # type: ignore[arg-type]
 
 
 # -- messages, as Celery writes them ---------------------------------------------------------
