@@ -1,12 +1,13 @@
 """Tasks every app has, named as Celery names them: ``celery.backend_cleanup`` (a Celery beat
-schedule can send it) and the canvas's ``celery.map``, ``celery.starmap`` and
-``celery.chunks`` (a Celery client's ``add.map()``, ``add.starmap()`` and ``add.chunks()``
-are messages to these)."""
+schedule can send it), ``celery.accumulate`` (``Task.replace`` with a group) and the canvas's
+``celery.map``, ``celery.starmap`` and ``celery.chunks`` (a Celery client's ``add.map()``,
+``add.starmap()`` and ``add.chunks()`` are messages to these)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from celeriac.app.replace import ACCUMULATE
 from celeriac.canvas import maybe_signature
 from celeriac.canvas.maps import CHUNKS_TASK, MAP_TASK, STARMAP_TASK, chunks
 
@@ -47,6 +48,12 @@ def add_builtin_tasks(app: Celery) -> None:
         """Send ``it`` as a group of ``celery.starmap`` messages of ``n`` items each."""
         return chunks.apply_chunks(task, it, n, app=app)
 
+    def accumulate(*args: Any, **kwargs: Any) -> Any:
+        """The body a group replacing a task gets: its results (``index=0``: the list)."""
+        index = kwargs.get("index")
+        return args[index] if index is not None else args
+
+    app.task(name=ACCUMULATE)(accumulate)
     app.task(name=MAP_TASK)(xmap)
     app.task(name=STARMAP_TASK)(xstarmap)
     app.task(name=CHUNKS_TASK)(chunk_task)

@@ -11,8 +11,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar
 
 from celeriac.app.hooks import SendHook
+from celeriac.app.replace import replacement
 from celeriac.canvas import Signature, chunks, xmap, xstarmap
-from celeriac.exceptions import MaxRetriesExceededError, Retry
+from celeriac.exceptions import Ignore, MaxRetriesExceededError, Retry
 from celeriac.execution.context import Context
 from celeriac.execution.execute import execute
 from celeriac.execution.retries import add_autoretry
@@ -21,7 +22,7 @@ from celeriac.protocol.message import TaskCall
 from celeriac.protocol.options import SendOptions
 from celeriac.result import AsyncResult, EagerResult
 from celeriac.utils.current import get_current_app
-from celeriac.utils.missing import EVENTS, REPLACE
+from celeriac.utils.missing import ADD_TO_CHORD, EVENTS
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
@@ -296,11 +297,25 @@ class Task(Generic[P, R]):
         """``add.chunks(zip(a, b), 10)``: a group of ``starmap`` messages of 10 items each."""
         return chunks(self.s(), it, n, app=self._app)
 
-    def replace(self, *args: Any, **kwargs: Any) -> Any:
-        raise REPLACE.error(f"{self.name}.replace()")
+    def replace(self, sig: Signature) -> Any:
+        """Replace this task with ``sig``, which inherits its id, callbacks, errbacks, chord
+        and the rest of its chain (Celery's rules, ``app/replace.py``); the task ends here.
+
+        In a worker this raises :class:`~celeriac.exceptions.Ignore` (write
+        ``return self.replace(...)``); run eagerly it returns the replacement's value.
+        """
+        return self.on_replace(replacement(self, sig))
+
+    def on_replace(self, sig: Signature) -> Any:
+        """Send (or, eagerly, run) the replacement; override and call ``super()`` to act
+        on a replacement."""
+        if self.request.is_eager:
+            return sig.apply().get()
+        sig.delay()
+        raise Ignore("Replaced by new task")
 
     def add_to_chord(self, *args: Any, **kwargs: Any) -> Any:
-        raise REPLACE.error(f"{self.name}.add_to_chord()")
+        raise ADD_TO_CHORD.error(f"{self.name}.add_to_chord()")
 
     def takes_request_errback(self) -> bool:
         """Celery's errback rule: a task made from a function (not ``bind=True``) with more

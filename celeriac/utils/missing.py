@@ -41,10 +41,10 @@ _WATCH = (
     "workers with app.control.ping()"
 )
 
-REPLACE = Missing(
-    "Task.replace() and Task.add_to_chord()",
-    "return the new work's result from the task (send it with .delay() and return its "
-    "id), or build the whole canvas up front on the client",
+ADD_TO_CHORD = Missing(
+    "Task.add_to_chord()",
+    "replace the task with a group (return self.replace(group(...))): its results become "
+    "the task's value in the chord, or build the whole header up front on the client",
 )
 BEAT = Missing(
     "beat (periodic tasks: beat_schedule, add_periodic_task, `celeriac beat`, worker -B)",
@@ -134,6 +134,7 @@ def startup_warnings(conf: Mapping[str, Any]) -> list[str]:
 
 
 __all__ = [
+    "ADD_TO_CHORD",
     "AMQP",
     "AUTOSCALE",
     "BEAT",
@@ -148,7 +149,6 @@ __all__ = [
     "MULTI",
     "PREFETCH_OFF",
     "REMOTE_CONTROL",
-    "REPLACE",
     "START_METHOD",
     "STATUS",
     "UPGRADE",

@@ -1,5 +1,6 @@
 """The canvas through a real in-thread worker, on every broker: chain, link, errbacks, group,
-chord (the result store counts the header: SQLite, Redis, memory), nesting and failures."""
+chord (the result store counts the header: SQLite, Redis, memory), nesting, failures and
+``Task.replace``."""
 
 from __future__ import annotations
 
@@ -64,7 +65,22 @@ class Tasks:
                 return str(exc)
             return "did not refuse"
 
+        @app.task(name="t.nesting", bind=True)
+        def nesting(self: Any) -> int:
+            return int(self.request.replaced_task_nesting)
+
+        @app.task(name="t.replacer", bind=True)
+        def replacer(self: Any, how: str, x: int) -> Any:
+            if how == "task":
+                return self.replace(add.s(x, 1))
+            if how == "chain":
+                return self.replace(add.s(x, 1) | mul.s(2))
+            if how == "group":
+                return self.replace(group(add.s(x, i) for i in range(3)))
+            return self.replace(nesting.s())
+
         self.add, self.mul, self.tsum, self.fail, self.waits = add, mul, tsum, fail, waits
+        self.replacer = replacer
         self.record, self.on_error, self.on_error_old = record, on_error, on_error_old
 
 
@@ -148,3 +164,22 @@ def test_a_failing_header_task_fails_the_body_with_chord_error(app: Celery, task
 def test_get_inside_a_task_refuses_unless_allowed(app: Celery, tasks: Tasks) -> None:
     assert "Never call result.get() within a task" in tasks.waits.delay(False).get(timeout=30)
     assert tasks.waits.delay(True).get(timeout=30) == 2
+
+
+def test_replace_keeps_the_id_the_chain_and_the_chord(app: Celery, tasks: Tasks) -> None:
+    replacer = tasks.replacer
+    result = replacer.delay("task", 4)
+    assert result.get(timeout=30) == 5  # the replacement ran under the task's id
+    assert replacer.delay("chain", 4).get(timeout=30) == 10
+    assert replacer.delay("group", 4).get(timeout=30) == [4, 5, 6]  # celery.accumulate
+    assert replacer.delay("nesting", 0).get(timeout=30) == 1  # replaced_task_nesting
+    # in a chain: the rest of the chain runs after the replacement
+    chained = (replacer.s("task", 1) | tasks.mul.s(10)).delay()
+    assert chained.get(timeout=30) == 20
+    # in a chord's header: the replacement reports the part
+    joined = chord([replacer.s("task", 1), tasks.add.s(1, 1)], tasks.tsum.s()).delay()
+    assert joined.get(timeout=30) == 4
+    # with link callbacks: they get the replacement's value
+    linked = replacer.apply_async(("task", 7), link=tasks.record.s())
+    assert linked.get(timeout=30) == 8
+    wait_until(lambda: ("record", 8) in tasks.seen, "the callback of the replaced task")

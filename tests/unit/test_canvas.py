@@ -200,3 +200,21 @@ def test_eager_canvas_runs_in_process(app: Celery) -> None:
     assert group(add.s(i, i) for i in range(3)).apply_async().get() == [0, 2, 4]
     assert chord(add.s(i, i) for i in range(3))(tsum.s()).get() == 6
     assert add.s(1).delay(1).get() == 2
+
+
+def test_replace_runs_the_replacement_eagerly_and_refuses_bad_input(app: Celery) -> None:
+    add = app.tasks["tasks.add"]
+
+    @app.task(name="tasks.replacer", bind=True)
+    def replacer(self: Any, sig: Any) -> Any:
+        return self.replace(signature(sig, app=app))
+
+    app.conf.task_always_eager = True
+    assert replacer.delay(add.s(2, 3)).get() == 5
+    assert replacer.delay(group(add.s(1, i) for i in range(3))).get() == [1, 2, 3]
+    with pytest.raises(ImproperlyConfigured, match="must not be part of a chord"):
+        replacer.delay(add.s(1, 1).set(chord=add.s())).get()
+    with pytest.raises(ImproperlyConfigured, match="empty chain"):
+        replacer.delay(chain()).get()
+    with pytest.raises(TypeError, match=r"replace\(\) takes a signature"):
+        add.replace("tasks.add")  # type: ignore[arg-type]

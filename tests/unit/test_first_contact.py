@@ -40,8 +40,7 @@ def test_the_error_is_a_not_implemented_error_and_a_celeriac_error() -> None:
 @pytest.mark.parametrize(
     ("method", "feature"),
     [
-        ("replace", "Task.replace()"),
-        ("add_to_chord", "Task.replace()"),
+        ("add_to_chord", "Task.add_to_chord()"),
     ],
 )
 def test_task_canvas_methods_not_there_yet_say_so(
