@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast, runtime_checkable
 
 from celeriac import states
-from celeriac.exceptions import TaskRevokedError, TimeoutError
+from celeriac.exceptions import IncompleteStream, TaskRevokedError, TimeoutError
 from celeriac.utils.current import get_current_app
 
 if TYPE_CHECKING:
@@ -202,6 +203,25 @@ class AsyncResult(Generic[R]):
         if children is None:
             return None
         return [result_from_tuple(c, self._app, backend=self._backend) for c in children]
+
+    def iterdeps(self, intermediate: bool = False) -> Iterator[tuple[Any, Any]]:
+        """``(parent, result)`` for this result and, breadth first, every child it sent
+        (stored ``children``); a result not ready raises ``IncompleteStream`` unless
+        ``intermediate`` (then its children are not followed)."""
+        stack: deque[tuple[Any, Any]] = deque([(None, self)])
+        while stack:
+            parent, node = stack.popleft()
+            yield parent, node
+            if node.ready():
+                stack.extend((node, child) for child in node.children or ())
+            elif not intermediate:
+                raise IncompleteStream()
+
+    def collect(self, intermediate: bool = False, **kwargs: Any) -> Iterator[tuple[Any, Any]]:
+        """``(result, value)`` for this result and every task it sent, and they sent (the
+        graph of ``children``), as Celery's ``collect()``; ``kwargs`` go to ``get()``."""
+        for _, node in self.iterdeps(intermediate=intermediate):
+            yield node, node.get(**kwargs)
 
     @property
     def name(self) -> str | None:

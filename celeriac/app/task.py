@@ -72,6 +72,8 @@ class Task(Generic[P, R]):
     unique_for: float | None = None
     MaxRetriesExceededError: ClassVar[type[MaxRetriesExceededError]] = MaxRetriesExceededError
     shared: ClassVar[bool] = False
+    #: Record the tasks this task sends in ``self.request.children`` (stored with its result).
+    trail: bool = True
 
     def __init__(
         self,
@@ -138,6 +140,12 @@ class Task(Generic[P, R]):
         """The request being executed (an empty Context when called directly)."""
         stack = self._stack.get()
         return stack[-1] if stack else Context()
+
+    def add_trail(self, result: Any) -> Any:
+        """Record ``result`` (of a task or group this task sent) as one of its children."""
+        if self.trail:
+            self.request.children.append(result)
+        return result
 
     def push_request(self, context: Context | None = None, **fields: Any) -> None:
         context = context if context is not None else Context(**fields)

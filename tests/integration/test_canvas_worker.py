@@ -12,7 +12,7 @@ import pytest
 
 from celeriac import Celery, chain, chord, group, states
 from celeriac.exceptions import ChordError
-from celeriac.result import GroupResult
+from celeriac.result import AsyncResult, GroupResult
 from celeriac.worker.worker import Worker
 from tests.integration.broker_envs import ALL
 from tests.integration.conftest import wait_until
@@ -79,7 +79,14 @@ class Tasks:
                 return self.replace(group(add.s(x, i) for i in range(3)))
             return self.replace(nesting.s())
 
+        @app.task(name="t.spawner")
+        def spawner(x: int) -> int:
+            add.delay(x, 1)
+            group(add.s(x, i) for i in range(2)).delay()
+            return x
+
         self.add, self.mul, self.tsum, self.fail, self.waits = add, mul, tsum, fail, waits
+        self.spawner = spawner
         self.replacer = replacer
         self.record, self.on_error, self.on_error_old = record, on_error, on_error_old
 
@@ -183,3 +190,14 @@ def test_replace_keeps_the_id_the_chain_and_the_chord(app: Celery, tasks: Tasks)
     linked = replacer.apply_async(("task", 7), link=tasks.record.s())
     assert linked.get(timeout=30) == 8
     wait_until(lambda: ("record", 8) in tasks.seen, "the callback of the replaced task")
+
+
+def test_children_are_stored_and_collected(app: Celery, tasks: Tasks) -> None:
+    result = tasks.spawner.delay(5)
+    assert result.get(timeout=30) == 5
+    sent, fanned = result.children
+    assert isinstance(sent, AsyncResult) and not isinstance(sent, GroupResult)
+    assert isinstance(fanned, GroupResult) and len(fanned.results) == 2
+    assert sent.get(timeout=30) == 6 and fanned.get(timeout=30) == [5, 6]
+    # the graph, breadth first: the task, what it sent, what the group holds
+    assert [value for _, value in result.collect(timeout=30)] == [5, 6, [5, 6], 5, 6]

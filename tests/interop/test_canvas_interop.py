@@ -75,3 +75,11 @@ def test_map_starmap_and_chunks(link: Link) -> None:
     assert starred.get(timeout=TIMEOUT) == [3, 7]
     parts = module.chunks(sig(link, "interop.add"), [(i, i) for i in range(5)], 2, app=app)()
     assert parts.get(timeout=TIMEOUT) == [[0, 2], [4, 6], [8]]
+
+
+def test_children_are_read_by_the_other_side(link: Link) -> None:
+    result = link.client.send_task("interop.spawn", args=(5,))
+    assert result.get(timeout=TIMEOUT) == 5
+    sent, fanned = result.children
+    assert sent.get(timeout=TIMEOUT) == 6 and fanned.get(timeout=TIMEOUT) == [5, 6]
+    assert [value for _, value in result.collect(timeout=TIMEOUT)] == [5, 6, [5, 6], 5, 6]
