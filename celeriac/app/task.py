@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar
 from celeriac.app.hooks import SendHook
 from celeriac.app.replace import replacement
 from celeriac.canvas import Signature, chunks, xmap, xstarmap
+from celeriac.canvas.chord import ensure_can_join
 from celeriac.exceptions import Ignore, MaxRetriesExceededError, Retry
 from celeriac.execution.context import Context
 from celeriac.execution.execute import execute
@@ -22,7 +23,7 @@ from celeriac.protocol.message import TaskCall
 from celeriac.protocol.options import SendOptions
 from celeriac.result import AsyncResult, EagerResult
 from celeriac.utils.current import get_current_app
-from celeriac.utils.missing import ADD_TO_CHORD, EVENTS
+from celeriac.utils.missing import EVENTS
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
@@ -322,8 +323,24 @@ class Task(Generic[P, R]):
         sig.delay()
         raise Ignore("Replaced by new task")
 
-    def add_to_chord(self, *args: Any, **kwargs: Any) -> Any:
-        raise ADD_TO_CHORD.error(f"{self.name}.add_to_chord()")
+    def add_to_chord(self, sig: Signature, lazy: bool = False) -> Any:
+        """Add ``sig`` to the header of the chord this task belongs to (Celery's): the body
+        waits for it too and gets its value. Sent at once (its result returned), or with
+        ``lazy`` returned unsent: then ``sig.delay()`` is up to the caller."""
+        request = self.request
+        if not request.chord or not request.group:
+            raise ValueError("Current task is not member of any chord")
+        joiner = ensure_can_join(self.app.backend)
+        inherited = {
+            "group_id": request.group,
+            "group_index": request.group_index,
+            "chord": request.chord,
+            "root_id": request.root_id,
+        }
+        sig.set(**{k: v for k, v in inherited.items() if v is not None})
+        sig.freeze()
+        joiner.add_to_chord(request.group)
+        return sig if lazy else sig.delay()
 
     def takes_request_errback(self) -> bool:
         """Celery's errback rule: a task made from a function (not ``bind=True``) with more

@@ -422,6 +422,11 @@ class RedisBackend(ResultBackend):
             return None  # another worker took the chord over
         return ChordParts(group_id, results, token)
 
+    def add_to_chord(self, group_id: str) -> None:
+        key = self._chord_keys(group_id)[".t"]
+        client = self.client
+        self._call(lambda: client.incr(key), "adding to a chord")  # Celery's add_to_chord
+
     def chord_done(self, parts: ChordParts) -> None:
         keys = self._chord_keys(parts.group_id)
         client = self.client

@@ -41,11 +41,6 @@ _WATCH = (
     "workers with app.control.ping()"
 )
 
-ADD_TO_CHORD = Missing(
-    "Task.add_to_chord()",
-    "replace the task with a group (return self.replace(group(...))): its results become "
-    "the task's value in the chord, or build the whole header up front on the client",
-)
 BEAT = Missing(
     "beat (periodic tasks: beat_schedule, add_periodic_task, `celeriac beat`, worker -B)",
     "run `celeriac -A proj call proj.tasks.name` from cron or a systemd timer",
@@ -134,7 +129,6 @@ def startup_warnings(conf: Mapping[str, Any]) -> list[str]:
 
 
 __all__ = [
-    "ADD_TO_CHORD",
     "AMQP",
     "AUTOSCALE",
     "BEAT",

@@ -85,7 +85,13 @@ class Tasks:
             group(add.s(x, i) for i in range(2)).delay()
             return x
 
+        @app.task(name="t.grower", bind=True)
+        def grower(self: Any, x: int) -> int:
+            self.add_to_chord(add.si(x, x))
+            return x
+
         self.add, self.mul, self.tsum, self.fail, self.waits = add, mul, tsum, fail, waits
+        self.grower = grower
         self.spawner = spawner
         self.replacer = replacer
         self.record, self.on_error, self.on_error_old = record, on_error, on_error_old
@@ -201,3 +207,10 @@ def test_children_are_stored_and_collected(app: Celery, tasks: Tasks) -> None:
     assert sent.get(timeout=30) == 6 and fanned.get(timeout=30) == [5, 6]
     # the graph, breadth first: the task, what it sent, what the group holds
     assert [value for _, value in result.collect(timeout=30)] == [5, 6, [5, 6], 5, 6]
+
+
+def test_add_to_chord_makes_the_body_wait_for_the_added_task(app: Celery, tasks: Tasks) -> None:
+    result = chord([tasks.grower.s(10), tasks.add.s(1, 1)], tasks.tsum.s()).delay()
+    assert result.get(timeout=30) == 10 + 20 + 2
+    with pytest.raises(ValueError, match="not member of any chord"):
+        tasks.grower.delay(1).get(timeout=30)

@@ -37,22 +37,6 @@ def test_the_error_is_a_not_implemented_error_and_a_celeriac_error() -> None:
     assert "NotYetImplemented" in celeriac.exceptions.__all__
 
 
-@pytest.mark.parametrize(
-    ("method", "feature"),
-    [
-        ("add_to_chord", "Task.add_to_chord()"),
-    ],
-)
-def test_task_canvas_methods_not_there_yet_say_so(
-    memory_app: Celery, method: str, feature: str
-) -> None:
-    @memory_app.task(name="tasks.add")
-    def add(x: int, y: int) -> int:
-        return x + y
-
-    _refused(lambda: getattr(add, method)(2, 2), f"tasks.add.{method}()", feature)
-
-
 def test_send_event_says_events_are_missing(memory_app: Celery) -> None:
     @memory_app.task(name="tasks.progress")
     def progress() -> None:

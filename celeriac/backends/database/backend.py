@@ -297,6 +297,9 @@ class DatabaseBackend(ResultBackend):
     def chord_done(self, parts: ChordParts) -> None:
         self._chord(lambda conn: self._chords.done(conn, parts.group_id))
 
+    def add_to_chord(self, group_id: str) -> None:
+        self._chord(lambda conn: self._chords.grow(conn, group_id))
+
     def _result_listener(self) -> ResultListener | None:
         """This process's LISTEN connection (PostgreSQL with psycopg 3), made on first wait."""
         if self._listener_pid != forksafe.pid():

@@ -141,6 +141,13 @@ class ChordJoin:
             sa.update(self.chords).where(self.chords.c.group_id == group_id).values(finished=True)
         )
 
+    def grow(self, conn: sa.Connection, group_id: str) -> None:
+        """The chord has one header task more."""
+        chords = self.chords
+        conn.execute(
+            sa.update(chords).where(chords.c.group_id == group_id).values(size=chords.c.size + 1)
+        )
+
     def cleanup(self, conn: sa.Connection, older_than: float) -> int:
         """Forget chords started before ``older_than`` (a UNIX time); nothing when no chord
         was ever joined here (the tables do not exist)."""
