@@ -18,6 +18,7 @@ from celeriac.backends.database.backend import DatabaseBackend
 from celeriac.backends.database.chord import CHORD_TABLE
 from celeriac.exceptions import ChordError
 from celeriac.worker.worker import Worker
+from tests.conftest import logging_restored
 from tests.integration.conftest import wait_until
 from tests.servers import run_database
 
@@ -49,16 +50,17 @@ def app(request: pytest.FixtureRequest) -> Iterator[Celery]:
     def fail(*args: Any) -> None:
         raise ValueError("boom")
 
-    worker = Worker(
-        app, pool="threads", concurrency=4, install_signal_handlers=False, without_banner=True
-    )
-    thread = threading.Thread(target=worker.start, daemon=True)
-    thread.start()
-    yield app
-    worker.stop()
-    thread.join(30)
-    assert not thread.is_alive()
-    app.close()
+    with logging_restored():  # the worker configures logging: undo it after the module
+        worker = Worker(
+            app, pool="threads", concurrency=4, install_signal_handlers=False, without_banner=True
+        )
+        thread = threading.Thread(target=worker.start, daemon=True)
+        thread.start()
+        yield app
+        worker.stop()
+        thread.join(30)
+        assert not thread.is_alive()
+        app.close()
 
 
 def test_the_store_counts_the_header_and_sends_the_body_once(app: Celery) -> None:
