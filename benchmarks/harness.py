@@ -29,6 +29,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+#: The tree these scripts belong to: its celeriac is the one measured (not the venv's install).
+REPO = Path(__file__).resolve().parents[1]
+
 APP = textwrap.dedent(
     """
     from {package} import Celery
@@ -94,9 +97,11 @@ def workdir(system: System) -> Iterator[Path]:
 
 
 def _env(path: Path) -> dict[str, str]:
-    """The bench project first, then any PYTHONPATH given (to measure another checkout)."""
+    """The bench project first, then any PYTHONPATH given (to measure another checkout),
+    then this checkout."""
     extra = os.environ.get("PYTHONPATH")
-    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(path), *([extra] if extra else [])]))
+    paths = [str(path), *([extra] if extra else []), str(REPO)]
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
 
 
 def _client(path: Path, code: str) -> str:

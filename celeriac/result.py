@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast, runtime_checkable
 
 from celeriac import states
-from celeriac.exceptions import TaskRevokedError, TimeoutError
+from celeriac.exceptions import IncompleteStream, TaskRevokedError, TimeoutError
 from celeriac.utils.current import get_current_app
 
 if TYPE_CHECKING:
@@ -202,6 +203,25 @@ class AsyncResult(Generic[R]):
         if children is None:
             return None
         return [result_from_tuple(c, self._app, backend=self._backend) for c in children]
+
+    def iterdeps(self, intermediate: bool = False) -> Iterator[tuple[Any, Any]]:
+        """``(parent, result)`` for this result and, breadth first, every child it sent
+        (stored ``children``); a result not ready raises ``IncompleteStream`` unless
+        ``intermediate`` (then its children are not followed)."""
+        stack: deque[tuple[Any, Any]] = deque([(None, self)])
+        while stack:
+            parent, node = stack.popleft()
+            yield parent, node
+            if node.ready():
+                stack.extend((node, child) for child in node.children or ())
+            elif not intermediate:
+                raise IncompleteStream()
+
+    def collect(self, intermediate: bool = False, **kwargs: Any) -> Iterator[tuple[Any, Any]]:
+        """``(result, value)`` for this result and every task it sent, and they sent (the
+        graph of ``children``), as Celery's ``collect()``; ``kwargs`` go to ``get()``."""
+        for _, node in self.iterdeps(intermediate=intermediate):
+            yield node, node.get(**kwargs)
 
     @property
     def name(self) -> str | None:
@@ -586,8 +606,68 @@ class ResultSet:
                 values.append(value)
         return values
 
-    get = join
-    join_native = join
+    def join_native(
+        self,
+        timeout: float | None = None,
+        propagate: bool = True,
+        interval: float = 0.5,
+        callback: Callable[[str, Any], None] | None = None,
+        no_ack: bool = True,
+        on_message: Callable[[dict[str, Any]], None] | None = None,
+        on_interval: Callable[[], None] | None = None,
+        disable_sync_subtasks: bool = True,
+    ) -> list[Any]:
+        """:meth:`join`, reading every pending member together each round (Redis: one
+        round trip) and taking them in the order they finish; the values still come back
+        in the members' order. ``timeout`` bounds the whole join."""
+        if disable_sync_subtasks:
+            assert_will_not_block()
+        one_by_one = [
+            r for r in self.results if not isinstance(r, AsyncResult) or isinstance(r, EagerResult)
+        ]
+        if one_by_one or not self.results:  # a group in the set, or eager: as join()
+            return self.join(
+                timeout, propagate, interval, callback, no_ack, on_message,
+                disable_sync_subtasks, on_interval,
+            )  # fmt: skip
+        ids = [r.id for r in self.results]
+        values: dict[str, Any] = {}
+        ready = self.backend.iter_ready(
+            ids, timeout=timeout, interval=interval, on_interval=on_interval
+        )
+        for task_id, meta in ready:
+            value = meta["result"]
+            if propagate and meta["status"] in states.PROPAGATE_STATES:
+                _raise_stored(value)
+            if callback is not None:
+                callback(task_id, value)
+            else:
+                values[task_id] = value
+        return [] if callback is not None else [values[task_id] for task_id in ids]
+
+    def get(
+        self,
+        timeout: float | None = None,
+        propagate: bool = True,
+        interval: float = 0.5,
+        callback: Callable[[str, Any], None] | None = None,
+        no_ack: bool = True,
+        on_message: Callable[[dict[str, Any]], None] | None = None,
+        disable_sync_subtasks: bool = True,
+        on_interval: Callable[[], None] | None = None,
+    ) -> list[Any]:
+        """:meth:`join_native` when the store supports it (Redis), else :meth:`join`."""
+        join = self.join_native if self.supports_native_join else self.join
+        return join(
+            timeout=timeout,
+            propagate=propagate,
+            interval=interval,
+            callback=callback,
+            no_ack=no_ack,
+            on_message=on_message,
+            on_interval=on_interval,
+            disable_sync_subtasks=disable_sync_subtasks,
+        )
 
     # -- container -----------------------------------------------------------------------
     def __iter__(self) -> Iterator[AsyncResult[Any]]:

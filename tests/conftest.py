@@ -6,6 +6,7 @@ import itertools
 import logging
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -15,9 +16,10 @@ from celeriac import Celery
 _counter = itertools.count()
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """An in-thread worker configures logging; give every test the configuration it found."""
+@contextmanager
+def logging_restored() -> Iterator[None]:
+    """The logging configuration found on entry, restored on exit (an in-thread worker
+    configures logging: a module-scoped one is set up before any test's own restore)."""
     names = ["", "celeriac", "celeriac.task"]
     saved = [
         (logging.getLogger(n), logging.getLogger(n).level, list(logging.getLogger(n).handlers))
@@ -29,6 +31,13 @@ def _restore_logging() -> Iterator[None]:
         logger.setLevel(level)
         logger.handlers[:] = handlers
     logging.getLogger("celeriac.task").propagate = saved_propagate
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """An in-thread worker configures logging; give every test the configuration it found."""
+    with logging_restored():
+        yield
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ from celeriac.protocol.options import SendOptions
 from celeriac.result import AsyncResult
 from celeriac.transports.schemes import transport_from_url
 from celeriac.utils import current, forksafe
+from celeriac.utils.current import add_to_parent
 from celeriac.utils.missing import BEAT
 
 if TYPE_CHECKING:
@@ -261,7 +262,10 @@ class Celery:
         """Send a task by name (it need not be registered here)."""
         opts = _options if _options is not None else SendOptions.from_kwargs(options)
         task_id = self.producer.send(name, args, kwargs, opts, _task)
-        return AsyncResult(task_id, app=self, task_name=name)
+        result: AsyncResult[Any] = AsyncResult(task_id, app=self, task_name=name)
+        if opts.add_to_parent:
+            add_to_parent(result)
+        return result
 
     def signature(self, *args: Any, **kwargs: Any) -> Signature:
         """Celery's ``app.signature('tasks.add', args=(2, 2))`` (or of a signature's dict)."""

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import inspect
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar
 
 from celeriac.app.hooks import SendHook
-from celeriac.canvas import Signature, maps_missing
-from celeriac.exceptions import MaxRetriesExceededError, Retry
+from celeriac.app.replace import replacement
+from celeriac.canvas import Signature, chunks, xmap, xstarmap
+from celeriac.canvas.chord import ensure_can_join
+from celeriac.exceptions import Ignore, MaxRetriesExceededError, Retry
 from celeriac.execution.context import Context
 from celeriac.execution.execute import execute
 from celeriac.execution.retries import add_autoretry
@@ -21,7 +23,7 @@ from celeriac.protocol.message import TaskCall
 from celeriac.protocol.options import SendOptions
 from celeriac.result import AsyncResult, EagerResult
 from celeriac.utils.current import get_current_app
-from celeriac.utils.missing import EVENTS, REPLACE
+from celeriac.utils.missing import EVENTS
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
@@ -71,6 +73,8 @@ class Task(Generic[P, R]):
     unique_for: float | None = None
     MaxRetriesExceededError: ClassVar[type[MaxRetriesExceededError]] = MaxRetriesExceededError
     shared: ClassVar[bool] = False
+    #: Record the tasks this task sends in ``self.request.children`` (stored with its result).
+    trail: bool = True
 
     def __init__(
         self,
@@ -137,6 +141,12 @@ class Task(Generic[P, R]):
         """The request being executed (an empty Context when called directly)."""
         stack = self._stack.get()
         return stack[-1] if stack else Context()
+
+    def add_trail(self, result: Any) -> Any:
+        """Record ``result`` (of a task or group this task sent) as one of its children."""
+        if self.trail:
+            self.request.children.append(result)
+        return result
 
     def push_request(self, context: Context | None = None, **fields: Any) -> None:
         context = context if context is not None else Context(**fields)
@@ -302,20 +312,54 @@ class Task(Generic[P, R]):
         """``add.si(2, 2)``: an immutable signature (the parent's result is not passed)."""
         return Signature(self, args, kwargs, immutable=True, app=self._app)
 
-    def map(self, *args: Any, **kwargs: Any) -> Any:
-        raise maps_missing(f"{self.name}.map()")
+    def map(self, it: Iterable[Any]) -> xmap:
+        """``add.map([1, 2])``: one message; the worker returns ``[add(1), add(2)]``."""
+        return xmap(self.s(), it, app=self._app)
 
-    def starmap(self, *args: Any, **kwargs: Any) -> Any:
-        raise maps_missing(f"{self.name}.starmap()")
+    def starmap(self, it: Iterable[Any]) -> xstarmap:
+        """``add.starmap([(1, 2), (3, 4)])``: one message; the worker returns
+        ``[add(1, 2), add(3, 4)]``."""
+        return xstarmap(self.s(), it, app=self._app)
 
-    def chunks(self, *args: Any, **kwargs: Any) -> Any:
-        raise maps_missing(f"{self.name}.chunks()")
+    def chunks(self, it: Iterable[Any], n: int) -> chunks:
+        """``add.chunks(zip(a, b), 10)``: a group of ``starmap`` messages of 10 items each."""
+        return chunks(self.s(), it, n, app=self._app)
 
-    def replace(self, *args: Any, **kwargs: Any) -> Any:
-        raise REPLACE.error(f"{self.name}.replace()")
+    def replace(self, sig: Signature) -> Any:
+        """Replace this task with ``sig``, which inherits its id, callbacks, errbacks, chord
+        and the rest of its chain (Celery's rules, ``app/replace.py``); the task ends here.
 
-    def add_to_chord(self, *args: Any, **kwargs: Any) -> Any:
-        raise REPLACE.error(f"{self.name}.add_to_chord()")
+        In a worker this raises :class:`~celeriac.exceptions.Ignore` (write
+        ``return self.replace(...)``); run eagerly it returns the replacement's value.
+        """
+        return self.on_replace(replacement(self, sig))
+
+    def on_replace(self, sig: Signature) -> Any:
+        """Send (or, eagerly, run) the replacement; override and call ``super()`` to act
+        on a replacement."""
+        if self.request.is_eager:
+            return sig.apply().get()
+        sig.delay()
+        raise Ignore("Replaced by new task")
+
+    def add_to_chord(self, sig: Signature, lazy: bool = False) -> Any:
+        """Add ``sig`` to the header of the chord this task belongs to (Celery's): the body
+        waits for it too and gets its value. Sent at once (its result returned), or with
+        ``lazy`` returned unsent: then ``sig.delay()`` is up to the caller."""
+        request = self.request
+        if not request.chord or not request.group:
+            raise ValueError("Current task is not member of any chord")
+        joiner = ensure_can_join(self.app.backend)
+        inherited = {
+            "group_id": request.group,
+            "group_index": request.group_index,
+            "chord": request.chord,
+            "root_id": request.root_id,
+        }
+        sig.set(**{k: v for k, v in inherited.items() if v is not None})
+        sig.freeze()
+        joiner.add_to_chord(request.group)
+        return sig if lazy else sig.delay()
 
     def takes_request_errback(self) -> bool:
         """Celery's errback rule: a task made from a function (not ``bind=True``) with more

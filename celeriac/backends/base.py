@@ -16,7 +16,7 @@ import pickle
 import time
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -122,6 +122,11 @@ class ResultBackend(ABC):
         (a condition, pub/sub) return as soon as it happens.
         """
         time.sleep(timeout)
+
+    def _get_metas(self, task_ids: Sequence[str]) -> list[dict[str, Any] | None]:
+        """The stored prepared metas of ``task_ids``, in order (None: nothing stored); one
+        ``_get_meta`` each unless the store reads many at once (Redis: one ``MGET``)."""
+        return [self._get_meta(task_id) for task_id in task_ids]
 
     def _before_read(self, task_ids: Sequence[str]) -> None:
         """Called by ``wait_for`` before each read, so ``_wait`` can not miss a change."""
@@ -330,7 +335,14 @@ class ResultBackend(ABC):
     # -- reading -------------------------------------------------------------------------
     def get_task_meta(self, task_id: str) -> dict[str, Any]:
         """The decoded meta; an unknown id is PENDING (Celery stores no PENDING rows)."""
-        prepared = self._get_meta(task_id)
+        return self._decoded(task_id, self._get_meta(task_id))
+
+    def get_task_metas(self, task_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The decoded metas of ``task_ids``, in order (Redis: in one round trip)."""
+        prepared = self._get_metas(task_ids)
+        return [self._decoded(t, p) for t, p in zip(task_ids, prepared, strict=True)]
+
+    def _decoded(self, task_id: str, prepared: dict[str, Any] | None) -> dict[str, Any]:
         if prepared is None:
             return {
                 "status": states.PENDING,
@@ -391,6 +403,43 @@ class ResultBackend(ABC):
                     raise TimeoutError("The operation timed out.")
                 nap = min(interval, remaining)
             self._wait([task_id], nap)
+
+    def iter_ready(
+        self,
+        task_ids: Sequence[str],
+        *,
+        timeout: float | None = None,
+        interval: float = 0.5,
+        on_interval: Callable[[], None] | None = None,
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(task_id, meta)`` for each of ``task_ids`` as it is found ready (Celery's
+        ``iter_native``): every round reads all the pending ones together.
+
+        Raises:
+            celeriac.exceptions.TimeoutError: some not ready within ``timeout`` seconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pending = list(dict.fromkeys(task_ids))
+        while pending:
+            self._before_read(pending)
+            waiting: list[str] = []
+            for task_id, meta in zip(pending, self.get_task_metas(pending), strict=True):
+                if meta["status"] in self.READY_STATES:
+                    yield task_id, meta
+                else:
+                    waiting.append(task_id)
+            pending = waiting
+            if not pending:
+                return
+            if on_interval is not None:
+                on_interval()
+            nap = interval
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError("The operation timed out.")
+                nap = min(interval, remaining)
+            self._wait(pending, nap)
 
     # -- groups --------------------------------------------------------------------------
     def save_group(self, group_id: str, result: Any) -> Any:

@@ -95,6 +95,12 @@ class JoinsChords(Protocol):
         header task then does nothing."""
         ...
 
+    def add_to_chord(self, group_id: str) -> None:
+        """The header has one task more (``Task.add_to_chord``; Redis: Celery's ``.t``
+        counter). Called by a header task before it ends, so the chord is never complete
+        without the added task."""
+        ...
+
 
 def write_batching(backend: object) -> WriteBatching | None:
     """``backend`` when it claims :class:`WriteBatching`, else None.

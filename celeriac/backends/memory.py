@@ -171,6 +171,12 @@ class MemoryBackend(ResultBackend):
         with self._store.lock:
             self._store.chords[parts.group_id] = None
 
+    def add_to_chord(self, group_id: str) -> None:
+        with self._store.lock:
+            chord = self._store.chords.get(group_id)
+            if chord is not None:
+                chord.size += 1
+
     def _before_read(self, task_ids: Sequence[str]) -> None:
         self._store.notifier.mark()
 

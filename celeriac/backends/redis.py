@@ -146,6 +146,8 @@ class RedisBackend(ResultBackend):
 
     schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss", "redis+socket", "socket", "sentinel")
     supports_result_compression: ClassVar[bool] = True
+    #: ``ResultSet.join_native``: every pending member read in one round trip.
+    supports_native_join: ClassVar[bool] = True
 
     def __init__(self, url: str, conf: Settings) -> None:
         super().__init__(url, conf)
@@ -221,6 +223,19 @@ class RedisBackend(ResultBackend):
         command = [("GET", self.task_key(task_id))]
         data = self._call(lambda: self._wire.execute(self.client, command)[0], "reading a result")
         return None if data is None else self.load_document(data)
+
+    def _get_metas(self, task_ids: Sequence[str]) -> list[dict[str, Any] | None]:
+        """Those read with the SUBSCRIBE (or heard) just now, the rest in one ``MGET``."""
+        keys = [self.task_key(task_id) for task_id in task_ids]
+        found: list[Any] = [self._listener.take(key) for key in keys]
+        missing = [key for key, (got, _) in zip(keys, found, strict=True) if not got]
+        if missing:
+            command = [("MGET", *missing)]
+            values = iter(
+                self._call(lambda: self._wire.execute(self.client, command)[0], "reading results")
+            )
+            found = [(True, next(values)) if not got else (got, data) for got, data in found]
+        return [None if data is None else self.load_document(data) for _, data in found]
 
     def _set_meta(self, task_id: str, meta: dict[str, Any], state: str) -> None:
         """Guard, ``SETEX`` and ``PUBLISH`` in one script (non-JSON documents: guard here)."""
@@ -406,6 +421,11 @@ class RedisBackend(ResultBackend):
         ):
             return None  # another worker took the chord over
         return ChordParts(group_id, results, token)
+
+    def add_to_chord(self, group_id: str) -> None:
+        key = self._chord_keys(group_id)[".t"]
+        client = self.client
+        self._call(lambda: client.incr(key), "adding to a chord")  # Celery's add_to_chord
 
     def chord_done(self, parts: ChordParts) -> None:
         keys = self._chord_keys(parts.group_id)

@@ -276,6 +276,9 @@ class SQLiteBackend(ResultBackend):
     def chord_done(self, parts: ChordParts) -> None:
         self._chord("chord done", lambda conn: sqlite_chord.done(conn, parts.group_id))
 
+    def add_to_chord(self, group_id: str) -> None:
+        self._chord("add to chord", lambda conn: sqlite_chord.grow(conn, group_id))
+
     def _before_read(self, task_ids: Sequence[str]) -> None:
         self._seen.generation = self._notifier.generation
 

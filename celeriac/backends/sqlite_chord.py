@@ -112,6 +112,15 @@ def done(conn: sqlite3.Connection, group_id: str) -> None:
     _transaction(conn, work)
 
 
+def grow(conn: sqlite3.Connection, group_id: str) -> None:
+    """The chord has one header task more."""
+
+    def work() -> None:
+        conn.execute(f"UPDATE {CHORD_TABLE} SET size = size + 1 WHERE group_id = ?", (group_id,))
+
+    _transaction(conn, work)
+
+
 def cleanup(conn: sqlite3.Connection, older_than: float) -> int:
     """Forget chords started before ``older_than`` (a UNIX time)."""
 
@@ -126,4 +135,4 @@ def cleanup(conn: sqlite3.Connection, older_than: float) -> int:
     return removed
 
 
-__all__ = ["CHORD_TABLE", "PART_TABLE", "cleanup", "done", "part_return", "set_size"]
+__all__ = ["CHORD_TABLE", "PART_TABLE", "cleanup", "done", "grow", "part_return", "set_size"]

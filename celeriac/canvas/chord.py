@@ -23,7 +23,10 @@ if TYPE_CHECKING:
     from celeriac.backends.base import ResultBackend
 
 #: The stores that can count a chord's header, named in the error for the others.
-JOINING_STORES = "Redis (redis://), the embedded SQLite store (db+sqlite://) or cache+memory://"
+JOINING_STORES = (
+    "Redis (redis://), the embedded SQLite store (db+sqlite://), a SQL database "
+    "(db+postgresql://, db+mysql://) or cache+memory://"
+)
 
 
 def ensure_can_join(backend: ResultBackend) -> JoinsChords:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from celeriac.canvas.signature import TYPES, Signature, maybe_signature
 from celeriac.result import GroupResult
+from celeriac.utils.current import add_to_parent
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
@@ -161,6 +162,7 @@ class group(Signature):
             return self.apply(args, kwargs, **options)
         options = {k: v for k, v in options.items() if v is not None}
         merged = {**self.options, **options}
+        trail = merged.pop("add_to_parent", True)
         group_id = merged.pop("task_id", None) or str(uuid.uuid4())
         merged["group_id"] = group_id
         root_id = merged.get("root_id")
@@ -170,8 +172,11 @@ class group(Signature):
             for index, task in enumerate(members)
         ]
         for task in members:
-            task.apply_async(args, kwargs, **merged)
-        return GroupResult(group_id, results, app=app)
+            task.apply_async(args, kwargs, add_to_parent=False, **merged)
+        result = GroupResult(group_id, results, app=app)
+        if trail:
+            add_to_parent(result)  # one child: the group (Celery's trail)
+        return result
 
     def apply(
         self,

@@ -43,6 +43,19 @@ class Context:
     def __init__(self, **fields: Any) -> None:
         self.__dict__.update(fields)
 
+    @property
+    def children(self) -> list[Any]:
+        """Results of the tasks and groups this task sent (Celery's trail), stored with its
+        result as ``children``; a list of this request's own."""
+        value: list[Any] | None = self.__dict__.get("_children")
+        if value is None:
+            value = self.__dict__["_children"] = []
+        return value
+
+    @children.setter
+    def children(self, value: list[Any]) -> None:
+        self.__dict__["_children"] = list(value)
+
     def get(self, key: str, default: Any = None) -> Any:
         return getattr(self, key, default)
 

@@ -46,6 +46,8 @@ class SendOptions:
     #: Set by ``Task.retry()``: the re-published message keeps its first sender's origin
     #: (Celery also repeats it in the message properties).
     origin: str | None = None
+    #: Record the sent task in the sending task's ``children`` (Celery's trail).
+    add_to_parent: bool = True
 
     @classmethod
     def from_kwargs(cls, options: Mapping[str, Any]) -> SendOptions:
@@ -84,7 +86,6 @@ _IGNORED = frozenset(
         "declare",
         "mandatory",
         "immediate",
-        "add_to_parent",
         "exchange_type",
         "chord_size",
         "router",

@@ -51,6 +51,14 @@ def get_current_task() -> Any:
     return _current_task.get()
 
 
+def add_to_parent(result: Any) -> None:
+    """Record ``result`` (a task or group just sent) in the children of the task running
+    here, as Celery's trail does; nothing outside a task or in a task called directly."""
+    task = _current_task.get()
+    if task is not None and not task.request.called_directly:
+        task.add_trail(result)
+
+
 def set_current_task(task: Any) -> contextvars.Token[Any]:
     return _current_task.set(task)
 

@@ -41,11 +41,6 @@ _WATCH = (
     "workers with app.control.ping()"
 )
 
-REPLACE = Missing(
-    "Task.replace() and Task.add_to_chord()",
-    "return the new work's result from the task (send it with .delay() and return its "
-    "id), or build the whole canvas up front on the client",
-)
 BEAT = Missing(
     "beat (periodic tasks: beat_schedule, add_periodic_task, `celeriac beat`, worker -B)",
     "run `celeriac -A proj call proj.tasks.name` from cron or a systemd timer",
@@ -148,7 +143,6 @@ __all__ = [
     "MULTI",
     "PREFETCH_OFF",
     "REMOTE_CONTROL",
-    "REPLACE",
     "START_METHOD",
     "STATUS",
     "UPGRADE",

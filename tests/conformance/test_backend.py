@@ -419,3 +419,36 @@ def test_concurrent_writes_keep_the_first_success(store: Store) -> None:
         thread.join(30)
     meta = store.connect().get_task_meta(tid)
     assert (meta["status"], meta["result"]) == (states.SUCCESS, "winner")
+
+
+def test_many_read_together_in_order_and_joined_as_they_finish(store: Store) -> None:
+    """``get_task_metas`` / ``iter_ready``: what ``ResultSet.join_native`` stands on."""
+    client, worker = store.connect(), store.connect()
+    ids = [_tid() for _ in range(4)]
+    worker.mark_as_done(ids[2], "two")
+    worker.mark_as_failure(ids[0], ValueError("zero"))
+    metas = client.get_task_metas(ids)
+    assert [m["status"] for m in metas] == [states.FAILURE, "PENDING", states.SUCCESS, "PENDING"]
+    assert [m["task_id"] for m in metas] == ids and metas[2]["result"] == "two"
+    stored = threading.Event()
+
+    def finish() -> None:
+        stored.wait(10)
+        worker.mark_as_done(ids[1], "one")
+        worker.mark_as_done(ids[3], "three")
+
+    thread = threading.Thread(target=finish)
+    thread.start()
+    found = list(client.iter_ready(ids, timeout=30, interval=0.05, on_interval=stored.set))
+    thread.join(10)
+    assert [task_id for task_id, _ in found[:2]] == [ids[0], ids[2]]  # ready first
+    assert sorted(task_id for task_id, _ in found) == sorted(ids)
+    with pytest.raises(TimeoutError):
+        list(client.iter_ready([_tid()], timeout=0.05, interval=0.01))
+    group = GroupResult(_tid(), [AsyncResult(t, backend=client) for t in ids[1:]])
+    assert group.join_native(timeout=30) == ["one", "two", "three"]
+    collected: list[tuple[str, Any]] = []
+    group.join_native(timeout=30, callback=lambda tid, value: collected.append((tid, value)))
+    assert sorted(collected) == sorted(zip(ids[1:], ["one", "two", "three"], strict=True))
+    with pytest.raises(ValueError, match="zero"):
+        GroupResult(_tid(), [AsyncResult(t, backend=client) for t in ids]).join_native(timeout=30)

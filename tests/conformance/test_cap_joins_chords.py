@@ -18,7 +18,14 @@ on_joiners = pytest.mark.parametrize("store", JOINERS, indirect=True)
 
 
 def test_the_stores_that_claim_it() -> None:
-    assert kind_ids(JOINERS) == {"memory", "sqlite", "redis", "redis-plain"}
+    assert kind_ids(JOINERS) == {
+        "memory",
+        "sqlite",
+        "db+postgresql",
+        "db+mysql+pymysql",
+        "redis",
+        "redis-plain",
+    }
 
 
 def _joiner(store: Store) -> JoinsChords:
@@ -90,3 +97,15 @@ def test_setting_the_size_again_starts_over(store: Store) -> None:
     backend.set_chord_size("g4", 1)  # a frozen chord sent again: a new run
     again = backend.chord_part_return("g4", "x", 0, states.SUCCESS, "two")
     assert again is not None and again.results[0][2] == "two"
+
+
+@on_joiners
+def test_a_task_added_to_the_chord_is_waited_for(store: Store) -> None:
+    backend = _joiner(store)
+    backend.set_chord_size("g5", 2)
+    assert backend.chord_part_return("g5", "a", 0, states.SUCCESS, "a") is None
+    backend.add_to_chord("g5")  # header task b adds c (same group index) before it ends
+    assert backend.chord_part_return("g5", "b", 1, states.SUCCESS, "b") is None
+    parts = backend.chord_part_return("g5", "c", 1, states.SUCCESS, "c")
+    assert parts is not None
+    assert sorted(v for _, _, v in parts.results) == ["a", "b", "c"]

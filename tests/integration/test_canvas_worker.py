@@ -1,5 +1,6 @@
 """The canvas through a real in-thread worker, on every broker: chain, link, errbacks, group,
-chord (the result store counts the header: SQLite, Redis, memory), nesting and failures."""
+chord (the result store counts the header: SQLite, Redis, memory), nesting, failures and
+``Task.replace``."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 from celeriac import Celery, chain, chord, group, states
 from celeriac.exceptions import ChordError
-from celeriac.result import GroupResult
+from celeriac.result import AsyncResult, GroupResult
 from celeriac.worker.worker import Worker
 from tests.integration.broker_envs import ALL
 from tests.integration.conftest import wait_until
@@ -64,7 +65,35 @@ class Tasks:
                 return str(exc)
             return "did not refuse"
 
+        @app.task(name="t.nesting", bind=True)
+        def nesting(self: Any) -> int:
+            return int(self.request.replaced_task_nesting)
+
+        @app.task(name="t.replacer", bind=True)
+        def replacer(self: Any, how: str, x: int) -> Any:
+            if how == "task":
+                return self.replace(add.s(x, 1))
+            if how == "chain":
+                return self.replace(add.s(x, 1) | mul.s(2))
+            if how == "group":
+                return self.replace(group(add.s(x, i) for i in range(3)))
+            return self.replace(nesting.s())
+
+        @app.task(name="t.spawner")
+        def spawner(x: int) -> int:
+            add.delay(x, 1)
+            group(add.s(x, i) for i in range(2)).delay()
+            return x
+
+        @app.task(name="t.grower", bind=True)
+        def grower(self: Any, x: int) -> int:
+            self.add_to_chord(add.si(x, x))
+            return x
+
         self.add, self.mul, self.tsum, self.fail, self.waits = add, mul, tsum, fail, waits
+        self.grower = grower
+        self.spawner = spawner
+        self.replacer = replacer
         self.record, self.on_error, self.on_error_old = record, on_error, on_error_old
 
 
@@ -148,3 +177,40 @@ def test_a_failing_header_task_fails_the_body_with_chord_error(app: Celery, task
 def test_get_inside_a_task_refuses_unless_allowed(app: Celery, tasks: Tasks) -> None:
     assert "Never call result.get() within a task" in tasks.waits.delay(False).get(timeout=30)
     assert tasks.waits.delay(True).get(timeout=30) == 2
+
+
+def test_replace_keeps_the_id_the_chain_and_the_chord(app: Celery, tasks: Tasks) -> None:
+    replacer = tasks.replacer
+    result = replacer.delay("task", 4)
+    assert result.get(timeout=30) == 5  # the replacement ran under the task's id
+    assert replacer.delay("chain", 4).get(timeout=30) == 10
+    assert replacer.delay("group", 4).get(timeout=30) == [4, 5, 6]  # celery.accumulate
+    assert replacer.delay("nesting", 0).get(timeout=30) == 1  # replaced_task_nesting
+    # in a chain: the rest of the chain runs after the replacement
+    chained = (replacer.s("task", 1) | tasks.mul.s(10)).delay()
+    assert chained.get(timeout=30) == 20
+    # in a chord's header: the replacement reports the part
+    joined = chord([replacer.s("task", 1), tasks.add.s(1, 1)], tasks.tsum.s()).delay()
+    assert joined.get(timeout=30) == 4
+    # with link callbacks: they get the replacement's value
+    linked = replacer.apply_async(("task", 7), link=tasks.record.s())
+    assert linked.get(timeout=30) == 8
+    wait_until(lambda: ("record", 8) in tasks.seen, "the callback of the replaced task")
+
+
+def test_children_are_stored_and_collected(app: Celery, tasks: Tasks) -> None:
+    result = tasks.spawner.delay(5)
+    assert result.get(timeout=30) == 5
+    sent, fanned = result.children
+    assert isinstance(sent, AsyncResult) and not isinstance(sent, GroupResult)
+    assert isinstance(fanned, GroupResult) and len(fanned.results) == 2
+    assert sent.get(timeout=30) == 6 and fanned.get(timeout=30) == [5, 6]
+    # the graph, breadth first: the task, what it sent, what the group holds
+    assert [value for _, value in result.collect(timeout=30)] == [5, 6, [5, 6], 5, 6]
+
+
+def test_add_to_chord_makes_the_body_wait_for_the_added_task(app: Celery, tasks: Tasks) -> None:
+    result = chord([tasks.grower.s(10), tasks.add.s(1, 1)], tasks.tsum.s()).delay()
+    assert result.get(timeout=30) == 10 + 20 + 2
+    with pytest.raises(ValueError, match="not member of any chord"):
+        tasks.grower.delay(1).get(timeout=30)

@@ -82,3 +82,35 @@ def test_a_stale_channels_message_is_not_kept(
     worker.mark_as_done("t-b", "b")
     assert client.wait_for("t-b", timeout=10)["result"] == "b"
     assert client._listener.take(client.task_key("t-a")) == (False, None)
+
+
+@pytest.mark.parametrize("lean", [True, False], ids=["lean", "plain"])
+def test_many_results_are_read_in_one_round_trip(
+    prefix: str, lean: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``get_task_metas`` (``join_native``): one ``MGET``, or what the waiting connection read
+    with its SUBSCRIBE, never a ``GET`` per result."""
+    url = redis_namespace(REDIS_RESULTS_DB, f"listener-{os.getpid()}-*")
+    conf = Settings(
+        {
+            "result_backend_transport_options": {"global_keyprefix": prefix},
+            "redis_lean_resp": lean,
+        }
+    )
+    client, worker = RedisBackend(url, conf), RedisBackend(url, conf)
+    ids = [f"many-{i}" for i in range(5)]
+    for i in (0, 3):
+        worker.mark_as_done(ids[i], i)
+    sent: list[list[tuple[str, ...]]] = []
+    execute = client._wire.execute
+
+    def counted(redis_client: object, commands: list[tuple[str, ...]]) -> list[object]:
+        sent.append(commands)
+        return execute(redis_client, commands)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(client._wire, "execute", counted)
+    metas = client.get_task_metas(ids)
+    assert [m["result"] for m in metas] == [0, None, None, 3, None]
+    assert [[c[0] for c in batch] for batch in sent] == [["MGET"]]
+    client.close()
+    worker.close()

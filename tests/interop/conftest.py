@@ -44,7 +44,7 @@ APP = textwrap.dedent(
     import os
     import time
 
-    from {package} import Celery
+    from {package} import Celery, group
 
     app = Celery("interop_app", broker=os.environ["INTEROP_BROKER"],
                  backend=os.environ["INTEROP_BACKEND"])
@@ -74,6 +74,13 @@ APP = textwrap.dedent(
     @app.task(name="interop.now")
     def now(tag=None):
         return time.time()
+
+
+    @app.task(name="interop.spawn")
+    def spawn(x):
+        add.delay(x, 1)
+        group(add.s(x, i) for i in range(2)).delay()
+        return x
 
 
     @app.task(name="interop.flaky", bind=True, max_retries=3)

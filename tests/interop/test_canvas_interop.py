@@ -62,3 +62,24 @@ def test_errback_old_style_gets_the_failed_task_id(link: Link) -> None:
     with pytest.raises(ValueError):
         failed.get(timeout=TIMEOUT)
     assert errback_result.get(timeout=TIMEOUT) == failed.id
+
+
+def test_map_starmap_and_chunks(link: Link) -> None:
+    module, app = canvas(link), link.client
+    mapped = module.xmap(sig(link, "interop.echo"), [1, 2], app=app).apply_async()
+    assert mapped.get(timeout=TIMEOUT) == [
+        {"args": [1], "kwargs": {}},
+        {"args": [2], "kwargs": {}},
+    ]
+    starred = module.xstarmap(sig(link, "interop.add"), [(1, 2), (3, 4)], app=app).delay()
+    assert starred.get(timeout=TIMEOUT) == [3, 7]
+    parts = module.chunks(sig(link, "interop.add"), [(i, i) for i in range(5)], 2, app=app)()
+    assert parts.get(timeout=TIMEOUT) == [[0, 2], [4, 6], [8]]
+
+
+def test_children_are_read_by_the_other_side(link: Link) -> None:
+    result = link.client.send_task("interop.spawn", args=(5,))
+    assert result.get(timeout=TIMEOUT) == 5
+    sent, fanned = result.children
+    assert sent.get(timeout=TIMEOUT) == 6 and fanned.get(timeout=TIMEOUT) == [5, 6]
+    assert [value for _, value in result.collect(timeout=TIMEOUT)] == [5, 6, [5, 6], 5, 6]

@@ -10,7 +10,7 @@ import pytest
 
 from celeriac import Celery, chain, chord, group, maybe_signature, signature
 from celeriac.canvas import Signature
-from celeriac.exceptions import ImproperlyConfigured, NotYetImplemented
+from celeriac.exceptions import ImproperlyConfigured
 from celeriac.protocol import task_v2
 from celeriac.protocol.message import TaskCall
 from celeriac.result import AsyncResult, GroupResult
@@ -107,8 +107,10 @@ def test_bad_input_says_what_to_write(app: Celery) -> None:
         chord([app.tasks["tasks.add"].s(1, 1)]).apply_async()
     with pytest.raises(TypeError, match="use a chord"):
         group(app.tasks["tasks.add"].s(1, 1)).apply_async(link=app.tasks["tasks.tsum"].s())
-    with pytest.raises(NotYetImplemented, match="chunks, xmap and xstarmap"):
-        app.tasks["tasks.add"].chunks([(1, 1)], 1)
+    with pytest.raises(ValueError, match="chunk size must be a whole number above 0"):
+        app.tasks["tasks.add"].chunks([(1, 1)], 0)
+    with pytest.raises(TypeError, match="items must be a list, tuple or other iterable"):
+        app.tasks["tasks.add"].map(5)  # type: ignore[arg-type]
 
 
 # -- messages, as Celery writes them ---------------------------------------------------------
@@ -198,3 +200,21 @@ def test_eager_canvas_runs_in_process(app: Celery) -> None:
     assert group(add.s(i, i) for i in range(3)).apply_async().get() == [0, 2, 4]
     assert chord(add.s(i, i) for i in range(3))(tsum.s()).get() == 6
     assert add.s(1).delay(1).get() == 2
+
+
+def test_replace_runs_the_replacement_eagerly_and_refuses_bad_input(app: Celery) -> None:
+    add = app.tasks["tasks.add"]
+
+    @app.task(name="tasks.replacer", bind=True)
+    def replacer(self: Any, sig: Any) -> Any:
+        return self.replace(signature(sig, app=app))
+
+    app.conf.task_always_eager = True
+    assert replacer.delay(add.s(2, 3)).get() == 5
+    assert replacer.delay(group(add.s(1, i) for i in range(3))).get() == [1, 2, 3]
+    with pytest.raises(ImproperlyConfigured, match="must not be part of a chord"):
+        replacer.delay(add.s(1, 1).set(chord=add.s())).get()
+    with pytest.raises(ImproperlyConfigured, match="empty chain"):
+        replacer.delay(chain()).get()
+    with pytest.raises(TypeError, match=r"replace\(\) takes a signature"):
+        add.replace("tasks.add")  # type: ignore[arg-type]

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import celeriac
-from celeriac import Celery, canvas
+from celeriac import Celery
 from celeriac.app.config import SETTINGS
 from celeriac.exceptions import CeleriacError, NotYetImplemented
 from celeriac.utils.missing import COMPATIBILITY, startup_warnings
@@ -37,39 +37,12 @@ def test_the_error_is_a_not_implemented_error_and_a_celeriac_error() -> None:
     assert "NotYetImplemented" in celeriac.exceptions.__all__
 
 
-@pytest.mark.parametrize(
-    ("method", "feature"),
-    [
-        ("map", "chunks, xmap and xstarmap"),
-        ("starmap", "chunks, xmap and xstarmap"),
-        ("chunks", "chunks, xmap and xstarmap"),
-        ("replace", "Task.replace()"),
-        ("add_to_chord", "Task.replace()"),
-    ],
-)
-def test_task_canvas_methods_not_there_yet_say_so(
-    memory_app: Celery, method: str, feature: str
-) -> None:
-    @memory_app.task(name="tasks.add")
-    def add(x: int, y: int) -> int:
-        return x + y
-
-    _refused(lambda: getattr(add, method)(2, 2), f"tasks.add.{method}()", feature)
-
-
 def test_send_event_says_events_are_missing(memory_app: Celery) -> None:
     @memory_app.task(name="tasks.progress")
     def progress() -> None:
         return None
 
     _refused(lambda: progress.send_event("task-progress"), "task events")
-
-
-@pytest.mark.parametrize("name", ["chunks", "xmap", "xstarmap"])
-def test_celery_canvas_names_not_there_yet_import_and_refuse_when_used(name: str) -> None:
-    obj = getattr(celeriac, name)
-    assert obj is getattr(canvas, name)
-    _refused(lambda: obj("tasks.add", (2, 2)), "chunks, xmap and xstarmap")
 
 
 def test_empty_callback_options_are_accepted(memory_app: Celery) -> None:

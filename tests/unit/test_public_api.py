@@ -19,7 +19,7 @@ EXPECTED_TOP_LEVEL = {
     "current_app",
     "current_task",
     "shared_task",
-    # Celery's canvas names (chunks, xmap, xstarmap import and say they are not there yet).
+    # Celery's canvas names.
     "Signature",
     "chain",
     "chord",

@@ -23,7 +23,9 @@ from sqlalchemy.pool import NullPool
 
 from celeriac import states
 from celeriac.backends.base import ResultBackend
+from celeriac.backends.capabilities import ChordParts
 from celeriac.backends.database import models
+from celeriac.backends.database.chord import ChordJoin, retryable
 from celeriac.backends.database.models import missing_driver
 from celeriac.backends.database.notify import CHANNEL, listener_for
 from celeriac.backends.database.table_layout import (
@@ -82,6 +84,8 @@ class DatabaseBackend(ResultBackend):
         self.tasks = models.task_table(metadata, self.task_name, self.task_schema)
         self.groups = models.group_table(metadata, self.group_name, self.group_schema)
         self.metadata = metadata
+        self._chords = ChordJoin(self.task_schema)
+        self._chords_ready = False
         # Stores made by this process wake its waiters at once; other processes poll.
         self._notifier = _notifier_for(self.sa_url)
         self._listener: ResultListener | None = None
@@ -251,9 +255,51 @@ class DatabaseBackend(ResultBackend):
         def remove(conn: sa.Connection) -> int:
             tasks = conn.execute(sa.delete(self.tasks).where(self.tasks.c.date_done < cutoff))
             groups = conn.execute(sa.delete(self.groups).where(self.groups.c.date_done < cutoff))
-            return int(tasks.rowcount) + int(groups.rowcount)
+            chords = self._chords.cleanup(conn, older_than.timestamp())
+            return int(tasks.rowcount) + int(groups.rowcount) + chords
 
         return self._run(remove)
+
+    # -- chords (JoinsChords: an atomic counter row, see database/chord.py) -----------------
+    def _chord(self, action: Callable[[sa.Connection], _T]) -> _T:
+        """Run ``action`` in one transaction on the chord tables (made on first use); a
+        deadlock or serialization failure is retried, as the database asks."""
+        for attempt in range(5):
+            try:
+                if not self._chords_ready:
+                    self._run(self._chords.create)
+                    self._chords_ready = True
+                return self._run(action)
+            except OperationalError as exc:
+                # Two processes creating the tables at once: the loser sees them next time.
+                creating = not self._chords_ready
+                if attempt == 4 or not (creating or retryable(exc.__cause__ or exc)):
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def set_chord_size(self, group_id: str, size: int) -> None:
+        self._chord(lambda conn: self._chords.set_size(conn, group_id, size))
+
+    def chord_part_return(
+        self, group_id: str, task_id: str, group_index: int | None, state: str, result: Any
+    ) -> ChordParts | None:
+        data = self.encode_chord_part(result, state)
+        claim = self.chord_claim_seconds()
+        rows = self._chord(
+            lambda conn: self._chords.part_return(
+                conn, group_id, task_id, group_index, state, data, claim
+            )
+        )
+        if rows is None:
+            return None
+        results = [(tid, st, self.decode_chord_part(d, st)) for tid, st, d in rows]
+        return ChordParts(group_id, results, group_id)
+
+    def chord_done(self, parts: ChordParts) -> None:
+        self._chord(lambda conn: self._chords.done(conn, parts.group_id))
+
+    def add_to_chord(self, group_id: str) -> None:
+        self._chord(lambda conn: self._chords.grow(conn, group_id))
 
     def _result_listener(self) -> ResultListener | None:
         """This process's LISTEN connection (PostgreSQL with psycopg 3), made on first wait."""

@@ -55,6 +55,14 @@ def once_slow(marker: str) -> str:
     return "first run"
 
 
+@app.task(name="tasks.body_once")
+def body_once(values: list[Any]) -> list[Any]:
+    """A chord body that records each run in $WORKER_TEST_DIR/body-runs."""
+    with (DIR / "body-runs").open("a") as runs:
+        runs.write(json.dumps(values) + "\n")
+    return values
+
+
 @app.task(name="tasks.hang", track_started=True)
 def hang() -> None:
     time.sleep(60)
