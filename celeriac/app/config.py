@@ -47,7 +47,6 @@ def _str_list(value: Any) -> list[str]:
 
 _S = Setting
 _NO_EVENTS = "Not yet: celeriac sends no events."
-_NO_BEAT = "Not yet: celeriac has no beat"
 SETTINGS: tuple[Setting, ...] = (
     # broker
     _S("broker_url", None, "BROKER_URL", "Broker URL; none means the embedded SQLite broker."),
@@ -352,20 +351,38 @@ SETTINGS: tuple[Setting, ...] = (
         "beat_schedule",
         {},
         "CELERYBEAT_SCHEDULE",
-        f"Periodic tasks. {_NO_BEAT}: they do not run (a worker warns when set).",
+        "Periodic tasks: name -> {task, schedule, args, kwargs, options, relative}.",
     ),
-    _S("beat_scheduler", None, "CELERYBEAT_SCHEDULER", f"Scheduler class. {_NO_BEAT}."),
+    _S(
+        "beat_scheduler",
+        None,
+        "CELERYBEAT_SCHEDULER",
+        "Scheduler class. Not read: celeriac beat has one scheduler.",
+    ),
     _S(
         "beat_schedule_filename",
         "celerybeat-schedule",
         "CELERYBEAT_SCHEDULE_FILENAME",
-        f"Schedule state file. {_NO_BEAT}.",
+        "Beat's state file (last run, run count); `beat -s` sets it.",
     ),
     _S(
         "beat_max_loop_interval",
         300.0,
         "CELERYBEAT_MAX_LOOP_INTERVAL",
-        f"Max sleep (s). {_NO_BEAT}.",
+        "Longest beat sleeps between checks (s); `beat --max-interval` sets it.",
+        _seconds_or_none,
+    ),
+    _S(
+        "beat_sync_every",
+        0,
+        "CELERYBEAT_SYNC_EVERY",
+        "Not read: celeriac beat writes its state file after every send.",
+    ),
+    _S(
+        "beat_cron_starting_deadline",
+        None,
+        None,
+        "A crontab run missed by more than this (s) is skipped, not run late (None: run).",
     ),
     # celeriac's embedded SQLite default
     _S(
