@@ -13,6 +13,7 @@ import click
 from celeriac import __version__
 from celeriac.app.base import Celery
 from celeriac.cli.base import CLIContext, CLIError, traceback_wanted
+from celeriac.cli.beat import beat
 from celeriac.cli.call import call
 from celeriac.cli.cleanup import cleanup
 from celeriac.cli.dead import dead
@@ -28,6 +29,7 @@ from celeriac.exceptions import ImproperlyConfigured, OperationalError
 #: Every subcommand, in the order of ``celeriac --help``; later commands are added here.
 COMMANDS: list[click.Command] = [
     worker,
+    beat,
     call,
     result,
     purge,

@@ -1,0 +1,127 @@
+"""A real ``celeriac beat`` process and a real worker, on the embedded SQLite default and on
+Redis: the schedule's tasks run, from beat_schedule and from add_periodic_task; ``worker -B``
+runs its own beat; beat stops cleanly on SIGTERM and keeps its state file."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.broker_envs import make_env
+from tests.integration.conftest import REPO, wait_until
+
+PROJECT = """
+import json
+import os
+
+from celeriac import Celery
+
+app = Celery("beatproj")
+app.conf.update(json.loads(os.environ.get("BEAT_TEST_CONF", "{}")))
+app.conf.beat_schedule = {
+    "tick": {"task": "beatproj.record", "schedule": 0.3, "args": ["tick"]},
+}
+
+
+@app.on_after_configure.connect
+def setup(sender, **kwargs):
+    sender.add_periodic_task(0.4, record.s("added"), name="added")
+
+
+@app.task
+def record(what):
+    with open("runs.log", "a") as out:
+        out.write(what + "\\n")
+"""
+
+
+class Proc:
+    def __init__(self, directory: Path, conf: dict[str, Any], *args: str) -> None:
+        self.log = directory / f"{args[0]}-{os.urandom(3).hex()}.log"
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(directory)]))
+        env["BEAT_TEST_CONF"] = json.dumps(conf)
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "celeriac", "-A", "beatproj", *args, "-l", "info"],
+                cwd=directory,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"did not stop on SIGTERM:\n{self.output()}") from None
+
+
+@pytest.fixture(params=["sqlite-default", "redis"])
+def project(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[Path, dict[str, Any]]]:
+    (tmp_path / "beatproj.py").write_text(textwrap.dedent(PROJECT))
+    if request.param == "sqlite-default":
+        yield tmp_path, {}  # no URL at all: the embedded SQLite files in the directory
+        return
+    env = make_env("redis", tmp_path)
+    try:
+        yield tmp_path, env.settings
+    finally:
+        env.cleanup()
+
+
+def _runs(directory: Path) -> list[str]:
+    path = directory / "runs.log"
+    return path.read_text().split() if path.exists() else []
+
+
+def _enough(directory: Path, procs: list[Proc]) -> bool:
+    for proc in procs:
+        if proc.process.poll() is not None:
+            raise AssertionError(f"exited early:\n{proc.output()}")
+    runs = _runs(directory)
+    return runs.count("tick") >= 3 and runs.count("added") >= 2
+
+
+def test_beat_and_worker(project: tuple[Path, dict[str, Any]]) -> None:
+    directory, conf = project
+    beat = Proc(directory, conf, "beat", "-s", "beat-state", "--max-interval", "0.2")
+    worker = Proc(directory, conf, "worker", "-P", "solo")
+    try:
+        wait_until(lambda: _enough(directory, [beat, worker]), "beat's tasks to run")
+        assert beat.stop() == 0
+        assert "Sending due task tick (beatproj.record)" in beat.output()
+    finally:
+        beat.stop()
+        worker.stop()
+    with sqlite3.connect(directory / "beat-state") as db:
+        counts = dict(db.execute("SELECT name, total_run_count FROM beat_entries").fetchall())
+    assert counts["tick"] >= 3 and counts["added"] >= 2
+
+
+def test_worker_with_embedded_beat(project: tuple[Path, dict[str, Any]]) -> None:
+    directory, conf = project
+    worker = Proc(directory, conf, "worker", "-P", "solo", "-B", "-s", "beat-state")
+    try:
+        wait_until(lambda: _enough(directory, [worker]), "worker -B's periodic tasks to run")
+    finally:
+        assert worker.stop() == 0
+    assert (directory / "beat-state").exists()
