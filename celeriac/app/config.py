@@ -379,6 +379,21 @@ SETTINGS: tuple[Setting, ...] = (
         "Not read: celeriac beat writes its state file after every send.",
     ),
     _S(
+        "beat_lease",
+        True,
+        None,
+        "Beyond Celery: beat sends only while it holds a lease in the broker; a second beat "
+        "waits as a standby (no lease on RabbitMQ).",
+    ),
+    _S(
+        "beat_lease_ttl",
+        5.0,
+        None,
+        "Beyond Celery: the lease's time to live (s); a standby takes over this long after "
+        "the holder dies.",
+        _seconds_or_none,
+    ),
+    _S(
         "beat_cron_starting_deadline",
         None,
         None,

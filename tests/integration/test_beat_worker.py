@@ -1,9 +1,11 @@
 """A real ``celeriac beat`` process and a real worker, on the embedded SQLite default and on
 Redis: the schedule's tasks run, from beat_schedule and from add_periodic_task; ``worker -B``
-runs its own beat; beat stops cleanly on SIGTERM and keeps its state file."""
+runs its own beat; beat stops cleanly on SIGTERM and keeps its state file; a second beat is
+a standby that takes over after kill -9 of the first, with no run sent twice."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -11,7 +13,9 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +25,7 @@ from tests.integration.broker_envs import make_env
 from tests.integration.conftest import REPO, wait_until
 
 PROJECT = """
+import itertools
 import json
 import os
 
@@ -125,3 +130,42 @@ def test_worker_with_embedded_beat(project: tuple[Path, dict[str, Any]]) -> None
     finally:
         assert worker.stop() == 0
     assert (directory / "beat-state").exists()
+
+
+def _sends(proc: Proc) -> list[float]:
+    """When ``proc`` sent the 'tick' entry (from its log lines)."""
+    times = []
+    for line in proc.output().splitlines():
+        if "Sending due task tick " in line:
+            stamp = line[1:].split(": ", 1)[0]
+            times.append(datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp())
+    return times
+
+
+def test_second_beat_is_a_standby_and_takes_over_after_kill_9(
+    project: tuple[Path, dict[str, Any]],
+) -> None:
+    directory, conf = project
+    conf = {**conf, "beat_lease_ttl": 1.5}
+    args = ("beat", "-s", "beat-state", "--max-interval", "0.2")
+    first = Proc(directory, conf, *args)
+    wait_until(lambda: "holding the lease" in first.output(), "the first beat to lead")
+    second = Proc(directory, conf, *args)
+    try:
+        wait_until(lambda: "standby" in second.output(), "the second beat to stand by")
+        wait_until(lambda: len(_sends(first)) >= 4, "the first beat to send")
+        assert _sends(second) == []  # both alive: only the holder sends
+        first.process.kill()  # kill -9: no release, the lease has to expire
+        first.process.wait()
+        killed = time.time()
+        wait_until(lambda: len(_sends(second)) >= 3, "the standby to take over", timeout=20)
+        took_over = _sends(second)[0] - killed
+        assert took_over < 1.5 + 0.5 + 1.5, took_over  # ttl + one renewal + slack
+        assert second.stop() == 0
+    finally:
+        if first.process.poll() is None:
+            first.process.kill()
+        second.stop()
+    sends = sorted(_sends(first) + _sends(second))
+    gaps = [b - a for a, b in itertools.pairwise(sends)]
+    assert min(gaps) > 0.2, gaps  # every 0.3 s: never the same run from both beats
