@@ -379,6 +379,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Not read: celeriac beat writes its state file after every send.",
     ),
     _S(
+        "beat_schedule_store",
+        None,
+        None,
+        "Beyond Celery: keep the schedule in a store editable at run time (`celeriac "
+        "schedule`): True (on the broker), or a sqlite:///, redis:// or postgresql:// URL.",
+    ),
+    _S(
         "beat_lease",
         True,
         None,

@@ -18,11 +18,14 @@ from celeriac.beat.entry import ScheduleEntry, entry_from_config
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
     from celeriac.beat.state import StateFile
+    from celeriac.beat.store import ScheduleStore, StoredEntry
 
 logger = logging.getLogger("celeriac.beat")
 
 #: The header Celery 5.7's beat adds to every message it sends.
 BEAT_HEADER = "celery_beat_task"
+#: With a schedule store, beat reads it at least this often (s): edits apply this fast.
+STORE_REFRESH = 1.0
 
 
 class Scheduler:
@@ -36,9 +39,14 @@ class Scheduler:
         *,
         max_interval: float | None = None,
         clock: Callable[[], datetime] | None = None,
+        store: ScheduleStore | None = None,
     ) -> None:
         self.app = app
         self.state = state
+        self.store = store
+        self._built: dict[str, tuple[str, ScheduleEntry]] = {}  # name -> (definition, entry)
+        self._paused: set[str] = set()
+        self._run_now: set[str] = set()
         self.max_interval = float(
             max_interval if max_interval is not None else app.conf.beat_max_loop_interval
         )
@@ -61,6 +69,20 @@ class Scheduler:
                 if name in runs:
                     entry.last_run_at, entry.total_run_count = runs[name]
             self.state.forget(set(entries))
+        if self.store is not None:
+            for name, spec in dict(self.app.conf.beat_schedule).items():
+                entry = entries[str(name)]
+                self.store.add(
+                    entry.name,
+                    entry.task,
+                    entry.schedule,
+                    entry.args,
+                    entry.kwargs,
+                    entry.options,
+                    relative=bool(spec.get("relative", False)),
+                )
+            self.refresh()
+            entries = self.entries
         self.entries = entries
         for entry in entries.values():
             if entry.task not in self.app.tasks:
@@ -72,10 +94,63 @@ class Scheduler:
                 )
             logger.info("beat: %s", entry)
 
+    def refresh(self) -> None:
+        """Read the store: entries added, changed, removed, paused or asked to run now."""
+        assert self.store is not None
+        stored = self.store.entries()
+        now = self.now()
+        entries: dict[str, ScheduleEntry] = {}
+        self._paused = set()
+        self._run_now = set()
+        for name, item in stored.items():
+            try:
+                entry = self._build(item)
+            except Exception as exc:  # a bad row must not stop the other entries
+                logger.error("beat: schedule entry %r cannot be used: %s", name, exc)
+                continue
+            if item.last_run_at is None:  # new: its first run is one period from now
+                entry.last_run_at = now
+                self.store.record_run(name, now, 0)
+            else:
+                entry.last_run_at = item.last_run_at
+            entry.total_run_count = item.total_run_count
+            entries[name] = entry
+            if item.paused:
+                self._paused.add(name)
+            if item.run_now:
+                self._run_now.add(name)
+        self.entries = entries
+
+    def _build(self, item: StoredEntry) -> ScheduleEntry:
+        definition = item.definition()
+        cached = self._built.get(item.name)
+        if cached is not None and cached[0] == definition:
+            return cached[1]
+        spec = {
+            "task": item.task,
+            "schedule": item.make_schedule(),
+            "args": item.args,
+            "kwargs": item.kwargs,
+            "options": item.options,
+        }
+        entry = entry_from_config(self.app, item.name, spec, self.now(), self.clock)
+        self._built[item.name] = (definition, entry)
+        return entry
+
     def tick(self) -> float:
         """Send what is due; return the seconds to sleep before the next tick."""
         wait = self.max_interval
+        paused: set[str] = set()
+        if self.store is not None:
+            self.refresh()
+            wait = min(wait, STORE_REFRESH)
+            paused = self._paused
+            for name in self._run_now:
+                logger.info("beat: %s: run now (asked for)", name)
+                self.send(self.entries[name])
         for entry in list(self.entries.values()):
+            if entry.name in paused:
+                continue
             try:
                 due, next_check = entry.is_due()
             except Exception:  # a broken schedule must not stop the others
@@ -90,7 +165,9 @@ class Scheduler:
         """Record the run, then send the entry's message (Celery's ``apply_async``)."""
         entry.last_run_at = self.now()
         entry.total_run_count += 1
-        if self.state is not None:
+        if self.store is not None:
+            self.store.record_run(entry.name, entry.last_run_at, entry.total_run_count)
+        elif self.state is not None:
             self.state.save(entry.name, entry.last_run_at, entry.total_run_count)
         options = dict(entry.options)
         options["headers"] = {**(options.get("headers") or {}), BEAT_HEADER: True}

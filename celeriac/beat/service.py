@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from celeriac.beat.lease_stores import lease_for
 from celeriac.beat.scheduler import Scheduler
 from celeriac.beat.state import StateFile
+from celeriac.beat.store_backends import store_for
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
@@ -91,16 +92,21 @@ class Beat:
         return False
 
     def _lead(self, lease: BeatLease | None, ttl: float) -> None:
-        """Open the state file and tick while the lease stays ours."""
-        state = StateFile(self.schedule_filename, str(self.app.conf.timezone or "UTC"))
+        """Open the schedule store (else the state file) and tick while the lease stays ours."""
+        store = store_for(self.app)
+        state = (
+            StateFile(self.schedule_filename, str(self.app.conf.timezone or "UTC"))
+            if store is None
+            else None
+        )
         try:
-            scheduler = Scheduler(self.app, state, max_interval=self.max_interval)
+            scheduler = Scheduler(self.app, state, max_interval=self.max_interval, store=store)
             scheduler.setup()
             self.scheduler = scheduler
             logger.info(
                 "beat: Starting... (%d entries, state in %s, max interval %.1fs)",
                 len(scheduler.entries),
-                self.schedule_filename,
+                self.schedule_filename if store is None else f"the schedule store {store!r}",
                 scheduler.max_interval,
             )
             self.leading.set()
@@ -119,7 +125,10 @@ class Beat:
                 self._stopped.wait(wait if lease is None else min(wait, ttl / 3))
         finally:
             self.leading.clear()
-            state.close()
+            if state is not None:
+                state.close()
+            if store is not None:
+                store.close()
 
     def start_thread(self) -> threading.Thread:
         """Run in a daemon thread (``worker -B``); errors are logged, not raised."""

@@ -22,6 +22,7 @@ from celeriac.cli.not_yet import EPILOG, MISSING_COMMANDS
 from celeriac.cli.purge import purge
 from celeriac.cli.report import report
 from celeriac.cli.result import result
+from celeriac.cli.schedule import schedule
 from celeriac.cli.shell import shell
 from celeriac.cli.worker import worker
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
@@ -30,6 +31,7 @@ from celeriac.exceptions import ImproperlyConfigured, OperationalError
 COMMANDS: list[click.Command] = [
     worker,
     beat,
+    schedule,
     call,
     result,
     purge,

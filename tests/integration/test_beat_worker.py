@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from celeriac import Celery
+from celeriac.beat.store_backends import store_for
 from tests.integration.broker_envs import make_env
 from tests.integration.conftest import REPO, wait_until
 
@@ -169,3 +171,30 @@ def test_second_beat_is_a_standby_and_takes_over_after_kill_9(
     sends = sorted(_sends(first) + _sends(second))
     gaps = [b - a for a, b in itertools.pairwise(sends)]
     assert min(gaps) > 0.2, gaps  # every 0.3 s: never the same run from both beats
+
+
+def test_schedule_store_edits_reach_a_running_beat(project: tuple[Path, dict[str, Any]]) -> None:
+    directory, conf = project
+    conf = {**conf, "beat_schedule_store": True}
+    beat = Proc(directory, conf, "beat", "--max-interval", "0.2")
+    worker = Proc(directory, conf, "worker", "-P", "solo")
+    app = Celery("beatproj", set_as_current=False)
+    app.conf.update(conf)
+    app.conf.sqlite_broker_path = str(directory / "celeriac-broker.sqlite")
+    store = store_for(app)
+    assert store is not None
+    try:
+        wait_until(lambda: _enough(directory, [beat, worker]), "beat's tasks to run")
+        store.add("late", "beatproj.record", 0.3, args=["late"])  # no restart
+        store.pause("tick")
+        wait_until(lambda: _runs(directory).count("late") >= 1, "the added entry to run")
+        ticks = _runs(directory).count("tick")
+        wait_until(lambda: _runs(directory).count("late") >= 4, "the added entry to run again")
+        assert _runs(directory).count("tick") <= ticks + 1  # paused (one may be in flight)
+        store.run_now("tick")
+        wait_until(lambda: _runs(directory).count("tick") >= ticks + 1, "the run asked for")
+    finally:
+        store.close()
+        app.close()
+        beat.stop()
+        worker.stop()

@@ -15,6 +15,7 @@ import pytest
 from celeriac import Celery
 from celeriac.beat.scheduler import Scheduler
 from celeriac.beat.state import StateFile
+from celeriac.beat.store_backends import MemoryScheduleStore
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.schedules import crontab
 from tests.vectors import load_vector
@@ -246,3 +247,36 @@ def test_a_changed_time_zone_forgets_the_runs(tmp_path: Path) -> None:
     state = StateFile(tmp_path / "s", "Europe/Oslo")
     assert state.load() == {}
     state.close()
+
+
+def test_schedule_store_edits_apply_without_restart(memory_app: Celery, clock: Clock) -> None:
+    memory_app.conf.beat_schedule = {"from-config": {"task": "tasks.add", "schedule": 10.0}}
+    store = MemoryScheduleStore(f"sched-{id(clock)}", "t")
+    scheduler = Scheduler(memory_app, None, max_interval=300, clock=clock, store=store)
+    memory_app.finalize()
+    scheduler.setup()
+    assert set(store.entries()) == {"from-config"}  # beat_schedule loaded into the store
+    assert scheduler.tick() == 1.0  # a store is read at least every second
+
+    store.add("added-later", "tasks.mul", 5, args=(2, 3))
+    scheduler.tick()  # seen: its first run is one period from now
+    clock.advance(5)
+    scheduler.tick()
+    assert [m.headers["task"] for m in _sent(memory_app)] == ["tasks.mul"]
+
+    store.pause("added-later")
+    clock.advance(5)
+    scheduler.tick()
+    assert [m.headers["task"] for m in _sent(memory_app)] == ["tasks.add"]  # 10 s: config's
+
+    store.run_now("added-later")  # paused, but asked for: once
+    scheduler.tick()
+    scheduler.tick()
+    assert [m.headers["task"] for m in _sent(memory_app)] == ["tasks.mul"]
+
+    store.resume("added-later")
+    store.remove("from-config")
+    clock.advance(5)
+    scheduler.tick()
+    assert [m.headers["task"] for m in _sent(memory_app)] == ["tasks.mul"]
+    assert store.entries()["added-later"].total_run_count == 3

@@ -20,6 +20,7 @@ from tests.cli_project import cli_project
 SUBCOMMANDS = (
     "worker",
     "beat",
+    "schedule",
     "call",
     "result",
     "purge",
