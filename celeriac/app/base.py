@@ -35,6 +35,7 @@ from celeriac.result import AsyncResult
 from celeriac.signals import Signal
 from celeriac.transports.schemes import transport_from_url
 from celeriac.utils import current, forksafe
+from celeriac.utils.time import local_zone
 
 if TYPE_CHECKING:
     from typing import Concatenate, ParamSpec
@@ -425,10 +426,11 @@ class Celery:
     # -- time --------------------------------------------------------------------------------
     @property
     def timezone(self) -> tzinfo:
-        """The app time zone: ``timezone`` if set, else UTC."""
+        """The app time zone: ``timezone`` if set, else UTC (with ``enable_utc``, the
+        default) or the system's local zone (``enable_utc = False``), as in Celery."""
         name = self.conf.timezone
         if not name:
-            return timezone.utc
+            return timezone.utc if self.conf.enable_utc else local_zone()
         if isinstance(name, tzinfo):
             return name
         return ZoneInfo(str(name))

@@ -208,7 +208,8 @@ SETTINGS: tuple[Setting, ...] = (
         "enable_utc",
         True,
         "CELERY_ENABLE_UTC",
-        "Use UTC for dates in messages. Not read: celeriac always writes UTC.",
+        "With no timezone set: UTC (True) or the system's local zone (False) for schedules "
+        "and app.now(). Dates in messages are UTC either way.",
     ),
     # worker
     _S("worker_concurrency", None, "CELERYD_CONCURRENCY", "Pool size (default: CPU count)."),

@@ -94,11 +94,7 @@ class Beat:
     def _lead(self, lease: BeatLease | None, ttl: float) -> None:
         """Open the schedule store (else the state file) and tick while the lease stays ours."""
         store = store_for(self.app)
-        state = (
-            StateFile(self.schedule_filename, str(self.app.conf.timezone or "UTC"))
-            if store is None
-            else None
-        )
+        state = StateFile(self.schedule_filename, _zone_name(self.app)) if store is None else None
         try:
             scheduler = Scheduler(self.app, state, max_interval=self.max_interval, store=store)
             scheduler.setup()
@@ -149,6 +145,12 @@ class Beat:
     def join(self, timeout: float | None = None) -> None:
         if self._thread is not None:
             self._thread.join(timeout)
+
+
+def _zone_name(app: Celery) -> str:
+    """The zone the runs were recorded in (a change forgets them, as in Celery)."""
+    conf = app.conf
+    return str(conf.timezone or ("UTC" if conf.enable_utc else "local"))
 
 
 __all__ = ["Beat"]

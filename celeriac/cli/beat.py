@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from types import FrameType
 
@@ -11,7 +12,7 @@ from celeriac.beat.service import Beat
 from celeriac.cli.base import LOG_LEVEL, CeleriacCommand, CeleriacOption, CLIError, get_obj
 from celeriac.cli.worker import pidlock
 from celeriac.exceptions import ImproperlyConfigured
-from celeriac.utils import missing
+from celeriac.utils import daemon
 from celeriac.utils.log import setup_logging
 
 _B = "Beat Options"
@@ -42,7 +43,14 @@ _B = "Beat Options"
     cls=CeleriacOption,
     help_group=_B,
     is_flag=True,
-    help="Not in celeriac yet: run beat under systemd, supervisor or a container.",
+    help="Run in the background (give --logfile and --pidfile: the output goes nowhere else).",
+)
+@click.option(
+    "--workdir",
+    cls=CeleriacOption,
+    help_group=_B,
+    type=click.Path(file_okay=False),
+    help="With --detach: change to this directory (relative paths are read from it).",
 )
 @click.pass_context
 def beat(
@@ -53,6 +61,7 @@ def beat(
     logfile: str | None,
     pidfile: str | None,
     detach: bool,
+    workdir: str | None,
 ) -> None:
     """Start the beat periodic task scheduler.
 
@@ -63,10 +72,15 @@ def beat(
     \b
     $ celeriac -A proj beat -l INFO
     $ celeriac -A proj beat -s /var/run/celeriac/beat-schedule --max-interval 10
+    $ celeriac -A proj beat --detach --logfile beat.log --pidfile beat.pid
     """
-    if detach:
-        raise CLIError(missing.DAEMON.message("celeriac beat --detach"), exit_code=2)
     app = get_obj(ctx).app
+    if detach:
+        # Paths as the user gave them, from where the command was run.
+        logfile = os.path.abspath(logfile) if logfile else None
+        pidfile = os.path.abspath(pidfile) if pidfile else None
+        schedule = os.path.abspath(schedule or app.conf.beat_schedule_filename)
+        daemon.detach(workdir)
     setup_logging(loglevel, logfile)
     service = Beat(app, schedule_filename=schedule, max_interval=max_interval)
 

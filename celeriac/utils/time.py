@@ -7,8 +7,10 @@ stays at 02:30 local time across daylight-saving changes.
 
 from __future__ import annotations
 
+import os
 from calendar import monthrange
 from datetime import datetime, timedelta, timezone, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 #: Day names as Celery reads them in a crontab (``sun`` is 0); the first three letters count.
 WEEKDAYS = {"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
@@ -30,6 +32,22 @@ def weekday(name: str) -> int:
 def yearmonth(name: str) -> int:
     """``'jan'`` / ``'January'`` -> 1. Raises KeyError for other words."""
     return MONTHS[name.lower()[:3]]
+
+
+def local_zone() -> tzinfo:
+    """The system's time zone, with its daylight-saving rules: ``TZ``, else
+    ``/etc/localtime``, else today's fixed offset."""
+    name = os.environ.get("TZ", "").lstrip(":")
+    if name:
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    try:
+        with open("/etc/localtime", "rb") as handle:
+            return ZoneInfo.from_file(handle, key="localtime")
+    except (OSError, ValueError):
+        return datetime.now().astimezone().tzinfo or timezone.utc
 
 
 def maybe_timedelta(delta: float | timedelta) -> timedelta:
@@ -160,6 +178,7 @@ __all__ = [
     "elapsed",
     "ffwd",
     "humanize_seconds",
+    "local_zone",
     "maybe_make_aware",
     "maybe_timedelta",
     "remaining",

@@ -198,3 +198,23 @@ def test_schedule_store_edits_reach_a_running_beat(project: tuple[Path, dict[str
         app.close()
         beat.stop()
         worker.stop()
+
+
+def test_beat_detach_with_pidfile_and_logfile(tmp_path: Path) -> None:
+    (tmp_path / "beatproj.py").write_text(textwrap.dedent(PROJECT))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(tmp_path)]))
+    env["BEAT_TEST_CONF"] = "{}"
+    args = ["beat", "--detach", "--logfile", "beat.log", "--pidfile", "beat.pid", "-l", "info"]
+    command = [sys.executable, "-m", "celeriac", "-A", "beatproj", *args, "--max-interval", "0.2"]
+    done = subprocess.run(command, cwd=tmp_path, env=env, timeout=30, capture_output=True)
+    assert done.returncode == 0, done.stderr  # the command returns; beat goes on detached
+    pidfile, log = tmp_path / "beat.pid", tmp_path / "beat.log"
+    pid = int(wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), "the pidfile"))
+    try:
+        wait_until(
+            lambda: log.exists() and "Sending due task tick" in log.read_text(), "a detached send"
+        )
+        assert (tmp_path / "celerybeat-schedule").exists()
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    wait_until(lambda: not pidfile.exists(), "the detached beat to stop and remove its pidfile")

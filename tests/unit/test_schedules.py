@@ -299,3 +299,17 @@ def test_schedules_are_celerys_names() -> None:
 
     names: Callable[[object], set[str]] = lambda m: set(getattr(m, "__all__", ()))  # noqa: E731
     assert names(cs) <= names(ours)
+
+
+def test_enable_utc_false_reads_schedules_in_local_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "Europe/Oslo")
+    app = Celery("t", broker="memory://sched", set_as_current=False, enable_utc=False)
+    try:
+        assert app.timezone == OSLO
+        clock = Clock(datetime(2026, 7, 1, 0, 10, tzinfo=UTC))  # 02:10 in Oslo (summer)
+        cron = crontab(minute=30, hour=2, nowfun=clock, app=app)
+        assert cron.remaining_estimate(clock.now) == timedelta(minutes=20)
+        app.conf.enable_utc = True
+        assert app.timezone == UTC
+    finally:
+        app.close()
