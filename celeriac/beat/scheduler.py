@@ -84,6 +84,12 @@ class Scheduler:
             self.refresh()
             entries = self.entries
         self.entries = entries
+        if self.app.conf.beat_scheduler:
+            logger.warning(
+                "beat: beat_scheduler = %r is not read: celeriac beat has one scheduler (for "
+                "entries changed at run time set beat_schedule_store = True)",
+                self.app.conf.beat_scheduler,
+            )
         for entry in entries.values():
             if entry.task not in self.app.tasks:
                 logger.warning(

@@ -36,6 +36,14 @@ _B = "Beat Options"
 @click.option(
     "-l", "--loglevel", cls=CeleriacOption, help_group=_B, default="WARNING", type=LOG_LEVEL
 )
+@click.option(
+    "-S",
+    "--scheduler",
+    cls=CeleriacOption,
+    help_group=_B,
+    hidden=True,
+    help="Celery's scheduler class: celeriac beat has one (see beat_schedule_store).",
+)
 @click.option("-f", "--logfile", cls=CeleriacOption, help_group=_B, help="Log destination.")
 @click.option("--pidfile", cls=CeleriacOption, help_group=_B, help="PID file path.")
 @click.option(
@@ -62,6 +70,7 @@ def beat(
     pidfile: str | None,
     detach: bool,
     workdir: str | None,
+    scheduler: str | None,
 ) -> None:
     """Start the beat periodic task scheduler.
 
@@ -74,6 +83,13 @@ def beat(
     $ celeriac -A proj beat -s /var/run/celeriac/beat-schedule --max-interval 10
     $ celeriac -A proj beat --detach --logfile beat.log --pidfile beat.pid
     """
+    if scheduler:
+        raise CLIError(
+            f"celeriac beat -S {scheduler}: celeriac beat has one scheduler and no scheduler "
+            "classes. For entries changed at run time (what django-celery-beat and RedBeat "
+            "do), set beat_schedule_store = True and use `celeriac schedule`.",
+            exit_code=2,
+        )
     app = get_obj(ctx).app
     if detach:
         # Paths as the user gave them, from where the command was run.

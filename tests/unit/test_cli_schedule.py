@@ -76,3 +76,12 @@ def test_without_a_store_it_says_how_to_get_one(project: Path) -> None:
     result = CliRunner().invoke(celeriac, ["-A", "nostore", "schedule", "list"])
     assert result.exit_code == 2
     assert "set beat_schedule_store = True" in result.output
+
+
+def test_beat_refuses_a_scheduler_class(project: Path) -> None:
+    result = CliRunner().invoke(
+        celeriac, ["-A", "schedproj", "beat", "-S", "django_celery_beat.schedulers:X"]
+    )
+    assert result.exit_code == 2
+    assert "celeriac beat has one scheduler" in result.output
+    assert "beat_schedule_store = True" in result.output
