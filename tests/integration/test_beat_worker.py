@@ -218,3 +218,20 @@ def test_beat_detach_with_pidfile_and_logfile(tmp_path: Path) -> None:
     finally:
         os.kill(pid, signal.SIGTERM)
     wait_until(lambda: not pidfile.exists(), "the detached beat to stop and remove its pidfile")
+
+
+def test_beat_and_worker_on_rabbitmq(tmp_path: Path) -> None:
+    """No lease on RabbitMQ: beat says so at start, and sends as Celery's beat does."""
+    (tmp_path / "beatproj.py").write_text(textwrap.dedent(PROJECT))
+    env = make_env("amqp", tmp_path)
+    try:
+        beat = Proc(tmp_path, env.settings, "beat", "-s", "beat-state", "--max-interval", "0.2")
+        worker = Proc(tmp_path, env.settings, "worker", "-P", "solo")
+        try:
+            wait_until(lambda: _enough(tmp_path, [beat, worker]), "beat's tasks to run")
+        finally:
+            assert beat.stop() == 0
+            worker.stop()
+        assert "this broker keeps no beat lease" in beat.output()
+    finally:
+        env.cleanup()
