@@ -32,10 +32,11 @@ from celeriac.exceptions import ImproperlyConfigured
 from celeriac.protocol.entities import Queue
 from celeriac.protocol.options import SendOptions
 from celeriac.result import AsyncResult
+from celeriac.signals import Signal
 from celeriac.transports.schemes import transport_from_url
 from celeriac.utils import current, forksafe
 from celeriac.utils.current import add_to_parent
-from celeriac.utils.missing import BEAT
+from celeriac.utils.time import local_zone
 
 if TYPE_CHECKING:
     from typing import Concatenate, ParamSpec
@@ -72,6 +73,11 @@ class Celery:
         **settings: Any,
     ) -> None:
         self.main = main
+        # Celery's app signals (sender=app): configuration read, tasks finalized.
+        self.on_after_configure = Signal("app.on_after_configure", frozenset({"source"}))
+        self.on_after_finalize = Signal("app.on_after_finalize")
+        self._configured = False
+        self._pending_periodic_tasks: list[tuple[str, dict[str, Any], str | None]] = []
         self.conf = Settings()
         self.tasks = TaskRegistry()
         if task_cls is not None:
@@ -244,9 +250,22 @@ class Celery:
         if self._finalized:
             return
         self._finalized = True
+        self.configure()
         pending, self._autodiscover = self._autodiscover, []
         for packages, related_name in pending:
             self._discover(packages, related_name)
+        self.on_after_finalize.send(sender=self)
+
+    def configure(self) -> None:
+        """Send ``on_after_configure`` once (at the first finalize: the worker and beat
+        finalize at start), then add the periodic tasks registered before it."""
+        if self._configured:
+            return
+        self._configured = True
+        self.on_after_configure.send(sender=self, source=self.conf)
+        pending, self._pending_periodic_tasks = self._pending_periodic_tasks, []
+        for key, entry, name in pending:
+            self._add_periodic_task(key, entry, name)
 
     # -- sending -----------------------------------------------------------------------------
     def send_task(
@@ -272,9 +291,40 @@ class Celery:
         kwargs.setdefault("app", self)
         return signature(*args, **kwargs)
 
-    def add_periodic_task(self, *args: Any, **kwargs: Any) -> Any:
-        """Celery's periodic tasks: beat is not in celeriac yet, so this raises."""
-        raise BEAT.error("app.add_periodic_task()")
+    def add_periodic_task(
+        self,
+        schedule: Any,
+        sig: Signature | str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        name: str | None = None,
+        **opts: Any,
+    ) -> str:
+        """Add ``sig`` to ``beat_schedule`` under ``name`` (else its repr), as Celery does:
+        ``schedule`` is seconds, a timedelta, ``crontab(...)`` or ``solar(...)``; ``opts``
+        are its apply_async options. Returns the entry's name."""
+        if isinstance(sig, str):
+            sig = self.signature(sig, args=tuple(args), kwargs=dict(kwargs or {}))
+        elif args or kwargs:
+            sig = sig.clone(args, kwargs)
+        key = name or repr(sig)
+        entry = {
+            "schedule": schedule,
+            "task": sig.name,
+            "args": tuple(sig.args),
+            "kwargs": dict(sig.kwargs),
+            "options": {**dict(sig.options), **opts},
+        }
+        if self._configured:
+            self._add_periodic_task(key, entry, name)
+        else:
+            self._pending_periodic_tasks.append((key, entry, name))
+        return key
+
+    def _add_periodic_task(self, key: str, entry: dict[str, Any], name: str | None) -> None:
+        schedule = dict(self.conf.beat_schedule)
+        schedule[key] = entry
+        self.conf.beat_schedule = schedule
 
     @property
     def router(self) -> RouterTable:
@@ -380,10 +430,11 @@ class Celery:
     # -- time --------------------------------------------------------------------------------
     @property
     def timezone(self) -> tzinfo:
-        """The app time zone: ``timezone`` if set, else UTC."""
+        """The app time zone: ``timezone`` if set, else UTC (with ``enable_utc``, the
+        default) or the system's local zone (``enable_utc = False``), as in Celery."""
         name = self.conf.timezone
         if not name:
-            return timezone.utc
+            return timezone.utc if self.conf.enable_utc else local_zone()
         if isinstance(name, tzinfo):
             return name
         return ZoneInfo(str(name))

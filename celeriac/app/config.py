@@ -47,7 +47,6 @@ def _str_list(value: Any) -> list[str]:
 
 _S = Setting
 _NO_EVENTS = "Not yet: celeriac sends no events."
-_NO_BEAT = "Not yet: celeriac has no beat"
 SETTINGS: tuple[Setting, ...] = (
     # broker
     _S("broker_url", None, "BROKER_URL", "Broker URL; none means the embedded SQLite broker."),
@@ -209,7 +208,8 @@ SETTINGS: tuple[Setting, ...] = (
         "enable_utc",
         True,
         "CELERY_ENABLE_UTC",
-        "Use UTC for dates in messages. Not read: celeriac always writes UTC.",
+        "With no timezone set: UTC (True) or the system's local zone (False) for schedules "
+        "and app.now(). Dates in messages are UTC either way.",
     ),
     # worker
     _S("worker_concurrency", None, "CELERYD_CONCURRENCY", "Pool size (default: CPU count)."),
@@ -352,20 +352,60 @@ SETTINGS: tuple[Setting, ...] = (
         "beat_schedule",
         {},
         "CELERYBEAT_SCHEDULE",
-        f"Periodic tasks. {_NO_BEAT}: they do not run (a worker warns when set).",
+        "Periodic tasks: name -> {task, schedule, args, kwargs, options, relative}.",
     ),
-    _S("beat_scheduler", None, "CELERYBEAT_SCHEDULER", f"Scheduler class. {_NO_BEAT}."),
+    _S(
+        "beat_scheduler",
+        None,
+        "CELERYBEAT_SCHEDULER",
+        "Scheduler class. Not read: celeriac beat has one scheduler.",
+    ),
     _S(
         "beat_schedule_filename",
         "celerybeat-schedule",
         "CELERYBEAT_SCHEDULE_FILENAME",
-        f"Schedule state file. {_NO_BEAT}.",
+        "Beat's state file (last run, run count); `beat -s` sets it.",
     ),
     _S(
         "beat_max_loop_interval",
         300.0,
         "CELERYBEAT_MAX_LOOP_INTERVAL",
-        f"Max sleep (s). {_NO_BEAT}.",
+        "Longest beat sleeps between checks (s); `beat --max-interval` sets it.",
+        _seconds_or_none,
+    ),
+    _S(
+        "beat_sync_every",
+        0,
+        "CELERYBEAT_SYNC_EVERY",
+        "Not read: celeriac beat writes its state file after every send.",
+    ),
+    _S(
+        "beat_schedule_store",
+        None,
+        None,
+        "Beyond Celery: keep the schedule in a store editable at run time (`celeriac "
+        "schedule`): True (on the broker), or a sqlite:///, redis:// or postgresql:// URL.",
+    ),
+    _S(
+        "beat_lease",
+        True,
+        None,
+        "Beyond Celery: beat sends only while it holds a lease in the broker; a second beat "
+        "waits as a standby (no lease on RabbitMQ).",
+    ),
+    _S(
+        "beat_lease_ttl",
+        5.0,
+        None,
+        "Beyond Celery: the lease's time to live (s); a standby takes over this long after "
+        "the holder dies.",
+        _seconds_or_none,
+    ),
+    _S(
+        "beat_cron_starting_deadline",
+        None,
+        None,
+        "A crontab run missed by more than this (s) is skipped, not run late (None: run).",
     ),
     # celeriac's embedded SQLite default
     _S(

@@ -14,6 +14,7 @@ from celeriac import signals
 from celeriac.protocol import task_v2
 from celeriac.protocol.message import TaskCall
 from celeriac.protocol.options import SendOptions
+from celeriac.protocol.saferepr import saferepr
 from celeriac.utils import forksafe
 from celeriac.utils.current import get_current_task
 from celeriac.utils.forksafe import guard
@@ -153,6 +154,10 @@ class Producer:
             raise TypeError(f"kwargs of {name} must be a mapping, not {type(kwargs).__name__}")
         args_t = tuple(args) if args is not None else ()
         call = self._build_call(name, args_t, dict(kwargs or {}), opts)
+        if (
+            isinstance(args, list) and call.argsrepr is None
+        ):  # Celery shows args as given: apply_async([1, 1]) -> '[1, 1]'
+            call = dataclasses.replace(call, argsrepr=saferepr(args, task_v2.REPR_MAXSIZE))
         route = self.app.router.route(
             name,
             args_t,
@@ -255,7 +260,10 @@ class Producer:
         if opts.origin:  # a retry: Celery repeats the first sender's origin here
             props["origin"] = opts.origin
         props["delivery_mode"] = opts.delivery_mode or conf["task_default_delivery_mode"]
-        if call.expires is not None:
+        if isinstance(opts.expires, (int, float)) and not isinstance(opts.expires, bool):
+            # Seconds as given (Celery: expires=30 -> expiration "30000", no clock drift).
+            props["expiration"] = str(max(0, int(opts.expires * 1000)))
+        elif call.expires is not None:
             remaining = (call.expires - datetime.now(timezone.utc)).total_seconds()
             props["expiration"] = str(max(0, int(remaining * 1000)))
         priority = opts.priority if opts.priority is not None else conf["task_default_priority"]

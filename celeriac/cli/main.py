@@ -13,6 +13,7 @@ import click
 from celeriac import __version__
 from celeriac.app.base import Celery
 from celeriac.cli.base import CLIContext, CLIError, traceback_wanted
+from celeriac.cli.beat import beat
 from celeriac.cli.call import call
 from celeriac.cli.cleanup import cleanup
 from celeriac.cli.dead import dead
@@ -21,6 +22,7 @@ from celeriac.cli.not_yet import EPILOG, MISSING_COMMANDS
 from celeriac.cli.purge import purge
 from celeriac.cli.report import report
 from celeriac.cli.result import result
+from celeriac.cli.schedule import schedule
 from celeriac.cli.shell import shell
 from celeriac.cli.worker import worker
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
@@ -28,6 +30,8 @@ from celeriac.exceptions import ImproperlyConfigured, OperationalError
 #: Every subcommand, in the order of ``celeriac --help``; later commands are added here.
 COMMANDS: list[click.Command] = [
     worker,
+    beat,
+    schedule,
     call,
     result,
     purge,

@@ -19,7 +19,6 @@ _Fn = TypeVar("_Fn", bound=Callable[..., Any])
 
 #: Celery's subcommands that celeriac lacks (``flower`` is Celery's best-known plugin).
 COMMANDS: dict[str, Missing] = {
-    "beat": missing.BEAT,
     "events": missing.EVENTS,
     "inspect": missing.REMOTE_CONTROL,
     "control": missing.REMOTE_CONTROL,
@@ -36,9 +35,6 @@ COMMANDS: dict[str, Missing] = {
 
 #: Celery worker options that celeriac lacks: (declarations, is a flag, what is missing).
 WORKER_OPTIONS: tuple[tuple[tuple[str, ...], bool, Missing], ...] = (
-    (("-B", "--beat"), True, missing.BEAT),
-    (("-s", "--schedule-filename", "--schedule"), False, missing.BEAT),
-    (("--scheduler",), False, missing.BEAT),
     (("-D", "--detach"), True, missing.DAEMON),
     (("--uid",), False, missing.DAEMON),
     (("--gid",), False, missing.DAEMON),

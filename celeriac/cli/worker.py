@@ -182,6 +182,20 @@ _W, _P, _Q, _F, _D = (
     is_flag=True,
     help="Accepted for compatibility with Celery; no effect (celeriac sends no events).",
 )
+@_option(
+    "-B",
+    "--beat",
+    group=_F,
+    is_flag=True,
+    help="Also run beat, the periodic task scheduler, in this worker.",
+)
+@_option(
+    "-s",
+    "--schedule-filename",
+    "--schedule",
+    group=_F,
+    help="Beat's state file with -B (default: beat_schedule_filename, celerybeat-schedule).",
+)
 @_option("-f", "--logfile", group=_D, help="Log destination; defaults to stderr")
 @_option("--pidfile", group=_D, help="PID file path; defaults to no PID file")
 @refuse_worker_options
@@ -207,6 +221,8 @@ def worker(
     without_gossip: bool,
     without_mingle: bool,
     without_heartbeat: bool,
+    beat: bool,
+    schedule_filename: str | None,
     logfile: str | None,
     pidfile: str | None,
 ) -> None:
@@ -223,7 +239,10 @@ def worker(
     $ celeriac -A proj worker -P threads -c 16
 
     \b
-    Not in celeriac yet (each exits with what to use instead): -B/--beat, -D/--detach,
+    $ celeriac -A proj worker -B -l INFO   (with beat, the periodic task scheduler)
+
+    \b
+    Not in celeriac yet (each exits with what to use instead): -D/--detach,
     --autoscale, --uid/--gid/--umask, --disable-prefetch, --pool-start-method.
     """
     # -O, gossip, mingle and heartbeat have no counterpart yet: accepted so scripts keep working.
@@ -258,6 +277,8 @@ def worker(
                 prefetch_multiplier=prefetch_multiplier,
                 without_banner=obj.quiet,
                 install_signal_handlers=True,
+                beat=beat,
+                schedule_filename=schedule_filename,
             )
         except ValueError as exc:
             # The worker validates -P and friends against its own tables.

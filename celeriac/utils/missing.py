@@ -41,10 +41,6 @@ _WATCH = (
     "workers with app.control.ping()"
 )
 
-BEAT = Missing(
-    "beat (periodic tasks: beat_schedule, add_periodic_task, `celeriac beat`, worker -B)",
-    "run `celeriac -A proj call proj.tasks.name` from cron or a systemd timer",
-)
 EVENTS = Missing(
     "task events (worker -E, worker_send_task_events, task_send_sent_event, Task.send_event, "
     "`celeriac events`)",
@@ -111,13 +107,6 @@ LOGTOOL = Missing(
 def startup_warnings(conf: Mapping[str, Any]) -> list[str]:
     """What a worker must say at start about settings it will not honour."""
     lines: list[str] = []
-    schedule = conf["beat_schedule"]
-    if schedule:
-        names = ", ".join(sorted(map(str, schedule)))
-        lines.append(
-            f"beat_schedule is set ({names}) but celeriac does not have beat yet: these "
-            f"periodic tasks will NOT run. Instead, {BEAT.instead}. See {COMPATIBILITY}."
-        )
     for name in ("worker_send_task_events", "task_send_sent_event"):
         if conf[name]:
             lines.append(
@@ -131,7 +120,6 @@ def startup_warnings(conf: Mapping[str, Any]) -> list[str]:
 __all__ = [
     "AMQP",
     "AUTOSCALE",
-    "BEAT",
     "COMPATIBILITY",
     "DAEMON",
     "EVENTS",

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from celeriac import signals
 from celeriac.app.annotations import apply_annotations
 from celeriac.app.cluster import ClusterStore, cluster_store_for
+from celeriac.beat.service import Beat
 from celeriac.protocol.entities import Queue
 from celeriac.utils.log import parse_loglevel, setup_logging
 from celeriac.utils.missing import startup_warnings
@@ -111,6 +112,8 @@ class Worker:
         prefetch_multiplier: int | None = None,
         without_banner: bool = False,
         install_signal_handlers: bool = True,
+        beat: bool = False,
+        schedule_filename: str | None = None,
     ) -> None:
         conf = app.conf
         self.app = app
@@ -142,6 +145,8 @@ class Worker:
         self._stop_requests: SimpleQueue[bool] = SimpleQueue()  # warm?
         self._stop_lock = threading.Lock()
         self._pending_stop: bool | None = None  # stop() before the consumer existed: warm?
+        # -B: beat in a thread of this worker (the lease keeps a second one from sending).
+        self.beat = Beat(app, schedule_filename=schedule_filename) if beat else None
 
     # -- public ------------------------------------------------------------------------------
     def start(self) -> int:
@@ -187,6 +192,8 @@ class Worker:
         try:
             logger.info("%s ready.", self.hostname)
             signals.worker_ready.send(sender=runner)
+            if self.beat is not None:
+                self.beat.start_thread()
             self.ready.set()
             runner.run()
         except WorkerTerminate:  # cold shutdown interrupted a solo task
@@ -330,6 +337,9 @@ class Worker:
 
     def _shutdown(self, transport: Transport, runner: Runner) -> None:
         how = "Cold" if runner.cold else "Warm"
+        if self.beat is not None:
+            self.beat.stop()
+            self.beat.join(5.0)
         signals.worker_shutting_down.send(
             sender=self.hostname, sig=None, how=how, exitcode=self.exitcode
         )

@@ -76,9 +76,9 @@ def test_missing_celery_command_exits_2_with_what_to_do(runner: CliRunner, name:
 def test_missing_commands_are_hidden_but_listed_as_not_there(runner: CliRunner) -> None:
     text = runner.invoke(celeriac, ["--help"]).output
     commands = text.split("Commands:")[1].split("\n\n")[0]
-    assert "beat" not in commands and "inspect" not in commands
+    assert "inspect" not in commands and "flower" not in commands
     assert "Celery commands not in celeriac yet" in text
-    assert "beat," in text and "flower," in text
+    assert "inspect," in text and "flower," in text
 
 
 @pytest.mark.parametrize(("decls", "is_flag", "what"), WORKER_OPTIONS)
@@ -97,7 +97,8 @@ def test_worker_help_promises_only_what_exists(runner: CliRunner) -> None:
     text = " ".join(runner.invoke(celeriac, ["worker", "--help"]).output.split())
     assert "prefork (default), threads, solo or asyncio" in text
     assert "celeriac does not send task events yet" in text
-    assert "-B/--beat" in text  # listed under "Not in celeriac yet"
+    assert "-B, --beat" in text and "Also run beat" in text
+    assert "-D/--detach" in text  # listed under "Not in celeriac yet"
     assert "Apply optimization profile" not in text
     assert "Don't subscribe to other workers" not in text
 

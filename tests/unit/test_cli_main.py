@@ -17,7 +17,19 @@ from celeriac.cli import worker as cli_worker
 from celeriac.cli.main import COMMANDS, celeriac, main
 from tests.cli_project import cli_project
 
-SUBCOMMANDS = ("worker", "call", "result", "purge", "cleanup", "dead", "shell", "report", "help")
+SUBCOMMANDS = (
+    "worker",
+    "beat",
+    "schedule",
+    "call",
+    "result",
+    "purge",
+    "cleanup",
+    "dead",
+    "shell",
+    "report",
+    "help",
+)
 
 
 CLIPROJ = """
@@ -208,6 +220,8 @@ def test_worker_defaults(runner: CliRunner, project: Path, fake_worker: type[Fak
         "prefetch_multiplier": None,
         "without_banner": False,
         "install_signal_handlers": True,
+        "beat": False,
+        "schedule_filename": None,
     }
 
 

@@ -58,13 +58,10 @@ def test_empty_callback_options_are_accepted(memory_app: Celery) -> None:
         assert conn.size("celery") == 2
 
 
-def test_app_level_beat_refuses(memory_app: Celery) -> None:
-    _refused(
-        lambda: memory_app.add_periodic_task(10.0, "tasks.add"),
-        "app.add_periodic_task()",
-        "beat",
-        "cron",
-    )
+def test_add_periodic_task_is_there(memory_app: Celery) -> None:
+    memory_app.finalize()
+    assert memory_app.add_periodic_task(10.0, "tasks.add", name="ten") == "ten"
+    assert memory_app.conf.beat_schedule["ten"]["task"] == "tasks.add"
 
 
 @pytest.mark.parametrize(
@@ -96,20 +93,19 @@ def test_control_methods_that_exist_are_not_refused(memory_app: Celery) -> None:
     assert memory_app.control.ping(timeout=0.05) == []
 
 
-def test_startup_warnings_name_beat_schedule_and_events(memory_app: Celery) -> None:
+def test_startup_warnings_name_events_not_beat_schedule(memory_app: Celery) -> None:
     conf = memory_app.conf
     assert startup_warnings(conf) == []
     conf.beat_schedule = {"every-minute": {"task": "tasks.add", "schedule": 60.0}}
+    assert startup_warnings(conf) == []  # beat runs it (celeriac beat, or worker -B)
     conf.worker_send_task_events = True
-    beat, events = startup_warnings(conf)
-    assert "beat_schedule is set (every-minute)" in beat
-    assert "will NOT run" in beat and "cron" in beat
+    (events,) = startup_warnings(conf)
     assert "worker_send_task_events is on" in events and "no monitor" in events
 
 
 def test_settings_of_missing_features_say_so() -> None:
     for setting in SETTINGS:
-        if setting.name.startswith(("beat_", "event_")) or setting.name in (
+        if setting.name.startswith("event_") or setting.name in (
             "worker_send_task_events",
             "task_send_sent_event",
         ):
