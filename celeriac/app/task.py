@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar
 
 from celeriac.app.hooks import SendHook
 from celeriac.canvas import Signature, maps_missing
+from celeriac.events.node import for_node
 from celeriac.exceptions import MaxRetriesExceededError, Retry
 from celeriac.execution.context import Context
 from celeriac.execution.execute import execute
@@ -21,7 +22,7 @@ from celeriac.protocol.message import TaskCall
 from celeriac.protocol.options import SendOptions
 from celeriac.result import AsyncResult, EagerResult
 from celeriac.utils.current import get_current_app
-from celeriac.utils.missing import EVENTS, REPLACE
+from celeriac.utils.missing import REPLACE
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
@@ -312,8 +313,13 @@ class Task(Generic[P, R]):
         positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
         return len(positional) > 1 or any(p.kind is p.VAR_POSITIONAL for p in params)
 
-    def send_event(self, *args: Any, **kwargs: Any) -> Any:
-        raise EVENTS.error(f"{self.name}.send_event()")
+    def send_event(self, type_: str, retry: bool = True, **fields: Any) -> None:
+        """Send a custom event about the running task (``uuid`` added), from its worker,
+        when the worker sends task events (Celery's ``Task.send_event``)."""
+        request = self.request
+        node = for_node(request.hostname or "")
+        if node is not None:
+            node.task(type_, uuid=request.id, **fields)
 
     # -- hooks (override in a base class) --------------------------------------------------
     def before_start(self, task_id: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:

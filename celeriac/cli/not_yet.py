@@ -47,7 +47,6 @@ WORKER_OPTIONS: tuple[tuple[tuple[str, ...], bool, Missing], ...] = (
     (("--autoscale",), False, missing.AUTOSCALE),
     (("--disable-prefetch",), True, missing.PREFETCH_OFF),
     (("--pool-start-method",), False, missing.START_METHOD),
-    (("--heartbeat-interval",), False, missing.EVENTS),
 )
 
 EPILOG = (

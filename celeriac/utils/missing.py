@@ -123,13 +123,6 @@ def startup_warnings(conf: Mapping[str, Any]) -> list[str]:
             f"beat_schedule is set ({names}) but celeriac does not have beat yet: these "
             f"periodic tasks will NOT run. Instead, {BEAT.instead}. See {COMPATIBILITY}."
         )
-    for name in ("worker_send_task_events", "task_send_sent_event"):
-        if conf[name]:
-            lines.append(
-                f"{name} is on (worker -E sets worker_send_task_events) but celeriac does not "
-                f"send task events yet: no monitor will see this worker's tasks. Instead, "
-                f"{EVENTS.instead}. See {COMPATIBILITY}."
-            )
     return lines
 
 

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from celeriac import signals, states
+from celeriac.events.taskinfo import received_fields
 from celeriac.execution.outcomes import (
     settle_ended,
     store_hard_timeout,
@@ -34,6 +35,7 @@ from celeriac.worker.state import WorkerState
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
+    from celeriac.events.node import NodeEvents
     from celeriac.transports.base import Delivery, Transport
 
 logger = logging.getLogger("celeriac.worker.consumer")
@@ -63,8 +65,10 @@ class Consumer:
         prefetch_limit: int,
         state: WorkerState | None = None,
         limiter: RateLimiter | None = None,
+        events: NodeEvents | None = None,
     ) -> None:
         self.app = app
+        self.events = events  # task-received / task-revoked, when the worker sends events
         self.transport = transport
         # Capabilities, asked once (isinstance against a Protocol is slow on the hot path).
         self._combined = transport if isinstance(transport, AckAndGet) else None
@@ -148,6 +152,8 @@ class Consumer:
             elif not runnable:
                 self._wait_completion(self._wait_time(IDLE_WAIT))
             self._flush_acks()
+            if self.events is not None:
+                self.events.flush()
             self._run_periodic()
 
     def _update_qos(self) -> None:
@@ -183,6 +189,8 @@ class Consumer:
         logger.info("Task %s[%s] received", request.name, request.id)
         if signals.task_received.has_receivers:
             signals.task_received.send(sender=self, request=request)
+        if self.events is not None:
+            self.events.task("task-received", flush=False, **received_fields(request.call))
         if self._discard_if_revoked(request, time.time()):
             return
         if request.eta is not None and self._defer_if_far(request):
@@ -250,6 +258,15 @@ class Consumer:
         signals.task_revoked.send(
             sender=request.task, request=request, terminated=False, signum=None, expired=expired
         )
+        if self.events is not None:
+            self.events.task(
+                "task-revoked",
+                flush=False,
+                uuid=request.id,
+                terminated=False,
+                signum=None,
+                expired=expired,
+            )
         self.state.forget(request)
         self._acks.append(request.delivery)
         return True
@@ -350,6 +367,10 @@ class Consumer:
         signum = self.state.terminated.pop(request.id, None)
         if signum is not None and (result.lost or result.timeout is not None):
             store_terminated(self.app, request, signum)
+            if self.events is not None:
+                self.events.task(
+                    "task-revoked", uuid=request.id, terminated=True, signum=signum, expired=False
+                )
             self._settle(request)
         elif result.timeout is not None:
             store_hard_timeout(self.app, request, result.timeout)

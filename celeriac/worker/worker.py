@@ -23,12 +23,17 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from celeriac import signals
 from celeriac.app.annotations import apply_annotations
 from celeriac.app.cluster import ClusterStore, cluster_store_for
+from celeriac.events.event import HEARTBEAT_FREQUENCY
+from celeriac.events.node import NodeEvents
+from celeriac.events.node import register as register_node
+from celeriac.events.node import unregister as unregister_node
 from celeriac.protocol.entities import Queue
 from celeriac.utils.log import parse_loglevel, setup_logging
 from celeriac.utils.missing import startup_warnings
 from celeriac.worker.banner import banner
 from celeriac.worker.commands import ControlContext, Mailbox, Relay, Sweeper
 from celeriac.worker.consumer import Consumer
+from celeriac.worker.heartbeat import Heartbeat
 from celeriac.worker.persistent import StateDB
 from celeriac.worker.pools import pool_class
 from celeriac.worker.pools.base import BasePool, ConsumingPool, JobResult, RunsInMainThread
@@ -111,6 +116,8 @@ class Worker:
         prefetch_multiplier: int | None = None,
         without_banner: bool = False,
         install_signal_handlers: bool = True,
+        without_heartbeat: bool = False,
+        heartbeat_interval: float | None = None,
     ) -> None:
         conf = app.conf
         self.app = app
@@ -127,6 +134,10 @@ class Worker:
         )
         self.without_banner = without_banner
         self.install_signal_handlers = install_signal_handlers
+        self.without_heartbeat = without_heartbeat
+        self.heartbeat_interval = float(heartbeat_interval or HEARTBEAT_FREQUENCY)
+        self.events: NodeEvents | None = None  # this node's events (every process)
+        self.heartbeat: Heartbeat | None = None
         self.ready = threading.Event()
         self.state = WorkerState()
         self.pool: BasePool | None = None
@@ -168,8 +179,10 @@ class Worker:
         signals.worker_init.send(sender=self)
         # Every pool and forked child runs one pipeline: app.add_hook() raises from here on.
         self.app.hook_list.freeze()
-        # Before the pool forks: its processes share the limiter's token buckets.
+        # Before the pool forks: its processes share the limiter's token buckets, and the
+        # events switch.
         self.limiter = RateLimiter(self.app, self.store)
+        self._setup_events()
         with self._stop_lock:
             pool, runner = self._build(transport, queues, self.limiter)
             self.pool, self._runner = pool, runner
@@ -181,6 +194,7 @@ class Worker:
         if not self.without_banner:
             self._print_banner(queues)
         pool.start()
+        self._start_heartbeat(pool)
         signals.celeryd_after_setup.send(sender=self.hostname, instance=self, conf=conf)
         if self.install_signal_handlers:
             self._install_signal_handlers()
@@ -242,6 +256,8 @@ class Worker:
             statedb=self.statedb,
             store=self.store,
             relay=relay,
+            events=self.events,
+            beat_now=self._beat_now,
         )
         self.mailbox = Mailbox(ctx)
         self.mailbox.start()
@@ -278,8 +294,46 @@ class Worker:
             prefetch_limit=self.concurrency * self.prefetch_multiplier,
             state=self.state,
             limiter=limiter,
+            events=self.events,
         )
         return fed, self.consumer
+
+    def _setup_events(self) -> None:
+        """This node's events, registered for every process and thread running its tasks:
+        task events with ``-E`` (``worker_send_task_events``), and the heartbeat."""
+        conf = self.app.conf
+        # Made even when nothing is sent yet (it connects on first use): the enable_events
+        # control command may turn task events on later.
+        self.events = NodeEvents(
+            self.hostname,
+            self.app.connection,
+            task_events=bool(conf.worker_send_task_events),
+            serializer=conf.event_serializer,
+            exchange=conf.event_exchange,
+        )
+        register_node(self.events)
+
+    def _start_heartbeat(self, pool: BasePool) -> None:
+        if self.events is None or self.without_heartbeat:
+            return
+        consumer = self.consumer
+
+        def active() -> int:
+            if consumer is None:
+                return len(pool.running_ids())
+            return len(self.state.active)
+
+        def processed() -> int:
+            return sum(self.state.total_count.values())
+
+        self.heartbeat = Heartbeat(
+            self.events, active=active, processed=processed, interval=self.heartbeat_interval
+        )
+        self.heartbeat.start()
+
+    def _beat_now(self) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.beat_now()
 
     def _on_result(self, result: JobResult) -> None:
         consumer = self.consumer
@@ -341,6 +395,11 @@ class Worker:
     def _close(self, transport: Transport) -> None:
         if self.mailbox is not None:
             self.mailbox.stop()
+        if self.heartbeat is not None:
+            self.heartbeat.stop()  # worker-offline
+        if self.events is not None:
+            self.events.close()
+            unregister_node(self.events)
         if self.statedb is not None:
             self.statedb.save(self.state)
         if self.store is not None:

@@ -208,6 +208,8 @@ def test_worker_defaults(runner: CliRunner, project: Path, fake_worker: type[Fak
         "prefetch_multiplier": None,
         "without_banner": False,
         "install_signal_handlers": True,
+        "without_heartbeat": False,
+        "heartbeat_interval": None,
     }
 
 

@@ -16,6 +16,7 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 from celeriac import signals
+from celeriac.events.node import for_node
 from celeriac.execution import timelimits
 from celeriac.transports.capabilities import GivesBackPrefetched
 from celeriac.worker.buckets import WorkerBuckets
@@ -159,6 +160,7 @@ def child_main(
     state.lock = threading.Lock()  # another thread may have held it at fork time
     transport = app.connection()
     pool = ChildPool(app, spec, slot, events)
+    node = for_node(spec.hostname)  # the worker's events: this child sends its own
     consumer = Consumer(
         app,
         transport,
@@ -167,6 +169,7 @@ def child_main(
         prefetch_limit=spec.prefetch,
         state=state,
         limiter=RateLimiter(app, store, buckets=spec.buckets),
+        events=node,
     )
     pool.consumer = consumer
     pool.on_result = consumer.on_result
@@ -195,6 +198,8 @@ def child_main(
         logger.critical("Pool process %s: unrecoverable error: %r", os.getpid(), exc)
         exitcode = EXIT_BROKER
     finally:
+        if node is not None:
+            node.close()
         transport.close()
         signals.worker_process_shutdown.send(sender=None, pid=os.getpid(), exitcode=exitcode)
     if exitcode:
