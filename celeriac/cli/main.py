@@ -16,6 +16,7 @@ from celeriac.cli.base import CLIContext, CLIError, traceback_wanted
 from celeriac.cli.call import call
 from celeriac.cli.cleanup import cleanup
 from celeriac.cli.dead import dead
+from celeriac.cli.events import events
 from celeriac.cli.help import help_command
 from celeriac.cli.not_yet import EPILOG, MISSING_COMMANDS
 from celeriac.cli.purge import purge
@@ -28,6 +29,7 @@ from celeriac.exceptions import ImproperlyConfigured, OperationalError
 #: Every subcommand, in the order of ``celeriac --help``; later commands are added here.
 COMMANDS: list[click.Command] = [
     worker,
+    events,
     call,
     result,
     purge,

@@ -17,9 +17,9 @@ HEARTBEAT_FREQUENCY = 2.0
 
 
 def Event(type: str, _fields: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
-    """Celery's ``Event()``: ``fields`` then ``type`` and ``timestamp`` (``time.time()``)."""
+    """Celery's ``Event()``: ``fields``, then ``timestamp`` (``time.time()``) and ``type``."""
     event = dict(_fields, **fields) if _fields else dict(fields)
-    event.update(type=type, timestamp=time.time())
+    event.update(timestamp=time.time(), type=type)
     return event
 
 

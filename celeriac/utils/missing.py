@@ -35,12 +35,6 @@ class Missing:
         return NotYetImplemented(self.message(used), self.feature, self.instead)
 
 
-_WATCH = (
-    "read the worker's log (-l INFO logs every task it receives and finishes), query a "
-    "task's state with AsyncResult(task_id).state or `celeriac result`, and list the live "
-    "workers with app.control.ping()"
-)
-
 REPLACE = Missing(
     "Task.replace() and Task.add_to_chord()",
     "return the new work's result from the task (send it with .delay() and return its "
@@ -50,13 +44,10 @@ BEAT = Missing(
     "beat (periodic tasks: beat_schedule, add_periodic_task, `celeriac beat`, worker -B)",
     "run `celeriac -A proj call proj.tasks.name` from cron or a systemd timer",
 )
-EVENTS = Missing(
-    "task events (worker -E, worker_send_task_events, task_send_sent_event, Task.send_event, "
-    "`celeriac events`)",
-    _WATCH,
-)
 MONITOR = Missing(
-    "a web monitor (Flower reads task events, which celeriac does not send yet)", _WATCH
+    "a web monitor (`celeriac flower`)",
+    "run `celeriac -A proj events` (a live text view of workers and tasks) or "
+    "`celeriac -A proj events --dump`",
 )
 REMOTE_CONTROL = Missing(
     "this remote control command (celeriac workers answer ping, revoke, terminate, "
@@ -132,7 +123,6 @@ __all__ = [
     "BEAT",
     "COMPATIBILITY",
     "DAEMON",
-    "EVENTS",
     "GRAPH",
     "LIST",
     "LOGTOOL",

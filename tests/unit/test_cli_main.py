@@ -17,7 +17,18 @@ from celeriac.cli import worker as cli_worker
 from celeriac.cli.main import COMMANDS, celeriac, main
 from tests.cli_project import cli_project
 
-SUBCOMMANDS = ("worker", "call", "result", "purge", "cleanup", "dead", "shell", "report", "help")
+SUBCOMMANDS = (
+    "worker",
+    "events",
+    "call",
+    "result",
+    "purge",
+    "cleanup",
+    "dead",
+    "shell",
+    "report",
+    "help",
+)
 
 
 CLIPROJ = """
