@@ -50,11 +50,11 @@ MONITOR = Missing(
     "`celeriac -A proj events --dump`",
 )
 REMOTE_CONTROL = Missing(
-    "this remote control command (celeriac workers answer ping, revoke, terminate, "
-    "rate_limit and time_limit; there is no inspect, shutdown, pool_grow, add_consumer, ...)",
-    "use app.control.ping(), revoke(), terminate(), rate_limit() or time_limit(); empty "
-    "queues with `celeriac purge`; stop a worker with SIGTERM (warm shutdown) and start it "
-    "again to change its queues or pool size",
+    "this remote control command (celeriac workers answer Celery's inspect and control "
+    "commands except autoscale, pool_restart, election and revoke_by_stamped_headers)",
+    "use app.control.inspect() and the other app.control commands (app.control.ping() lists "
+    "the live workers); empty queues with `celeriac purge`; restart a worker to reload its "
+    "code",
 )
 STATUS = Missing(
     "the status command",

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from celeriac.protocol import serialization
 from celeriac.protocol.message import Message
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from celeriac.app.base import Celery
     from celeriac.app.cluster import ClusterStore
     from celeriac.events.node import NodeEvents
+    from celeriac.protocol.entities import Queue
     from celeriac.transports.base import FanoutSubscription, Transport
     from celeriac.worker.persistent import StateDB
     from celeriac.worker.pools.base import BasePool
@@ -48,6 +49,23 @@ class Sweeper(Protocol):
     """What holds requests that a revocation may concern (the consumer)."""
 
     def request_sweep(self) -> None: ...
+
+
+@runtime_checkable
+class Consuming(Protocol):
+    """What consumes the worker's queues and can change them (``add_consumer``,
+    ``cancel_consumer``, ``active_queues``): the consumer, or a pool that consumes."""
+
+    @property
+    def queues(self) -> list[str]: ...
+
+    def add_queue(self, queue: Queue) -> None: ...
+
+    def cancel_queue(self, name: str) -> bool: ...
+
+
+#: ``query(method, arguments)``: the answers of pool processes that keep their own state.
+Query = Callable[[str, dict[str, Any]], list[Any]]
 
 
 #: ``relay(method, arguments)``: run a command in the pool's processes too.
@@ -72,6 +90,10 @@ class ControlContext:
     #: This node's events (the task-events switch), and a way to send a heartbeat now.
     events: NodeEvents | None = None
     beat_now: Callable[[], None] | None = None
+    #: Set when pool processes consume for themselves: ask them what they hold and run.
+    query: Query | None = None
+    #: A warm shutdown of the whole worker (the ``shutdown`` command).
+    shutdown: Callable[[], None] | None = None
 
     def revoked_changed(self, ids: Sequence[str] = ()) -> None:
         if self.statedb is not None:
@@ -350,8 +372,10 @@ __all__ = [
     "COMMANDS",
     "PIDBOX_EXCHANGE",
     "REPLY_EXCHANGE",
+    "Consuming",
     "ControlContext",
     "Mailbox",
+    "Query",
     "Relay",
     "Sweeper",
     "command",

@@ -36,6 +36,7 @@ from celeriac.worker.state import WorkerState
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
     from celeriac.events.node import NodeEvents
+    from celeriac.protocol.entities import Queue
     from celeriac.transports.base import Delivery, Transport
 
 logger = logging.getLogger("celeriac.worker.consumer")
@@ -113,6 +114,20 @@ class Consumer:
     def request_sweep(self) -> None:
         """Any thread: revoked ids changed; discard matching held requests soon."""
         self._sweep.set()
+
+    def add_queue(self, queue: Queue) -> None:
+        """Consume from ``queue`` too (any thread; declared on a connection of its own)."""
+        with self.app.connection() as conn:
+            conn.declare_queue(queue)
+        if queue.name not in self.queues:
+            self.queues = [*self.queues, queue.name]  # the loop reads it once per fetch
+
+    def cancel_queue(self, name: str) -> bool:
+        """Stop consuming from queue ``name`` (any thread); False if not consuming it."""
+        if name not in self.queues:
+            return False
+        self.queues = [q for q in self.queues if q != name]
+        return True
 
     @property
     def stopping(self) -> bool:

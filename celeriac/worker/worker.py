@@ -30,8 +30,9 @@ from celeriac.events.node import unregister as unregister_node
 from celeriac.protocol.entities import Queue
 from celeriac.utils.log import parse_loglevel, setup_logging
 from celeriac.utils.missing import startup_warnings
+from celeriac.worker import inspection, management  # noqa: F401 (their commands register)
 from celeriac.worker.banner import banner
-from celeriac.worker.commands import ControlContext, Mailbox, Relay, Sweeper
+from celeriac.worker.commands import ControlContext, Mailbox, Query, Relay, Sweeper
 from celeriac.worker.consumer import Consumer
 from celeriac.worker.heartbeat import Heartbeat
 from celeriac.worker.persistent import StateDB
@@ -79,6 +80,13 @@ class Relays(Protocol):
     """A runner whose processes keep their own state: remote control is relayed to them."""
 
     def relay(self, method: str, arguments: dict[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class Queries(Protocol):
+    """A runner whose processes keep their own state: inspect commands ask them too."""
+
+    def query(self, method: str, arguments: dict[str, Any], timeout: float = 1.0) -> list[Any]: ...
 
 
 class WorkerTerminate(SystemExit):
@@ -190,7 +198,8 @@ class Worker:
                 runner.stop(warm=self._pending_stop)
         self._interruptible = pool if isinstance(pool, RunsInMainThread) else None
         relay = runner.relay if isinstance(runner, Relays) else None
-        self._start_mailbox(runner, pool, self.limiter, relay)
+        query = runner.query if isinstance(runner, Queries) else None
+        self._start_mailbox(runner, pool, self.limiter, relay, query)
         if not self.without_banner:
             self._print_banner(queues)
         pool.start()
@@ -242,7 +251,12 @@ class Worker:
             logger.info("Loaded %d revoked task id(s) from %s", loaded, self.statedb.path)
 
     def _start_mailbox(
-        self, sweeper: Sweeper, pool: BasePool, limiter: RateLimiter, relay: Relay | None
+        self,
+        sweeper: Sweeper,
+        pool: BasePool,
+        limiter: RateLimiter,
+        relay: Relay | None,
+        query: Query | None,
     ) -> None:
         if not self.app.conf.worker_enable_remote_control:
             return
@@ -258,6 +272,8 @@ class Worker:
             relay=relay,
             events=self.events,
             beat_now=self._beat_now,
+            query=query,
+            shutdown=self.stop,
         )
         self.mailbox = Mailbox(ctx)
         self.mailbox.start()

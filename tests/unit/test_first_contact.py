@@ -97,21 +97,12 @@ def test_app_level_beat_refuses(memory_app: Celery) -> None:
 @pytest.mark.parametrize(
     "method",
     [
-        "inspect",
         "purge",
         "discard_all",
         "election",
         "revoke_by_stamped_headers",
-        "add_consumer",
-        "cancel_consumer",
-        "enable_events",
-        "disable_events",
-        "pool_grow",
-        "pool_shrink",
         "autoscale",
-        "shutdown",
         "pool_restart",
-        "heartbeat",
     ],
 )
 def test_control_methods_workers_do_not_answer_refuse(memory_app: Celery, method: str) -> None:
