@@ -25,7 +25,7 @@ QUEUE_KEYS = set(CELERY["inspect_active_queues"]["w1@cap"][0])
 STATS_KEYS = set(CELERY["inspect_stats_keys"]["w1@cap"])
 
 
-def _publish_like_celery(app: Celery, name: str, countdown: float) -> str:
+def publish_like_celery(app: Celery, name: str, countdown: float) -> str:
     """A Celery client publishes ETA tasks at once (no broker delay): the worker holds them."""
     call = TaskCall(name=name, id=str(uuid.uuid4()), args=(3, 4), eta=_in(countdown))
     with app.connection() as conn:
@@ -55,7 +55,7 @@ def test_inspect_answers_with_celerys_shapes(app: Celery) -> None:
         assert inspect.ping() == {node: {"ok": "pong"}}
         running = block.delay()
         waiting = add.delay(1, 2)
-        later = _publish_like_celery(app, "t.add", countdown=30)
+        later = publish_like_celery(app, "t.add", countdown=30)
         wait_until(lambda: (inspect.active() or {}).get(node), "the task to be active")
         (active,) = inspect.active()[node]
         assert set(active) == ACTIVE_KEYS
