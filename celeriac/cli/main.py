@@ -20,6 +20,7 @@ from celeriac.cli.events import events
 from celeriac.cli.help import help_command
 from celeriac.cli.not_yet import EPILOG, MISSING_COMMANDS
 from celeriac.cli.purge import purge
+from celeriac.cli.remote import control, inspect, status
 from celeriac.cli.report import report
 from celeriac.cli.result import result
 from celeriac.cli.shell import shell
@@ -30,6 +31,9 @@ from celeriac.exceptions import ImproperlyConfigured, OperationalError
 COMMANDS: list[click.Command] = [
     worker,
     events,
+    inspect,
+    control,
+    status,
     call,
     result,
     purge,

@@ -20,9 +20,6 @@ _Fn = TypeVar("_Fn", bound=Callable[..., Any])
 #: Celery's subcommands that celeriac lacks (``flower`` is Celery's best-known plugin).
 COMMANDS: dict[str, Missing] = {
     "beat": missing.BEAT,
-    "inspect": missing.REMOTE_CONTROL,
-    "control": missing.REMOTE_CONTROL,
-    "status": missing.STATUS,
     "multi": missing.MULTI,
     "flower": missing.MONITOR,
     "amqp": missing.AMQP,

@@ -56,10 +56,6 @@ REMOTE_CONTROL = Missing(
     "the live workers); empty queues with `celeriac purge`; restart a worker to reload its "
     "code",
 )
-STATUS = Missing(
-    "the status command",
-    'list the live workers with python -c "from proj import app; print(app.control.ping())"',
-)
 MULTI = Missing(
     "`celeriac multi` (starting several detached workers)",
     "run one `celeriac -A proj worker -n NAME@%h` per worker under systemd, supervisor or a "
@@ -133,7 +129,6 @@ __all__ = [
     "REMOTE_CONTROL",
     "REPLACE",
     "START_METHOD",
-    "STATUS",
     "UPGRADE",
     "Missing",
     "startup_warnings",

@@ -20,6 +20,9 @@ from tests.cli_project import cli_project
 SUBCOMMANDS = (
     "worker",
     "events",
+    "inspect",
+    "control",
+    "status",
     "call",
     "result",
     "purge",
