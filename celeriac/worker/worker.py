@@ -49,6 +49,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("celeriac.worker")
 
 NODENAME_DEFAULT = "celery"
+#: How long a heartbeat waits for consuming children to count what they ran (seconds).
+HEARTBEAT_QUERY_TIMEOUT = 0.5
 
 #: Pools (by ``-P`` name) run instead of the named one, with no consumer in this process,
 #: where the broker lets each process consume for itself (``Transport.direct_consume``) and
@@ -203,7 +205,7 @@ class Worker:
         if not self.without_banner:
             self._print_banner(queues)
         pool.start()
-        self._start_heartbeat(pool)
+        self._start_heartbeat(pool, runner)
         signals.celeryd_after_setup.send(sender=self.hostname, instance=self, conf=conf)
         if self.install_signal_handlers:
             self._install_signal_handlers()
@@ -329,7 +331,7 @@ class Worker:
         )
         register_node(self.events)
 
-    def _start_heartbeat(self, pool: BasePool) -> None:
+    def _start_heartbeat(self, pool: BasePool, runner: Runner) -> None:
         if self.events is None or self.without_heartbeat:
             return
         consumer = self.consumer
@@ -339,8 +341,15 @@ class Worker:
                 return len(pool.running_ids())
             return len(self.state.active)
 
+        query = runner.query if isinstance(runner, Queries) else None
+
         def processed() -> int:
-            return sum(self.state.total_count.values())
+            done = sum(self.state.total_count.values())
+            if query is not None:  # children that consume count what they ran
+                for answer in query("stats", {}, HEARTBEAT_QUERY_TIMEOUT):
+                    if isinstance(answer, dict):
+                        done += sum((answer.get("total") or {}).values())
+            return done
 
         self.heartbeat = Heartbeat(
             self.events, active=active, processed=processed, interval=self.heartbeat_interval

@@ -52,11 +52,10 @@ def test_prefork_children_send_task_events(
             assert seen.state.tasks[result.id].state == states.SUCCESS
         # The worker's load: heartbeats count what it processed.
         client.control.broadcast("heartbeat")
-        if not direct or broker.kind == "sqlite":
-            wait_until(
-                lambda: any(e["processed"] >= 5 for e in seen.of_type("worker-heartbeat")),
-                "a heartbeat counting the tasks",
-            )
+        wait_until(
+            lambda: any(e["processed"] >= 5 for e in seen.of_type("worker-heartbeat")),
+            "a heartbeat counting the tasks (of every process)",
+        )
         assert seen.state.workers["ev@test"].alive
         assert worker.stop() == 0
         wait_until(lambda: seen.of_type("worker-offline", hostname="ev@test"), "offline")
