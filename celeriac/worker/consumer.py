@@ -381,14 +381,10 @@ class Consumer:
         self.state.task_done(request.call.name)
         signum = self.state.terminated.pop(request.id, None)
         if signum is not None and (result.lost or result.timeout is not None):
-            store_terminated(self.app, request, signum)
-            if self.events is not None:
-                self.events.task(
-                    "task-revoked", uuid=request.id, terminated=True, signum=signum, expired=False
-                )
+            store_terminated(self.app, request, signum, self.events)
             self._settle(request)
         elif result.timeout is not None:
-            store_hard_timeout(self.app, request, result.timeout)
+            store_hard_timeout(self.app, request, result.timeout, self.events)
             self._settle(request)
         elif result.lost:
             self._worker_lost(request, result)
@@ -408,7 +404,7 @@ class Consumer:
         settle_ended(request, self._acks.append, _reject)
 
     def _worker_lost(self, request: Request, result: JobResult) -> None:
-        worker_lost(self.app, request, result.summary, self._acks.append, _reject)
+        worker_lost(self.app, request, result.summary, self._acks.append, _reject, self.events)
 
     # -- broker bookkeeping ------------------------------------------------------------------
     def _flush_acks(self) -> None:

@@ -4,6 +4,8 @@ broker; Redis with ``worker_direct_consume`` off) and children that consume for 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from celeriac import Celery, states
@@ -23,7 +25,11 @@ TOPOLOGIES = [
 
 @pytest.mark.parametrize(("broker", "direct"), TOPOLOGIES, indirect=["broker"])
 def test_prefork_children_send_task_events(
-    client: Celery, start_worker: WorkerFactory, broker: BrokerEnv, direct: bool
+    client: Celery,
+    start_worker: WorkerFactory,
+    broker: BrokerEnv,
+    direct: bool,
+    tmp_path: Path,
 ) -> None:
     with watching(client) as seen:
         worker = start_worker(
@@ -56,6 +62,13 @@ def test_prefork_children_send_task_events(
             lambda: any(e["processed"] >= 5 for e in seen.of_type("worker-heartbeat")),
             "a heartbeat counting the tasks (of every process)",
         )
+        # A task ended by the worker (revoke with terminate): task-revoked from the parent.
+        blocked = client.send_task("tasks.block", (str(tmp_path / "never"),))
+        wait_until(lambda: seen.of_type("task-started", uuid=blocked.id), "the task started")
+        client.control.revoke(blocked.id, terminate=True, signal="SIGKILL")
+        (revoked,) = wait_until(lambda: seen.of_type("task-revoked", uuid=blocked.id), "revoked")
+        assert revoked["terminated"] is True and revoked["signum"] == 9
+        assert seen.state.tasks[blocked.id].state == states.REVOKED
         assert seen.state.workers["ev@test"].alive
         assert worker.stop() == 0
         wait_until(lambda: seen.of_type("worker-offline", hostname="ev@test"), "offline")

@@ -33,6 +33,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.context import ForkContext
 from typing import Any
 
+from celeriac.events.node import for_node
 from celeriac.execution import outcomes, timelimits
 from celeriac.protocol.entities import Queue
 from celeriac.protocol.message import Message
@@ -264,10 +265,12 @@ class DirectPreforkPool(Supervised[_Child], ConsumingPool):
             request.acknowledged = True
         signum = self.state.terminated.pop(request.id, None)
         if signum is not None:
-            outcomes.store_terminated(self.app, request, signum)
+            outcomes.store_terminated(self.app, request, signum, for_node(self.hostname))
             outcomes.settle_ended(request, ack, reject)
         elif child.killed_for is not None:
-            outcomes.store_hard_timeout(self.app, request, child.killed_for)
+            outcomes.store_hard_timeout(
+                self.app, request, child.killed_for, for_node(self.hostname)
+            )
             outcomes.settle_ended(request, ack, reject)
         elif not request.acknowledged and self.transport.returns_on_close:
             # Its connection closed unacknowledged: the broker delivers it again.
@@ -290,7 +293,7 @@ class DirectPreforkPool(Supervised[_Child], ConsumingPool):
                 request.id,
             )
             summary = outcomes.lost_summary(request.id, exitcode)
-            outcomes.worker_lost(self.app, request, summary, ack, reject)
+            outcomes.worker_lost(self.app, request, summary, ack, reject, for_node(self.hostname))
 
     def _request(self, job: SlotJob, unacked: set[str]) -> Request | None:
         tag = job.delivery_tag
