@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from celeriac.app.builtins import add_builtin_tasks
 from celeriac.app.config import OLD_NAMES, SETTINGS_BY_NAME, Settings
 from celeriac.app.control import Control
+from celeriac.app.events import Events
 from celeriac.app.hooks import HookList, provided_hooks
 from celeriac.app.producer import Producer
 from celeriac.app.registry import SHARED_TASKS, TaskRegistry, gen_task_name, import_related
@@ -385,6 +386,11 @@ class Celery:
     def control(self) -> Control:
         """Remote control of the workers: ``app.control.revoke(task_id)``."""
         return Control(self)
+
+    @functools.cached_property
+    def events(self) -> Events:
+        """Events: ``app.events.Receiver(...)``, ``.Dispatcher(...)``, ``.State()``."""
+        return Events(self)
 
     def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult[Any]:
         return AsyncResult(task_id, app=self, **kwargs)

@@ -46,7 +46,7 @@ def _str_list(value: Any) -> list[str]:
 
 
 _S = Setting
-_NO_EVENTS = "Not yet: celeriac sends no events."
+_EV_QUEUE = "Accepted; the receiver's queue is exclusive and auto-deleted (AMQP), so unused."
 SETTINGS: tuple[Setting, ...] = (
     # broker
     _S("broker_url", None, "BROKER_URL", "Broker URL; none means the embedded SQLite broker."),
@@ -180,7 +180,7 @@ SETTINGS: tuple[Setting, ...] = (
         "task_send_sent_event",
         False,
         "CELERY_SEND_TASK_SENT_EVENT",
-        "Send task-sent events. Not yet: celeriac sends no events (a worker warns when set).",
+        "Send a task-sent event for every task published by this client.",
     ),
     _S(
         "task_inherit_parent_priority",
@@ -242,7 +242,7 @@ SETTINGS: tuple[Setting, ...] = (
         "worker_send_task_events",
         False,
         "CELERY_SEND_EVENTS",
-        "Send task events (-E). Not yet: celeriac sends no events (the worker warns when set).",
+        "Send task events (worker -E): task-received, -started, -succeeded, -failed, ...",
     ),
     _S("worker_hijack_root_logger", True, "CELERYD_HIJACK_ROOT_LOGGER", "Configure logging."),
     _S(
@@ -323,22 +323,27 @@ SETTINGS: tuple[Setting, ...] = (
         "event_serializer",
         "json",
         "CELERY_EVENT_SERIALIZER",
-        f"Serializer for events. {_NO_EVENTS}",
+        "Serializer of the events a worker or client sends.",
     ),
     _S(
         "event_queue_ttl",
         5.0,
         "CELERY_EVENT_QUEUE_TTL",
-        f"Event queue message TTL (s). {_NO_EVENTS}",
+        f"Event queue message TTL (s). {_EV_QUEUE}",
     ),
     _S(
         "event_queue_expires",
         60.0,
         "CELERY_EVENT_QUEUE_EXPIRES",
-        f"Event queue expiry (s). {_NO_EVENTS}",
+        f"Event queue expiry (s). {_EV_QUEUE}",
     ),
-    _S("event_queue_prefix", "celeryev", None, f"Prefix of event queue names. {_NO_EVENTS}"),
-    _S("event_exchange", "celeryev", None, f"Events exchange. {_NO_EVENTS}"),
+    _S("event_queue_prefix", "celeryev", None, "Prefix of event queue names."),
+    _S(
+        "event_exchange",
+        "celeryev",
+        None,
+        "The events exchange (topic on RabbitMQ, PUB/SUB channels on Redis).",
+    ),
     _S(
         "control_exchange",
         "celery",

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from celeriac.app.cluster import cluster_store_for
+from celeriac.app.inspect import Inspect
 from celeriac.protocol import serialization
 from celeriac.protocol.entities import Exchange, Queue
 from celeriac.protocol.message import Message
@@ -35,6 +36,8 @@ logger = logging.getLogger("celeriac.control")
 PIDBOX_EXCHANGE = "celery.pidbox"
 REPLY_EXCHANGE = "reply.celery.pidbox"
 TERM_SIGNAME = "SIGTERM"
+#: Seconds an unused reply queue lives on (kombu's ``reply_queue_expires``).
+REPLY_QUEUE_EXPIRES = 10.0
 
 
 def _not_yet(name: str) -> Callable[..., NoReturn]:
@@ -51,33 +54,107 @@ def _not_yet(name: str) -> Callable[..., NoReturn]:
 class Control:
     """Client side of remote control for one app (``app.control``).
 
-    Workers answer ``ping``, ``revoke`` (and ``terminate``), ``rate_limit`` and
-    ``time_limit``; Celery's other commands raise
+    Workers answer Celery's commands (``inspect()`` for the read-only ones); ``autoscale``,
+    ``pool_restart``, ``purge``, ``election`` and ``revoke_by_stamped_headers`` raise
     :class:`~celeriac.exceptions.NotYetImplemented` saying what to use instead.
     """
 
-    inspect = _not_yet("inspect")
     purge = _not_yet("purge")
     discard_all = _not_yet("discard_all")
     election = _not_yet("election")
     revoke_by_stamped_headers = _not_yet("revoke_by_stamped_headers")
-    add_consumer = _not_yet("add_consumer")
-    cancel_consumer = _not_yet("cancel_consumer")
-    enable_events = _not_yet("enable_events")
-    disable_events = _not_yet("disable_events")
-    pool_grow = _not_yet("pool_grow")
-    pool_shrink = _not_yet("pool_shrink")
     autoscale = _not_yet("autoscale")
-    shutdown = _not_yet("shutdown")
     pool_restart = _not_yet("pool_restart")
-    heartbeat = _not_yet("heartbeat")
 
     def __init__(self, app: Celery) -> None:
         self.app = app
         self._clock = itertools.count(1)
         self.oid = str(uuid.uuid4())
 
+    def inspect(
+        self,
+        destination: Sequence[str] | str | None = None,
+        timeout: float = 1.0,
+        callback: Callable[[dict[str, Any]], None] | None = None,
+        connection: Transport | None = None,
+        limit: int | None = None,
+        pattern: str | None = None,
+        matcher: str | None = None,
+    ) -> Inspect:
+        """Read-only questions to the workers: ``app.control.inspect().active()``."""
+        return Inspect(
+            self,
+            destination=destination,
+            timeout=timeout,
+            callback=callback,
+            connection=connection,
+            limit=limit,
+            pattern=pattern,
+            matcher=matcher,
+        )
+
     # -- commands ------------------------------------------------------------------------
+    def pool_grow(
+        self, n: int = 1, destination: Sequence[str] | None = None, **kwargs: Any
+    ) -> list[dict[str, Any]] | None:
+        """Add ``n`` processes to the workers' pools."""
+        return self.broadcast("pool_grow", {"n": n}, destination, **kwargs)
+
+    def pool_shrink(
+        self, n: int = 1, destination: Sequence[str] | None = None, **kwargs: Any
+    ) -> list[dict[str, Any]] | None:
+        """Remove ``n`` processes from the workers' pools."""
+        return self.broadcast("pool_shrink", {"n": n}, destination, **kwargs)
+
+    def add_consumer(
+        self,
+        queue: str,
+        exchange: str | None = None,
+        exchange_type: str = "direct",
+        routing_key: str | None = None,
+        options: dict[str, Any] | None = None,
+        destination: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> list[dict[str, Any]] | None:
+        """Tell the workers to consume from ``queue`` too (declared if needed)."""
+        arguments = dict(
+            options or {},
+            queue=queue,
+            exchange=exchange,
+            exchange_type=exchange_type,
+            routing_key=routing_key,
+        )
+        return self.broadcast("add_consumer", arguments, destination, **kwargs)
+
+    def cancel_consumer(
+        self, queue: str, destination: Sequence[str] | None = None, **kwargs: Any
+    ) -> list[dict[str, Any]] | None:
+        """Tell the workers to stop consuming from ``queue``."""
+        return self.broadcast("cancel_consumer", {"queue": queue}, destination, **kwargs)
+
+    def enable_events(
+        self, destination: Sequence[str] | None = None, **kwargs: Any
+    ) -> list[dict[str, Any]] | None:
+        """Turn task events on in the workers (as worker -E)."""
+        return self.broadcast("enable_events", {}, destination, **kwargs)
+
+    def disable_events(
+        self, destination: Sequence[str] | None = None, **kwargs: Any
+    ) -> list[dict[str, Any]] | None:
+        return self.broadcast("disable_events", {}, destination, **kwargs)
+
+    def heartbeat(
+        self, destination: Sequence[str] | None = None, **kwargs: Any
+    ) -> list[dict[str, Any]] | None:
+        """Ask the workers for a worker-heartbeat event now."""
+        return self.broadcast("heartbeat", {}, destination, **kwargs)
+
+    def shutdown(
+        self, destination: Sequence[str] | None = None, **kwargs: Any
+    ) -> list[dict[str, Any]] | None:
+        """Warm shutdown of the workers (running tasks finish first)."""
+        return self.broadcast("shutdown", {}, destination, **kwargs)
+
     def revoke(
         self,
         task_id: str | Sequence[str],
@@ -205,12 +282,16 @@ class Control:
         )
 
     def _reply_queue(self) -> Queue:
+        # Not auto-deleted: replies are fetched (basic.get on RabbitMQ), never consumed, and
+        # RabbitMQ may delete an auto-delete queue between two fetches. It expires instead,
+        # unused for REPLY_QUEUE_EXPIRES seconds (kombu's reply queues expire too).
         return Queue(
             f"{self.oid}.{REPLY_EXCHANGE}",
             Exchange(REPLY_EXCHANGE, "direct", durable=False, auto_delete=True),
             routing_key=self.oid,
             durable=False,
-            auto_delete=True,
+            auto_delete=False,
+            expires=REPLY_QUEUE_EXPIRES,
         )
 
     def _collect(

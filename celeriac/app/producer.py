@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
+import os
 import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -11,6 +13,8 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from celeriac import signals
+from celeriac.events.dispatcher import EventDispatcher
+from celeriac.events.taskinfo import sent_fields
 from celeriac.protocol import task_v2
 from celeriac.protocol.message import TaskCall
 from celeriac.protocol.options import SendOptions
@@ -112,6 +116,7 @@ class Producer:
         self.app = app
         self._pool: ConnectionPool | None = None
         self._declared: set[str] = set()  # broker-side state: shared by every connection
+        self._event_clock = itertools.count(1)  # the Lamport clock of task-sent events
         self._origin_pid = 0
         self._origin = ""
 
@@ -202,7 +207,27 @@ class Producer:
                 routing_key=route.routing_key,
                 not_before=not_before,
             )
+            if self.app.conf["task_send_sent_event"]:
+                self._send_sent_event(transport, call, route)
         _announce(signals.after_task_publish, call, message, route)
+
+    def _send_sent_event(self, transport: Transport, call: TaskCall, route: Route) -> None:
+        """``task-sent`` (``task_send_sent_event``), from ``gen<pid>@<host>`` as Celery."""
+        conf = self.app.conf
+        dispatcher = EventDispatcher(
+            transport,
+            f"gen{os.getpid()}@{socket.gethostname()}",
+            serializer=conf["event_serializer"],
+            exchange=conf["event_exchange"],
+        )
+        dispatcher.clock = self._event_clock
+        queue = route.queue.name if route.queue is not None else None
+        dispatcher.send(
+            "task-sent",
+            **sent_fields(
+                call, queue=queue, exchange=route.exchange, routing_key=route.routing_key
+            ),
+        )
 
     def _build_call(
         self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], opts: SendOptions

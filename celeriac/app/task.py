@@ -14,6 +14,7 @@ from celeriac.app.hooks import SendHook
 from celeriac.app.replace import replacement
 from celeriac.canvas import Signature, chunks, xmap, xstarmap
 from celeriac.canvas.chord import ensure_can_join
+from celeriac.events.node import for_node
 from celeriac.exceptions import Ignore, MaxRetriesExceededError, Retry
 from celeriac.execution.context import Context
 from celeriac.execution.execute import execute
@@ -23,7 +24,6 @@ from celeriac.protocol.message import TaskCall
 from celeriac.protocol.options import SendOptions
 from celeriac.result import AsyncResult, EagerResult
 from celeriac.utils.current import get_current_app
-from celeriac.utils.missing import EVENTS
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
@@ -375,8 +375,13 @@ class Task(Generic[P, R]):
         positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
         return len(positional) > 1 or any(p.kind is p.VAR_POSITIONAL for p in params)
 
-    def send_event(self, *args: Any, **kwargs: Any) -> Any:
-        raise EVENTS.error(f"{self.name}.send_event()")
+    def send_event(self, type_: str, retry: bool = True, **fields: Any) -> None:
+        """Send a custom event about the running task (``uuid`` added), from its worker,
+        when the worker sends task events (Celery's ``Task.send_event``)."""
+        request = self.request
+        node = for_node(request.hostname or "")
+        if node is not None:
+            node.task(type_, uuid=request.id, **fields)
 
     # -- hooks (override in a base class) --------------------------------------------------
     def before_start(self, task_id: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:

@@ -17,9 +17,11 @@ from celeriac.cli.beat import beat
 from celeriac.cli.call import call
 from celeriac.cli.cleanup import cleanup
 from celeriac.cli.dead import dead
+from celeriac.cli.events import events
 from celeriac.cli.help import help_command
 from celeriac.cli.not_yet import EPILOG, MISSING_COMMANDS
 from celeriac.cli.purge import purge
+from celeriac.cli.remote import control, inspect, status
 from celeriac.cli.report import report
 from celeriac.cli.result import result
 from celeriac.cli.schedule import schedule
@@ -32,6 +34,10 @@ COMMANDS: list[click.Command] = [
     worker,
     beat,
     schedule,
+    events,
+    inspect,
+    control,
+    status,
     call,
     result,
     purge,

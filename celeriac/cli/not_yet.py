@@ -19,10 +19,6 @@ _Fn = TypeVar("_Fn", bound=Callable[..., Any])
 
 #: Celery's subcommands that celeriac lacks (``flower`` is Celery's best-known plugin).
 COMMANDS: dict[str, Missing] = {
-    "events": missing.EVENTS,
-    "inspect": missing.REMOTE_CONTROL,
-    "control": missing.REMOTE_CONTROL,
-    "status": missing.STATUS,
     "multi": missing.MULTI,
     "flower": missing.MONITOR,
     "amqp": missing.AMQP,
@@ -43,7 +39,6 @@ WORKER_OPTIONS: tuple[tuple[tuple[str, ...], bool, Missing], ...] = (
     (("--autoscale",), False, missing.AUTOSCALE),
     (("--disable-prefetch",), True, missing.PREFETCH_OFF),
     (("--pool-start-method",), False, missing.START_METHOD),
-    (("--heartbeat-interval",), False, missing.EVENTS),
 )
 
 EPILOG = (

@@ -107,8 +107,8 @@ _W, _P, _Q, _F, _D = (
     group=_P,
     is_flag=True,
     default=None,
-    help="Accepted for compatibility with Celery; celeriac does not send task events yet "
-    "(the worker logs a warning saying so).",
+    help="Send task events (task-received, task-started, task-succeeded, ...) for "
+    "`celeriac events` and other event receivers.",
 )
 @_option(
     "--time-limit", group=_P, type=float, help="Enables a hard time limit (in seconds) for tasks."
@@ -180,7 +180,13 @@ _W, _P, _Q, _F, _D = (
     "--without-heartbeat",
     group=_F,
     is_flag=True,
-    help="Accepted for compatibility with Celery; no effect (celeriac sends no events).",
+    help="Send no worker-online / heartbeat / offline events.",
+)
+@_option(
+    "--heartbeat-interval",
+    group=_F,
+    type=float,
+    help="Seconds between the worker's heartbeat events (default 2.0).",
 )
 @_option(
     "-B",
@@ -223,6 +229,7 @@ def worker(
     without_heartbeat: bool,
     beat: bool,
     schedule_filename: str | None,
+    heartbeat_interval: float | None,
     logfile: str | None,
     pidfile: str | None,
 ) -> None:
@@ -245,8 +252,8 @@ def worker(
     Not in celeriac yet (each exits with what to use instead): -D/--detach,
     --autoscale, --uid/--gid/--umask, --disable-prefetch, --pool-start-method.
     """
-    # -O, gossip, mingle and heartbeat have no counterpart yet: accepted so scripts keep working.
-    del optimization, without_gossip, without_mingle, without_heartbeat
+    # -O, gossip and mingle have no counterpart yet: accepted so scripts keep working.
+    del optimization, without_gossip, without_mingle
     obj = get_obj(ctx)
     app = obj.app
     _apply_settings(
@@ -279,6 +286,8 @@ def worker(
                 install_signal_handlers=True,
                 beat=beat,
                 schedule_filename=schedule_filename,
+                without_heartbeat=without_heartbeat,
+                heartbeat_interval=heartbeat_interval,
             )
         except ValueError as exc:
             # The worker validates -P and friends against its own tables.

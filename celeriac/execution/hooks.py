@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from celeriac import signals, states
 from celeriac.backends.capabilities import write_batching
+from celeriac.events.node import for_node
 from celeriac.exceptions import Retry
 from celeriac.execution import callbacks
 from celeriac.execution.einfo import ExceptionInfo
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("celeriac.app.trace")
 
+#: Longest repr of a result in a ``task-succeeded`` event (Celery's resultrepr_maxsize).
+RESULT_REPR_MAXSIZE = 1024
 #: States after which ``after_return`` is not called (Celery's IGNORE_STATES).
 IGNORE_STATES = frozenset({states.IGNORED, states.RETRY, states.REJECTED})
 
@@ -252,6 +255,50 @@ class LogOutcome(Hook):
             logger.info("Task %s[%s] ignored", name, task_id)
 
 
+class TaskEvents(Hook):
+    """``task-started``, then ``task-succeeded`` / ``failed`` / ``retried`` / ``rejected``,
+    with Celery's fields, when the worker running the task sends task events (``-E``)."""
+
+    def before(self, run: TaskRun) -> None:
+        node = for_node(run.hostname)
+        if node is not None:
+            node.task("task-started", uuid=run.call.id)
+
+    def after(self, run: TaskRun, outcome: Outcome) -> None:
+        node = for_node(run.hostname)
+        if node is None or not node.task_events:
+            return
+        state, task_id = outcome.state, run.call.id
+        if state == states.SUCCESS:
+            node.task(
+                "task-succeeded",
+                uuid=task_id,
+                result=saferepr(outcome.retval, RESULT_REPR_MAXSIZE),
+                runtime=outcome.runtime,
+            )
+        elif state == states.FAILURE:
+            node.task(
+                "task-failed",
+                uuid=task_id,
+                exception=saferepr(outcome.exception),
+                traceback=outcome.traceback,
+            )
+        elif state == states.RETRY:
+            cause = _retry_cause(outcome.exception) if outcome.exception else None
+            node.task(
+                "task-retried",
+                uuid=task_id,
+                exception=saferepr(cause),
+                traceback=outcome.traceback,
+            )
+        elif state == states.REJECTED:
+            node.task(
+                "task-rejected",
+                uuid=task_id,
+                requeue=bool(getattr(outcome.exception, "requeue", False)),
+            )
+
+
 class CanvasCallbacks(Hook):
     """A canvas's next steps: callbacks, the chain's next task, errbacks, the chord's count
     (:mod:`celeriac.execution.callbacks`). Listed before ResultStore, so it runs once the
@@ -272,6 +319,8 @@ def default_hooks(*, is_eager: bool = False) -> list[Hook]:
     An app's own hooks (``app.add_hook``) run inside these: see
     :mod:`celeriac.execution.pipeline`."""
     hooks: list[Hook] = [] if is_eager else [LogOutcome()]
+    if not is_eager:
+        hooks.append(TaskEvents())
     hooks += [
         PrerunPostrunSignals(),
         AfterReturn(),
@@ -310,6 +359,7 @@ __all__ = [
     "OutcomeSignals",
     "PrerunPostrunSignals",
     "ResultStore",
+    "TaskEvents",
     "TaskHandlers",
     "TaskRun",
     "default_hooks",

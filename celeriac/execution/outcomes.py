@@ -16,6 +16,7 @@ from celeriac.exceptions import TimeLimitExceeded, WorkerLostError
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
+    from celeriac.events.node import NodeEvents
     from celeriac.transports.base import Delivery
     from celeriac.worker.request import Request
 
@@ -25,7 +26,9 @@ RejectFn = Callable[["Delivery", bool], None]  # (delivery, requeue): not except
 logger = logging.getLogger("celeriac.worker.request")
 
 
-def store_hard_timeout(app: Celery, request: Request, limit: float) -> None:
+def store_hard_timeout(
+    app: Celery, request: Request, limit: float, node: NodeEvents | None = None
+) -> None:
     """FAILURE with ``TimeLimitExceeded(limit)``, then ``on_failure``, ``after_return`` and the
     ``task_failure`` signal, as Celery 5.7 does for a hard time limit."""
     logger.error("Hard time limit (%ss) exceeded for %s[%s]", limit, request.name, request.id)
@@ -49,9 +52,13 @@ def store_hard_timeout(app: Celery, request: Request, limit: float) -> None:
         traceback=None,
         einfo=None,
     )
+    if node is not None:
+        node.task("task-failed", uuid=call.id, exception=repr(exc), traceback=None)
 
 
-def store_terminated(app: Celery, request: Request, signum: int) -> None:
+def store_terminated(
+    app: Celery, request: Request, signum: int, node: NodeEvents | None = None
+) -> None:
     """REVOKED (reason ``terminated``) and ``task_revoked(terminated=True)``."""
     logger.info("Terminated task %s[%s] with %s", request.name, request.id, _name(signum))
     try:
@@ -61,6 +68,8 @@ def store_terminated(app: Celery, request: Request, signum: int) -> None:
     signals.task_revoked.send(
         sender=request.task, request=request, terminated=True, signum=signum, expired=False
     )
+    if node is not None:
+        node.task("task-revoked", uuid=request.id, terminated=True, signum=signum, expired=False)
 
 
 def settle_ended(request: Request, ack: AckFn, reject: RejectFn) -> None:
@@ -73,10 +82,19 @@ def settle_ended(request: Request, ack: AckFn, reject: RejectFn) -> None:
     request.acknowledged = True
 
 
-def worker_lost(app: Celery, request: Request, summary: str, ack: AckFn, reject: RejectFn) -> None:
+def worker_lost(
+    app: Celery,
+    request: Request,
+    summary: str,
+    ack: AckFn,
+    reject: RejectFn,
+    node: NodeEvents | None = None,
+) -> None:
     """Celery's rules for a task whose process died (see its ``Request.on_failure``)."""
     exc = WorkerLostError(summary)
     logger.error("Task handler raised error: %r", exc)
+    if node is not None:
+        node.task("task-failed", uuid=request.id, exception=repr(exc), traceback=None)
     if request.acks_late and not request.acknowledged:
         request.acknowledged = True
         if request.reject_on_worker_lost:

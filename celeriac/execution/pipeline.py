@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal
 
 from celeriac.execution.hooks import Hook, default_hooks
+from celeriac.execution.running import Running
 from celeriac.execution.timelimits import TimeLimits
 
 if TYPE_CHECKING:
@@ -29,6 +30,8 @@ def compose(kind: Kind, app_hooks: tuple[Any, ...] = ()) -> tuple[Hook, ...]:
                 f"{hook!r} is not a hook: an app's hooks subclass celeriac.execution.hooks.Hook"
             )
     hooks: list[Hook] = [*default_hooks(is_eager=kind == "eager"), *app_hooks]
+    if kind != "eager":
+        hooks.insert(0, Running())  # inspect active: what runs now
     if kind == "worker":
         hooks.append(TimeLimits())
     return tuple(hooks)

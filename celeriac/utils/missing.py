@@ -35,30 +35,17 @@ class Missing:
         return NotYetImplemented(self.message(used), self.feature, self.instead)
 
 
-_WATCH = (
-    "read the worker's log (-l INFO logs every task it receives and finishes), query a "
-    "task's state with AsyncResult(task_id).state or `celeriac result`, and list the live "
-    "workers with app.control.ping()"
-)
-
-EVENTS = Missing(
-    "task events (worker -E, worker_send_task_events, task_send_sent_event, Task.send_event, "
-    "`celeriac events`)",
-    _WATCH,
-)
 MONITOR = Missing(
-    "a web monitor (Flower reads task events, which celeriac does not send yet)", _WATCH
+    "a web monitor (`celeriac flower`)",
+    "run `celeriac -A proj events` (a live text view of workers and tasks) or "
+    "`celeriac -A proj events --dump`",
 )
 REMOTE_CONTROL = Missing(
-    "this remote control command (celeriac workers answer ping, revoke, terminate, "
-    "rate_limit and time_limit; there is no inspect, shutdown, pool_grow, add_consumer, ...)",
-    "use app.control.ping(), revoke(), terminate(), rate_limit() or time_limit(); empty "
-    "queues with `celeriac purge`; stop a worker with SIGTERM (warm shutdown) and start it "
-    "again to change its queues or pool size",
-)
-STATUS = Missing(
-    "the status command",
-    'list the live workers with python -c "from proj import app; print(app.control.ping())"',
+    "this remote control command (celeriac workers answer Celery's inspect and control "
+    "commands except autoscale, pool_restart, election and revoke_by_stamped_headers)",
+    "use app.control.inspect() and the other app.control commands (app.control.ping() lists "
+    "the live workers); empty queues with `celeriac purge`; restart a worker to reload its "
+    "code",
 )
 MULTI = Missing(
     "`celeriac multi` (starting several detached workers)",
@@ -107,13 +94,6 @@ LOGTOOL = Missing(
 def startup_warnings(conf: Mapping[str, Any]) -> list[str]:
     """What a worker must say at start about settings it will not honour."""
     lines: list[str] = []
-    for name in ("worker_send_task_events", "task_send_sent_event"):
-        if conf[name]:
-            lines.append(
-                f"{name} is on (worker -E sets worker_send_task_events) but celeriac does not "
-                f"send task events yet: no monitor will see this worker's tasks. Instead, "
-                f"{EVENTS.instead}. See {COMPATIBILITY}."
-            )
     return lines
 
 
@@ -122,7 +102,6 @@ __all__ = [
     "AUTOSCALE",
     "COMPATIBILITY",
     "DAEMON",
-    "EVENTS",
     "GRAPH",
     "LIST",
     "LOGTOOL",
@@ -132,7 +111,6 @@ __all__ = [
     "PREFETCH_OFF",
     "REMOTE_CONTROL",
     "START_METHOD",
-    "STATUS",
     "UPGRADE",
     "Missing",
     "startup_warnings",

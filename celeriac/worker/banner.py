@@ -30,8 +30,8 @@ _ART = [
 ]
 
 
-#: Not "enable -E": celeriac sends no task events yet, whatever -E says.
-EVENTS_LINE = "OFF (celeriac does not send task events yet)"
+#: Celery's words for task events off.
+EVENTS_OFF = "OFF (enable -E to monitor tasks in this worker)"
 
 
 def queue_line(queue: Queue) -> str:
@@ -62,7 +62,7 @@ def banner(
         f".> transport:   {app.broker_url_display()}",
         f".> results:     {mask_url(results) if results else 'disabled://'}",
         f".> concurrency: {concurrency} ({pool})",
-        f".> task events: {EVENTS_LINE}",
+        f".> task events: {'ON' if app.conf.worker_send_task_events else EVENTS_OFF}",
         "",
         "[queues]",
     ]
@@ -74,4 +74,4 @@ def banner(
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["EVENTS_LINE", "banner", "queue_line"]
+__all__ = ["EVENTS_OFF", "banner", "queue_line"]

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from celeriac.protocol import serialization
 from celeriac.protocol.message import Message
@@ -29,6 +29,8 @@ from celeriac.transports.capabilities import Fanout
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
     from celeriac.app.cluster import ClusterStore
+    from celeriac.events.node import NodeEvents
+    from celeriac.protocol.entities import Queue
     from celeriac.transports.base import FanoutSubscription, Transport
     from celeriac.worker.persistent import StateDB
     from celeriac.worker.pools.base import BasePool
@@ -47,6 +49,23 @@ class Sweeper(Protocol):
     """What holds requests that a revocation may concern (the consumer)."""
 
     def request_sweep(self) -> None: ...
+
+
+@runtime_checkable
+class Consuming(Protocol):
+    """What consumes the worker's queues and can change them (``add_consumer``,
+    ``cancel_consumer``, ``active_queues``): the consumer, or a pool that consumes."""
+
+    @property
+    def queues(self) -> list[str]: ...
+
+    def add_queue(self, queue: Queue) -> None: ...
+
+    def cancel_queue(self, name: str) -> bool: ...
+
+
+#: ``query(method, arguments)``: the answers of pool processes that keep their own state.
+Query = Callable[[str, dict[str, Any]], list[Any]]
 
 
 #: ``relay(method, arguments)``: run a command in the pool's processes too.
@@ -68,6 +87,13 @@ class ControlContext:
     clock: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     #: Set when pool processes consume for themselves and keep their own state.
     relay: Relay | None = None
+    #: This node's events (the task-events switch), and a way to send a heartbeat now.
+    events: NodeEvents | None = None
+    beat_now: Callable[[], None] | None = None
+    #: Set when pool processes consume for themselves: ask them what they hold and run.
+    query: Query | None = None
+    #: A warm shutdown of the whole worker (the ``shutdown`` command).
+    shutdown: Callable[[], None] | None = None
 
     def revoked_changed(self, ids: Sequence[str] = ()) -> None:
         if self.statedb is not None:
@@ -189,6 +215,34 @@ def time_limit(
     if ctx.relay is not None:
         ctx.relay("time_limit", {"task_name": task_name, "hard": hard, "soft": soft})
     return ok("time limits set successfully")
+
+
+@command("enable_events")
+def enable_events(ctx: ControlContext, **_: Any) -> dict[str, Any]:
+    """Start sending task events (``-E`` at run time); every process sees the switch."""
+    if ctx.events is None:
+        return error("this worker cannot send events")
+    if ctx.events.task_events:
+        return ok("task events already enabled")
+    ctx.events.task_events = True
+    logger.info("Events of group {task} enabled by remote.")
+    return ok("task events enabled")
+
+
+@command("disable_events")
+def disable_events(ctx: ControlContext, **_: Any) -> dict[str, Any]:
+    if ctx.events is None or not ctx.events.task_events:
+        return ok("task events already disabled")
+    ctx.events.task_events = False
+    logger.info("Events of group {task} disabled by remote.")
+    return ok("task events disabled")
+
+
+@command("heartbeat")
+def heartbeat(ctx: ControlContext, **_: Any) -> None:
+    """Send a ``worker-heartbeat`` now (a monitor starting up asks for one)."""
+    if ctx.beat_now is not None:
+        ctx.beat_now()
 
 
 def selected(body: dict[str, Any], hostname: str) -> bool:
@@ -318,8 +372,10 @@ __all__ = [
     "COMMANDS",
     "PIDBOX_EXCHANGE",
     "REPLY_EXCHANGE",
+    "Consuming",
     "ControlContext",
     "Mailbox",
+    "Query",
     "Relay",
     "Sweeper",
     "command",

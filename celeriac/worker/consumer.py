@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from celeriac import signals, states
+from celeriac.events.taskinfo import received_fields
 from celeriac.execution.outcomes import (
     settle_ended,
     store_hard_timeout,
@@ -34,6 +35,8 @@ from celeriac.worker.state import WorkerState
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
+    from celeriac.events.node import NodeEvents
+    from celeriac.protocol.entities import Queue
     from celeriac.transports.base import Delivery, Transport
 
 logger = logging.getLogger("celeriac.worker.consumer")
@@ -63,8 +66,10 @@ class Consumer:
         prefetch_limit: int,
         state: WorkerState | None = None,
         limiter: RateLimiter | None = None,
+        events: NodeEvents | None = None,
     ) -> None:
         self.app = app
+        self.events = events  # task-received / task-revoked, when the worker sends events
         self.transport = transport
         # Capabilities, asked once (isinstance against a Protocol is slow on the hot path).
         self._combined = transport if isinstance(transport, AckAndGet) else None
@@ -110,6 +115,20 @@ class Consumer:
         """Any thread: revoked ids changed; discard matching held requests soon."""
         self._sweep.set()
 
+    def add_queue(self, queue: Queue) -> None:
+        """Consume from ``queue`` too (any thread; declared on a connection of its own)."""
+        with self.app.connection() as conn:
+            conn.declare_queue(queue)
+        if queue.name not in self.queues:
+            self.queues = [*self.queues, queue.name]  # the loop reads it once per fetch
+
+    def cancel_queue(self, name: str) -> bool:
+        """Stop consuming from queue ``name`` (any thread); False if not consuming it."""
+        if name not in self.queues:
+            return False
+        self.queues = [q for q in self.queues if q != name]
+        return True
+
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
@@ -148,6 +167,8 @@ class Consumer:
             elif not runnable:
                 self._wait_completion(self._wait_time(IDLE_WAIT))
             self._flush_acks()
+            if self.events is not None:
+                self.events.flush()
             self._run_periodic()
 
     def _update_qos(self) -> None:
@@ -183,6 +204,8 @@ class Consumer:
         logger.info("Task %s[%s] received", request.name, request.id)
         if signals.task_received.has_receivers:
             signals.task_received.send(sender=self, request=request)
+        if self.events is not None:
+            self.events.task("task-received", flush=False, **received_fields(request.call))
         if self._discard_if_revoked(request, time.time()):
             return
         if request.eta is not None and self._defer_if_far(request):
@@ -250,6 +273,15 @@ class Consumer:
         signals.task_revoked.send(
             sender=request.task, request=request, terminated=False, signum=None, expired=expired
         )
+        if self.events is not None:
+            self.events.task(
+                "task-revoked",
+                flush=False,
+                uuid=request.id,
+                terminated=False,
+                signum=None,
+                expired=expired,
+            )
         self.state.forget(request)
         self._acks.append(request.delivery)
         return True
@@ -349,10 +381,10 @@ class Consumer:
         self.state.task_done(request.call.name)
         signum = self.state.terminated.pop(request.id, None)
         if signum is not None and (result.lost or result.timeout is not None):
-            store_terminated(self.app, request, signum)
+            store_terminated(self.app, request, signum, self.events)
             self._settle(request)
         elif result.timeout is not None:
-            store_hard_timeout(self.app, request, result.timeout)
+            store_hard_timeout(self.app, request, result.timeout, self.events)
             self._settle(request)
         elif result.lost:
             self._worker_lost(request, result)
@@ -372,7 +404,7 @@ class Consumer:
         settle_ended(request, self._acks.append, _reject)
 
     def _worker_lost(self, request: Request, result: JobResult) -> None:
-        worker_lost(self.app, request, result.summary, self._acks.append, _reject)
+        worker_lost(self.app, request, result.summary, self._acks.append, _reject, self.events)
 
     # -- broker bookkeeping ------------------------------------------------------------------
     def _flush_acks(self) -> None:

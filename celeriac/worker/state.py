@@ -31,6 +31,8 @@ class WorkerState:
     #: task id -> signal number, for running tasks terminated by ``revoke(terminate=True)``.
     terminated: dict[str, int] = field(default_factory=dict)
     total_count: Counter[str] = field(default_factory=Counter)
+    #: delivery tag -> when its task started (Unix time), for ``inspect active``.
+    time_start: dict[str, float] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -42,12 +44,14 @@ class WorkerState:
         with self.lock:
             self.reserved.pop(request.key, None)
             self.active[request.key] = request
+            self.time_start[request.key] = time.time()
 
     def forget(self, request: Request) -> None:
         """The request left the worker (done, rejected or given back)."""
         with self.lock:
             self.reserved.pop(request.key, None)
             self.active.pop(request.key, None)
+            self.time_start.pop(request.key, None)
 
     def task_done(self, name: str) -> None:
         with self.lock:

@@ -24,12 +24,18 @@ from celeriac import signals
 from celeriac.app.annotations import apply_annotations
 from celeriac.app.cluster import ClusterStore, cluster_store_for
 from celeriac.beat.service import Beat
+from celeriac.events.event import HEARTBEAT_FREQUENCY
+from celeriac.events.node import NodeEvents
+from celeriac.events.node import register as register_node
+from celeriac.events.node import unregister as unregister_node
 from celeriac.protocol.entities import Queue
 from celeriac.utils.log import parse_loglevel, setup_logging
 from celeriac.utils.missing import startup_warnings
+from celeriac.worker import inspection, management  # noqa: F401 (their commands register)
 from celeriac.worker.banner import banner
-from celeriac.worker.commands import ControlContext, Mailbox, Relay, Sweeper
+from celeriac.worker.commands import ControlContext, Mailbox, Query, Relay, Sweeper
 from celeriac.worker.consumer import Consumer
+from celeriac.worker.heartbeat import Heartbeat
 from celeriac.worker.persistent import StateDB
 from celeriac.worker.pools import pool_class
 from celeriac.worker.pools.base import BasePool, ConsumingPool, JobResult, RunsInMainThread
@@ -44,6 +50,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("celeriac.worker")
 
 NODENAME_DEFAULT = "celery"
+#: How long a heartbeat waits for consuming children to count what they ran (seconds).
+HEARTBEAT_QUERY_TIMEOUT = 0.5
 
 #: Pools (by ``-P`` name) run instead of the named one, with no consumer in this process,
 #: where the broker lets each process consume for itself (``Transport.direct_consume``) and
@@ -75,6 +83,13 @@ class Relays(Protocol):
     """A runner whose processes keep their own state: remote control is relayed to them."""
 
     def relay(self, method: str, arguments: dict[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class Queries(Protocol):
+    """A runner whose processes keep their own state: inspect commands ask them too."""
+
+    def query(self, method: str, arguments: dict[str, Any], timeout: float = 1.0) -> list[Any]: ...
 
 
 class WorkerTerminate(SystemExit):
@@ -114,6 +129,8 @@ class Worker:
         install_signal_handlers: bool = True,
         beat: bool = False,
         schedule_filename: str | None = None,
+        without_heartbeat: bool = False,
+        heartbeat_interval: float | None = None,
     ) -> None:
         conf = app.conf
         self.app = app
@@ -130,6 +147,10 @@ class Worker:
         )
         self.without_banner = without_banner
         self.install_signal_handlers = install_signal_handlers
+        self.without_heartbeat = without_heartbeat
+        self.heartbeat_interval = float(heartbeat_interval or HEARTBEAT_FREQUENCY)
+        self.events: NodeEvents | None = None  # this node's events (every process)
+        self.heartbeat: Heartbeat | None = None
         self.ready = threading.Event()
         self.state = WorkerState()
         self.pool: BasePool | None = None
@@ -173,8 +194,10 @@ class Worker:
         signals.worker_init.send(sender=self)
         # Every pool and forked child runs one pipeline: app.add_hook() raises from here on.
         self.app.hook_list.freeze()
-        # Before the pool forks: its processes share the limiter's token buckets.
+        # Before the pool forks: its processes share the limiter's token buckets, and the
+        # events switch.
         self.limiter = RateLimiter(self.app, self.store)
+        self._setup_events()
         with self._stop_lock:
             pool, runner = self._build(transport, queues, self.limiter)
             self.pool, self._runner = pool, runner
@@ -182,10 +205,12 @@ class Worker:
                 runner.stop(warm=self._pending_stop)
         self._interruptible = pool if isinstance(pool, RunsInMainThread) else None
         relay = runner.relay if isinstance(runner, Relays) else None
-        self._start_mailbox(runner, pool, self.limiter, relay)
+        query = runner.query if isinstance(runner, Queries) else None
+        self._start_mailbox(runner, pool, self.limiter, relay, query)
         if not self.without_banner:
             self._print_banner(queues)
         pool.start()
+        self._start_heartbeat(pool, runner)
         signals.celeryd_after_setup.send(sender=self.hostname, instance=self, conf=conf)
         if self.install_signal_handlers:
             self._install_signal_handlers()
@@ -235,7 +260,12 @@ class Worker:
             logger.info("Loaded %d revoked task id(s) from %s", loaded, self.statedb.path)
 
     def _start_mailbox(
-        self, sweeper: Sweeper, pool: BasePool, limiter: RateLimiter, relay: Relay | None
+        self,
+        sweeper: Sweeper,
+        pool: BasePool,
+        limiter: RateLimiter,
+        relay: Relay | None,
+        query: Query | None,
     ) -> None:
         if not self.app.conf.worker_enable_remote_control:
             return
@@ -249,6 +279,10 @@ class Worker:
             statedb=self.statedb,
             store=self.store,
             relay=relay,
+            events=self.events,
+            beat_now=self._beat_now,
+            query=query,
+            shutdown=self.stop,
         )
         self.mailbox = Mailbox(ctx)
         self.mailbox.start()
@@ -285,8 +319,53 @@ class Worker:
             prefetch_limit=self.concurrency * self.prefetch_multiplier,
             state=self.state,
             limiter=limiter,
+            events=self.events,
         )
         return fed, self.consumer
+
+    def _setup_events(self) -> None:
+        """This node's events, registered for every process and thread running its tasks:
+        task events with ``-E`` (``worker_send_task_events``), and the heartbeat."""
+        conf = self.app.conf
+        # Made even when nothing is sent yet (it connects on first use): the enable_events
+        # control command may turn task events on later.
+        self.events = NodeEvents(
+            self.hostname,
+            self.app.connection,
+            task_events=bool(conf.worker_send_task_events),
+            serializer=conf.event_serializer,
+            exchange=conf.event_exchange,
+        )
+        register_node(self.events)
+
+    def _start_heartbeat(self, pool: BasePool, runner: Runner) -> None:
+        if self.events is None or self.without_heartbeat:
+            return
+        consumer = self.consumer
+
+        def active() -> int:
+            if consumer is None:
+                return len(pool.running_ids())
+            return len(self.state.active)
+
+        query = runner.query if isinstance(runner, Queries) else None
+
+        def processed() -> int:
+            done = sum(self.state.total_count.values())
+            if query is not None:  # children that consume count what they ran
+                for answer in query("stats", {}, HEARTBEAT_QUERY_TIMEOUT):
+                    if isinstance(answer, dict):
+                        done += sum((answer.get("total") or {}).values())
+            return done
+
+        self.heartbeat = Heartbeat(
+            self.events, active=active, processed=processed, interval=self.heartbeat_interval
+        )
+        self.heartbeat.start()
+
+    def _beat_now(self) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.beat_now()
 
     def _on_result(self, result: JobResult) -> None:
         consumer = self.consumer
@@ -351,6 +430,11 @@ class Worker:
     def _close(self, transport: Transport) -> None:
         if self.mailbox is not None:
             self.mailbox.stop()
+        if self.heartbeat is not None:
+            self.heartbeat.stop()  # worker-offline
+        if self.events is not None:
+            self.events.close()
+            unregister_node(self.events)
         if self.statedb is not None:
             self.statedb.save(self.state)
         if self.store is not None:

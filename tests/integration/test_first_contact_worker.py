@@ -169,13 +169,13 @@ def test_a_celery_clients_chain_and_errback_messages_are_carried_on(
         assert memory_app.AsyncResult("errback-1").state == "FAILURE"
 
 
-def test_worker_warns_at_start_about_events_not_beat_schedule(
+def test_worker_warns_at_start_about_neither_beat_schedule_nor_events(
     start_worker: Callable[[], Worker], caplog: pytest.LogCaptureFixture
 ) -> None:
     start_worker()
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert not any("beat_schedule" in w for w in warnings)  # beat runs it, not the worker
-    assert any("worker_send_task_events is on" in w for w in warnings)
+    assert not any("worker_send_task_events" in w for w in warnings)  # events are there
 
 
 def test_worker_main_runs_a_project_as_a_script(tmp_path: Path) -> None:

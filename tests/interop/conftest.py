@@ -88,6 +88,14 @@ APP = textwrap.dedent(
         if self.request.retries < 1:
             raise self.retry(exc=KeyError("again"), countdown=0.2)
         return self.request.retries
+
+
+    @app.task(name="interop.block")
+    def block(release, limit=30.0):
+        deadline = time.monotonic() + limit
+        while not os.path.exists(release) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return "released"
     """
 )
 

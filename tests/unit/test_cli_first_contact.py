@@ -76,7 +76,8 @@ def test_missing_celery_command_exits_2_with_what_to_do(runner: CliRunner, name:
 def test_missing_commands_are_hidden_but_listed_as_not_there(runner: CliRunner) -> None:
     text = runner.invoke(celeriac, ["--help"]).output
     commands = text.split("Commands:")[1].split("\n\n")[0]
-    assert "inspect" not in commands and "flower" not in commands
+    assert "beat" in commands and "multi" not in commands and "flower" not in commands
+    assert "inspect" in commands and "events" in commands and "status" in commands
     assert "Celery commands not in celeriac yet" in text
     assert "inspect," in text and "flower," in text
 
@@ -96,23 +97,23 @@ def test_missing_worker_option_exits_2_before_starting(
 def test_worker_help_promises_only_what_exists(runner: CliRunner) -> None:
     text = " ".join(runner.invoke(celeriac, ["worker", "--help"]).output.split())
     assert "prefork (default), threads, solo or asyncio" in text
-    assert "celeriac does not send task events yet" in text
+    assert "Send task events (task-received" in text
     assert "-B, --beat" in text and "Also run beat" in text
     assert "-D/--detach" in text  # listed under "Not in celeriac yet"
     assert "Apply optimization profile" not in text
     assert "Don't subscribe to other workers" not in text
 
 
-def test_no_help_text_promises_events_a_monitor_or_beat(runner: CliRunner) -> None:
+def test_no_help_text_promises_a_web_monitor(runner: CliRunner) -> None:
     for name, text in _all_help(runner).items():
         flat = " ".join(text.split()).lower()
-        for promise in ("celeriac events", "web monitor", "monitors like", "flower"):
+        for promise in ("web monitor", "monitors like", "flower"):
             if promise == "flower" and name == "":
                 continue  # the top level lists it among the commands not there yet
             assert promise not in flat, (name, promise)
 
 
-def test_events_flag_is_accepted_and_the_banner_does_not_claim_events(
+def test_events_flag_turns_task_events_on_and_the_banner_says_so(
     runner: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from celeriac.cli import worker as worker_module
@@ -131,9 +132,12 @@ def test_events_flag_is_accepted_and_the_banner_does_not_claim_events(
     result = runner.invoke(celeriac, ["-b", "memory://events-flag", "worker", "-E"])
     assert result.exit_code == 0, result.output
     app = seen["app"]
-    assert app.conf.worker_send_task_events is True  # the worker warns about it at start
+    assert app.conf.worker_send_task_events is True
     text = banner(app, hostname="w@h", concurrency=1, pool="solo", queues=[], with_tasks=False)
-    assert "task events: OFF (celeriac does not send task events yet)" in text
+    assert "task events: ON" in text
+    app.conf.worker_send_task_events = False
+    text = banner(app, hostname="w@h", concurrency=1, pool="solo", queues=[], with_tasks=False)
+    assert "task events: OFF (enable -E to monitor tasks in this worker)" in text
 
 
 # -- report --------------------------------------------------------------------------------

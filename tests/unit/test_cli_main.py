@@ -21,6 +21,10 @@ SUBCOMMANDS = (
     "worker",
     "beat",
     "schedule",
+    "events",
+    "inspect",
+    "control",
+    "status",
     "call",
     "result",
     "purge",
@@ -222,6 +226,8 @@ def test_worker_defaults(runner: CliRunner, project: Path, fake_worker: type[Fak
         "install_signal_handlers": True,
         "beat": False,
         "schedule_filename": None,
+        "without_heartbeat": False,
+        "heartbeat_interval": None,
     }
 
 

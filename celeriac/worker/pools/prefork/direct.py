@@ -22,21 +22,35 @@ the pipe-fed :mod:`.pool`.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
+import threading
+import time
 from dataclasses import dataclass
 from functools import cached_property
 from multiprocessing.connection import Connection
 from multiprocessing.context import ForkContext
 from typing import Any
 
+from celeriac.events.node import for_node
 from celeriac.execution import outcomes, timelimits
+from celeriac.protocol.entities import Queue
 from celeriac.protocol.message import Message
 from celeriac.transports.base import Delivery
 from celeriac.worker.pools.base import ConsumingPool
 from celeriac.worker.pools.prefork.direct_child import EXIT_BROKER, ChildSpec, child_main
-from celeriac.worker.pools.prefork.messages import HeldMessage, Relay, Running, SlotJob, Stop
+from celeriac.worker.pools.prefork.messages import (
+    Answer,
+    HeldMessage,
+    Query,
+    Relay,
+    Running,
+    SlotJob,
+    Stop,
+)
 from celeriac.worker.pools.prefork.slot import Remains, Slot
-from celeriac.worker.pools.prefork.supervisor import Child, Supervised, drain, send
+from celeriac.worker.pools.prefork.supervisor import Child, Supervised, send
 from celeriac.worker.request import BadMessage, Request, build_request
 
 logger = logging.getLogger("celeriac.worker.pool")
@@ -53,6 +67,12 @@ class DirectPreforkPool(Supervised[_Child], ConsumingPool):
     """``concurrency`` forked consumers and their supervisor; ``run`` until ``stop``."""
 
     exitcode = 0  # 1 once a child lost the broker for good
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._answered = threading.Condition()  # children's answers to queries
+        self._answers: dict[int, list[Any]] = {}
+        self._tickets = itertools.count(1)
 
     @cached_property
     def spec(self) -> ChildSpec:
@@ -101,6 +121,30 @@ class DirectPreforkPool(Supervised[_Child], ConsumingPool):
             for child in self.supervisor.children:
                 send(child.control, Relay(method, arguments))
 
+    def add_queue(self, queue: Queue) -> None:
+        """Every child consumes from ``queue`` too (and children started later)."""
+        with self.app.connection() as conn:
+            conn.declare_queue(queue)
+        if queue.name not in self.queues:
+            self.queues.append(queue.name)  # the spec's list: children forked later see it
+        exchange = queue.exchange
+        self.relay(
+            "add_consumer",
+            {
+                "queue": queue.name,
+                "exchange": exchange.name if exchange is not None and exchange.name else None,
+                "exchange_type": exchange.type if exchange is not None else "direct",
+                "routing_key": queue.routing_key,
+            },
+        )
+
+    def cancel_queue(self, name: str) -> bool:
+        if name not in self.queues:
+            return False
+        self.queues.remove(name)
+        self.relay("cancel_consumer", {"queue": name})
+        return True
+
     def running_ids(self) -> list[str]:
         return [r.task_id for r in self.supervisor.running()]
 
@@ -136,7 +180,34 @@ class DirectPreforkPool(Supervised[_Child], ConsumingPool):
         return child.events
 
     def read_child(self, child: _Child) -> None:
-        drain(child.events)  # a hard limit started: the loop reads it from the slot
+        # LimitStarted: a hard limit started (the loop reads it from the slot); Answer: a
+        # child's reply to a query.
+        with contextlib.suppress(EOFError, OSError):
+            while child.events.poll():
+                message = child.events.recv()
+                if isinstance(message, Answer):
+                    with self._answered:
+                        self._answers.setdefault(message.ticket, []).append(message.result)
+                        self._answered.notify_all()
+
+    def query(self, method: str, arguments: dict[str, Any], timeout: float = 1.0) -> list[Any]:
+        """Ask every child to answer ``method`` from its own state; their answers (those
+        that came within ``timeout`` seconds)."""
+        with self._answered:
+            ticket = next(self._tickets)
+        with self.supervisor.lock:
+            children = list(self.supervisor.children)
+        for child in children:
+            with contextlib.suppress(OSError):
+                send(child.control, Query(ticket, method, arguments))
+        deadline = time.monotonic() + timeout
+        with self._answered:
+            while len(self._answers.get(ticket, ())) < len(children):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._answered.wait(remaining)
+            return self._answers.pop(ticket, [])
 
     def stop_child(self, child: _Child, warm: bool) -> None:
         send(child.control, Stop(warm))
@@ -194,10 +265,12 @@ class DirectPreforkPool(Supervised[_Child], ConsumingPool):
             request.acknowledged = True
         signum = self.state.terminated.pop(request.id, None)
         if signum is not None:
-            outcomes.store_terminated(self.app, request, signum)
+            outcomes.store_terminated(self.app, request, signum, for_node(self.hostname))
             outcomes.settle_ended(request, ack, reject)
         elif child.killed_for is not None:
-            outcomes.store_hard_timeout(self.app, request, child.killed_for)
+            outcomes.store_hard_timeout(
+                self.app, request, child.killed_for, for_node(self.hostname)
+            )
             outcomes.settle_ended(request, ack, reject)
         elif not request.acknowledged and self.transport.returns_on_close:
             # Its connection closed unacknowledged: the broker delivers it again.
@@ -220,7 +293,7 @@ class DirectPreforkPool(Supervised[_Child], ConsumingPool):
                 request.id,
             )
             summary = outcomes.lost_summary(request.id, exitcode)
-            outcomes.worker_lost(self.app, request, summary, ack, reject)
+            outcomes.worker_lost(self.app, request, summary, ack, reject, for_node(self.hostname))
 
     def _request(self, job: SlotJob, unacked: set[str]) -> Request | None:
         tag = job.delivery_tag

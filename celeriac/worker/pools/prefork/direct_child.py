@@ -16,13 +16,22 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 from celeriac import signals
+from celeriac.events.node import for_node
 from celeriac.execution import timelimits
 from celeriac.transports.capabilities import GivesBackPrefetched
 from celeriac.worker.buckets import WorkerBuckets
 from celeriac.worker.commands import COMMANDS, ControlContext
 from celeriac.worker.consumer import Consumer
 from celeriac.worker.pools.base import LONG_TASK, Job, flush_open_batch
-from celeriac.worker.pools.prefork.messages import HeldMessage, LimitStarted, Relay, SlotJob, Stop
+from celeriac.worker.pools.prefork.messages import (
+    Answer,
+    HeldMessage,
+    LimitStarted,
+    Query,
+    Relay,
+    SlotJob,
+    Stop,
+)
 from celeriac.worker.pools.prefork.slot import Slot
 from celeriac.worker.pools.prefork.supervisor import enter_child, resident_kib
 from celeriac.worker.pools.solo import SoloPool
@@ -64,6 +73,7 @@ class ChildPool(SoloPool):
         self.spec = spec
         self.slot = slot
         self.events = events
+        self._events_lock = threading.Lock()  # the main thread and the order thread send
         self.consumer: Consumer | None = None
         self.done = 0
         self.on_job_start = self.on_start
@@ -113,8 +123,11 @@ class ChildPool(SoloPool):
                 transport.ack([request.delivery])
                 request.acknowledged = True
         self.slot.set_limit(hard)
-        with contextlib.suppress(OSError):  # the parent is gone: the order thread stops us
-            self.events.send(LimitStarted())
+        self.tell_parent(LimitStarted())
+
+    def tell_parent(self, message: LimitStarted | Answer) -> None:
+        with self._events_lock, contextlib.suppress(OSError):  # the parent is gone: the
+            self.events.send(message)  # order thread stops us
 
     def _should_retire(self) -> bool:
         spec = self.spec
@@ -159,6 +172,7 @@ def child_main(
     state.lock = threading.Lock()  # another thread may have held it at fork time
     transport = app.connection()
     pool = ChildPool(app, spec, slot, events)
+    node = for_node(spec.hostname)  # the worker's events: this child sends its own
     consumer = Consumer(
         app,
         transport,
@@ -167,6 +181,7 @@ def child_main(
         prefetch_limit=spec.prefetch,
         state=state,
         limiter=RateLimiter(app, store, buckets=spec.buckets),
+        events=node,
     )
     pool.consumer = consumer
     pool.on_result = consumer.on_result
@@ -195,6 +210,8 @@ def child_main(
         logger.critical("Pool process %s: unrecoverable error: %r", os.getpid(), exc)
         exitcode = EXIT_BROKER
     finally:
+        if node is not None:
+            node.close()
         transport.close()
         signals.worker_process_shutdown.send(sender=None, pid=os.getpid(), exitcode=exitcode)
     if exitcode:
@@ -227,6 +244,20 @@ def _take_orders(
                 handler(ctx, **order.arguments)
             except Exception:
                 logger.exception("Relayed remote control command %r failed", order.method)
+        elif isinstance(order, Query):
+            pool.tell_parent(Answer(order.ticket, _answer(ctx, order)))
+
+
+def _answer(ctx: ControlContext, query: Query) -> Any:
+    """This child's answer to an inspect command (its own reserved, active, counters)."""
+    handler = COMMANDS.get(query.method)
+    if handler is None:
+        return None
+    try:
+        return handler(ctx, **query.arguments)
+    except Exception as exc:
+        logger.exception("Remote control query %r failed", query.method)
+        return {"error": repr(exc)}
 
 
 def _release_if_long(

@@ -9,8 +9,10 @@ Pipe-fed children (the parent consumes; ``pool.py``):
                     limit starts), ``Retire`` (over its memory limit: send nothing more)
 
 Directly consuming children (each consumes itself; ``direct.py``, ``direct_child.py``):
-  parent -> child   ``Stop`` (warm or cold), ``Relay`` (a remote-control command to run too)
-  child -> parent   ``LimitStarted`` (wakes the parent to read the slot's hard limit)
+  parent -> child   ``Stop`` (warm or cold), ``Relay`` (a remote-control command to run too),
+                    ``Query`` (an inspect command to answer from the child's own state)
+  child -> parent   ``LimitStarted`` (wakes the parent to read the slot's hard limit),
+                    ``Answer`` (the reply to a ``Query``)
   slot              the batch as ``list[SlotJob]``, the unacknowledged messages as
                     ``list[HeldMessage]``, the running task as ``Running`` (``slot.py``)
 """
@@ -79,6 +81,22 @@ class Relay(NamedTuple):
     arguments: dict[str, Any]
 
 
+class Query(NamedTuple):
+    """Answer remote-control command ``method`` from the child's own state (``ticket``
+    pairs the answer with the question)."""
+
+    ticket: int
+    method: str
+    arguments: dict[str, Any]
+
+
+class Answer(NamedTuple):
+    """A child's reply to the ``Query`` with this ``ticket``."""
+
+    ticket: int
+    result: Any
+
+
 class SlotJob(NamedTuple):
     """One job of a directly consuming child's batch, as its slot keeps it for the parent."""
 
@@ -113,10 +131,12 @@ class HeldMessage(NamedTuple):
 
 
 __all__ = [
+    "Answer",
     "HeldMessage",
     "LimitStarted",
     "PipeJob",
     "PipeResult",
+    "Query",
     "Relay",
     "Retire",
     "Running",

@@ -23,6 +23,7 @@ from multiprocessing.context import ForkContext
 from typing import TYPE_CHECKING, Any
 
 from celeriac import signals, states
+from celeriac.events.node import for_node
 from celeriac.execution import timelimits
 from celeriac.protocol.message import Message
 from celeriac.worker.pools.base import (
@@ -338,6 +339,9 @@ def _child_main(
                 retiring = True
                 results.send(Retire())
     finally:
+        node = for_node(hostname)
+        if node is not None:
+            node.close()  # this child's events connection
         signals.worker_process_shutdown.send(sender=None, pid=os.getpid(), exitcode=0)
 
 

@@ -311,6 +311,9 @@ class Supervised(BasePool, ChildStrategy[C]):
     def terminate_job(self, task_id: str, signum: int | None = None) -> bool:
         return self.supervisor.terminate_job(task_id, signum)
 
+    def running_ids(self) -> list[str]:
+        return [r.task_id for r in self.supervisor.running()]
+
 
 # -- in the child -----------------------------------------------------------------------------
 def enter_child(inherited: Sequence[Connection]) -> None:
