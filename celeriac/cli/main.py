@@ -17,6 +17,7 @@ from celeriac.cli.call import call
 from celeriac.cli.cleanup import cleanup
 from celeriac.cli.dead import dead
 from celeriac.cli.help import help_command
+from celeriac.cli.multi import multi
 from celeriac.cli.not_yet import EPILOG, MISSING_COMMANDS
 from celeriac.cli.purge import purge
 from celeriac.cli.report import report
@@ -28,6 +29,7 @@ from celeriac.exceptions import ImproperlyConfigured, OperationalError
 #: Every subcommand, in the order of ``celeriac --help``; later commands are added here.
 COMMANDS: list[click.Command] = [
     worker,
+    multi,
     call,
     result,
     purge,

@@ -69,16 +69,6 @@ STATUS = Missing(
     "the status command",
     'list the live workers with python -c "from proj import app; print(app.control.ping())"',
 )
-MULTI = Missing(
-    "`celeriac multi` (starting several detached workers)",
-    "run one `celeriac -A proj worker -n NAME@%h` per worker under systemd, supervisor or a "
-    "container orchestrator",
-)
-DAEMON = Missing(
-    "daemonization (worker -D/--detach, --uid, --gid, --umask, --executable)",
-    "run the worker in the foreground under systemd, supervisor or a container, which also "
-    "sets its user, group and umask",
-)
 AUTOSCALE = Missing("autoscaling (worker --autoscale)", "set a fixed pool size with -c")
 PREFETCH_OFF = Missing(
     "worker --disable-prefetch", "pass --prefetch-multiplier 1 (one message per pool slot)"
@@ -138,14 +128,12 @@ __all__ = [
     "AUTOSCALE",
     "BEAT",
     "COMPATIBILITY",
-    "DAEMON",
     "EVENTS",
     "GRAPH",
     "LIST",
     "LOGTOOL",
     "MIGRATE",
     "MONITOR",
-    "MULTI",
     "PREFETCH_OFF",
     "REMOTE_CONTROL",
     "REPLACE",

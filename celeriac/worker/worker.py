@@ -352,14 +352,16 @@ class Worker:
 
 
 def node_format(text: str, nodename: str) -> str:
-    """Celery's node expansion of paths: ``%n`` name, ``%h`` host, ``%d`` domain, ``%i`` pid."""
+    """Celery's node expansion of paths: ``%n`` name, ``%h`` host, ``%d`` domain, ``%i`` the
+    process index (0: the main process), ``%I`` the same as ``-<index>`` (empty for 0)."""
     name, _, host = nodename.partition("@")
     domain = host.partition(".")[2]
     return (
         text.replace("%n", name)
         .replace("%h", host or nodename)
         .replace("%d", domain)
-        .replace("%i", str(os.getpid()))
+        .replace("%i", "0")
+        .replace("%I", "")
     )
 
 

@@ -17,7 +17,18 @@ from celeriac.cli import worker as cli_worker
 from celeriac.cli.main import COMMANDS, celeriac, main
 from tests.cli_project import cli_project
 
-SUBCOMMANDS = ("worker", "call", "result", "purge", "cleanup", "dead", "shell", "report", "help")
+SUBCOMMANDS = (
+    "worker",
+    "multi",
+    "call",
+    "result",
+    "purge",
+    "cleanup",
+    "dead",
+    "shell",
+    "report",
+    "help",
+)
 
 
 CLIPROJ = """
@@ -310,7 +321,7 @@ def test_worker_refuses_a_live_pidfile(
     pidfile = project / "live.pid"
     pidfile.write_text(f"{os.getppid()}\n")
     result = runner.invoke(celeriac, ["-A", "cliproj", "worker", "--pidfile", str(pidfile)])
-    assert result.exit_code == 1
+    assert result.exit_code == 73  # Celery's EX_CANTCREAT
     assert "already exists" in result.stderr
     assert fake_worker.made == []
     assert pidfile.read_text().strip() == str(os.getppid())
