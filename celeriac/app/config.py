@@ -233,6 +233,19 @@ SETTINGS: tuple[Setting, ...] = (
         "Replace a pool process above this resident memory (KiB).",
     ),
     _S(
+        "worker_soft_shutdown_timeout",
+        0.0,
+        None,
+        "Seconds a shutdown lets running tasks finish before they are cut short and their "
+        "messages go back to the broker (0: SIGTERM waits for them; SIGQUIT does not).",
+    ),
+    _S(
+        "worker_enable_soft_shutdown_on_idle",
+        False,
+        None,
+        "Wait worker_soft_shutdown_timeout even when no task is running.",
+    ),
+    _S(
         "worker_direct_consume",
         True,
         None,

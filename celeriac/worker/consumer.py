@@ -448,14 +448,27 @@ class Consumer:
         return not self.in_pool
 
     def restore_unacked(self) -> int:
-        """After a cold stop: give back what is still held (acks_late tasks cut short)."""
+        """After a cold stop: give back what is still held (acks_late tasks cut short), and,
+        when the soft shutdown is on (``worker_soft_shutdown_timeout``), publish again the
+        tasks cut short whose message was acknowledged when they started, so none is lost;
+        return how many went back."""
         self._handle_completions()
         self._flush_acks()
         deliveries = self._held()
+        soft = bool(self.app.conf.worker_soft_shutdown_timeout)
+        cut_short = [r.delivery for r in self.in_pool.values() if r.acknowledged and soft]
         self.in_pool.clear()
         if deliveries:
             self.transport.restore(deliveries)
-        return len(deliveries)
+        for delivery in cut_short:
+            # The default exchange: straight back to the queue it came from.
+            self.transport.publish(delivery.message, exchange="", routing_key=delivery.queue)
+        if cut_short:
+            logger.warning(
+                "Sent again %d task(s) cut short by the shutdown (acknowledged when they started)",
+                len(cut_short),
+            )
+        return len(deliveries) + len(cut_short)
 
     def info(self) -> dict[str, Any]:
         return {

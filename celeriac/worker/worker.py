@@ -133,6 +133,7 @@ class Worker:
         self.consumer: Consumer | None = None  # None when the pool consumes for itself
         self._runner: Runner | None = None  # the consumer, or a pool that consumes
         self._interruptible: RunsInMainThread | None = None  # runs tasks in the main thread
+        self._signal_handlers_installed = False
         self.mailbox: Mailbox | None = None
         self.statedb: StateDB | None = None
         self.store: ClusterStore | None = None
@@ -142,6 +143,8 @@ class Worker:
         self._stop_requests: SimpleQueue[bool] = SimpleQueue()  # warm?
         self._stop_lock = threading.Lock()
         self._pending_stop: bool | None = None  # stop() before the consumer existed: warm?
+        self._soft_timer: threading.Timer | None = None  # the soft shutdown's deadline
+        self._soft_over = threading.Event()  # the deadline passed, or a cold stop came
 
     # -- public ------------------------------------------------------------------------------
     def start(self) -> int:
@@ -200,7 +203,12 @@ class Worker:
         return self.exitcode
 
     def stop(self, warm: bool = True) -> None:
-        """Request a shutdown from any thread (warm: let running tasks finish)."""
+        """Request a shutdown from any thread (warm: let running tasks finish, for at most
+        ``worker_soft_shutdown_timeout`` seconds when it is set)."""
+        if warm:
+            self._arm_soft_shutdown()
+        else:
+            self._soft_over.set()
         with self._stop_lock:
             if self._runner is None:
                 self._pending_stop = (
@@ -208,6 +216,44 @@ class Worker:
                 )
                 return
             self._runner.stop(warm=warm)
+
+    @property
+    def soft_shutdown_timeout(self) -> float:
+        return float(self.app.conf.worker_soft_shutdown_timeout or 0.0)
+
+    def _arm_soft_shutdown(self) -> None:
+        """Celery 5.5's soft shutdown: running tasks get ``worker_soft_shutdown_timeout``
+        seconds, then a cold stop cuts them short and their messages go back to the broker."""
+        timeout = self.soft_shutdown_timeout
+        if timeout <= 0:
+            return
+        with self._stop_lock:
+            if self._soft_timer is not None:
+                return
+            self._soft_timer = threading.Timer(timeout, self._soft_deadline)
+            self._soft_timer.daemon = True
+            self._soft_timer.start()
+        logger.warning("Initiating Soft Shutdown, terminating in %s seconds", timeout)
+
+    def _soft_deadline(self) -> None:
+        if self._soft_over.is_set():
+            return
+        logger.warning(
+            "Soft shutdown timeout (%ss) reached: running tasks are cut short and their "
+            "messages go back to the broker",
+            self.soft_shutdown_timeout,
+        )
+        self._soft_over.set()
+        if self._signal_handlers_installed:
+            # As a second signal: the cold stop also interrupts a task in the main thread.
+            os.kill(os.getpid(), signal.SIGQUIT)
+        else:
+            self.stop(warm=False)
+
+    def _wait_soft_shutdown_on_idle(self) -> None:
+        """``worker_enable_soft_shutdown_on_idle``: the whole timeout, even with no task."""
+        if self._soft_timer is not None and self.app.conf.worker_enable_soft_shutdown_on_idle:
+            self._soft_over.wait(self.soft_shutdown_timeout)
 
     # -- building ----------------------------------------------------------------------------
     def _queues(self) -> list[Queue]:
@@ -309,6 +355,7 @@ class Worker:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGQUIT, self._on_signal)
+        self._signal_handlers_installed = True
         # As Celery's "cry" handler: SIGUSR1 prints every thread's stack (to stderr).
         with contextlib.suppress(AttributeError, ValueError, RuntimeError, OSError):
             faulthandler.register(signal.SIGUSR1, all_threads=True)  # fails without a stderr
@@ -319,7 +366,15 @@ class Worker:
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._signals_seen += 1
-        warm = signum != signal.SIGQUIT and self._signals_seen == 1
+        if signum == signal.SIGTERM and os.environ.get("REMAP_SIGTERM") == "SIGQUIT":
+            signum = signal.SIGQUIT  # Celery's (billiard's) switch: SIGTERM as a cold shutdown
+        # A first SIGQUIT is cold, unless a soft shutdown first lets running tasks finish.
+        soft = self.soft_shutdown_timeout > 0
+        warm = (
+            self._signals_seen == 1
+            and (signum != signal.SIGQUIT or soft)
+            and not self._soft_over.is_set()  # the soft shutdown's deadline sent it
+        )
         # os.write, not print: the handler may interrupt a print or a log call in progress.
         how = "Warm" if warm else "Cold"
         os.write(2, f"\nworker: {how} shutdown (MainProcess)\n".encode())
@@ -334,8 +389,12 @@ class Worker:
             sender=self.hostname, sig=None, how=how, exitcode=self.exitcode
         )
         try:
+            self._wait_soft_shutdown_on_idle()
             self.exitcode = self.exitcode or runner.finish()
         finally:
+            if self._soft_timer is not None:
+                self._soft_over.set()
+                self._soft_timer.cancel()
             self._close(transport)
 
     def _close(self, transport: Transport) -> None:
