@@ -246,6 +246,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Wait worker_soft_shutdown_timeout even when no task is running.",
     ),
     _S(
+        "worker_liveness_file",
+        None,
+        None,
+        "Beyond Celery: the file the worker rewrites while it consumes, read by `celeriac "
+        "check` (%n, %h expanded; none: <temp dir>/celeriac-<node name>.alive).",
+    ),
+    _S(
         "worker_direct_consume",
         True,
         None,

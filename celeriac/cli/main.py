@@ -14,6 +14,7 @@ from celeriac import __version__
 from celeriac.app.base import Celery
 from celeriac.cli.base import CLIContext, CLIError, traceback_wanted
 from celeriac.cli.call import call
+from celeriac.cli.check import check
 from celeriac.cli.cleanup import cleanup
 from celeriac.cli.dead import dead
 from celeriac.cli.help import help_command
@@ -30,6 +31,7 @@ from celeriac.exceptions import ImproperlyConfigured, OperationalError
 COMMANDS: list[click.Command] = [
     worker,
     multi,
+    check,
     call,
     result,
     purge,

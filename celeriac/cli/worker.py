@@ -302,6 +302,7 @@ def worker(
                 prefetch_multiplier=prefetch_multiplier,
                 without_banner=obj.quiet,
                 install_signal_handlers=True,
+                pidfile=pidfile,
             )
         except ValueError as exc:
             # The worker validates -P and friends against its own tables.

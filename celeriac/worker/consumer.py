@@ -27,7 +27,8 @@ from celeriac.execution.outcomes import (
     worker_lost,
 )
 from celeriac.transports.capabilities import AckAndGet, Defers, Leases
-from celeriac.worker.pools.base import Job, JobResult, Pool
+from celeriac.worker.liveness import STALLED_AFTER, Liveness
+from celeriac.worker.pools.base import Job, JobResult, Pool, RunsInMainThread
 from celeriac.worker.ratelimit import RateLimitedRequests, RateLimiter
 from celeriac.worker.request import BadMessage, Request, build_request, discard_bad_message
 from celeriac.worker.state import WorkerState
@@ -63,8 +64,11 @@ class Consumer:
         prefetch_limit: int,
         state: WorkerState | None = None,
         limiter: RateLimiter | None = None,
+        liveness: Liveness | None = None,
     ) -> None:
         self.app = app
+        self.liveness = liveness  # rewritten while this loop turns (celeriac check)
+        self._turned = time.monotonic()
         self.transport = transport
         # Capabilities, asked once (isinstance against a Protocol is slow on the hot path).
         self._combined = transport if isinstance(transport, AckAndGet) else None
@@ -120,7 +124,22 @@ class Consumer:
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self) -> None:
+        stop_watch = self.liveness.watch(self._progressing) if self.liveness else None
+        try:
+            self._loop()
+        finally:
+            if stop_watch is not None:
+                stop_watch()
+
+    def _progressing(self) -> bool:
+        """For the liveness file: the loop turns, or a task runs in its thread (solo)."""
+        if time.monotonic() - self._turned < STALLED_AFTER:
+            return True
+        return isinstance(self.pool, RunsInMainThread) and self.pool.executing
+
+    def _loop(self) -> None:
         while not self._stop.is_set():
+            self._turned = time.monotonic()
             self._handle_completions()
             if self._sweep.is_set():
                 self._sweep_revoked()

@@ -29,6 +29,8 @@ from celeriac.utils.missing import startup_warnings
 from celeriac.worker.banner import banner
 from celeriac.worker.commands import ControlContext, Mailbox, Relay, Sweeper
 from celeriac.worker.consumer import Consumer
+from celeriac.worker.liveness import Liveness
+from celeriac.worker.liveness import default_path as default_liveness_path
 from celeriac.worker.persistent import StateDB
 from celeriac.worker.pools import pool_class
 from celeriac.worker.pools.base import BasePool, ConsumingPool, JobResult, RunsInMainThread
@@ -111,6 +113,7 @@ class Worker:
         prefetch_multiplier: int | None = None,
         without_banner: bool = False,
         install_signal_handlers: bool = True,
+        pidfile: str | None = None,
     ) -> None:
         conf = app.conf
         self.app = app
@@ -126,6 +129,11 @@ class Worker:
             multiplier if prefetch_multiplier is None else prefetch_multiplier
         )
         self.without_banner = without_banner
+        liveness_file = conf.worker_liveness_file or default_liveness_path(self.hostname)
+        #: Rewritten while the worker consumes: what ``celeriac check`` reads.
+        self.liveness = Liveness(
+            node_format(str(liveness_file), self.hostname), self.hostname, pidfile
+        )
         self.install_signal_handlers = install_signal_handlers
         self.ready = threading.Event()
         self.state = WorkerState()
@@ -311,6 +319,7 @@ class Worker:
                 prefetch_multiplier=self.prefetch_multiplier,
                 buckets=limiter.buckets,
                 store=self.store,
+                liveness=self.liveness,
             )
             return pool, pool
         fed = self.pool_cls(
@@ -324,6 +333,7 @@ class Worker:
             prefetch_limit=self.concurrency * self.prefetch_multiplier,
             state=self.state,
             limiter=limiter,
+            liveness=self.liveness,
         )
         return fed, self.consumer
 
@@ -398,6 +408,7 @@ class Worker:
             self._close(transport)
 
     def _close(self, transport: Transport) -> None:
+        self.liveness.remove()
         if self.mailbox is not None:
             self.mailbox.stop()
         if self.statedb is not None:

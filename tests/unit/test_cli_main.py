@@ -20,6 +20,7 @@ from tests.cli_project import cli_project
 SUBCOMMANDS = (
     "worker",
     "multi",
+    "check",
     "call",
     "result",
     "purge",
@@ -219,6 +220,7 @@ def test_worker_defaults(runner: CliRunner, project: Path, fake_worker: type[Fak
         "prefetch_multiplier": None,
         "without_banner": False,
         "install_signal_handlers": True,
+        "pidfile": None,
     }
 
 

@@ -65,6 +65,7 @@ class DirectPreforkPool(Supervised[_Child], ConsumingPool):
             buckets=self.buckets,
             max_tasks=conf.worker_max_tasks_per_child,
             max_memory_kib=conf.worker_max_memory_per_child,
+            liveness=self.liveness,
         )
 
     # -- lifecycle: the worker runs this pool instead of a consumer ---------------------------

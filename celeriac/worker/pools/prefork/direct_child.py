@@ -21,6 +21,7 @@ from celeriac.transports.capabilities import GivesBackPrefetched
 from celeriac.worker.buckets import WorkerBuckets
 from celeriac.worker.commands import COMMANDS, ControlContext
 from celeriac.worker.consumer import Consumer
+from celeriac.worker.liveness import Liveness
 from celeriac.worker.pools.base import LONG_TASK, Job, flush_open_batch
 from celeriac.worker.pools.prefork.messages import HeldMessage, LimitStarted, Relay, SlotJob, Stop
 from celeriac.worker.pools.prefork.slot import Slot
@@ -52,6 +53,7 @@ class ChildSpec:
     buckets: WorkerBuckets  # the worker's rate limit buckets, shared by its processes
     max_tasks: int | None
     max_memory_kib: int | None
+    liveness: Liveness | None = None  # rewritten while this child consumes
 
 
 class ChildPool(SoloPool):
@@ -167,6 +169,7 @@ def child_main(
         prefetch_limit=spec.prefetch,
         state=state,
         limiter=RateLimiter(app, store, buckets=spec.buckets),
+        liveness=spec.liveness,
     )
     pool.consumer = consumer
     pool.on_result = consumer.on_result
