@@ -38,7 +38,6 @@ WORKER_OPTIONS: tuple[tuple[tuple[str, ...], bool, Missing], ...] = (
     (("-B", "--beat"), True, missing.BEAT),
     (("-s", "--schedule-filename", "--schedule"), False, missing.BEAT),
     (("--scheduler",), False, missing.BEAT),
-    (("--autoscale",), False, missing.AUTOSCALE),
     (("--disable-prefetch",), True, missing.PREFETCH_OFF),
     (("--pool-start-method",), False, missing.START_METHOD),
     (("--heartbeat-interval",), False, missing.EVENTS),

@@ -19,6 +19,7 @@ from celeriac.cli.base import (
 )
 from celeriac.cli.not_yet import refuse_worker_options
 from celeriac.worker import daemon
+from celeriac.worker.autoscale import parse_autoscale
 from celeriac.worker.pidfile import AlreadyRunning, PidfileError, claim, release
 from celeriac.worker.worker import Worker, default_nodename, node_format
 
@@ -100,6 +101,13 @@ _W, _P, _Q, _F, _D = (
     "--pool",
     group=_P,
     help="Pool implementation: prefork (default), threads, solo or asyncio.",
+)
+@_option(
+    "--autoscale",
+    group=_P,
+    metavar="<MAX>,<MIN>",
+    help="Enable autoscaling: grow the pool up to MAX when busy, shrink it down to MIN "
+    "when idle (prefork, threads).",
 )
 @_option(
     "-E",
@@ -222,6 +230,7 @@ def worker(
     prefetch_multiplier: int | None,
     concurrency: int | None,
     pool: str | None,
+    autoscale: str | None,
     task_events: bool | None,
     time_limit: float | None,
     soft_time_limit: float | None,
@@ -257,11 +266,15 @@ def worker(
 
     \b
     Not in celeriac yet (each exits with what to use instead): -B/--beat,
-    --autoscale, --disable-prefetch, --pool-start-method.
+    --disable-prefetch, --pool-start-method.
     """
     # -O, gossip, mingle and heartbeat have no counterpart yet: accepted so scripts keep working.
     del optimization, without_gossip, without_mingle, without_heartbeat
     obj = get_obj(ctx)
+    try:
+        bounds = parse_autoscale(autoscale) if autoscale else None
+    except ValueError as exc:
+        raise CLIError(str(exc), exit_code=2) from None
     app = obj.app
     _apply_settings(
         app,
@@ -303,6 +316,7 @@ def worker(
                 without_banner=obj.quiet,
                 install_signal_handlers=True,
                 pidfile=pidfile,
+                autoscale=bounds,
             )
         except ValueError as exc:
             # The worker validates -P and friends against its own tables.

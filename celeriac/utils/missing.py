@@ -69,7 +69,6 @@ STATUS = Missing(
     "the status command",
     'list the live workers with python -c "from proj import app; print(app.control.ping())"',
 )
-AUTOSCALE = Missing("autoscaling (worker --autoscale)", "set a fixed pool size with -c")
 PREFETCH_OFF = Missing(
     "worker --disable-prefetch", "pass --prefetch-multiplier 1 (one message per pool slot)"
 )
@@ -125,7 +124,6 @@ def startup_warnings(conf: Mapping[str, Any]) -> list[str]:
 
 __all__ = [
     "AMQP",
-    "AUTOSCALE",
     "BEAT",
     "COMPATIBILITY",
     "EVENTS",

@@ -68,6 +68,9 @@ class Consumer:
     ) -> None:
         self.app = app
         self.liveness = liveness  # rewritten while this loop turns (celeriac check)
+        #: Hand the pool no more jobs than it has idle slots (no batches queued behind a
+        #: running task): set with ``--autoscale``, so slots added later take the rest.
+        self.one_job_per_slot = False
         self._turned = time.monotonic()
         self.transport = transport
         # Capabilities, asked once (isinstance against a Protocol is slow on the hot path).
@@ -276,6 +279,8 @@ class Consumer:
     # -- dispatching -------------------------------------------------------------------------
     def _dispatch(self, fetch: bool = False) -> None:
         slots = self.pool.accepts() if self.ready else 0
+        if self.one_job_per_slot:  # autoscale: what waits stays here, for new slots to take
+            slots = min(slots, self.pool.size - len(self.in_pool))
         if slots <= 0:
             return
         jobs: list[Job] = []
@@ -308,7 +313,10 @@ class Consumer:
         # Acked as the pool accepts them (Celery acks when a child reports the job started):
         # the jobs start first, so the ack's round trip is not in their latency. A broker
         # that can ack and fetch in one round trip does both now (never blocking).
-        if jobs:
+        if jobs and self.one_job_per_slot:
+            for job in jobs:  # one at a time: each goes to the least loaded slot
+                self.pool.submit_many([job])
+        elif jobs:
             self.pool.submit_many(jobs)
         fetched = self._ack_and_fetch() if jobs and fetch else None
         if fetched is None:

@@ -26,6 +26,7 @@ from celeriac.app.cluster import ClusterStore, cluster_store_for
 from celeriac.protocol.entities import Queue
 from celeriac.utils.log import parse_loglevel, setup_logging
 from celeriac.utils.missing import startup_warnings
+from celeriac.worker.autoscale import Autoscaler
 from celeriac.worker.banner import banner
 from celeriac.worker.commands import ControlContext, Mailbox, Relay, Sweeper
 from celeriac.worker.consumer import Consumer
@@ -114,11 +115,20 @@ class Worker:
         without_banner: bool = False,
         install_signal_handlers: bool = True,
         pidfile: str | None = None,
+        autoscale: tuple[int, int] | None = None,
     ) -> None:
         conf = app.conf
         self.app = app
         self.hostname = default_nodename(hostname)
         self.concurrency = int(concurrency or conf.worker_concurrency or os.cpu_count() or 1)
+        #: (max, min) with ``--autoscale``: the pool starts at min (at least 1) and the
+        #: prefetch window is sized for max, as in Celery.
+        self.autoscale = autoscale
+        self.autoscaler: Autoscaler | None = None
+        self._load_transport: Transport | None = None
+        self._queue_names_used: list[str] = []
+        if autoscale is not None:
+            self.concurrency = max(1, autoscale[1])
         self.pool_name = pool or conf.worker_pool
         self.pool_cls = pool_class(self.pool_name)  # fail early on a bad -P
         self.queue_names = list(queues) if queues else None
@@ -187,11 +197,16 @@ class Worker:
             if self._pending_stop is not None:
                 runner.stop(warm=self._pending_stop)
         self._interruptible = pool if isinstance(pool, RunsInMainThread) else None
+        if self.autoscale is not None:
+            high, low = self.autoscale
+            self.autoscaler = Autoscaler(pool, high, low, self._load)
         relay = runner.relay if isinstance(runner, Relays) else None
         self._start_mailbox(runner, pool, self.limiter, relay)
         if not self.without_banner:
             self._print_banner(queues)
         pool.start()
+        if self.autoscaler is not None:
+            self.autoscaler.start()
         signals.celeryd_after_setup.send(sender=self.hostname, instance=self, conf=conf)
         if self.install_signal_handlers:
             self._install_signal_handlers()
@@ -296,6 +311,7 @@ class Worker:
             statedb=self.statedb,
             store=self.store,
             relay=relay,
+            autoscaler=self.autoscaler,
         )
         self.mailbox = Mailbox(ctx)
         self.mailbox.start()
@@ -307,6 +323,7 @@ class Worker:
         pool itself where its processes consume for themselves (prefork on a broker that
         allows it, unless ``worker_direct_consume`` is off)."""
         names = [q.name for q in queues]
+        self._queue_names_used = names
         consuming = CONSUMING_POOLS.get(self.pool_name)
         if consuming and transport.direct_consume and self.app.conf.worker_direct_consume:
             pool = consuming(
@@ -330,12 +347,31 @@ class Worker:
             transport,
             fed,
             queues=names,
-            prefetch_limit=self.concurrency * self.prefetch_multiplier,
+            prefetch_limit=self._max_concurrency * self.prefetch_multiplier,
             state=self.state,
             limiter=limiter,
             liveness=self.liveness,
         )
+        self.consumer.one_job_per_slot = self.autoscale is not None
         return fed, self.consumer
+
+    @property
+    def _max_concurrency(self) -> int:
+        return self.autoscale[0] if self.autoscale is not None else self.concurrency
+
+    def _load(self) -> int:
+        """The autoscaler's ``qty``: tasks held (received or running); where the children
+        consume for themselves, the tasks they run plus the messages waiting in the queues."""
+        if self.consumer is not None:
+            reserved, active = self.state.snapshot()
+            return len(reserved) + len(active)
+        pool = self.pool
+        running = len(pool.running_ids()) if pool is not None else 0
+        if self._load_transport is None:  # its own connection: this runs in another thread
+            self._load_transport = self.app.connection()
+            self._load_transport.open()
+        waiting = sum(self._load_transport.size(name) for name in self._queue_names_used)
+        return running + waiting
 
     def _on_result(self, result: JobResult) -> None:
         consumer = self.consumer
@@ -398,6 +434,8 @@ class Worker:
         signals.worker_shutting_down.send(
             sender=self.hostname, sig=None, how=how, exitcode=self.exitcode
         )
+        if self.autoscaler is not None:
+            self.autoscaler.stop()
         try:
             self._wait_soft_shutdown_on_idle()
             self.exitcode = self.exitcode or runner.finish()
@@ -409,6 +447,8 @@ class Worker:
 
     def _close(self, transport: Transport) -> None:
         self.liveness.remove()
+        if self._load_transport is not None:
+            self._load_transport.close()
         if self.mailbox is not None:
             self.mailbox.stop()
         if self.statedb is not None:

@@ -221,6 +221,7 @@ def test_worker_defaults(runner: CliRunner, project: Path, fake_worker: type[Fak
         "without_banner": False,
         "install_signal_handlers": True,
         "pidfile": None,
+        "autoscale": None,
     }
 
 
