@@ -111,3 +111,16 @@ def test_sigquit_is_soft_too_and_waits_on_idle_only_when_asked(
         assert took >= 3.0, took
     else:
         assert took < 3.0, took
+
+
+@pytest.mark.slow
+def test_remap_sigterm_makes_sigterm_cold_as_in_celery(
+    start_worker: WorkerFactory, client: Celery, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REMAP_SIGTERM", "SIGQUIT")  # billiard's switch, read by Celery too
+    worker = start_worker("-P", "threads", "-c", "1")
+    running = client.send_task("tasks.block", (str(tmp_path / "never"),))
+    wait_state(client, running.id, "STARTED")
+    worker.signal(signal.SIGTERM)
+    assert worker.wait_exit() == 0  # it did not wait for the task, which never ends
+    assert "Cold shutdown" in worker.output()
