@@ -233,6 +233,26 @@ SETTINGS: tuple[Setting, ...] = (
         "Replace a pool process above this resident memory (KiB).",
     ),
     _S(
+        "worker_soft_shutdown_timeout",
+        0.0,
+        None,
+        "Seconds a shutdown lets running tasks finish before they are cut short and their "
+        "messages go back to the broker (0: SIGTERM waits for them; SIGQUIT does not).",
+    ),
+    _S(
+        "worker_enable_soft_shutdown_on_idle",
+        False,
+        None,
+        "Wait worker_soft_shutdown_timeout even when no task is running.",
+    ),
+    _S(
+        "worker_liveness_file",
+        None,
+        None,
+        "Beyond Celery: the file the worker rewrites while it consumes, read by `celeriac "
+        "check` (%n, %h expanded; none: <temp dir>/celeriac-<node name>.alive).",
+    ),
+    _S(
         "worker_direct_consume",
         True,
         None,

@@ -10,10 +10,10 @@ import click
 
 from celeriac.beat.service import Beat
 from celeriac.cli.base import LOG_LEVEL, CeleriacCommand, CeleriacOption, CLIError, get_obj
-from celeriac.cli.worker import pidlock
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.utils import daemon
 from celeriac.utils.log import setup_logging
+from celeriac.worker.pidfile import pidlock
 
 _B = "Beat Options"
 

@@ -15,10 +15,12 @@ from celeriac.app.base import Celery
 from celeriac.cli.base import CLIContext, CLIError, traceback_wanted
 from celeriac.cli.beat import beat
 from celeriac.cli.call import call
+from celeriac.cli.check import check
 from celeriac.cli.cleanup import cleanup
 from celeriac.cli.dead import dead
 from celeriac.cli.events import events
 from celeriac.cli.help import help_command
+from celeriac.cli.multi import multi
 from celeriac.cli.not_yet import EPILOG, MISSING_COMMANDS
 from celeriac.cli.purge import purge
 from celeriac.cli.remote import control, inspect, status
@@ -38,6 +40,8 @@ COMMANDS: list[click.Command] = [
     inspect,
     control,
     status,
+    multi,
+    check,
     call,
     result,
     purge,

@@ -19,7 +19,6 @@ _Fn = TypeVar("_Fn", bound=Callable[..., Any])
 
 #: Celery's subcommands that celeriac lacks (``flower`` is Celery's best-known plugin).
 COMMANDS: dict[str, Missing] = {
-    "multi": missing.MULTI,
     "flower": missing.MONITOR,
     "amqp": missing.AMQP,
     "list": missing.LIST,
@@ -31,12 +30,6 @@ COMMANDS: dict[str, Missing] = {
 
 #: Celery worker options that celeriac lacks: (declarations, is a flag, what is missing).
 WORKER_OPTIONS: tuple[tuple[tuple[str, ...], bool, Missing], ...] = (
-    (("-D", "--detach"), True, missing.DAEMON),
-    (("--uid",), False, missing.DAEMON),
-    (("--gid",), False, missing.DAEMON),
-    (("--umask",), False, missing.DAEMON),
-    (("--executable",), False, missing.DAEMON),
-    (("--autoscale",), False, missing.AUTOSCALE),
     (("--disable-prefetch",), True, missing.PREFETCH_OFF),
     (("--pool-start-method",), False, missing.START_METHOD),
 )

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -19,7 +18,10 @@ from celeriac.cli.base import (
     get_obj,
 )
 from celeriac.cli.not_yet import refuse_worker_options
-from celeriac.worker.worker import Worker
+from celeriac.worker import daemon
+from celeriac.worker.autoscale import parse_autoscale
+from celeriac.worker.pidfile import AlreadyRunning, PidfileError, claim, release
+from celeriac.worker.worker import Worker, default_nodename, node_format
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
@@ -99,6 +101,13 @@ _W, _P, _Q, _F, _D = (
     "--pool",
     group=_P,
     help="Pool implementation: prefork (default), threads, solo or asyncio.",
+)
+@_option(
+    "--autoscale",
+    group=_P,
+    metavar="<MAX>,<MIN>",
+    help="Enable autoscaling: grow the pool up to MAX when busy, shrink it down to MIN "
+    "when idle (prefork, threads).",
 )
 @_option(
     "-E",
@@ -202,8 +211,34 @@ _W, _P, _Q, _F, _D = (
     group=_F,
     help="Beat's state file with -B (default: beat_schedule_filename, celerybeat-schedule).",
 )
-@_option("-f", "--logfile", group=_D, help="Log destination; defaults to stderr")
-@_option("--pidfile", group=_D, help="PID file path; defaults to no PID file")
+@_option(
+    "-D",
+    "--detach",
+    group=_D,
+    is_flag=True,
+    help="Start worker as a background process (a daemon); exits once it has started.",
+)
+@_option(
+    "-f",
+    "--logfile",
+    group=_D,
+    help="Log destination; defaults to stderr. Expands %n (node name), %h (host), "
+    "%d (domain), %i (process index: 0) and %I (empty in the main process).",
+)
+@_option(
+    "--pidfile",
+    group=_D,
+    help="PID file path (expanded as --logfile); defaults to no PID file. A stale one "
+    "(its process gone) is replaced.",
+)
+@_option("--uid", group=_D, help="User id, or user name, of the worker process.")
+@_option("--gid", group=_D, help="Group id, or group name, of the worker process.")
+@_option(
+    "--umask",
+    group=_D,
+    help="Umask of the detached worker (octal with a leading 0, e.g. 022).",
+)
+@_option("--executable", group=_D, help="The Python executable a detached worker runs.")
 @refuse_worker_options
 @click.pass_context
 def worker(
@@ -215,6 +250,7 @@ def worker(
     prefetch_multiplier: int | None,
     concurrency: int | None,
     pool: str | None,
+    autoscale: str | None,
     task_events: bool | None,
     time_limit: float | None,
     soft_time_limit: float | None,
@@ -230,8 +266,13 @@ def worker(
     beat: bool,
     schedule_filename: str | None,
     heartbeat_interval: float | None,
+    detach: bool,
     logfile: str | None,
     pidfile: str | None,
+    uid: str | None,
+    gid: str | None,
+    umask: str | None,
+    executable: str | None,
 ) -> None:
     """Start worker instance.
 
@@ -244,17 +285,22 @@ def worker(
     $ celeriac -A proj worker -l INFO -Q hipri,lopri
     $ celeriac -A proj worker --concurrency=4
     $ celeriac -A proj worker -P threads -c 16
+    $ celeriac -A proj worker --detach --pidfile=%n.pid --logfile=%n%I.log
 
     \b
     $ celeriac -A proj worker -B -l INFO   (with beat, the periodic task scheduler)
 
     \b
-    Not in celeriac yet (each exits with what to use instead): -D/--detach,
-    --autoscale, --uid/--gid/--umask, --disable-prefetch, --pool-start-method.
+    Not in celeriac yet (each exits with what to use instead): --disable-prefetch,
+    --pool-start-method.
     """
     # -O, gossip and mingle have no counterpart yet: accepted so scripts keep working.
     del optimization, without_gossip, without_mingle
     obj = get_obj(ctx)
+    try:
+        bounds = parse_autoscale(autoscale) if autoscale else None
+    except ValueError as exc:
+        raise CLIError(str(exc), exit_code=2) from None
     app = obj.app
     _apply_settings(
         app,
@@ -268,10 +314,21 @@ def worker(
     )
     names = _queue_names(app, flatten(queues), set(flatten(exclude_queues)))
     _check_broker(app)
+    nodename = default_nodename(hostname)
+    logfile = node_format(logfile, nodename) if logfile else None
+    pidfile = node_format(pidfile, nodename) if pidfile else None
+    if detach:
+        _detach(obj.echo, logfile, pidfile, uid=uid, gid=gid, umask=umask, executable=executable)
+        ctx.exit(0)
+    try:
+        daemon.drop_privileges(uid, gid)
+    except (daemon.DetachError, OSError) as exc:
+        raise CLIError(str(exc)) from None
     if purge:
         _purge(obj.echo, app, names)
 
-    with pidlock(pidfile):
+    _claim(pidfile)
+    try:
         try:
             instance = Worker(
                 app,
@@ -288,11 +345,17 @@ def worker(
                 schedule_filename=schedule_filename,
                 without_heartbeat=without_heartbeat,
                 heartbeat_interval=heartbeat_interval,
+                pidfile=pidfile,
+                autoscale=bounds,
             )
         except ValueError as exc:
             # The worker validates -P and friends against its own tables.
             raise CLIError(str(exc), exit_code=2) from None
+        daemon.notify_started()  # a detached worker: the command that started it may return
         code = instance.start()
+    finally:
+        if pidfile:
+            release(pidfile)
     ctx.exit(code)
 
 
@@ -339,47 +402,40 @@ def _purge(echo: Any, app: Celery, names: list[str] | None) -> None:
     echo(f"Purged {count} {'message' if count == 1 else 'messages'} from {len(targets)} queue(s).")
 
 
-@contextlib.contextmanager
-def pidlock(path: str | None) -> Iterator[None]:
-    """Write our pid to ``path`` for the worker's lifetime; refuse if a live worker holds it."""
+def _detach(
+    echo: Callable[[str], None],
+    logfile: str | None,
+    pidfile: str | None,
+    *,
+    uid: str | None,
+    gid: str | None,
+    umask: str | None,
+    executable: str | None,
+) -> None:
+    """Start this same command again as a daemon (without --detach); return once it runs."""
+    try:
+        daemon.drop_privileges(uid, gid)
+        pid = daemon.detach(
+            daemon.argv_without_detach(sys.argv[1:]),
+            executable=executable,
+            logfile=logfile,
+            pidfile_path=pidfile,
+            umask=daemon.parse_umask(umask),
+        )
+    except AlreadyRunning as exc:
+        raise CLIError(f"ERROR: {exc}", exit_code=73) from None  # Celery's EX_CANTCREAT
+    except (daemon.DetachError, PidfileError, OSError) as exc:
+        raise CLIError(str(exc)) from None
+    echo(f"Detached worker started (pid {pid}).")
+
+
+def _claim(path: str | None) -> None:
+    """Hold the pid file for the worker's lifetime; its errors as one-line CLI errors."""
     if not path:
-        yield
         return
-    _claim_pidfile(path)
     try:
-        yield
-    finally:
-        with contextlib.suppress(OSError):
-            with open(path) as handle:
-                mine = handle.read().strip() == str(os.getpid())
-            if mine:
-                os.unlink(path)
-
-
-def _claim_pidfile(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        with open(path) as handle:
-            text = handle.read().strip()
-        if text.isdigit() and _alive(int(text)):
-            raise CLIError(
-                f"Pidfile ({path}) already exists. Seems we're already running? (pid: {text})"
-            )
-        os.unlink(path)  # stale: its process is gone
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except OSError as exc:
-        raise CLIError(f"Cannot create pidfile {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "w") as handle:
-        handle.write(f"{os.getpid()}\n")
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        claim(path)
+    except AlreadyRunning as exc:
+        raise CLIError(f"ERROR: {exc}", exit_code=73) from None
+    except PidfileError as exc:
+        raise CLIError(str(exc)) from None

@@ -47,17 +47,6 @@ REMOTE_CONTROL = Missing(
     "the live workers); empty queues with `celeriac purge`; restart a worker to reload its "
     "code",
 )
-MULTI = Missing(
-    "`celeriac multi` (starting several detached workers)",
-    "run one `celeriac -A proj worker -n NAME@%h` per worker under systemd, supervisor or a "
-    "container orchestrator",
-)
-DAEMON = Missing(
-    "daemonization (worker -D/--detach, --uid, --gid, --umask, --executable)",
-    "run the worker in the foreground under systemd, supervisor or a container, which also "
-    "sets its user, group and umask",
-)
-AUTOSCALE = Missing("autoscaling (worker --autoscale)", "set a fixed pool size with -c")
 PREFETCH_OFF = Missing(
     "worker --disable-prefetch", "pass --prefetch-multiplier 1 (one message per pool slot)"
 )
@@ -99,15 +88,12 @@ def startup_warnings(conf: Mapping[str, Any]) -> list[str]:
 
 __all__ = [
     "AMQP",
-    "AUTOSCALE",
     "COMPATIBILITY",
-    "DAEMON",
     "GRAPH",
     "LIST",
     "LOGTOOL",
     "MIGRATE",
     "MONITOR",
-    "MULTI",
     "PREFETCH_OFF",
     "REMOTE_CONTROL",
     "START_METHOD",

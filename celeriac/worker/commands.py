@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from celeriac.events.node import NodeEvents
     from celeriac.protocol.entities import Queue
     from celeriac.transports.base import FanoutSubscription, Transport
+    from celeriac.worker.autoscale import Autoscaler
     from celeriac.worker.persistent import StateDB
     from celeriac.worker.pools.base import BasePool
     from celeriac.worker.ratelimit import RateLimiter
@@ -94,6 +95,8 @@ class ControlContext:
     query: Query | None = None
     #: A warm shutdown of the whole worker (the ``shutdown`` command).
     shutdown: Callable[[], None] | None = None
+    #: Set with ``worker --autoscale``.
+    autoscaler: Autoscaler | None = None
 
     def revoked_changed(self, ids: Sequence[str] = ()) -> None:
         if self.statedb is not None:
@@ -179,6 +182,19 @@ def _signum(value: str | int | None) -> int:
         return int(value)
     name = str(value).upper()
     return int(getattr(signal, name if name.startswith("SIG") else f"SIG{name}"))
+
+
+@command("autoscale")
+def autoscale(
+    ctx: ControlContext, max: int | None = None, min: int | None = None, **_: Any
+) -> dict[str, Any]:
+    """Celery's ``autoscale``: new bounds for a worker started with ``--autoscale``."""
+    if ctx.autoscaler is None:
+        return error("Autoscale not enabled")
+    high, low = ctx.autoscaler.update(
+        None if max is None else int(max), None if min is None else int(min)
+    )
+    return ok(f"autoscale now max={high} min={low}")
 
 
 @command("rate_limit")

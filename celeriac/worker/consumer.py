@@ -28,7 +28,8 @@ from celeriac.execution.outcomes import (
     worker_lost,
 )
 from celeriac.transports.capabilities import AckAndGet, Defers, Leases
-from celeriac.worker.pools.base import Job, JobResult, Pool
+from celeriac.worker.liveness import STALLED_AFTER, Liveness
+from celeriac.worker.pools.base import Job, JobResult, Pool, RunsInMainThread
 from celeriac.worker.ratelimit import RateLimitedRequests, RateLimiter
 from celeriac.worker.request import BadMessage, Request, build_request, discard_bad_message
 from celeriac.worker.state import WorkerState
@@ -67,9 +68,15 @@ class Consumer:
         state: WorkerState | None = None,
         limiter: RateLimiter | None = None,
         events: NodeEvents | None = None,
+        liveness: Liveness | None = None,
     ) -> None:
         self.app = app
         self.events = events  # task-received / task-revoked, when the worker sends events
+        self.liveness = liveness  # rewritten while this loop turns (celeriac check)
+        #: Hand the pool no more jobs than it has idle slots (no batches queued behind a
+        #: running task): set with ``--autoscale``, so slots added later take the rest.
+        self.one_job_per_slot = False
+        self._turned = time.monotonic()
         self.transport = transport
         # Capabilities, asked once (isinstance against a Protocol is slow on the hot path).
         self._combined = transport if isinstance(transport, AckAndGet) else None
@@ -139,7 +146,22 @@ class Consumer:
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self) -> None:
+        stop_watch = self.liveness.watch(self._progressing) if self.liveness else None
+        try:
+            self._loop()
+        finally:
+            if stop_watch is not None:
+                stop_watch()
+
+    def _progressing(self) -> bool:
+        """For the liveness file: the loop turns, or a task runs in its thread (solo)."""
+        if time.monotonic() - self._turned < STALLED_AFTER:
+            return True
+        return isinstance(self.pool, RunsInMainThread) and self.pool.executing
+
+    def _loop(self) -> None:
         while not self._stop.is_set():
+            self._turned = time.monotonic()
             self._handle_completions()
             if self._sweep.is_set():
                 self._sweep_revoked()
@@ -289,6 +311,8 @@ class Consumer:
     # -- dispatching -------------------------------------------------------------------------
     def _dispatch(self, fetch: bool = False) -> None:
         slots = self.pool.accepts() if self.ready else 0
+        if self.one_job_per_slot:  # autoscale: what waits stays here, for new slots to take
+            slots = min(slots, self.pool.size - len(self.in_pool))
         if slots <= 0:
             return
         jobs: list[Job] = []
@@ -321,7 +345,10 @@ class Consumer:
         # Acked as the pool accepts them (Celery acks when a child reports the job started):
         # the jobs start first, so the ack's round trip is not in their latency. A broker
         # that can ack and fetch in one round trip does both now (never blocking).
-        if jobs:
+        if jobs and self.one_job_per_slot:
+            for job in jobs:  # one at a time: each goes to the least loaded slot
+                self.pool.submit_many([job])
+        elif jobs:
             self.pool.submit_many(jobs)
         fetched = self._ack_and_fetch() if jobs and fetch else None
         if fetched is None:
@@ -480,14 +507,27 @@ class Consumer:
         return not self.in_pool
 
     def restore_unacked(self) -> int:
-        """After a cold stop: give back what is still held (acks_late tasks cut short)."""
+        """After a cold stop: give back what is still held (acks_late tasks cut short), and,
+        when the soft shutdown is on (``worker_soft_shutdown_timeout``), publish again the
+        tasks cut short whose message was acknowledged when they started, so none is lost;
+        return how many went back."""
         self._handle_completions()
         self._flush_acks()
         deliveries = self._held()
+        soft = bool(self.app.conf.worker_soft_shutdown_timeout)
+        cut_short = [r.delivery for r in self.in_pool.values() if r.acknowledged and soft]
         self.in_pool.clear()
         if deliveries:
             self.transport.restore(deliveries)
-        return len(deliveries)
+        for delivery in cut_short:
+            # The default exchange: straight back to the queue it came from.
+            self.transport.publish(delivery.message, exchange="", routing_key=delivery.queue)
+        if cut_short:
+            logger.warning(
+                "Sent again %d task(s) cut short by the shutdown (acknowledged when they started)",
+                len(cut_short),
+            )
+        return len(deliveries) + len(cut_short)
 
     def info(self) -> dict[str, Any]:
         return {

@@ -32,10 +32,13 @@ from celeriac.protocol.entities import Queue
 from celeriac.utils.log import parse_loglevel, setup_logging
 from celeriac.utils.missing import startup_warnings
 from celeriac.worker import inspection, management  # noqa: F401 (their commands register)
+from celeriac.worker.autoscale import Autoscaler
 from celeriac.worker.banner import banner
 from celeriac.worker.commands import ControlContext, Mailbox, Query, Relay, Sweeper
 from celeriac.worker.consumer import Consumer
 from celeriac.worker.heartbeat import Heartbeat
+from celeriac.worker.liveness import Liveness
+from celeriac.worker.liveness import default_path as default_liveness_path
 from celeriac.worker.persistent import StateDB
 from celeriac.worker.pools import pool_class
 from celeriac.worker.pools.base import BasePool, ConsumingPool, JobResult, RunsInMainThread
@@ -131,11 +134,21 @@ class Worker:
         schedule_filename: str | None = None,
         without_heartbeat: bool = False,
         heartbeat_interval: float | None = None,
+        pidfile: str | None = None,
+        autoscale: tuple[int, int] | None = None,
     ) -> None:
         conf = app.conf
         self.app = app
         self.hostname = default_nodename(hostname)
         self.concurrency = int(concurrency or conf.worker_concurrency or os.cpu_count() or 1)
+        #: (max, min) with ``--autoscale``: the pool starts at min (at least 1) and the
+        #: prefetch window is sized for max, as in Celery.
+        self.autoscale = autoscale
+        self.autoscaler: Autoscaler | None = None
+        self._load_transport: Transport | None = None
+        self._queue_names_used: list[str] = []
+        if autoscale is not None:
+            self.concurrency = max(1, autoscale[1])
         self.pool_name = pool or conf.worker_pool
         self.pool_cls = pool_class(self.pool_name)  # fail early on a bad -P
         self.queue_names = list(queues) if queues else None
@@ -146,6 +159,11 @@ class Worker:
             multiplier if prefetch_multiplier is None else prefetch_multiplier
         )
         self.without_banner = without_banner
+        liveness_file = conf.worker_liveness_file or default_liveness_path(self.hostname)
+        #: Rewritten while the worker consumes: what ``celeriac check`` reads.
+        self.liveness = Liveness(
+            node_format(str(liveness_file), self.hostname), self.hostname, pidfile
+        )
         self.install_signal_handlers = install_signal_handlers
         self.without_heartbeat = without_heartbeat
         self.heartbeat_interval = float(heartbeat_interval or HEARTBEAT_FREQUENCY)
@@ -157,6 +175,7 @@ class Worker:
         self.consumer: Consumer | None = None  # None when the pool consumes for itself
         self._runner: Runner | None = None  # the consumer, or a pool that consumes
         self._interruptible: RunsInMainThread | None = None  # runs tasks in the main thread
+        self._signal_handlers_installed = False
         self.mailbox: Mailbox | None = None
         self.statedb: StateDB | None = None
         self.store: ClusterStore | None = None
@@ -168,6 +187,8 @@ class Worker:
         self._pending_stop: bool | None = None  # stop() before the consumer existed: warm?
         # -B: beat in a thread of this worker (the lease keeps a second one from sending).
         self.beat = Beat(app, schedule_filename=schedule_filename) if beat else None
+        self._soft_timer: threading.Timer | None = None  # the soft shutdown's deadline
+        self._soft_over = threading.Event()  # the deadline passed, or a cold stop came
 
     # -- public ------------------------------------------------------------------------------
     def start(self) -> int:
@@ -204,6 +225,9 @@ class Worker:
             if self._pending_stop is not None:
                 runner.stop(warm=self._pending_stop)
         self._interruptible = pool if isinstance(pool, RunsInMainThread) else None
+        if self.autoscale is not None:
+            high, low = self.autoscale
+            self.autoscaler = Autoscaler(pool, high, low, self._load)
         relay = runner.relay if isinstance(runner, Relays) else None
         query = runner.query if isinstance(runner, Queries) else None
         self._start_mailbox(runner, pool, self.limiter, relay, query)
@@ -211,6 +235,8 @@ class Worker:
             self._print_banner(queues)
         pool.start()
         self._start_heartbeat(pool, runner)
+        if self.autoscaler is not None:
+            self.autoscaler.start()
         signals.celeryd_after_setup.send(sender=self.hostname, instance=self, conf=conf)
         if self.install_signal_handlers:
             self._install_signal_handlers()
@@ -232,7 +258,12 @@ class Worker:
         return self.exitcode
 
     def stop(self, warm: bool = True) -> None:
-        """Request a shutdown from any thread (warm: let running tasks finish)."""
+        """Request a shutdown from any thread (warm: let running tasks finish, for at most
+        ``worker_soft_shutdown_timeout`` seconds when it is set)."""
+        if warm:
+            self._arm_soft_shutdown()
+        else:
+            self._soft_over.set()
         with self._stop_lock:
             if self._runner is None:
                 self._pending_stop = (
@@ -240,6 +271,44 @@ class Worker:
                 )
                 return
             self._runner.stop(warm=warm)
+
+    @property
+    def soft_shutdown_timeout(self) -> float:
+        return float(self.app.conf.worker_soft_shutdown_timeout or 0.0)
+
+    def _arm_soft_shutdown(self) -> None:
+        """Celery 5.5's soft shutdown: running tasks get ``worker_soft_shutdown_timeout``
+        seconds, then a cold stop cuts them short and their messages go back to the broker."""
+        timeout = self.soft_shutdown_timeout
+        if timeout <= 0:
+            return
+        with self._stop_lock:
+            if self._soft_timer is not None:
+                return
+            self._soft_timer = threading.Timer(timeout, self._soft_deadline)
+            self._soft_timer.daemon = True
+            self._soft_timer.start()
+        logger.warning("Initiating Soft Shutdown, terminating in %s seconds", timeout)
+
+    def _soft_deadline(self) -> None:
+        if self._soft_over.is_set():
+            return
+        logger.warning(
+            "Soft shutdown timeout (%ss) reached: running tasks are cut short and their "
+            "messages go back to the broker",
+            self.soft_shutdown_timeout,
+        )
+        self._soft_over.set()
+        if self._signal_handlers_installed:
+            # As a second signal: the cold stop also interrupts a task in the main thread.
+            os.kill(os.getpid(), signal.SIGQUIT)
+        else:
+            self.stop(warm=False)
+
+    def _wait_soft_shutdown_on_idle(self) -> None:
+        """``worker_enable_soft_shutdown_on_idle``: the whole timeout, even with no task."""
+        if self._soft_timer is not None and self.app.conf.worker_enable_soft_shutdown_on_idle:
+            self._soft_over.wait(self.soft_shutdown_timeout)
 
     # -- building ----------------------------------------------------------------------------
     def _queues(self) -> list[Queue]:
@@ -283,6 +352,7 @@ class Worker:
             beat_now=self._beat_now,
             query=query,
             shutdown=self.stop,
+            autoscaler=self.autoscaler,
         )
         self.mailbox = Mailbox(ctx)
         self.mailbox.start()
@@ -294,6 +364,7 @@ class Worker:
         pool itself where its processes consume for themselves (prefork on a broker that
         allows it, unless ``worker_direct_consume`` is off)."""
         names = [q.name for q in queues]
+        self._queue_names_used = names
         consuming = CONSUMING_POOLS.get(self.pool_name)
         if consuming and transport.direct_consume and self.app.conf.worker_direct_consume:
             pool = consuming(
@@ -306,6 +377,7 @@ class Worker:
                 prefetch_multiplier=self.prefetch_multiplier,
                 buckets=limiter.buckets,
                 store=self.store,
+                liveness=self.liveness,
             )
             return pool, pool
         fed = self.pool_cls(
@@ -316,11 +388,13 @@ class Worker:
             transport,
             fed,
             queues=names,
-            prefetch_limit=self.concurrency * self.prefetch_multiplier,
+            prefetch_limit=self._max_concurrency * self.prefetch_multiplier,
             state=self.state,
             limiter=limiter,
             events=self.events,
+            liveness=self.liveness,
         )
+        self.consumer.one_job_per_slot = self.autoscale is not None
         return fed, self.consumer
 
     def _setup_events(self) -> None:
@@ -367,6 +441,24 @@ class Worker:
         if self.heartbeat is not None:
             self.heartbeat.beat_now()
 
+    @property
+    def _max_concurrency(self) -> int:
+        return self.autoscale[0] if self.autoscale is not None else self.concurrency
+
+    def _load(self) -> int:
+        """The autoscaler's ``qty``: tasks held (received or running); where the children
+        consume for themselves, the tasks they run plus the messages waiting in the queues."""
+        if self.consumer is not None:
+            reserved, active = self.state.snapshot()
+            return len(reserved) + len(active)
+        pool = self.pool
+        running = len(pool.running_ids()) if pool is not None else 0
+        if self._load_transport is None:  # its own connection: this runs in another thread
+            self._load_transport = self.app.connection()
+            self._load_transport.open()
+        waiting = sum(self._load_transport.size(name) for name in self._queue_names_used)
+        return running + waiting
+
     def _on_result(self, result: JobResult) -> None:
         consumer = self.consumer
         if consumer is not None:
@@ -395,6 +487,7 @@ class Worker:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGQUIT, self._on_signal)
+        self._signal_handlers_installed = True
         # As Celery's "cry" handler: SIGUSR1 prints every thread's stack (to stderr).
         with contextlib.suppress(AttributeError, ValueError, RuntimeError, OSError):
             faulthandler.register(signal.SIGUSR1, all_threads=True)  # fails without a stderr
@@ -405,7 +498,15 @@ class Worker:
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._signals_seen += 1
-        warm = signum != signal.SIGQUIT and self._signals_seen == 1
+        if signum == signal.SIGTERM and os.environ.get("REMAP_SIGTERM") == "SIGQUIT":
+            signum = signal.SIGQUIT  # Celery's (billiard's) switch: SIGTERM as a cold shutdown
+        # A first SIGQUIT is cold, unless a soft shutdown first lets running tasks finish.
+        soft = self.soft_shutdown_timeout > 0
+        warm = (
+            self._signals_seen == 1
+            and (signum != signal.SIGQUIT or soft)
+            and not self._soft_over.is_set()  # the soft shutdown's deadline sent it
+        )
         # os.write, not print: the handler may interrupt a print or a log call in progress.
         how = "Warm" if warm else "Cold"
         os.write(2, f"\nworker: {how} shutdown (MainProcess)\n".encode())
@@ -422,12 +523,21 @@ class Worker:
         signals.worker_shutting_down.send(
             sender=self.hostname, sig=None, how=how, exitcode=self.exitcode
         )
+        if self.autoscaler is not None:
+            self.autoscaler.stop()
         try:
+            self._wait_soft_shutdown_on_idle()
             self.exitcode = self.exitcode or runner.finish()
         finally:
+            if self._soft_timer is not None:
+                self._soft_over.set()
+                self._soft_timer.cancel()
             self._close(transport)
 
     def _close(self, transport: Transport) -> None:
+        self.liveness.remove()
+        if self._load_transport is not None:
+            self._load_transport.close()
         if self.mailbox is not None:
             self.mailbox.stop()
         if self.heartbeat is not None:
@@ -446,14 +556,16 @@ class Worker:
 
 
 def node_format(text: str, nodename: str) -> str:
-    """Celery's node expansion of paths: ``%n`` name, ``%h`` host, ``%d`` domain, ``%i`` pid."""
+    """Celery's node expansion of paths: ``%n`` name, ``%h`` host, ``%d`` domain, ``%i`` the
+    process index (0: the main process), ``%I`` the same as ``-<index>`` (empty for 0)."""
     name, _, host = nodename.partition("@")
     domain = host.partition(".")[2]
     return (
         text.replace("%n", name)
         .replace("%h", host or nodename)
         .replace("%d", domain)
-        .replace("%i", str(os.getpid()))
+        .replace("%i", "0")
+        .replace("%I", "")
     )
 
 

@@ -25,6 +25,8 @@ SUBCOMMANDS = (
     "inspect",
     "control",
     "status",
+    "multi",
+    "check",
     "call",
     "result",
     "purge",
@@ -228,6 +230,8 @@ def test_worker_defaults(runner: CliRunner, project: Path, fake_worker: type[Fak
         "schedule_filename": None,
         "without_heartbeat": False,
         "heartbeat_interval": None,
+        "pidfile": None,
+        "autoscale": None,
     }
 
 
@@ -330,7 +334,7 @@ def test_worker_refuses_a_live_pidfile(
     pidfile = project / "live.pid"
     pidfile.write_text(f"{os.getppid()}\n")
     result = runner.invoke(celeriac, ["-A", "cliproj", "worker", "--pidfile", str(pidfile)])
-    assert result.exit_code == 1
+    assert result.exit_code == 73  # Celery's EX_CANTCREAT
     assert "already exists" in result.stderr
     assert fake_worker.made == []
     assert pidfile.read_text().strip() == str(os.getppid())

@@ -172,7 +172,11 @@ def with_retries(
             on_error()
             raise
 
+    retried = False
+
     def log(exc: BaseException, attempt_no: int, wait: float) -> None:
+        nonlocal retried
+        retried = True
         limit = "∞" if policy.max_retries is None else str(policy.max_retries)
         logger.warning(
             "%s: cannot reach %s: %s. Trying again in %.2f seconds... (%d/%s)",
@@ -188,6 +192,8 @@ def with_retries(
         result = retry_call(attempt, policy, errors, on_retry=log, stop=stop)
     except errors as exc:
         raise OperationalError(f"{what}: cannot reach {params.display}: {_describe(exc)}") from exc
+    if retried:
+        logger.warning("%s: %s reachable again", what, params.display)
     return result
 
 

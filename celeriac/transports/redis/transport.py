@@ -111,7 +111,11 @@ class RedisTransport(Transport):
     def _call(self, action: Callable[[], _T], policy: RetryPolicy, what: str) -> _T:
         """Run ``action``; on a lost connection log, wait and retry per ``policy``."""
 
+        retried = False
+
         def on_retry(exc: BaseException, attempt: int, wait: float) -> None:
+            nonlocal retried
+            retried = True
             logger.error(
                 "Redis broker at %s unreachable while %s: %s; retry %d in %.1fs",
                 self.where,
@@ -122,7 +126,7 @@ class RedisTransport(Transport):
             )
 
         try:
-            return retry_call(
+            result = retry_call(
                 action,
                 policy,
                 redis_conn.CONNECTION_ERRORS,
@@ -134,6 +138,9 @@ class RedisTransport(Transport):
             raise OperationalError(
                 f"Cannot reach the Redis broker at {self.where} while {what}: {exc}{hint}"
             ) from exc
+        if retried:
+            logger.warning("Redis broker at %s reachable again: %s goes on", self.where, what)
+        return result
 
     def open(self) -> None:
         policy = self.connection_policy if self.retry_on_startup else RetryPolicy(max_retries=0)

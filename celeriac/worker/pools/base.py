@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from celeriac.app.cluster import ClusterStore
     from celeriac.transports.base import Transport
     from celeriac.worker.buckets import WorkerBuckets
+    from celeriac.worker.liveness import Liveness
     from celeriac.worker.state import WorkerState
 
 logger = logging.getLogger("celeriac.worker.pool")
@@ -178,8 +179,10 @@ class ConsumingPool(BasePool):
         prefetch_multiplier: int,
         buckets: WorkerBuckets,
         store: ClusterStore | None = None,
+        liveness: Liveness | None = None,
     ) -> None:
         super().__init__(app, concurrency, hostname=hostname)
+        self.liveness = liveness  # each consuming process rewrites it while it consumes
         self.state = state
         self.transport = transport  # the parent's own connection (settles a dead child's work)
         self.queues = list(queues)

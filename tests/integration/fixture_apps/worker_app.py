@@ -45,6 +45,20 @@ def block(release: str, limit: float = 60.0) -> str:
     return "released"
 
 
+@app.task(name="tasks.until", bind=True)
+def until(self: Any, release: str, done: str) -> str:
+    """Run until the file ``release`` exists, then append this task's id to the file
+    ``done`` (a line per completed run: a task cut short and run again appears once)."""
+    deadline = time.monotonic() + 60.0
+    while not os.path.exists(release):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{release} never appeared")
+        time.sleep(0.01)
+    with open(done, "a") as handle:
+        handle.write(f"{self.request.id}\n")
+    return "done"
+
+
 @app.task(name="tasks.once_slow", track_started=True, acks_late=True, reject_on_worker_lost=True)
 def once_slow(marker: str) -> str:
     """Hang on the first delivery (the test kills it); return at once when redelivered."""

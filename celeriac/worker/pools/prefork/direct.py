@@ -85,6 +85,7 @@ class DirectPreforkPool(Supervised[_Child], ConsumingPool):
             buckets=self.buckets,
             max_tasks=conf.worker_max_tasks_per_child,
             max_memory_kib=conf.worker_max_memory_per_child,
+            liveness=self.liveness,
         )
 
     # -- lifecycle: the worker runs this pool instead of a consumer ---------------------------
@@ -244,6 +245,12 @@ class DirectPreforkPool(Supervised[_Child], ConsumingPool):
         elif remains.running_id is not None and not self.supervisor.terminated:
             outcomes.store_lost_id(self.app, remains.running_id, child.killed_for, exitcode)
         again = [p for p in remains.unstarted if p.delivery_tag not in unacked]
+        running = remains.running
+        # Cut short by a shutdown with the soft shutdown on, acknowledged when it started
+        # (so no broker gives it back): run it again.
+        soft = bool(self.app.conf.worker_soft_shutdown_timeout)
+        if soft and running is not None and self.supervisor.terminated:
+            again.extend([running] if running.delivery_tag not in unacked else [])
         for job in again:
             # The default exchange: straight back to the queue it came from.
             self.transport.publish(_message(job), exchange="", routing_key=job.queue)

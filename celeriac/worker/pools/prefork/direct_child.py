@@ -22,6 +22,7 @@ from celeriac.transports.capabilities import GivesBackPrefetched
 from celeriac.worker.buckets import WorkerBuckets
 from celeriac.worker.commands import COMMANDS, ControlContext
 from celeriac.worker.consumer import Consumer
+from celeriac.worker.liveness import Liveness
 from celeriac.worker.pools.base import LONG_TASK, Job, flush_open_batch
 from celeriac.worker.pools.prefork.messages import (
     Answer,
@@ -61,6 +62,7 @@ class ChildSpec:
     buckets: WorkerBuckets  # the worker's rate limit buckets, shared by its processes
     max_tasks: int | None
     max_memory_kib: int | None
+    liveness: Liveness | None = None  # rewritten while this child consumes
 
 
 class ChildPool(SoloPool):
@@ -182,6 +184,7 @@ def child_main(
         state=state,
         limiter=RateLimiter(app, store, buckets=spec.buckets),
         events=node,
+        liveness=spec.liveness,
     )
     pool.consumer = consumer
     pool.on_result = consumer.on_result

@@ -1,0 +1,121 @@
+"""Container probes (``celeriac check``) and broker reconnection, with real workers.
+
+A worker whose process is frozen (SIGSTOP: alive, its connection open, consuming nothing) is
+reported as not consuming, and as consuming again once it goes on; a stopped worker as not
+running. A worker whose broker goes away (a TCP proxy the test cuts) logs it, fails the
+probe, and comes back consuming on its own when the broker is back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from celeriac import Celery
+from celeriac.worker.liveness import probe_file, probe_pidfile
+from tests.integration.broker_envs import BrokerEnv
+from tests.integration.conftest import FIXTURE_APPS, REPO, WorkerFactory, wait_until
+from tests.servers import REDIS_HOST, REDIS_PORT
+from tests.tcp_proxy import TcpProxy, tcp_proxy
+
+MAX_AGE = "2"
+
+
+def _check(tmp_path: Path, conf: dict[str, object], *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(FIXTURE_APPS)])
+    env["WORKER_TEST_DIR"] = str(tmp_path)
+    env["WORKER_TEST_CONF"] = json.dumps(conf)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "celeriac",
+            "-A",
+            "worker_app",
+            "check",
+            "--max-age",
+            MAX_AGE,
+            *args,
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+def test_check_tells_a_consuming_worker_from_a_frozen_and_a_stopped_one(
+    start_worker: WorkerFactory, broker: BrokerEnv, client: Celery, tmp_path: Path
+) -> None:
+    conf = {**broker.settings, "worker_liveness_file": f"{tmp_path}/%n.alive"}
+    pidfile = tmp_path / "w1.pid"
+    worker = start_worker("-P", "threads", "-n", "w1@%h", "--pidfile", str(pidfile), conf=conf)
+    alive_file = str(tmp_path / "w1.alive")
+    ok = _check(tmp_path, conf, "-n", "w1@%h")
+    assert ok.returncode == 0, ok.stderr
+    assert "w1@" in ok.stdout and "OK, consuming" in ok.stdout
+    assert _check(tmp_path, conf, "--pidfile", str(pidfile)).returncode == 0
+    assert client.send_task("tasks.add", (1, 2)).get(timeout=30) == 3
+
+    worker.signal(signal.SIGSTOP)  # alive, connected, consuming nothing
+    try:
+        wait_until(lambda: not probe_file(alive_file, float(MAX_AGE)).ok, "a failing probe")
+        frozen = _check(tmp_path, conf, "-n", "w1@%h")
+        assert frozen.returncode == 1
+        assert "not consuming (last seen consuming" in frozen.stderr
+        assert not probe_pidfile(str(pidfile), float(MAX_AGE)).ok
+    finally:
+        worker.signal(signal.SIGCONT)
+    wait_until(lambda: probe_file(alive_file, float(MAX_AGE)).ok, "the probe to pass again")
+    assert _check(tmp_path, conf, "--pidfile", str(pidfile)).returncode == 0
+
+    assert worker.stop() == 0
+    gone = _check(tmp_path, conf, "-n", "w1@%h")
+    assert gone.returncode == 1 and "not running: no liveness file" in gone.stderr
+    assert "not running" in _check(tmp_path, conf, "--pidfile", str(pidfile)).stderr
+
+
+@pytest.fixture
+def proxy() -> Iterator[TcpProxy]:
+    with tcp_proxy(REDIS_HOST, REDIS_PORT) as front:
+        yield front
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("broker", ["redis"], indirect=True)
+@pytest.mark.parametrize("pool", ["threads", "prefork"])  # prefork: children that consume
+def test_a_worker_that_loses_its_broker_logs_it_and_comes_back_consuming(
+    start_worker: WorkerFactory,
+    broker: BrokerEnv,
+    client: Celery,
+    tmp_path: Path,
+    proxy: TcpProxy,
+    pool: str,
+) -> None:
+    url = broker.broker_url.replace(f"{REDIS_HOST}:{REDIS_PORT}", proxy.address)
+    conf = {"broker_url": url, "worker_liveness_file": f"{tmp_path}/%n.alive"}
+    worker = start_worker("-P", pool, "-c", "2", "-n", "w1@%h", conf=conf)
+    alive_file = str(tmp_path / "w1.alive")
+    assert client.send_task("tasks.add", (1, 2)).get(timeout=30) == 3
+    assert probe_file(alive_file, float(MAX_AGE)).ok
+
+    proxy.cut()
+    wait_until(lambda: "unreachable while consuming" in worker.output(), "the loss to be logged")
+    wait_until(lambda: not probe_file(alive_file, float(MAX_AGE)).ok, "a failing probe")
+    proxy.restore()
+    wait_until(lambda: "reachable again" in worker.output(), "the worker to reconnect")
+    wait_until(lambda: probe_file(alive_file, float(MAX_AGE)).ok, "the probe to pass again")
+    assert client.send_task("tasks.add", (2, 2)).get(timeout=30) == 4
+    assert worker.process.poll() is None
+    assert worker.stop() == 0
