@@ -85,7 +85,10 @@ def test_tasks_that_finish_within_the_timeout_are_not_cut_short(
 ) -> None:
     worker = start_worker("-P", "threads", "-c", "2", conf={"worker_soft_shutdown_timeout": 30.0})
     ids, release, done = _send(client, tmp_path, False)
-    wait_until(lambda: worker.output().count("received") >= 2, "tasks to run")
+    # Running, not only received: a received task that has not started goes back at once.
+    wait_until(
+        lambda: sum(client.backend.get_state(i) == "STARTED" for i in ids) >= 2, "tasks to run"
+    )
     worker.signal(signal.SIGTERM)
     wait_until(lambda: "Initiating Soft Shutdown" in worker.output(), "the soft shutdown")
     release.write_text("go")

@@ -45,7 +45,7 @@ def block(release: str, limit: float = 60.0) -> str:
     return "released"
 
 
-@app.task(name="tasks.until", bind=True)
+@app.task(name="tasks.until", bind=True, track_started=True)
 def until(self: Any, release: str, done: str) -> str:
     """Run until the file ``release`` exists, then append this task's id to the file
     ``done`` (a line per completed run: a task cut short and run again appears once)."""
