@@ -287,7 +287,8 @@ class Control:
         # unused for REPLY_QUEUE_EXPIRES seconds (kombu's reply queues expire too).
         return Queue(
             f"{self.oid}.{REPLY_EXCHANGE}",
-            Exchange(REPLY_EXCHANGE, "direct", durable=False, auto_delete=True),
+            # As kombu declares it (transient, not auto-deleted): Celery workers declare it too.
+            Exchange(REPLY_EXCHANGE, "direct", durable=False),
             routing_key=self.oid,
             durable=False,
             auto_delete=False,
