@@ -54,7 +54,7 @@ def _not_yet(name: str) -> Callable[..., NoReturn]:
 class Control:
     """Client side of remote control for one app (``app.control``).
 
-    Workers answer Celery's commands (``inspect()`` for the read-only ones); ``autoscale``,
+    Workers answer Celery's commands (``inspect()`` for the read-only ones);
     ``pool_restart``, ``purge``, ``election`` and ``revoke_by_stamped_headers`` raise
     :class:`~celeriac.exceptions.NotYetImplemented` saying what to use instead.
     """
@@ -63,7 +63,6 @@ class Control:
     discard_all = _not_yet("discard_all")
     election = _not_yet("election")
     revoke_by_stamped_headers = _not_yet("revoke_by_stamped_headers")
-    autoscale = _not_yet("autoscale")
     pool_restart = _not_yet("pool_restart")
 
     def __init__(self, app: Celery) -> None:
@@ -99,6 +98,12 @@ class Control:
     ) -> list[dict[str, Any]] | None:
         """Add ``n`` processes to the workers' pools."""
         return self.broadcast("pool_grow", {"n": n}, destination, **kwargs)
+
+    def autoscale(
+        self, max: int, min: int, destination: Sequence[str] | None = None, **kwargs: Any
+    ) -> list[dict[str, Any]] | None:
+        """New bounds for workers started with ``--autoscale`` (Celery's ``autoscale``)."""
+        return self.broadcast("autoscale", {"max": max, "min": min}, destination, **kwargs)
 
     def pool_shrink(
         self, n: int = 1, destination: Sequence[str] | None = None, **kwargs: Any

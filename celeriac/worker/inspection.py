@@ -167,7 +167,7 @@ def stats(ctx: ControlContext, **_: Any) -> dict[str, Any]:
     pool = ctx.pool
     consumer = ctx.consumer
     conf = ctx.app.conf
-    return {
+    stats_reply: dict[str, Any] = {
         "broker": _broker(ctx),
         "clock": str(next(ctx.clock)),
         "pid": os.getpid(),
@@ -185,6 +185,9 @@ def stats(ctx: ControlContext, **_: Any) -> dict[str, Any]:
         "uptime": int(time.time() - ctx.state.started_at),
         "queues": list(consumer.queues) if isinstance(consumer, Consuming) else [],
     }
+    if ctx.autoscaler is not None:  # as Celery: present only with --autoscale
+        stats_reply["autoscaler"] = ctx.autoscaler.info()
+    return stats_reply
 
 
 def _broker(ctx: ControlContext) -> dict[str, Any]:

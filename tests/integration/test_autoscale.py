@@ -40,8 +40,8 @@ def test_autoscale_grows_with_load_and_shrinks_when_idle(
         assert result.get(timeout=30) == "released"
     wait_until(lambda: "Scaling down" in worker.output(), "the pool to shrink when idle")
 
-    replies = client.control.broadcast(
-        "autoscale", arguments={"max": 2, "min": 2}, reply=True, timeout=5.0
-    )
-    assert [next(iter(r.values())) for r in replies] == [{"ok": "autoscale now max=2 min=2"}]
+    stats = client.control.inspect(timeout=5.0).stats() or {}
+    assert [s["autoscaler"]["max"] for s in stats.values()] == [3]  # as Celery's stats show
+    replies = client.control.autoscale(2, 2, reply=True, timeout=5.0)
+    assert [next(iter(r.values())) for r in replies or []] == [{"ok": "autoscale now max=2 min=2"}]
     assert worker.stop() == 0

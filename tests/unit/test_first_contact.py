@@ -71,7 +71,6 @@ def test_add_periodic_task_is_there(memory_app: Celery) -> None:
         "discard_all",
         "election",
         "revoke_by_stamped_headers",
-        "autoscale",
         "pool_restart",
     ],
 )
