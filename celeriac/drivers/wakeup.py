@@ -134,9 +134,15 @@ class FileWakeup:
                 self._targets = tuple(entry.path for entry in os.scandir(self.directory))
             self._scanned = mtime
         if self._sender is None or self._sender[0] != forksafe.pid():
-            sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            sender.setblocking(False)
-            self._sender = (forksafe.pid(), sender)
+            with self._lock:  # one sender per process, even when threads commit at once
+                old = self._sender
+                if old is None or old[0] != forksafe.pid():
+                    made = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                    made.setblocking(False)
+                    self._sender = (forksafe.pid(), made)
+                    if old is not None:  # the parent's, inherited through fork
+                        old[1].close()
+        assert self._sender is not None
         sender = self._sender[1]
         for target in self._targets:
             if target == self._own:
