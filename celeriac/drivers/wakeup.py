@@ -15,6 +15,7 @@ others find the change at their next poll, as before.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import itertools
@@ -73,13 +74,17 @@ class FileWakeup:
                 self._cond.wait(timeout)
 
     def close(self) -> None:
-        """Stop listening (the socket file is removed); waiting later listens again."""
+        """Stop listening (the socket file is removed) and close the sending socket; waiting
+        or notifying later opens them again."""
         with self._lock:
             sock, self._sock, self._pid = self._sock, None, 0
+            sender, self._sender = self._sender, None
             if sock is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(self._own)
                 sock.close()
+            if sender is not None:
+                sender[1].close()
 
     # -- inside --------------------------------------------------------------------------
     def _bump(self) -> None:
@@ -133,7 +138,8 @@ class FileWakeup:
             with contextlib.suppress(FileNotFoundError):
                 self._targets = tuple(entry.path for entry in os.scandir(self.directory))
             self._scanned = mtime
-        if self._sender is None or self._sender[0] != forksafe.pid():
+        entry = self._sender
+        if entry is None or entry[0] != forksafe.pid():
             with self._lock:  # one sender per process, even when threads commit at once
                 old = self._sender
                 if old is None or old[0] != forksafe.pid():
@@ -142,8 +148,9 @@ class FileWakeup:
                     self._sender = (forksafe.pid(), made)
                     if old is not None:  # the parent's, inherited through fork
                         old[1].close()
-        assert self._sender is not None
-        sender = self._sender[1]
+                    old = self._sender
+                entry = old
+        sender = entry[1]
         for target in self._targets:
             if target == self._own:
                 continue
@@ -168,6 +175,18 @@ _WAKEUPS: dict[str, FileWakeup] = {}
 _WAKEUPS_LOCK = threading.Lock()
 
 
+def close_all() -> None:
+    """Close every wake-up socket of this process (at exit: no socket is left unclosed and
+    no socket file is left behind)."""
+    with _WAKEUPS_LOCK:
+        wakeups = list(_WAKEUPS.values())
+    for wakeup in wakeups:
+        wakeup.close()
+
+
+atexit.register(close_all)
+
+
 def wakeup_for(path: str) -> FileWakeup:
     """The one ``FileWakeup`` of this process for the file ``path``."""
     key = os.path.realpath(path)
@@ -178,4 +197,4 @@ def wakeup_for(path: str) -> FileWakeup:
         return found
 
 
-__all__ = ["FileWakeup", "channel_dir", "wakeup_for"]
+__all__ = ["FileWakeup", "channel_dir", "close_all", "wakeup_for"]

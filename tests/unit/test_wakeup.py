@@ -59,3 +59,36 @@ def test_waiters_in_this_process_wake_without_a_socket(tmp_path: Path) -> None:
     assert wakeup.generation == seen + 1
     wakeup.wait(seen, 50)  # returns at once: the generation moved on
     assert os.path.isdir(channel_dir(str(tmp_path / "x.sqlite")))
+
+
+EXITING = textwrap.dedent(
+    """
+    import sys
+    from celeriac.drivers.wakeup import channel_dir, wakeup_for
+
+    wakeup = wakeup_for(sys.argv[1])
+    wakeup.generation  # binds this process's listening socket
+    wakeup.notify()  # opens this process's sending socket
+    """
+)
+
+
+def test_a_process_that_used_wake_ups_exits_with_its_sockets_closed(tmp_path: Path) -> None:
+    path = str(tmp_path / "results.sqlite")
+    waiter = wakeup_for(path)
+    waiter.generation  # noqa: B018 (binds a listening socket the child sends to)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-X", "dev", "-W", "error", "-c", EXITING, path],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert done.returncode == 0, done.stderr
+        # Left open at exit, each socket is a ResourceWarning printed as the child ends.
+        assert "ResourceWarning" not in done.stderr, done.stderr
+        names = {entry.name for entry in channel_dir(path).iterdir()}
+        # The child's socket file went with it; only this process's own is left.
+        assert all(name.startswith(f"{os.getpid()}-") for name in names), names
+    finally:
+        waiter.close()
