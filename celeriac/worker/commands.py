@@ -197,6 +197,16 @@ def autoscale(
     return ok(f"autoscale now max={high} min={low}")
 
 
+@command("pool_restart")
+def pool_restart(ctx: ControlContext, **_: Any) -> dict[str, Any]:
+    """Celery's ``pool_restart`` (Flower's "restart pool" button) answers with an error: a
+    worker reloads code by being restarted (``celeriac multi restart``, a supervisor)."""
+    return error(
+        "Pool restarts not enabled: celeriac does not reload modules in a running pool; "
+        "restart the worker instead (celeriac multi restart, or your process supervisor)"
+    )
+
+
 @command("rate_limit")
 def rate_limit(
     ctx: ControlContext, task_name: str, rate_limit: Any = None, **_: Any
