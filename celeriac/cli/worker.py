@@ -231,6 +231,13 @@ _W, _P, _Q, _F, _D = (
     help="PID file path (expanded as --logfile); defaults to no PID file. A stale one "
     "(its process gone) is replaced.",
 )
+@_option(
+    "--liveness-file",
+    group=_D,
+    help="Beyond Celery: rewrite this file every second while consuming, for `celeriac "
+    "check` (expanded as --logfile; the worker_liveness_file setting); removed on a clean "
+    "stop. Default: none.",
+)
 @_option("--uid", group=_D, help="User id, or user name, of the worker process.")
 @_option("--gid", group=_D, help="Group id, or group name, of the worker process.")
 @_option(
@@ -269,6 +276,7 @@ def worker(
     detach: bool,
     logfile: str | None,
     pidfile: str | None,
+    liveness_file: str | None,
     uid: str | None,
     gid: str | None,
     umask: str | None,
@@ -311,6 +319,7 @@ def worker(
         max_tasks_per_child=max_tasks_per_child,
         max_memory_per_child=max_memory_per_child,
         include=flatten(include),
+        liveness_file=liveness_file,
     )
     names = _queue_names(app, flatten(queues), set(flatten(exclude_queues)))
     _check_broker(app)
@@ -370,6 +379,7 @@ def _apply_settings(
         "task_soft_time_limit": values["soft_time_limit"],
         "worker_max_tasks_per_child": values["max_tasks_per_child"],
         "worker_max_memory_per_child": values["max_memory_per_child"],
+        "worker_liveness_file": values["liveness_file"],
     }
     for name, value in settings.items():
         if value is not None:

@@ -58,11 +58,12 @@ def _check(tmp_path: Path, conf: dict[str, object], *args: str) -> subprocess.Co
 def test_check_tells_a_consuming_worker_from_a_frozen_and_a_stopped_one(
     start_worker: WorkerFactory, broker: BrokerEnv, client: Celery, tmp_path: Path
 ) -> None:
-    conf = {**broker.settings, "worker_liveness_file": f"{tmp_path}/%n.alive"}
+    conf = broker.settings  # the path on the command lines: --liveness-file
+    given = ("--liveness-file", f"{tmp_path}/%n.alive", "-n", "w1@%h")
     pidfile = tmp_path / "w1.pid"
-    worker = start_worker("-P", "threads", "-n", "w1@%h", "--pidfile", str(pidfile), conf=conf)
+    worker = start_worker("-P", "threads", *given, "--pidfile", str(pidfile), conf=conf)
     alive_file = str(tmp_path / "w1.alive")
-    ok = _check(tmp_path, conf, "-n", "w1@%h")
+    ok = _check(tmp_path, conf, *given)
     assert ok.returncode == 0, ok.stderr
     assert "w1@" in ok.stdout and "OK, consuming" in ok.stdout
     assert _check(tmp_path, conf, "--pidfile", str(pidfile)).returncode == 0
@@ -71,7 +72,7 @@ def test_check_tells_a_consuming_worker_from_a_frozen_and_a_stopped_one(
     worker.signal(signal.SIGSTOP)  # alive, connected, consuming nothing
     try:
         wait_until(lambda: not probe_file(alive_file, float(MAX_AGE)).ok, "a failing probe")
-        frozen = _check(tmp_path, conf, "-n", "w1@%h")
+        frozen = _check(tmp_path, conf, *given)
         assert frozen.returncode == 1
         assert "not consuming (last seen consuming" in frozen.stderr
         assert not probe_pidfile(str(pidfile), float(MAX_AGE)).ok
@@ -81,7 +82,7 @@ def test_check_tells_a_consuming_worker_from_a_frozen_and_a_stopped_one(
     assert _check(tmp_path, conf, "--pidfile", str(pidfile)).returncode == 0
 
     assert worker.stop() == 0
-    gone = _check(tmp_path, conf, "-n", "w1@%h")
+    gone = _check(tmp_path, conf, *given)
     assert gone.returncode == 1 and "not running: no liveness file" in gone.stderr
     assert "not running" in _check(tmp_path, conf, "--pidfile", str(pidfile)).stderr
 
