@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from celeriac.worker.pidfile import PidfileError, alive, read_pid
+from celeriac.utils.pidfile import PidfileError, alive, read_pid
 
 logger = logging.getLogger("celeriac.worker")
 
