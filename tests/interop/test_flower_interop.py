@@ -165,7 +165,7 @@ def test_flower_follows_celeriac_tasks(flower: httpx.Client, celeriac_client: An
         "processed >= 3 on the dashboard",
         dashboard,
     )
-    assert row["status"] is True and row["active"] == 0
+    assert row["status"] is True and row["active"] == 0 and row["sw_ident"] == "py-celeriac"
     assert row["task-succeeded"] == 2 and row["task-failed"] == 1
 
 
