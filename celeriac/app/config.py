@@ -249,8 +249,9 @@ SETTINGS: tuple[Setting, ...] = (
         "worker_liveness_file",
         None,
         None,
-        "Beyond Celery: the file the worker rewrites while it consumes, read by `celeriac "
-        "check` (%n, %h expanded; none: <temp dir>/celeriac-<node name>.alive).",
+        "Beyond Celery: the file the worker rewrites every second while it consumes and "
+        "removes when it stops, read by `celeriac check` (%n, %h expanded; worker "
+        "--liveness-file sets it). None: no liveness file.",
     ),
     _S(
         "worker_direct_consume",

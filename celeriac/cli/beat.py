@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 from types import FrameType
 
@@ -10,10 +9,11 @@ import click
 
 from celeriac.beat.service import Beat
 from celeriac.cli.base import LOG_LEVEL, CeleriacCommand, CeleriacOption, CLIError, get_obj
+from celeriac.cli.detach import claim_pidfile, detach_command
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.utils import daemon
 from celeriac.utils.log import setup_logging
-from celeriac.worker.pidfile import pidlock
+from celeriac.utils.pidfile import release
 
 _B = "Beat Options"
 
@@ -58,7 +58,7 @@ _B = "Beat Options"
     cls=CeleriacOption,
     help_group=_B,
     type=click.Path(file_okay=False),
-    help="With --detach: change to this directory (relative paths are read from it).",
+    help="With --detach: run in this directory (relative paths are read from it).",
 )
 @click.pass_context
 def beat(
@@ -90,23 +90,26 @@ def beat(
             "do), set beat_schedule_store = True and use `celeriac schedule`.",
             exit_code=2,
         )
-    app = get_obj(ctx).app
-    if detach:
-        # Paths as the user gave them, from where the command was run.
-        logfile = os.path.abspath(logfile) if logfile else None
-        pidfile = os.path.abspath(pidfile) if pidfile else None
-        schedule = os.path.abspath(schedule or app.conf.beat_schedule_filename)
-        daemon.detach(workdir)
+    obj = get_obj(ctx)
+    app = obj.app
+    if detach:  # this same command again, as a daemon in --workdir; back once it runs
+        detach_command(obj.echo, "beat", logfile=logfile, pidfile=pidfile, workdir=workdir)
+        ctx.exit(0)
     setup_logging(loglevel, logfile)
     service = Beat(app, schedule_filename=schedule, max_interval=max_interval)
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
         service.stop()
 
-    with pidlock(pidfile):
+    claim_pidfile(pidfile)
+    try:
+        daemon.notify_started()  # a detached beat: the command that started it may return
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         try:
             service.run()
         except ImproperlyConfigured as exc:
             raise CLIError(str(exc), exit_code=1) from None
+    finally:
+        if pidfile:
+            release(pidfile)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -17,10 +16,11 @@ from celeriac.cli.base import (
     flatten,
     get_obj,
 )
+from celeriac.cli.detach import claim_pidfile, detach_command
 from celeriac.cli.not_yet import refuse_worker_options
-from celeriac.worker import daemon
+from celeriac.utils import daemon
+from celeriac.utils.pidfile import release
 from celeriac.worker.autoscale import parse_autoscale
-from celeriac.worker.pidfile import AlreadyRunning, PidfileError, claim, release
 from celeriac.worker.worker import Worker, default_nodename, node_format
 
 if TYPE_CHECKING:
@@ -231,6 +231,13 @@ _W, _P, _Q, _F, _D = (
     help="PID file path (expanded as --logfile); defaults to no PID file. A stale one "
     "(its process gone) is replaced.",
 )
+@_option(
+    "--liveness-file",
+    group=_D,
+    help="Beyond Celery: rewrite this file every second while consuming, for `celeriac "
+    "check` (expanded as --logfile; the worker_liveness_file setting); removed on a clean "
+    "stop. Default: none.",
+)
 @_option("--uid", group=_D, help="User id, or user name, of the worker process.")
 @_option("--gid", group=_D, help="Group id, or group name, of the worker process.")
 @_option(
@@ -269,6 +276,7 @@ def worker(
     detach: bool,
     logfile: str | None,
     pidfile: str | None,
+    liveness_file: str | None,
     uid: str | None,
     gid: str | None,
     umask: str | None,
@@ -311,6 +319,7 @@ def worker(
         max_tasks_per_child=max_tasks_per_child,
         max_memory_per_child=max_memory_per_child,
         include=flatten(include),
+        liveness_file=liveness_file,
     )
     names = _queue_names(app, flatten(queues), set(flatten(exclude_queues)))
     _check_broker(app)
@@ -318,7 +327,16 @@ def worker(
     logfile = node_format(logfile, nodename) if logfile else None
     pidfile = node_format(pidfile, nodename) if pidfile else None
     if detach:
-        _detach(obj.echo, logfile, pidfile, uid=uid, gid=gid, umask=umask, executable=executable)
+        detach_command(
+            obj.echo,
+            "worker",
+            logfile=logfile,
+            pidfile=pidfile,
+            uid=uid,
+            gid=gid,
+            umask=umask,
+            executable=executable,
+        )
         ctx.exit(0)
     try:
         daemon.drop_privileges(uid, gid)
@@ -327,7 +345,7 @@ def worker(
     if purge:
         _purge(obj.echo, app, names)
 
-    _claim(pidfile)
+    claim_pidfile(pidfile)
     try:
         try:
             instance = Worker(
@@ -370,6 +388,7 @@ def _apply_settings(
         "task_soft_time_limit": values["soft_time_limit"],
         "worker_max_tasks_per_child": values["max_tasks_per_child"],
         "worker_max_memory_per_child": values["max_memory_per_child"],
+        "worker_liveness_file": values["liveness_file"],
     }
     for name, value in settings.items():
         if value is not None:
@@ -400,42 +419,3 @@ def _purge(echo: Any, app: Celery, names: list[str] | None) -> None:
     with app.connection() as conn:
         count = sum(conn.purge(name) for name in targets)
     echo(f"Purged {count} {'message' if count == 1 else 'messages'} from {len(targets)} queue(s).")
-
-
-def _detach(
-    echo: Callable[[str], None],
-    logfile: str | None,
-    pidfile: str | None,
-    *,
-    uid: str | None,
-    gid: str | None,
-    umask: str | None,
-    executable: str | None,
-) -> None:
-    """Start this same command again as a daemon (without --detach); return once it runs."""
-    try:
-        daemon.drop_privileges(uid, gid)
-        pid = daemon.detach(
-            daemon.argv_without_detach(sys.argv[1:]),
-            executable=executable,
-            logfile=logfile,
-            pidfile_path=pidfile,
-            umask=daemon.parse_umask(umask),
-        )
-    except AlreadyRunning as exc:
-        raise CLIError(f"ERROR: {exc}", exit_code=73) from None  # Celery's EX_CANTCREAT
-    except (daemon.DetachError, PidfileError, OSError) as exc:
-        raise CLIError(str(exc)) from None
-    echo(f"Detached worker started (pid {pid}).")
-
-
-def _claim(path: str | None) -> None:
-    """Hold the pid file for the worker's lifetime; its errors as one-line CLI errors."""
-    if not path:
-        return
-    try:
-        claim(path)
-    except AlreadyRunning as exc:
-        raise CLIError(f"ERROR: {exc}", exit_code=73) from None
-    except PidfileError as exc:
-        raise CLIError(str(exc)) from None

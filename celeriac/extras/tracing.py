@@ -37,6 +37,7 @@ except ModuleNotFoundError as exc:  # pragma: no cover - the extra is installed 
 ACTION = "celery.action"
 TASK_NAME = "celery.task_name"
 MESSAGE_ID = "messaging.message.id"
+RETRY_REASON = "celery.retry.reason"
 
 _lock = threading.Lock()
 _tracer: trace.Tracer | None = None
@@ -56,6 +57,8 @@ def instrument(tracer_provider: trace.TracerProvider | None = None) -> None:
         signals.after_task_publish.connect(_after_publish, weak=False)
         signals.task_prerun.connect(_prerun, weak=False)
         signals.task_postrun.connect(_postrun, weak=False)
+        signals.task_failure.connect(_failure, weak=False)
+        signals.task_retry.connect(_retry, weak=False)
 
 
 def uninstrument() -> None:
@@ -69,6 +72,8 @@ def uninstrument() -> None:
         signals.after_task_publish.disconnect(_after_publish)
         signals.task_prerun.disconnect(_prerun)
         signals.task_postrun.disconnect(_postrun)
+        signals.task_failure.disconnect(_failure)
+        signals.task_retry.disconnect(_retry)
 
 
 def is_instrumented() -> bool:
@@ -145,10 +150,37 @@ def _postrun(
         span.set_attribute(MESSAGE_ID, task_id or "")
         if state is not None:
             span.set_attribute("celery.state", state)
-        if state == "FAILURE":
-            span.set_status(trace.Status(trace.StatusCode.ERROR))
     span.end()
     context_api.detach(token)  # type: ignore[arg-type]
 
 
-__all__ = ["ACTION", "MESSAGE_ID", "TASK_NAME", "instrument", "is_instrumented", "uninstrument"]
+def _failure(task_id: str | None = None, exception: BaseException | None = None, **_: Any) -> None:
+    """The run span of a failed task: status ERROR with the exception as its description and
+    an ``exception`` event (as the Celery instrumentation records it)."""
+    entry = _running.get(task_id or "")
+    if entry is None or not entry[0].is_recording():
+        return
+    span = entry[0]
+    if exception is not None:
+        span.record_exception(exception)
+    description = None if exception is None else str(exception)
+    span.set_status(trace.Status(trace.StatusCode.ERROR, description))
+
+
+def _retry(request: Any = None, reason: Any = None, **_: Any) -> None:
+    """``celery.retry.reason`` on the run span of a task that asked to be retried."""
+    task_id = None if request is None else request.id
+    entry = _running.get(task_id or "")
+    if entry is not None and entry[0].is_recording() and reason is not None:
+        entry[0].set_attribute(RETRY_REASON, str(reason))
+
+
+__all__ = [
+    "ACTION",
+    "MESSAGE_ID",
+    "RETRY_REASON",
+    "TASK_NAME",
+    "instrument",
+    "is_instrumented",
+    "uninstrument",
+]

@@ -197,6 +197,16 @@ def autoscale(
     return ok(f"autoscale now max={high} min={low}")
 
 
+@command("pool_restart")
+def pool_restart(ctx: ControlContext, **_: Any) -> dict[str, Any]:
+    """Celery's ``pool_restart`` (Flower's "restart pool" button) answers with an error: a
+    worker reloads code by being restarted (``celeriac multi restart``, a supervisor)."""
+    return error(
+        "Pool restarts not enabled: celeriac does not reload modules in a running pool; "
+        "restart the worker instead (celeriac multi restart, or your process supervisor)"
+    )
+
+
 @command("rate_limit")
 def rate_limit(
     ctx: ControlContext, task_name: str, rate_limit: Any = None, **_: Any
@@ -323,6 +333,7 @@ class Mailbox:
             self.ctx.revoked_changed(new)
 
     def _run(self) -> None:
+        failing = False  # the broker is away: one warning, then one line when it is back
         while not self._stop.is_set():
             if time.monotonic() >= self._next_sync:
                 self.sync_revoked()
@@ -332,9 +343,15 @@ class Mailbox:
             try:
                 messages = self._subscription.get(timeout=0.5)
             except Exception as exc:  # the broker hiccupped: keep the worker alive
-                logger.warning("Remote control read failed: %r", exc)
+                (logger.debug if failing else logger.warning)(
+                    "Remote control read failed (retrying every second): %r", exc
+                )
+                failing = True
                 self._stop.wait(1.0)
                 continue
+            if failing:
+                failing = False
+                logger.warning("Remote control: reading commands again")
             for message in messages:
                 self.handle(message)
 

@@ -16,15 +16,18 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from celeriac.events.event import HEARTBEAT_FREQUENCY
+from celeriac.utils.version import __version__
 
 if TYPE_CHECKING:
     from celeriac.events.node import NodeEvents
 
 logger = logging.getLogger("celeriac.worker.heartbeat")
 
-#: What a worker says it is: Celery's identity, so monitors treat it as a Celery 5.7 worker.
-SW_IDENT = "py-celery"
-SW_VER = "5.7.0"
+#: What a worker says it is: celeriac and its version (Celery's say ``py-celery`` and 5.7.0).
+#: Neither Celery's event state nor Flower read these two beyond storing and showing them, so
+#: an operator can tell the two kinds of worker apart in a mixed cluster.
+SW_IDENT = "py-celeriac"
+SW_VER = __version__
 
 
 class Heartbeat:

@@ -168,7 +168,7 @@ def stats(ctx: ControlContext, **_: Any) -> dict[str, Any]:
     consumer = ctx.consumer
     conf = ctx.app.conf
     stats_reply: dict[str, Any] = {
-        "broker": _broker(ctx),
+        "broker": broker_stats(ctx),
         "clock": str(next(ctx.clock)),
         "pid": os.getpid(),
         "pool": {
@@ -190,7 +190,11 @@ def stats(ctx: ControlContext, **_: Any) -> dict[str, Any]:
     return stats_reply
 
 
-def _broker(ctx: ControlContext) -> dict[str, Any]:
+#: Broker URL schemes that are TLS by themselves (``redis`` ends in "s" but is not one).
+_TLS_SCHEMES = frozenset({"rediss", "amqps"})
+
+
+def broker_stats(ctx: ControlContext) -> dict[str, Any]:
     url = ctx.app.broker_url_display()
     parts = urlsplit(url)
     return {
@@ -199,7 +203,7 @@ def _broker(ctx: ControlContext) -> dict[str, Any]:
         "virtual_host": parts.path.lstrip("/") or "/",
         "port": parts.port,
         "insist": False,
-        "ssl": parts.scheme.endswith("s"),
+        "ssl": parts.scheme in _TLS_SCHEMES or bool(ctx.app.conf.broker_use_ssl),
         "transport": parts.scheme,
         "connect_timeout": ctx.app.conf.broker_connection_timeout,
         "transport_options": _jsonable(ctx.app.conf.broker_transport_options or {}),

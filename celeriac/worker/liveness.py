@@ -1,5 +1,6 @@
 """The worker's liveness file: proof, for a container probe (``celeriac check``), that it
-consumes.
+consumes. Opt-in: written only when the worker is given a path (``worker --liveness-file``,
+the ``worker_liveness_file`` setting); removed when the worker stops cleanly.
 
 Whatever consumes (the worker's consumer, or each prefork child that consumes for itself)
 rewrites the file every second while its loop turns, or while a task runs in its own thread
@@ -15,13 +16,12 @@ import contextlib
 import json
 import logging
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from celeriac.worker.pidfile import PidfileError, alive, read_pid
+from celeriac.utils.pidfile import PidfileError, alive, read_pid
 
 logger = logging.getLogger("celeriac.worker")
 
@@ -33,15 +33,11 @@ STALLED_AFTER = 5.0
 MAX_AGE = 30.0
 
 
-def default_path(nodename: str) -> str:
-    """``<temp dir>/celeriac-<node name>.alive`` (``worker_liveness_file`` changes it)."""
-    return os.path.join(tempfile.gettempdir(), f"celeriac-{nodename}.alive")
-
-
 class Liveness:
-    """Writes the liveness file (and touches the pid file) of one worker."""
+    """Writes the liveness file (if it has a path) and touches the pid file (if it has one)
+    of one worker."""
 
-    def __init__(self, path: str, nodename: str, pidfile: str | None = None) -> None:
+    def __init__(self, path: str | None, nodename: str, pidfile: str | None = None) -> None:
         self.path = path
         self.nodename = nodename
         self.pidfile = pidfile
@@ -49,18 +45,19 @@ class Liveness:
 
     def beat(self) -> None:
         """Rewrite the file now (atomically: a reader never sees half of it)."""
-        record = {"node": self.nodename, "pid": os.getpid(), "time": time.time()}
-        temporary = f"{self.path}.{os.getpid()}.tmp"
         try:
-            with open(temporary, "w") as handle:
-                json.dump(record, handle)
-            os.replace(temporary, self.path)
+            if self.path:
+                record = {"node": self.nodename, "pid": os.getpid(), "time": time.time()}
+                temporary = f"{self.path}.{os.getpid()}.tmp"
+                with open(temporary, "w") as handle:
+                    json.dump(record, handle)
+                os.replace(temporary, self.path)
             if self.pidfile:
                 os.utime(self.pidfile)
         except OSError as exc:
             if not self._failed:  # once: a probe will say the rest
                 self._failed = True
-                logger.warning("Cannot write the liveness file %s: %s", self.path, exc)
+                logger.warning("Cannot write the liveness file %s: %s", exc.filename, exc)
 
     def watch(self, progressing: Callable[[], bool]) -> Callable[[], None]:
         """Beat every :data:`EVERY` seconds while ``progressing()``; return what stops it."""
@@ -76,8 +73,10 @@ class Liveness:
         return stop.set
 
     def remove(self) -> None:
-        with contextlib.suppress(OSError):
-            os.unlink(self.path)
+        """Delete the liveness file (a clean shutdown: a probe then says "not running")."""
+        if self.path:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
 
 
 @dataclass(frozen=True)
@@ -134,7 +133,6 @@ __all__ = [
     "STALLED_AFTER",
     "Liveness",
     "Verdict",
-    "default_path",
     "probe_file",
     "probe_pidfile",
 ]

@@ -16,7 +16,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterable, Sequence
 
-from celeriac.worker import pidfile
+from celeriac.utils import pidfile
 from celeriac.worker.nodes import Node
 
 #: How often stopwait looks whether the nodes are gone.

@@ -38,7 +38,6 @@ from celeriac.worker.commands import ControlContext, Mailbox, Query, Relay, Swee
 from celeriac.worker.consumer import Consumer
 from celeriac.worker.heartbeat import Heartbeat
 from celeriac.worker.liveness import Liveness
-from celeriac.worker.liveness import default_path as default_liveness_path
 from celeriac.worker.persistent import StateDB
 from celeriac.worker.pools import pool_class
 from celeriac.worker.pools.base import BasePool, ConsumingPool, JobResult, RunsInMainThread
@@ -159,10 +158,17 @@ class Worker:
             multiplier if prefetch_multiplier is None else prefetch_multiplier
         )
         self.without_banner = without_banner
-        liveness_file = conf.worker_liveness_file or default_liveness_path(self.hostname)
-        #: Rewritten while the worker consumes: what ``celeriac check`` reads.
-        self.liveness = Liveness(
-            node_format(str(liveness_file), self.hostname), self.hostname, pidfile
+        liveness_file = conf.worker_liveness_file
+        #: Rewritten while the worker consumes (opt-in): what ``celeriac check`` reads. The pid
+        #: file's modification time is refreshed with it, so ``check --pidfile`` works too.
+        self.liveness = (
+            Liveness(
+                node_format(str(liveness_file), self.hostname) if liveness_file else None,
+                self.hostname,
+                pidfile,
+            )
+            if liveness_file or pidfile
+            else None
         )
         self.install_signal_handlers = install_signal_handlers
         self.without_heartbeat = without_heartbeat
@@ -535,7 +541,8 @@ class Worker:
             self._close(transport)
 
     def _close(self, transport: Transport) -> None:
-        self.liveness.remove()
+        if self.liveness is not None:
+            self.liveness.remove()
         if self._load_transport is not None:
             self._load_transport.close()
         if self.mailbox is not None:

@@ -204,17 +204,23 @@ def test_beat_detach_with_pidfile_and_logfile(tmp_path: Path) -> None:
     (tmp_path / "beatproj.py").write_text(textwrap.dedent(PROJECT))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(tmp_path)]))
     env["BEAT_TEST_CONF"] = "{}"
+    elsewhere = tmp_path / "elsewhere"  # relative paths are read from --workdir, as Celery
+    elsewhere.mkdir()
     args = ["beat", "--detach", "--logfile", "beat.log", "--pidfile", "beat.pid", "-l", "info"]
-    command = [sys.executable, "-m", "celeriac", "-A", "beatproj", *args, "--max-interval", "0.2"]
-    done = subprocess.run(command, cwd=tmp_path, env=env, timeout=30, capture_output=True)
-    assert done.returncode == 0, done.stderr  # the command returns; beat goes on detached
+    args += ["--workdir", str(tmp_path), "--max-interval", "0.2"]
+    command = [sys.executable, "-m", "celeriac", "-A", "beatproj", *args]
+    done = subprocess.run(command, cwd=elsewhere, env=env, timeout=60, capture_output=True)
+    assert done.returncode == 0, done.stderr  # the command returns once beat holds its pidfile
     pidfile, log = tmp_path / "beat.pid", tmp_path / "beat.log"
-    pid = int(wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), "the pidfile"))
+    pid = int(pidfile.read_text())
+    assert done.stdout.decode().strip() == f"Detached beat started (pid {pid})."
     try:
+        again = subprocess.run(command, cwd=elsewhere, env=env, timeout=60, capture_output=True)
+        assert again.returncode == 73 and b"already running" in again.stderr  # as Celery
         wait_until(
             lambda: log.exists() and "Sending due task tick" in log.read_text(), "a detached send"
         )
-        assert (tmp_path / "celerybeat-schedule").exists()
+        assert (tmp_path / "celerybeat-schedule").exists() and not list(elsewhere.iterdir())
     finally:
         os.kill(pid, signal.SIGTERM)
     wait_until(lambda: not pidfile.exists(), "the detached beat to stop and remove its pidfile")

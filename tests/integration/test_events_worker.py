@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+import celeriac
 from celeriac import Celery, states
 from celeriac.testing import start_worker
 from tests.integration.broker_envs import ALL
@@ -66,6 +67,7 @@ def test_a_worker_with_task_events_is_seen_with_its_tasks(app: Celery) -> None:
         assert "Traceback" in failed["traceback"]
         online = seen.of_type("worker-online", hostname=node)[0]
         assert set(online) == WORKER and online["freq"] == 2.0
+        assert (online["sw_ident"], online["sw_ver"]) == ("py-celeriac", celeriac.__version__)
         model = seen.state
         assert model.workers[node].alive
         task = model.tasks[ok.id]

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from celeriac import Celery
-from celeriac.worker.pidfile import alive, read_pid
+from celeriac.utils.pidfile import alive, read_pid
 from tests.integration.broker_envs import BrokerEnv
 from tests.integration.conftest import FIXTURE_APPS, REPO, wait_state, wait_until
 

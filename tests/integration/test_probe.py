@@ -2,8 +2,9 @@
 
 A worker whose process is frozen (SIGSTOP: alive, its connection open, consuming nothing) is
 reported as not consuming, and as consuming again once it goes on; a stopped worker as not
-running. A worker whose broker goes away (a TCP proxy the test cuts) logs it, fails the
-probe, and comes back consuming on its own when the broker is back.
+running. A worker whose broker goes away (a TCP proxy in front of the shared Redis or
+RabbitMQ, which the test cuts) logs it, fails the probe, and comes back consuming, and
+answering remote control, on its own when the broker is back.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ import pytest
 
 from celeriac import Celery
 from celeriac.worker.liveness import probe_file, probe_pidfile
+from celeriac.worker.worker import default_nodename
 from tests.integration.broker_envs import BrokerEnv
 from tests.integration.conftest import FIXTURE_APPS, REPO, WorkerFactory, wait_until
-from tests.servers import REDIS_HOST, REDIS_PORT
+from tests.servers import RABBITMQ_HOST, RABBITMQ_PORT, REDIS_HOST, REDIS_PORT
 from tests.tcp_proxy import TcpProxy, tcp_proxy
 
 MAX_AGE = "2"
@@ -58,11 +60,12 @@ def _check(tmp_path: Path, conf: dict[str, object], *args: str) -> subprocess.Co
 def test_check_tells_a_consuming_worker_from_a_frozen_and_a_stopped_one(
     start_worker: WorkerFactory, broker: BrokerEnv, client: Celery, tmp_path: Path
 ) -> None:
-    conf = {**broker.settings, "worker_liveness_file": f"{tmp_path}/%n.alive"}
+    conf = broker.settings  # the path on the command lines: --liveness-file
+    given = ("--liveness-file", f"{tmp_path}/%n.alive", "-n", "w1@%h")
     pidfile = tmp_path / "w1.pid"
-    worker = start_worker("-P", "threads", "-n", "w1@%h", "--pidfile", str(pidfile), conf=conf)
+    worker = start_worker("-P", "threads", *given, "--pidfile", str(pidfile), conf=conf)
     alive_file = str(tmp_path / "w1.alive")
-    ok = _check(tmp_path, conf, "-n", "w1@%h")
+    ok = _check(tmp_path, conf, *given)
     assert ok.returncode == 0, ok.stderr
     assert "w1@" in ok.stdout and "OK, consuming" in ok.stdout
     assert _check(tmp_path, conf, "--pidfile", str(pidfile)).returncode == 0
@@ -71,7 +74,7 @@ def test_check_tells_a_consuming_worker_from_a_frozen_and_a_stopped_one(
     worker.signal(signal.SIGSTOP)  # alive, connected, consuming nothing
     try:
         wait_until(lambda: not probe_file(alive_file, float(MAX_AGE)).ok, "a failing probe")
-        frozen = _check(tmp_path, conf, "-n", "w1@%h")
+        frozen = _check(tmp_path, conf, *given)
         assert frozen.returncode == 1
         assert "not consuming (last seen consuming" in frozen.stderr
         assert not probe_pidfile(str(pidfile), float(MAX_AGE)).ok
@@ -81,20 +84,32 @@ def test_check_tells_a_consuming_worker_from_a_frozen_and_a_stopped_one(
     assert _check(tmp_path, conf, "--pidfile", str(pidfile)).returncode == 0
 
     assert worker.stop() == 0
-    gone = _check(tmp_path, conf, "-n", "w1@%h")
+    gone = _check(tmp_path, conf, *given)
     assert gone.returncode == 1 and "not running: no liveness file" in gone.stderr
     assert "not running" in _check(tmp_path, conf, "--pidfile", str(pidfile)).stderr
 
 
+#: broker kind -> (the shared server the proxy fronts, the worker's log line for the loss).
+PROXIED = {
+    "redis": ((REDIS_HOST, REDIS_PORT), "unreachable while consuming"),
+    "amqp": ((RABBITMQ_HOST, RABBITMQ_PORT), "cannot reach"),
+}
+
+
 @pytest.fixture
-def proxy() -> Iterator[TcpProxy]:
-    with tcp_proxy(REDIS_HOST, REDIS_PORT) as front:
+def proxy(broker: BrokerEnv) -> Iterator[TcpProxy]:
+    """A TCP proxy in front of the shared server (which is never stopped): the test cuts it."""
+    (host, port), _ = PROXIED[broker.kind]
+    with tcp_proxy(host, port) as front:
         yield front
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("broker", ["redis"], indirect=True)
-@pytest.mark.parametrize("pool", ["threads", "prefork"])  # prefork: children that consume
+@pytest.mark.parametrize(
+    ("broker", "pool"),
+    [("redis", "threads"), ("redis", "prefork"), ("amqp", "threads")],  # prefork: children
+    indirect=["broker"],  # that consume for themselves
+)
 def test_a_worker_that_loses_its_broker_logs_it_and_comes_back_consuming(
     start_worker: WorkerFactory,
     broker: BrokerEnv,
@@ -103,7 +118,8 @@ def test_a_worker_that_loses_its_broker_logs_it_and_comes_back_consuming(
     proxy: TcpProxy,
     pool: str,
 ) -> None:
-    url = broker.broker_url.replace(f"{REDIS_HOST}:{REDIS_PORT}", proxy.address)
+    (host, port), loss = PROXIED[broker.kind]
+    url = broker.broker_url.replace(f"{host}:{port}", proxy.address)
     conf = {"broker_url": url, "worker_liveness_file": f"{tmp_path}/%n.alive"}
     worker = start_worker("-P", pool, "-c", "2", "-n", "w1@%h", conf=conf)
     alive_file = str(tmp_path / "w1.alive")
@@ -111,11 +127,16 @@ def test_a_worker_that_loses_its_broker_logs_it_and_comes_back_consuming(
     assert probe_file(alive_file, float(MAX_AGE)).ok
 
     proxy.cut()
-    wait_until(lambda: "unreachable while consuming" in worker.output(), "the loss to be logged")
+    wait_until(lambda: loss in worker.output(), "the loss to be logged")
     wait_until(lambda: not probe_file(alive_file, float(MAX_AGE)).ok, "a failing probe")
     proxy.restore()
     wait_until(lambda: "reachable again" in worker.output(), "the worker to reconnect")
     wait_until(lambda: probe_file(alive_file, float(MAX_AGE)).ok, "the probe to pass again")
     assert client.send_task("tasks.add", (2, 2)).get(timeout=30) == 4
+    node = default_nodename("w1@%h")
+    wait_until(  # remote control came back too (its own subscription, its own connection)
+        lambda: client.control.ping(destination=[node], timeout=1.0), "a ping answered"
+    )
+    assert worker.output().count("Remote control read failed") <= 1
     assert worker.process.poll() is None
     assert worker.stop() == 0

@@ -109,3 +109,33 @@ def test_uninstrumented_sends_no_trace_headers() -> None:
         signals.before_task_publish.disconnect(capture)
         app.close()
     assert "traceparent" not in seen and seen["task"] == "t.x"
+
+
+def test_failed_and_retried_runs_carry_the_reason(exporter: InMemorySpanExporter) -> None:
+    app = Celery("traced-fail", broker="memory://traced-fail", backend="cache+memory://tf")
+
+    @app.task(name="t.fail")
+    def fail() -> None:
+        raise ValueError("boom")
+
+    @app.task(name="t.again", bind=True, max_retries=1)
+    def again(self: Any) -> int:
+        if self.request.retries < 1:
+            raise self.retry(exc=KeyError("later"), countdown=0)
+        return self.request.retries
+
+    try:
+        with start_worker(app, pool="threads", concurrency=1):
+            with pytest.raises(ValueError):
+                fail.delay().get(timeout=10)
+            assert again.delay().get(timeout=10) == 1
+    finally:
+        app.close()
+    spans = exporter.get_finished_spans()
+    (failed,) = [s for s in spans if s.name == "run/t.fail"]
+    assert failed.status.status_code == trace.StatusCode.ERROR
+    assert failed.status.description == "boom"
+    assert [e.attributes["exception.type"] for e in failed.events if e.attributes] == ["ValueError"]
+    first, second = [s for s in spans if s.name == "run/t.again"]
+    assert (first.attributes or {})[tracing.RETRY_REASON] == "Retry in 0s: KeyError('later')"
+    assert second.status.status_code == trace.StatusCode.UNSET

@@ -157,12 +157,15 @@ class WorkerProcess:
         directory: Path,
         *args: str,
         conf: dict[str, Any] | None = None,
+        source: str = APP,
+        env: dict[str, str] | None = None,
     ) -> None:
+        """``source``: the text of ``interop_app`` (a template with ``{package}``)."""
         self.package = package
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / "interop_app.py").write_text(APP.format(package=package))
+        (directory / "interop_app.py").write_text(source.format(package=package))
         self.log = directory / f"{package}-worker-{time.monotonic_ns()}.log"
-        env = dict(os.environ, **endpoint.env(conf))
+        env = dict(os.environ, **endpoint.env(conf), **(env or {}))
         env["PYTHONPATH"] = os.pathsep.join([str(directory), str(REPO)])
         command = [sys.executable, "-m", package, "-A", "interop_app", "worker", "-l", "info"]
         if package == "celery":  # no cluster chatter: faster start, fewer moving parts

@@ -77,7 +77,7 @@ def test_a_celery_receiver_follows_a_celeriac_worker(
         assert task.state == "SUCCESS" and task.result == "5"
         assert task.name == "interop.add" and task.worker.hostname == "ev-celeriac@interop"
         worker = state.workers["ev-celeriac@interop"]
-        assert worker.alive and worker.sw_ident
+        assert worker.alive and worker.sw_ident == "py-celeriac"
 
 
 def test_celeriac_follows_a_celery_worker(

@@ -277,6 +277,8 @@ def test_worker_options(
         "5",
         "--pidfile",
         str(pidfile),
+        "--liveness-file",
+        "/run/%n.alive",
     ]
     result = runner.invoke(celeriac, argv)
     assert result.exit_code == 3, result.output
@@ -292,6 +294,7 @@ def test_worker_options(
     assert made.app.conf.worker_send_task_events is True
     assert made.app.conf.task_time_limit == 30
     assert made.app.conf.worker_max_tasks_per_child == 5
+    assert made.app.conf.worker_liveness_file == "/run/%n.alive"
     assert made.pid_seen == str(os.getpid())
     assert not pidfile.exists()
 

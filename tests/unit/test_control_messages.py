@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
 
 from celeriac import Celery
 from celeriac.protocol import serialization
 from celeriac.protocol.message import Message
-from celeriac.worker.commands import COMMANDS, selected
+from celeriac.worker.commands import COMMANDS, ControlContext, selected
+from celeriac.worker.inspection import broker_stats
 from tests.vectors import load_vector
 
 
@@ -62,3 +66,23 @@ def test_selection_rules() -> None:
 
 def test_command_table_has_the_basic_commands() -> None:
     assert {"ping", "revoke", "rate_limit", "time_limit"} <= set(COMMANDS)
+
+
+@pytest.mark.parametrize(
+    ("url", "tls"),
+    [
+        ("redis://h:6379/0", False),
+        ("rediss://h/0", True),
+        ("amqp://h//", False),
+        ("amqps://h//", True),
+    ],
+)
+def test_broker_stats_say_tls_only_for_tls_urls(url: str, tls: bool) -> None:
+    app = Celery("stats", broker=url, set_as_current=False)
+    assert broker_stats(cast(ControlContext, SimpleNamespace(app=app)))["ssl"] is tls
+
+
+def test_pool_restart_is_refused_with_the_way_to_reload() -> None:
+    reply = COMMANDS["pool_restart"](cast(ControlContext, SimpleNamespace()))
+    assert reply["error"].startswith("Pool restarts not enabled")
+    assert "restart the worker" in reply["error"]

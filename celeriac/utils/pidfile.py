@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
 
 
 class AlreadyRunning(Exception):
@@ -96,17 +95,4 @@ def release(path: str) -> None:
             os.unlink(path)
 
 
-@contextlib.contextmanager
-def pidlock(path: str | None) -> Iterator[None]:
-    """Hold ``path`` (if any) for the duration of the block."""
-    if not path:
-        yield
-        return
-    claim(path)
-    try:
-        yield
-    finally:
-        release(path)
-
-
-__all__ = ["AlreadyRunning", "PidfileError", "alive", "claim", "pidlock", "read_pid", "release"]
+__all__ = ["AlreadyRunning", "PidfileError", "alive", "claim", "read_pid", "release"]
