@@ -29,6 +29,8 @@ Handler = Callable[[dict[str, Any]], Any]
 CLIENT_CLOCK_SKEW = -1
 #: How long one read of the subscription blocks (seconds).
 POLL = 0.5
+#: How long to wait before reading again after a read failed (the broker went away).
+RETRY = 1.0
 
 
 class EventReceiver:
@@ -99,8 +101,21 @@ class EventReceiver:
             self.wakeup_workers()
         seen = 0
         idle_since = time.monotonic()
+        failing = False  # the broker is away: one warning, then one line when it is back
         while not self.should_stop and (limit is None or seen < limit):
-            messages = subscription.get(timeout=POLL if timeout is None else min(POLL, timeout))
+            try:
+                messages = subscription.get(timeout=POLL if timeout is None else min(POLL, timeout))
+            except Exception as exc:  # a lost connection: the next get() subscribes again
+                (logger.debug if failing else logger.warning)(
+                    "Reading events failed (retrying every %s s): %r", RETRY, exc
+                )
+                failing = True
+                messages = []
+                time.sleep(RETRY)
+            else:
+                if failing:
+                    failing = False
+                    logger.warning("Reading events again")
             if not messages:
                 if timeout is not None and time.monotonic() - idle_since >= timeout:
                     raise TimeoutError(f"no event within {timeout} s")

@@ -209,7 +209,11 @@ class FanoutSubscription(ABC):
 
     @abstractmethod
     def get(self, timeout: float | None = None) -> list[Message]:
-        """Messages published since the last call (waits up to ``timeout`` for the first)."""
+        """Messages published since the last call (waits up to ``timeout`` for the first).
+
+        A lost connection raises its error once; the next call subscribes again (what was
+        published while away is not seen) or raises again while the broker is unreachable.
+        """
 
     @abstractmethod
     def close(self) -> None:
