@@ -49,6 +49,13 @@ SIGNED_APP = textwrap.dedent(
     @app.task(name="signed.add")
     def add(x, y):
         return x + y
+
+
+    @app.task(name="signed.flaky", bind=True, max_retries=2)
+    def flaky(self):
+        if self.request.retries < 1:  # the retry is a message the worker signs
+            raise self.retry(countdown=0)
+        return self.request.retries
     """
 )
 
@@ -189,8 +196,15 @@ def celery_worker(setup: Setup, tmp_path_factory: pytest.TempPathFactory) -> Ite
 def test_a_celery_client_signs_tasks_a_celeriac_worker_runs(
     setup: Setup, celery_signed: Any, celeriac_worker: SignedWorker
 ) -> None:
-    result = celery_signed.send_task("signed.add", (2, 3), queue=setup.queues["celeriac"])
+    queue = setup.queues["celeriac"]
+    result = celery_signed.send_task("signed.add", (2, 3), queue=queue)
     assert result.get(timeout=TIMEOUT) == 5
+    # What the worker sends on its own (a retry, a chain's next step) it signs with its key.
+    assert celery_signed.send_task("signed.flaky", queue=queue).get(timeout=TIMEOUT) == 1
+    chained = celery_signed.signature("signed.add", (1, 2), queue=queue) | celery_signed.signature(
+        "signed.add", (10,), queue=queue
+    )
+    assert chained.apply_async().get(timeout=TIMEOUT) == 13
     # Remote control is signed too (Celery's mailbox uses task_serializer), both ways.
     replies = celery_signed.control.inspect(
         destination=["signed-celeriac@interop"], timeout=5
@@ -201,8 +215,14 @@ def test_a_celery_client_signs_tasks_a_celeriac_worker_runs(
 def test_a_celeriac_client_signs_tasks_a_celery_worker_runs(
     setup: Setup, celeriac_signed: Any, celery_worker: SignedWorker
 ) -> None:
-    result = celeriac_signed.send_task("signed.add", args=(4, 5), queue=setup.queues["celery"])
+    queue = setup.queues["celery"]
+    result = celeriac_signed.send_task("signed.add", args=(4, 5), queue=queue)
     assert result.get(timeout=TIMEOUT) == 9
+    assert celeriac_signed.send_task("signed.flaky", queue=queue).get(timeout=TIMEOUT) == 1
+    chained = celeriac_signed.signature(
+        "signed.add", (1, 2), queue=queue
+    ) | celeriac_signed.signature("signed.add", (10,), queue=queue)
+    assert chained.apply_async().get(timeout=TIMEOUT) == 13
     replies = celeriac_signed.control.inspect(
         destination=["signed-celery@interop"], timeout=5
     ).ping()
