@@ -279,3 +279,19 @@ def test_without_cryptography_the_error_names_the_extra(
         app.setup_security()
     with pytest.raises(ImproperlyConfigured, match="cryptography"):
         importlib.import_module("celeriac.security")
+
+
+def test_a_signing_apps_event_receiver_reads_json_events(
+    keys: dict[str, Identity], registries: None
+) -> None:
+    # Celery's receiver accepts the event serializer and json, whatever accept_content says.
+    app = signing_app(keys["alice"], store_of(keys))
+    app.setup_security()
+    receiver = app.events.Receiver(channel=app.connection(), handlers={})
+    try:
+        assert receiver.accept is not None and set(receiver.accept) == {"json"}
+        app.conf.event_serializer = "auth"
+        signed = app.events.Receiver(channel=app.connection(), handlers={})
+        assert signed.accept is not None and set(signed.accept) == {"auth", "json"}
+    finally:
+        app.close()
