@@ -270,14 +270,21 @@ def project(scenario: Scenario, tmp_path_factory: pytest.TempPathFactory) -> Ite
         except subprocess.TimeoutExpired:
             worker.kill()
             worker.wait()
-        made.outputs["worker (banner and log)"] = log.read_text(errors="replace")
+        # Its shutdown is output too.
+        final = log.read_text(errors="replace").splitlines()
+        assert [line for line in final if any(s in line for s in secrets(scenario))] == []
 
 
 @pytest.mark.timeout(150)
 def test_no_password_in_any_output(project: Project, scenario: Scenario) -> None:
     node = f"secrets-{scenario.name}@test"
     inspect = ("-d", node, "-t", "10")
-    good = project.start(
+    # One interpreter runs the commands of the good app, then the errors: a closed port
+    # (sending), a wrong password, a vhost that does not exist; a worker starts on the closed
+    # port beside it.
+    errors = [("port", "call", "secrets.add")]
+    errors += [(wrong, "status", "-t", "1") for wrong in scenario.wrong]
+    commands = project.start(
         ("good", "call", "secrets.add", "--args", "[2, 3]"),
         ("good", "result", "{last}"),
         ("good", "report"),
@@ -285,20 +292,16 @@ def test_no_password_in_any_output(project: Project, scenario: Scenario) -> None
         ("good", "inspect", "stats", *inspect, "--json"),
         ("good", "inspect", "report", *inspect),
         ("good", "status", "-t", "1"),
-    )
-    # Errors: a closed port (sending, and a worker starting), a wrong password, a vhost that
-    # does not exist.
-    errors = project.start(
-        ("port", "call", "secrets.add"),
-        *[(wrong, "status", "-t", "1") for wrong in scenario.wrong],
+        *errors,
     )
     worker = project.start(("port", "worker", "-l", "debug", "-P", "solo"))
-    call, result, report, conf, _stats, _report, status = project.finish("good", good)
+    results = project.finish("commands", commands)
+    call, result, report, conf, _stats, _report, status = results[:7]
     assert result["stdout"].strip() == "5"
     assert ":**@" in report["stdout"]  # the URLs are there, masked
     assert '"broker_url"' in conf["stdout"] and ":********@" in conf["stdout"]
     assert node in status["stdout"]
-    for failed in project.finish("errors", errors) + project.finish("worker", worker):
+    for failed in results[7:] + project.finish("worker", worker):
         assert failed["code"] != 0, failed
     assert "Error" in project.outputs["worker (stderr)"]
     project.outputs["worker"] = (project.directory / "worker.log").read_text(errors="replace")
