@@ -221,6 +221,32 @@ class Celery:
         self.tasks.register(task)
         return task
 
+    def setup_security(
+        self,
+        allowed_serializers: Iterable[str] | None = None,
+        key: str | None = None,
+        key_password: str | bytes | None = None,
+        cert: str | None = None,
+        store: str | None = None,
+        digest: str | None = None,
+        serializer: str = "json",
+    ) -> None:
+        """Sign every task message and verify every one received (Celery's message signing).
+
+        Registers the ``auth`` serializer from ``key`` / ``cert`` / ``store`` (default: the
+        ``security_key``, ``security_certificate``, ``security_cert_store`` settings) and
+        disables every other serializer but ``allowed_serializers`` where no accept list
+        applies. Needs ``task_serializer = 'auth'`` and ``accept_content = ['auth']``, and
+        the ``cryptography`` package (``pip install 'celeriac[security]'``). Process-wide,
+        as in Celery.
+        """
+        # lazy: celeriac.security needs cryptography, an optional extra
+        from celeriac.security import setup_security
+
+        setup_security(
+            allowed_serializers, key, key_password, cert, store, digest, serializer, app=self
+        )
+
     def autodiscover_tasks(
         self,
         packages: Iterable[str] | Callable[[], Iterable[str]] | None = None,

@@ -440,6 +440,27 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "File of the embedded SQLite broker (used when broker_url is unset).",
     ),
+    # message signing (app.setup_security())
+    _S("security_key", None, "CELERY_SECURITY_KEY", "PEM file of the private key that signs."),
+    _S(
+        "security_key_password",
+        None,
+        "CELERY_SECURITY_KEY_PASSWORD",
+        "Password of security_key (bytes or str).",
+    ),
+    _S(
+        "security_certificate",
+        None,
+        "CELERY_SECURITY_CERTIFICATE",
+        "PEM file of the certificate of security_key.",
+    ),
+    _S(
+        "security_cert_store",
+        None,
+        "CELERY_SECURITY_CERT_STORE",
+        "Directory or glob of the certificates whose signatures are trusted.",
+    ),
+    _S("security_digest", "sha256", "CELERY_SECURITY_DIGEST", "Digest of message signatures."),
     _S(
         "sqlite_result_path",
         "celeriac-results.sqlite",

@@ -45,7 +45,9 @@ class Events:
             routing_key=routing_key,
             node_id=node_id,
             app=self.app,
-            accept=kwargs.pop("accept", None) or list(conf.accept_content or ["json"]),
+            # Celery's receiver: the event serializer and json, whatever accept_content says
+            # (a signing cluster accepts only 'auth' tasks, but events stay json by default).
+            accept=kwargs.pop("accept", None) or sorted({conf.event_serializer, "json"}),
             exchange=conf.event_exchange,
             **kwargs,
         )

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from celeriac.beat.store import ScheduleStore, StoredEntry, entry_from_row
 from celeriac.drivers.sqlite import retry_locked
+from celeriac.drivers.urls import mask_url
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.transports.sqlite.transport import path_from_url
 
@@ -273,8 +274,8 @@ def store_for(app: Celery) -> ScheduleStore | None:
     if scheme == "memory":
         return MemoryScheduleStore(url.partition("://")[2], name)
     raise ImproperlyConfigured(
-        f"beat_schedule_store: {url!r} cannot hold a schedule store; use True (the broker, "
-        "not RabbitMQ), or a sqlite:///, redis:// or postgresql:// URL"
+        f"beat_schedule_store: {mask_url(url)!r} cannot hold a schedule store; use True (the "
+        "broker, not RabbitMQ), or a sqlite:///, redis:// or postgresql:// URL"
     )
 
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from celeriac.app.cluster import ClusterStore
 from celeriac.drivers.sqlite import retry_locked
+from celeriac.drivers.urls import mask_url
 from celeriac.execution.hooks import Hook
 from celeriac.transports.sqlite.transport import path_from_url
 
@@ -221,7 +222,8 @@ def store_from_url(url: str, redis_keyprefix: str = "") -> ClusterStore:
     if scheme == "memory":
         return MemoryClusterStore(url.partition("://")[2].strip("/"))
     raise ValueError(
-        f"worker_cluster_store: unsupported URL {url!r} (use redis://, sqlite:/// or memory://)"
+        f"worker_cluster_store: unsupported URL {mask_url(url)!r} (use redis://, sqlite:/// "
+        "or memory://)"
     )
 
 

@@ -15,7 +15,13 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from celeriac.exceptions import ContentDisallowed, DecodeError, EncodeError, ImproperlyConfigured
+from celeriac.exceptions import (
+    ContentDisallowed,
+    DecodeError,
+    EncodeError,
+    ImproperlyConfigured,
+    SecurityError,
+)
 from celeriac.protocol import jsonx
 
 SerializerName = str
@@ -40,6 +46,9 @@ class _Codec:
 
 _by_name: dict[str, _Codec] = {}
 _by_type: dict[str, _Codec] = {}
+#: Content types refused where no ``accept`` list is given (kombu's disabled serializers):
+#: ``setup_security()`` disables all but the ``auth`` serializer.
+_disabled: set[str] = set()
 
 
 def register(
@@ -53,6 +62,51 @@ def register(
     codec = _Codec(name, content_type, content_encoding, encoder, decoder)
     _by_name[name] = codec
     _by_type[content_type] = codec
+    _ACCEPTED.clear()
+
+
+def _content_type(name: str) -> str:
+    if "/" in name:
+        return name
+    codec = _by_name.get(name)
+    if codec is None:
+        raise _unknown_serializer(name)
+    return codec.content_type
+
+
+def disable(name: str) -> None:
+    """Refuse ``name`` (a serializer or content type) wherever no ``accept`` list is given."""
+    _disabled.add(_content_type(name))
+
+
+def enable(name: str) -> None:
+    """Undo :func:`disable` for ``name``."""
+    _disabled.discard(_content_type(name))
+
+
+def disable_insecure_serializers(allowed: Iterable[str] | None = ("json",)) -> None:
+    """Disable every registered serializer but ``allowed`` (kombu's function of this name).
+
+    Producers still encode with them; only decoding without an ``accept`` list (remote
+    control) refuses them. ``allowed=None`` disables them all.
+    """
+    for codec in _by_name.values():
+        _disabled.add(codec.content_type)
+    for name in allowed or ():
+        enable(name)
+
+
+def unregister(name: str) -> None:
+    """Remove the serializer ``name`` (its content type decodes as raw data again)."""
+    codec = _by_name.pop(name, None)
+    if codec is not None and _by_type.get(codec.content_type) is codec:
+        del _by_type[codec.content_type]
+    _ACCEPTED.clear()
+
+
+def disabled() -> frozenset[str]:
+    """The content types :func:`disable` refused, where no ``accept`` list is given."""
+    return frozenset(_disabled)
 
 
 def registered() -> list[str]:
@@ -117,7 +171,7 @@ def dumps(obj: Any, serializer: str) -> tuple[bytes, str, str]:
         raise _unknown_serializer(serializer)
     try:
         payload = codec.encoder(obj)
-    except ImproperlyConfigured:
+    except (ImproperlyConfigured, SecurityError):
         raise
     except Exception as exc:  # each library raises its own error type
         raise EncodeError(
@@ -139,26 +193,37 @@ def _refused(content_type: str) -> ContentDisallowed:
     )
 
 
+def _disabled_error(content_type: str) -> ContentDisallowed:
+    codec = _by_type.get(content_type)
+    described = f"{codec.name} ({content_type})" if codec is not None else content_type
+    return ContentDisallowed(
+        f"Refusing to deserialize content of type {described}: that serializer is disabled "
+        "(setup_security() disables every serializer but the signed 'auth' one)"
+    )
+
+
 def loads(
     data: bytes | str,
     content_type: str,
     content_encoding: str,
     *,
     accept: Collection[str] | None,
+    force: bool = False,
 ) -> Any:
-    """Deserialize ``data``; ``accept`` holds serializer names or content types (None = all).
+    """Deserialize ``data``; ``accept`` holds serializer names or content types (None = all
+    but the disabled ones; ``force`` decodes those too, as kombu's ``force``).
 
     Raises:
-        ContentDisallowed: the content type is not in ``accept``.
+        ContentDisallowed: the content type is not in ``accept``, or is disabled.
         DecodeError: the payload is malformed (the message names the content type).
+        SecurityError: a signed (``auth``) payload failed its signature check.
     """
     content_type = content_type or "application/data"
-    if (
-        accept is not None
-        and content_type not in TRUSTED_CONTENT
-        and content_type not in _accepted(accept)
-    ):
-        raise _refused(content_type)
+    if accept is not None:
+        if content_type not in TRUSTED_CONTENT and content_type not in _accepted(accept):
+            raise _refused(content_type)
+    elif content_type in _disabled and not force:
+        raise _disabled_error(content_type)
     if not data:
         return data
     if isinstance(data, str):
@@ -167,7 +232,7 @@ def loads(
     if codec is not None:
         try:
             return codec.decoder(bytes(data))
-        except ImproperlyConfigured:
+        except (ImproperlyConfigured, SecurityError):
             raise
         except Exception as exc:  # json, pickle, msgpack and yaml each raise their own errors
             raise DecodeError(f"Malformed {content_type} message body: {exc}") from exc
@@ -233,8 +298,13 @@ __all__ = [
     "TRUSTED_CONTENT",
     "SerializerName",
     "content_types",
+    "disable",
+    "disable_insecure_serializers",
+    "disabled",
     "dumps",
+    "enable",
     "loads",
     "register",
     "registered",
+    "unregister",
 ]

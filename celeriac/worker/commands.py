@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from celeriac.exceptions import EncodeError
 from celeriac.protocol import serialization
 from celeriac.protocol.message import Message
 from celeriac.transports.capabilities import Fanout
@@ -383,7 +384,14 @@ class Mailbox:
         reply_to, ticket = body.get("reply_to"), body.get("ticket")
         if not reply_to or not ticket or self._transport is None:
             return
-        data, content_type, encoding = serialization.dumps({self.ctx.hostname: result}, "json")
+        # Celery's mailbox answers in task_serializer (signed, with setup_security()).
+        answer = {self.ctx.hostname: result}
+        try:
+            data, content_type, encoding = serialization.dumps(
+                answer, self.ctx.app.conf.task_serializer
+            )
+        except EncodeError:  # e.g. msgpack cannot hold some value: json holds all replies
+            data, content_type, encoding = serialization.dumps(answer, "json")
         reply = Message(
             body=data,
             content_type=content_type,

@@ -206,7 +206,7 @@ def broker_stats(ctx: ControlContext) -> dict[str, Any]:
         "ssl": parts.scheme in _TLS_SCHEMES or bool(ctx.app.conf.broker_use_ssl),
         "transport": parts.scheme,
         "connect_timeout": ctx.app.conf.broker_connection_timeout,
-        "transport_options": _jsonable(ctx.app.conf.broker_transport_options or {}),
+        "transport_options": _jsonable(censor(ctx.app.conf.broker_transport_options or {})),
         "login_method": None,
         "uri_prefix": None,
         "heartbeat": ctx.app.conf.broker_heartbeat,

@@ -14,7 +14,7 @@ from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 from celeriac import signals
-from celeriac.exceptions import ContentDisallowed, DecodeError, NotRegistered
+from celeriac.exceptions import ContentDisallowed, DecodeError, NotRegistered, SecurityError
 from celeriac.protocol import task_v2
 from celeriac.protocol.message import TaskCall
 
@@ -117,7 +117,7 @@ def build_request(app: Celery, delivery: Delivery, accept: list[str] | None) -> 
     try:
         call = task_v2.decode(message, accept=accept)
         task = app.tasks[call.name]
-    except (ContentDisallowed, DecodeError, NotRegistered) as exc:
+    except (ContentDisallowed, DecodeError, NotRegistered, SecurityError) as exc:
         raise BadMessage(exc, name, task_id) from exc
     except Exception as exc:  # a foreign producer can send anything; never crash on it
         raise BadMessage(DecodeError(f"{type(exc).__name__}: {exc}"), name, task_id) from exc
@@ -164,6 +164,13 @@ def discard_bad_message(
             message.content_type,
             cause,
         )
+    elif isinstance(cause, SecurityError):
+        logger.error(
+            "Rejected task %s[%s]: its signature does not verify: %s",
+            err.task_name,
+            err.task_id,
+            cause,
+        )
     else:
         logger.error(
             "Rejected malformed message (task %s, id %s, content type %r): %s",
@@ -172,7 +179,8 @@ def discard_bad_message(
             message.content_type,
             cause,
         )
-    if err.task_id:
+    # A forged message must not write a result under an id it chose.
+    if err.task_id and not isinstance(cause, SecurityError):
         try:
             app.backend.mark_as_failure(err.task_id, cause)
         except Exception as exc:  # no result backend configured, or it is down
