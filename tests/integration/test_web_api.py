@@ -1,0 +1,232 @@
+"""The web monitor against a real worker (embedded SQLite broker, threads pool): Flower's API
+with Flower 2.2's JSON shapes (compared with the captured responses), the controls, /metrics
+and the pages. One worker and one monitor for the whole module."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from celeriac import Celery, states
+from celeriac.testing import start_worker
+from celeriac.web.monitor import Monitor
+from celeriac.web.security import Access
+from celeriac.web.server import create_app
+from celeriac.web.store import TaskStore
+from tests.integration.broker_envs import make_env
+from tests.integration.conftest import wait_until
+from tests.web_server import serving
+
+pytestmark = pytest.mark.slow
+
+REFERENCE = json.loads((Path(__file__).parents[1] / "reference" / "flower_api.json").read_text())
+
+
+class Cluster:
+    def __init__(self, app: Celery, monitor: Monitor, client: httpx.Client, node: str) -> None:
+        self.app = app
+        self.monitor = monitor
+        self.client = client
+        self.node = node
+
+    def info(self, task_id: str) -> dict[str, Any] | None:
+        response = self.client.get(f"/api/task/info/{task_id}")
+        return response.json() if response.status_code == 200 else None
+
+    def wait_state(self, task_id: str, state: str) -> dict[str, Any]:
+        return wait_until(  # type: ignore[no-any-return]
+            lambda: (info := self.info(task_id)) and info["state"] == state and info,
+            f"{task_id} {state} in the monitor",
+        )
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    env = make_env("sqlite", tmp_path_factory.mktemp("web"))
+    app = env.app("wtasks")
+    app.conf.worker_send_task_events = True
+    app.conf.task_send_sent_event = True
+    release = threading.Event()
+
+    @app.task(name="wtasks.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    @app.task(name="wtasks.fail")
+    def fail(x: int) -> None:
+        raise ValueError(f"boom {x}")
+
+    @app.task(name="wtasks.wait")
+    def wait() -> str:
+        release.wait(20)
+        return "released"
+
+    del add, fail, wait
+    store = TaskStore(str(env.tmp_path / "monitor.sqlite"))
+    monitor = Monitor(app, store, inspect_timeout=2.0, flush_interval=0.05)
+    monitor.start()
+    try:
+        with (
+            start_worker(app, pool="threads", concurrency=2) as worker,
+            serving(create_app(monitor, Access())) as url,
+            httpx.Client(base_url=url, timeout=30) as client,
+        ):
+            node = worker.hostname
+            wait_until(
+                lambda: client.get("/api/workers?status=1").json().get(node), "worker online"
+            )
+            yield Cluster(app, monitor, client, node)
+            release.set()
+    finally:
+        monitor.stop()
+        store.close()
+        app.close()
+        env.cleanup()
+
+
+def test_workers_answer_with_flowers_shapes(cluster: Cluster) -> None:
+    client, node = cluster.client, cluster.node
+    assert client.get("/api/workers?status=1").json()[node] is True
+    workers = client.get("/api/workers?refresh=1").json()
+    reference = REFERENCE["api_workers_refresh"]["json"]["fw1@vm"]
+    assert set(reference) <= set(workers[node])
+    info = workers[node]
+    assert "wtasks.add" in info["registered"]
+    assert [q["name"] for q in info["active_queues"]] == ["celery"]
+    assert {"pid", "pool", "total", "broker"} <= set(info["stats"])
+    assert client.get("/api/workers?workername=nobody@nowhere").status_code == 404
+
+
+def test_task_info_and_listing_match_flower(cluster: Cluster) -> None:
+    app, client = cluster.app, cluster.client
+    ok = app.send_task("wtasks.add", (2, 3))
+    bad = app.send_task("wtasks.fail", (7,))
+    success = cluster.wait_state(ok.id, states.SUCCESS)
+    failure = cluster.wait_state(bad.id, states.FAILURE)
+    reference = REFERENCE["api_task_info_success"]["json"]
+    assert set(success) == set(reference)
+    assert success["args"] == "(2, 3)" and success["kwargs"] == "{}"
+    assert success["result"] == "5" and success["worker"] == cluster.node
+    assert success["client"].startswith("gen") and success["root"] == ok.id
+    assert success["runtime"] >= 0 and success["routing_key"] == "celery"
+    for key in ("sent", "received", "started", "succeeded", "timestamp"):
+        assert isinstance(success[key], float), key
+    assert set(failure) == set(REFERENCE["api_task_info_failure"]["json"])
+    assert failure["exception"] == "ValueError('boom 7')"
+    assert "ValueError: boom 7" in failure["traceback"]
+
+    listing = client.get("/api/tasks").json()
+    assert {ok.id, bad.id} <= set(listing)
+    failed = client.get("/api/tasks?state=FAILURE").json()
+    assert bad.id in failed and ok.id not in failed
+    named = client.get("/api/tasks", params={"taskname": "wtasks.add", "limit": 1}).json()
+    assert len(named) == 1 and next(iter(named.values()))["name"] == "wtasks.add"
+    found = client.get("/api/tasks", params={"search": "7,"}).json()
+    assert bad.id in found and ok.id not in found
+    assert client.get("/api/tasks?sort_by=nonsense").status_code == 400
+    types = client.get("/api/task/types").json()
+    assert {"wtasks.add", "wtasks.fail"} <= set(types["task-types"])
+
+    result = client.get(f"/api/task/result/{ok.id}").json()
+    assert result == {"task-id": ok.id, "state": "SUCCESS", "result": 5}
+    result = client.get(f"/api/task/result/{bad.id}").json()
+    assert set(result) == set(REFERENCE["api_task_result_failure"]["json"])
+    assert result["result"] == "ValueError('boom 7')"
+    assert client.get("/api/task/info/nothing-like-it").status_code == 404
+
+
+def test_apply_and_send_by_name(cluster: Cluster) -> None:
+    client = cluster.client
+    applied = client.post("/api/task/async-apply/wtasks.add", json={"args": [3, 4]}).json()
+    assert set(applied) == set(REFERENCE["api_task_async_apply"]["json"])
+    sent = client.post("/api/task/send-task/wtasks.add", json={"args": [5, 6]}).json()
+    assert set(sent) == set(REFERENCE["api_task_send_task"]["json"])
+    assert cluster.app.AsyncResult(applied["task-id"]).get(timeout=10) == 7
+    assert cluster.app.AsyncResult(sent["task-id"]).get(timeout=10) == 11
+    unknown = client.post("/api/task/async-apply/wtasks.nope", json={"args": []})
+    assert unknown.status_code == 404 and "send-task" in unknown.json()["error"]
+    bad = client.post("/api/task/send-task/wtasks.add", content=b"[1, 2]")
+    assert bad.status_code == 400 and "JSON object" in bad.json()["error"]
+
+
+def test_revoke_a_waiting_task(cluster: Cluster) -> None:
+    # Waiting in a queue no worker consumes yet; revoked; then the worker is told to consume
+    # that queue: it discards the task and says so.
+    client, node = cluster.client, cluster.node
+    later = cluster.app.send_task("wtasks.add", (1, 1), queue="parked")
+    cluster.wait_state(later.id, states.PENDING)
+    answer = client.post(f"/api/task/revoke/{later.id}", data={"terminate": "false"})
+    assert answer.json() == {"message": f"Revoked '{later.id}'"}
+    added = client.post(f"/api/worker/queue/add-consumer/{node}", data={"queue": "parked"})
+    assert added.json() == {"message": "add consumer parked"}
+    cluster.wait_state(later.id, states.REVOKED)
+    client.post(f"/api/worker/queue/cancel-consumer/{node}", data={"queue": "parked"})
+
+
+def test_worker_controls_answer_as_flower(cluster: Cluster) -> None:
+    client, node = cluster.client, cluster.node
+    limit = client.post(
+        "/api/task/rate-limit/wtasks.add", data={"workername": node, "ratelimit": "20/m"}
+    )
+    assert limit.json() == REFERENCE["api_task_rate_limit"]["json"]
+    client.post("/api/task/rate-limit/wtasks.add", data={"workername": node, "ratelimit": "0"})
+    timeout = client.post(
+        "/api/task/timeout/wtasks.add", data={"workername": node, "hard": "10", "soft": "5"}
+    )
+    assert timeout.json() == REFERENCE["api_task_timeout"]["json"]
+    grow = client.post(f"/api/worker/pool/grow/{node}", data={"n": "1"})
+    assert grow.json() == {"message": f"Growing '{node}' worker's pool by 1"}
+    shrink = client.post(f"/api/worker/pool/shrink/{node}", data={"n": "1"})
+    assert shrink.json() == {"message": f"Shrinking '{node}' worker's pool by 1"}
+    add = client.post(f"/api/worker/queue/add-consumer/{node}", data={"queue": "extra"})
+    assert add.json() == REFERENCE["api_worker_queue_add"]["json"]
+    cancel = client.post(f"/api/worker/queue/cancel-consumer/{node}", data={"queue": "extra"})
+    assert cancel.json() == REFERENCE["api_worker_queue_cancel"]["json"]
+    unknown = client.post("/api/worker/pool/grow/nobody@nowhere", data={"n": "1"})
+    assert unknown.status_code == 404 and "Unknown worker" in unknown.json()["error"]
+    bad = client.post(f"/api/worker/pool/grow/{node}", data={"n": "many"})
+    assert bad.status_code == 400 and "n must be a whole number" in bad.json()["error"]
+
+
+def test_queue_lengths(cluster: Cluster) -> None:
+    lengths = cluster.client.get("/api/queues/length").json()
+    assert set(lengths) == set(REFERENCE["api_queues_length"]["json"])
+    assert [q["name"] for q in lengths["active_queues"]] == ["celery"]
+    assert isinstance(lengths["active_queues"][0]["messages"], int)
+
+
+def test_metrics_use_flowers_names(cluster: Cluster) -> None:
+    done = cluster.app.send_task("wtasks.add", (1, 2))
+    cluster.wait_state(done.id, states.SUCCESS)
+    text = cluster.client.get("/metrics").text
+    node = cluster.node
+    assert f'flower_events_total{{task="wtasks.add",type="task-succeeded",worker="{node}"}}' in text
+    assert f'flower_worker_online{{worker="{node}"}} 1.0' in text
+    assert f'flower_task_runtime_seconds_count{{task="wtasks.add",worker="{node}"}}' in text
+    assert "# TYPE flower_task_runtime_seconds histogram" in text
+    assert "flower_worker_number_of_currently_executing_tasks" in text
+
+
+def test_pages_show_workers_tasks_and_the_broker(cluster: Cluster) -> None:
+    client, node = cluster.client, cluster.node
+    done = cluster.app.send_task("wtasks.add", (40, 2))
+    cluster.wait_state(done.id, states.SUCCESS)
+    dashboard = client.get("/").text
+    assert node in dashboard and "online" in dashboard and "threads" in dashboard.lower()
+    tasks = client.get("/tasks", params={"taskname": "wtasks.add"}).text
+    assert done.id in tasks and "(40, 2)" in tasks
+    page = client.get(f"/task/{done.id}").text
+    assert "Timeline" in page and "SUCCESS" in page and "RECEIVED" in page
+    fragment = client.get(f"/task/{done.id}", headers={"X-Fragment": "1"}).text
+    assert "<html" not in fragment and done.id in fragment
+    worker = client.get(f"/worker/{node}").text
+    assert "wtasks.add" in worker and "Grow" in worker and "Shut down" in worker
+    assert "celery" in client.get("/broker").text
+    assert client.get("/task/unknown-id").status_code == 404
+    assert client.get("/worker/nobody@nowhere").status_code == 404
