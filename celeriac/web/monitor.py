@@ -87,6 +87,7 @@ class Monitor:
         self.version = 0
         self._lock = threading.RLock()
         self._dirty: dict[str, Task] = {}
+        self._names: set[str] = set(store.names())
         self._stop = threading.Event()
         self._to_inspect: queue.Queue[str | None] = queue.Queue()
         self._threads: list[threading.Thread] = []
@@ -171,6 +172,8 @@ class Monitor:
                 self.state.event(event)
                 task = self.state.tasks.get(uuid)
                 if task is not None:
+                    if task.name:
+                        self._names.add(task.name)
                     if type_ == "task-sent" and event.get("hostname"):
                         vars(task)["client"] = str(event["hostname"])
                     self._dirty[uuid] = task
@@ -226,13 +229,14 @@ class Monitor:
         return self.store.family(root_id)
 
     def task_types(self) -> list[str]:
-        self.flush()
+        """Every task name seen in events or registered in a worker."""
         registered = {
             str(name)
             for info in list(self.inspected.values())
             for name in info.get("registered") or ()
         }
-        return sorted(registered | set(self.store.names()))
+        with self._lock:
+            return sorted(registered | self._names)
 
     def worker(self, hostname: str) -> Worker | None:
         return self.state.workers.get(hostname)

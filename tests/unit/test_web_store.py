@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -134,3 +135,34 @@ def test_inspect_answers_never_show_passwords() -> None:
     }
     shown = str(masked(answer))
     assert "s3cret" not in shown and "pw@" not in shown and "hunter2" not in shown
+
+
+def test_state_counts_follow_updates_and_trimming() -> None:
+    store = TaskStore(max_tasks=3)
+    store.put([doc("a", 1.0, state="STARTED"), doc("b", 2.0, state="STARTED")])
+    assert store.counts_by_state() == {"STARTED": 2}
+    store.put([doc("a", 3.0, state="SUCCESS")])
+    assert store.counts_by_state() == {"STARTED": 1, "SUCCESS": 1}
+    store.put([doc("c", 4.0, state="FAILURE"), doc("d", 5.0, state="FAILURE")])  # b goes
+    assert store.counts_by_state() == {"SUCCESS": 1, "FAILURE": 2}
+
+
+def test_search_finds_text_in_arguments_after_updates_and_short_words() -> None:
+    store = TaskStore()
+    store.put([doc("t1", 1.0, args="(1, 'Invoice-42')", kwargs="{'to': 'ann'}")])
+    store.put([doc("t2", 2.0, args="(2, 'receipt-7')")])
+    assert [t.doc["uuid"] for t in store.query(TaskQuery(search="invoice"))[1]] == ["t1"]
+    assert [t.doc["uuid"] for t in store.query(TaskQuery(search="'ann'"))[1]] == ["t1"]
+    assert [t.doc["uuid"] for t in store.query(TaskQuery(search="-7"))[1]] == ["t2"]
+    store.put([doc("t1", 3.0, args="(1, 'credit-note')")])  # the arguments changed
+    assert store.query(TaskQuery(search="invoice"))[0] == 0
+    assert [t.doc["uuid"] for t in store.query(TaskQuery(search="credit"))[1]] == ["t1"]
+    assert store.query(TaskQuery(search='say "hi"'))[0] == 0  # quotes are literal
+
+
+def test_a_history_file_of_another_layout_is_refused_naming_db(tmp_path: Path) -> None:
+    path = tmp_path / "other.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA user_version=99")
+    with pytest.raises(ValueError, match="give another file with --db"):
+        TaskStore(str(path))
