@@ -27,6 +27,7 @@ from celeriac.web.api import BadRequest, task_query
 from celeriac.web.live import live_endpoint
 from celeriac.web.monitor import Monitor
 from celeriac.web.security import CSRF_FIELD, Access, csrf_token
+from celeriac.web.workflow import NODE_HEIGHT, NODE_WIDTH, layout
 
 HERE = Path(__file__).resolve().parent
 #: Rows on one page of the task list.
@@ -81,6 +82,7 @@ class Pages:
             Route("/task/{task_id}", self.task),
             Route("/worker/{worker}", self.worker),
             Route("/broker", self.broker),
+            Route("/workflow/{task_id}", self.workflow),
             Route("/live", live_endpoint(self.monitor)),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ]
@@ -160,6 +162,28 @@ class Pages:
             task=found.doc,
             timeline=timeline,
             ready=found.doc.get("state") in states.READY_STATES,
+        )
+
+    async def workflow(self, request: Request) -> Response:
+        task_id = request.path_params["task_id"]
+        found = await run_in_threadpool(self.monitor.task, task_id)
+        if found is None:
+            return self.render(
+                request,
+                "error.html",
+                status=404,
+                title="Workflow",
+                message=f"Unknown task '{task_id}' (not seen by this monitor)",
+            )
+        root_id = str(found.doc.get("root_id") or task_id)
+        family = await run_in_threadpool(self.monitor.family, root_id)
+        return self.render(
+            request,
+            "workflow.html",
+            title="Workflow",
+            graph=layout(root_id, family),
+            node_width=NODE_WIDTH,
+            node_height=NODE_HEIGHT,
         )
 
     async def worker(self, request: Request) -> Response:

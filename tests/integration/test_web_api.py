@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from celeriac import Celery, states
+from celeriac import Celery, chord, states
 from celeriac.testing import start_worker
 from celeriac.web.monitor import Monitor
 from celeriac.web.security import Access
@@ -67,7 +67,15 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         release.wait(20)
         return "released"
 
-    del add, fail, wait
+    @app.task(name="wtasks.tsum")
+    def tsum(numbers: list[int]) -> int:
+        return sum(numbers)
+
+    @app.task(name="wtasks.fanout")
+    def fanout(n: int) -> None:
+        chord([add.s(i, i) for i in range(n)])(tsum.s())
+
+    del fail, wait, fanout
     store = TaskStore(str(env.tmp_path / "monitor.sqlite"))
     monitor = Monitor(app, store, inspect_timeout=2.0, flush_interval=0.05)
     monitor.start()
@@ -211,6 +219,27 @@ def test_metrics_use_flowers_names(cluster: Cluster) -> None:
     assert f'flower_task_runtime_seconds_count{{task="wtasks.add",worker="{node}"}}' in text
     assert "# TYPE flower_task_runtime_seconds histogram" in text
     assert "flower_worker_number_of_currently_executing_tasks" in text
+
+
+def test_the_workflow_view_draws_a_chord_launched_by_a_task(cluster: Cluster) -> None:
+    client = cluster.client
+    start = cluster.app.send_task("wtasks.fanout", (3,))
+    cluster.wait_state(start.id, states.SUCCESS)
+
+    def callback() -> dict[str, Any] | None:
+        found = client.get("/api/tasks", params={"taskname": "wtasks.tsum", "search": ""}).json()
+        return next((t for t in found.values() if t["root_id"] == start.id), None)
+
+    done = wait_until(lambda: (t := callback()) and t["state"] == "SUCCESS" and t, "the callback")
+    assert done["result"] == "6"  # 0+0 + 1+1 + 2+2
+    header = client.get(f"/api/task/info/{start.id}").json()["children"]
+    assert len(header) == 3
+    assert done["parent_id"] in header  # the header task that completed the chord
+    page = client.get(f"/workflow/{done['uuid']}").text
+    for uuid in [start.id, *header, done["uuid"]]:
+        assert f'data-task="{uuid}"' in page
+    assert page.count('class="edge"') == 4 and page.count('data-state="SUCCESS"') == 5
+    assert 'id="workflow-link"' in client.get(f"/task/{start.id}").text
 
 
 def test_pages_show_workers_tasks_and_the_broker(cluster: Cluster) -> None:

@@ -1,8 +1,8 @@
 """The web monitor in a real headless Chromium (Debian's /usr/bin/chromium driven by
 Playwright; no browser download): a worker and a finished task appear without reloading, the
-task page shows its timeline, and a waiting task is revoked through the page's confirmed
-control. Screenshots go to the test's tmp dir, and to $CELERIAC_MONITOR_SCREENSHOTS when set
-(``scripts/monitor-screenshots`` sets it to docs/img/monitor/)."""
+task page shows its timeline, a waiting task is revoked through the page's confirmed
+control, and the workflow view draws a chord. Screenshots go to the test's tmp dir, and to
+$CELERIAC_MONITOR_SCREENSHOTS when set (``scripts/monitor-screenshots``: docs/img/monitor/)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from celeriac import states
+from celeriac import chord, states
 from celeriac.testing import start_worker
 from celeriac.web.monitor import Monitor
 from celeriac.web.security import Access
@@ -58,6 +58,14 @@ def test_the_monitor_in_a_real_browser(tmp_path: Path) -> None:
     @app.task(name="shop.charge")
     def charge(order: int) -> None:
         raise ValueError(f"card declined for order {order}")
+
+    @app.task(name="shop.total")
+    def total(amounts: list[int]) -> int:
+        return sum(amounts)
+
+    @app.task(name="shop.checkout")
+    def checkout(items: int) -> None:
+        chord([add.s(i, 10) for i in range(items)])(total.s())
 
     store = TaskStore(str(tmp_path / "monitor.sqlite"))
     monitor = Monitor(app, store, flush_interval=0.05)
@@ -124,6 +132,19 @@ def test_the_monitor_in_a_real_browser(tmp_path: Path) -> None:
                 expect(page.locator("#task-state")).to_have_text(states.REVOKED, timeout=LIVE)
                 shot("revoked")
 
+                # A chord launched by a task, drawn as it runs.
+                basket = checkout.delay(3)
+                wait_until(
+                    lambda: (t := monitor.task(basket.id)) and t.doc["state"] == states.SUCCESS,
+                    "the checkout task",
+                )
+                page.goto(f"{url}/task/{basket.id}")
+                page.click("#workflow-link")
+                done = page.locator('#workflow a.node[data-state="SUCCESS"]')
+                expect(done).to_have_count(5, timeout=LIVE)  # checkout, 3 x add, total
+                expect(page.locator("#workflow")).to_contain_text("shop.total")
+                shot("workflow")
+
                 page.goto(f"{url}/worker/{node}")
                 expect(page.locator("#registered")).to_contain_text("shop.add")
                 shot("worker")
@@ -134,7 +155,14 @@ def test_the_monitor_in_a_real_browser(tmp_path: Path) -> None:
         app.close()
         env.cleanup()
     taken = sorted(p.name for p in shots.iterdir())
-    assert taken == ["dashboard.png", "revoked.png", "task.png", "tasks.png", "worker.png"]
+    assert taken == [
+        "dashboard.png",
+        "revoked.png",
+        "task.png",
+        "tasks.png",
+        "worker.png",
+        "workflow.png",
+    ]
     target = os.environ.get("CELERIAC_MONITOR_SCREENSHOTS")
     if target:
         Path(target).mkdir(parents=True, exist_ok=True)
