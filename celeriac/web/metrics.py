@@ -82,6 +82,18 @@ class Metrics:
         elif type_ in ("task-revoked", "task-rejected") and not task.started:
             self.prefetched[labels] -= 1
 
+    def runtime_snapshot(self) -> list[tuple[_Labels, _Histogram]]:
+        """The runtime histograms as they are now (copies), by ``(task, worker)`` labels."""
+        with self._lock:
+            copies = []
+            for labels, histogram in self.runtime.items():
+                copy = _Histogram()
+                copy.buckets = list(histogram.buckets)
+                copy.count = histogram.count
+                copy.sum = histogram.sum
+                copies.append((labels, copy))
+            return copies
+
     def render(self) -> str:
         """The Prometheus text exposition format (version 0.0.4)."""
         out: list[str] = []

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from celeriac.drivers.urls import mask_url
 from celeriac.events.state import State, Task, Worker
+from celeriac.web.charts import Recorder
 from celeriac.web.documents import restore, task_document
 from celeriac.web.metrics import Metrics
 from celeriac.web.store import StoredTask, TaskQuery, TaskStore
@@ -72,6 +73,7 @@ class Monitor:
         max_tasks_in_memory: int = 10_000,
         inspect_timeout: float = 1.0,
         flush_interval: float = 0.25,
+        queue_interval: float = 5.0,
     ) -> None:
         self.app = app
         self.store = store
@@ -79,6 +81,9 @@ class Monitor:
         self.metrics = Metrics()
         self.inspect_timeout = inspect_timeout
         self.flush_interval = flush_interval
+        self.queue_interval = queue_interval
+        #: Events per second and queue lengths over the last minutes (the charts).
+        self.recorder = Recorder()
         #: Task events per worker and type (the dashboard's processed / failed / retried).
         self.counters: defaultdict[str, Counter[str]] = defaultdict(Counter)
         #: What each worker answered to :data:`INSPECT_METHODS` (plus ``timestamp``).
@@ -101,6 +106,7 @@ class Monitor:
             (self._capture, "monitor-events"),
             (self._flush_loop, "monitor-store"),
             (self._inspect_loop, "monitor-inspect"),
+            (self._queue_loop, "monitor-queues"),
         ):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -149,6 +155,21 @@ class Monitor:
             except Exception:
                 logger.exception("Could not write the task history")
 
+    def _queue_loop(self) -> None:
+        last: dict[str, int] | None = None
+        while not self._stop.is_set():
+            try:
+                lengths = {q["name"]: int(q["messages"]) for q in self.queue_lengths()}
+            except Exception as exc:
+                logger.debug("Could not read the queue lengths: %r", exc)
+            else:
+                self.recorder.queues(lengths)
+                if lengths != last:
+                    last = lengths
+                    with self._lock:
+                        self.version += 1
+            self._stop.wait(self.queue_interval)
+
     def _inspect_loop(self) -> None:
         while (name := self._to_inspect.get()) is not None:
             try:
@@ -179,6 +200,8 @@ class Monitor:
                     self._dirty[uuid] = task
                 if event.get("hostname") and type_ != "task-sent":
                     self.counters[str(event["hostname"])][type_] += 1
+                received = event.get("local_received")
+                self.recorder.event(type_, received if isinstance(received, float) else None)
             elif type_.startswith("worker-"):
                 hostname = str(event.get("hostname") or "")
                 new = bool(hostname) and hostname not in self.inspected

@@ -23,6 +23,7 @@ from starlette.staticfiles import StaticFiles
 
 from celeriac import states
 from celeriac.drivers.urls import mask_url
+from celeriac.web import charts
 from celeriac.web.api import BadRequest, task_query
 from celeriac.web.live import live_endpoint
 from celeriac.web.monitor import Monitor
@@ -82,6 +83,7 @@ class Pages:
             Route("/task/{task_id}", self.task),
             Route("/worker/{worker}", self.worker),
             Route("/broker", self.broker),
+            Route("/charts", self.charts),
             Route("/workflow/{task_id}", self.workflow),
             Route("/live", live_endpoint(self.monitor)),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
@@ -210,6 +212,18 @@ class Pages:
             registered=[str(t) for t in info.get("registered") or ()],
             stats=info.get("stats") or {},
             conf=info.get("conf") or {},
+        )
+
+    async def charts(self, request: Request) -> Response:
+        return self.render(
+            request,
+            "charts.html",
+            title="Charts",
+            rates=self.monitor.recorder.rates(),
+            queues=self.monitor.recorder.queue_lengths(),
+            runtimes=charts.runtimes(self.monitor.metrics),
+            window=charts.WINDOW // 60,
+            step=charts.STEP,
         )
 
     async def broker(self, request: Request) -> Response:

@@ -77,7 +77,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
     del fail, wait, fanout
     store = TaskStore(str(env.tmp_path / "monitor.sqlite"))
-    monitor = Monitor(app, store, inspect_timeout=2.0, flush_interval=0.05)
+    monitor = Monitor(app, store, inspect_timeout=2.0, flush_interval=0.05, queue_interval=0.5)
     monitor.start()
     try:
         with (
@@ -257,5 +257,11 @@ def test_pages_show_workers_tasks_and_the_broker(cluster: Cluster) -> None:
     worker = client.get(f"/worker/{node}").text
     assert "wtasks.add" in worker and "Grow" in worker and "Shut down" in worker
     assert "celery" in client.get("/broker").text
+    charts = wait_until(
+        lambda: (text := client.get("/charts").text) and 'data-series="celery"' in text and text,
+        "a queue-length sample on the charts page",
+    )
+    assert 'data-series="task-succeeded"' in charts
+    assert 'figure class="histogram" data-task="wtasks.add"' in charts
     assert client.get("/task/unknown-id").status_code == 404
     assert client.get("/worker/nobody@nowhere").status_code == 404

@@ -145,6 +145,10 @@ def test_the_monitor_in_a_real_browser(tmp_path: Path) -> None:
                 expect(page.locator("#workflow")).to_contain_text("shop.total")
                 shot("workflow")
 
+                page.goto(f"{url}/charts")
+                expect(page.locator('figure[data-task="shop.add"]')).to_contain_text("runs")
+                shot("charts")
+
                 page.goto(f"{url}/worker/{node}")
                 expect(page.locator("#registered")).to_contain_text("shop.add")
                 shot("worker")
@@ -156,6 +160,7 @@ def test_the_monitor_in_a_real_browser(tmp_path: Path) -> None:
         env.cleanup()
     taken = sorted(p.name for p in shots.iterdir())
     assert taken == [
+        "charts.png",
         "dashboard.png",
         "revoked.png",
         "task.png",
