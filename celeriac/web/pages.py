@@ -23,7 +23,7 @@ from starlette.staticfiles import StaticFiles
 
 from celeriac import states
 from celeriac.drivers.urls import mask_url
-from celeriac.web import charts
+from celeriac.web import charts, deadletters, schedules
 from celeriac.web.api import BadRequest, task_query
 from celeriac.web.live import live_endpoint
 from celeriac.web.monitor import Monitor
@@ -84,6 +84,8 @@ class Pages:
             Route("/worker/{worker}", self.worker),
             Route("/broker", self.broker),
             Route("/charts", self.charts),
+            *schedules.routes(self.monitor.app, self.render),
+            *deadletters.routes(self.monitor.app, self.render),
             Route("/workflow/{task_id}", self.workflow),
             Route("/live", live_endpoint(self.monitor)),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from celeriac import Celery, chord, states
+from celeriac.beat.store_backends import store_for
 from celeriac.testing import start_worker
 from celeriac.web.monitor import Monitor
 from celeriac.web.security import Access
@@ -52,6 +53,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     app = env.app("wtasks")
     app.conf.worker_send_task_events = True
     app.conf.task_send_sent_event = True
+    app.conf.task_dead_letter_queue = "{queue}.dead"
+    app.conf.beat_schedule_store = True  # on the broker (SQLite here)
     release = threading.Event()
 
     @app.task(name="wtasks.add")
@@ -240,6 +243,42 @@ def test_the_workflow_view_draws_a_chord_launched_by_a_task(cluster: Cluster) ->
         assert f'data-task="{uuid}"' in page
     assert page.count('class="edge"') == 4 and page.count('data-state="SUCCESS"') == 5
     assert 'id="workflow-link"' in client.get(f"/task/{start.id}").text
+
+
+def test_schedules_page_pauses_resumes_and_runs_now(cluster: Cluster) -> None:
+    client = cluster.client
+    store = store_for(cluster.app)
+    assert store is not None
+    store.add("hourly-sum", "wtasks.add", 3600.0, args=(1, 2))
+    store.close()
+    page = client.get("/schedules").text
+    assert 'data-entry="hourly-sum"' in page and "active" in page and "Pause" in page
+    paused = client.post("/api/schedule/pause/hourly-sum")
+    assert paused.json() == {"message": "hourly-sum: paused"}
+    assert "Resume" in client.get("/schedules").text
+    assert client.post("/api/schedule/resume/hourly-sum").status_code == 200
+    now = client.post("/api/schedule/run-now/hourly-sum").json()
+    assert now == {"message": "hourly-sum: sent at beat's next tick"}
+    assert "run asked" in client.get("/schedules").text
+    unknown = client.post("/api/schedule/pause/nope")
+    assert unknown.status_code == 404 and "hourly-sum" in unknown.json()["error"]
+
+
+def test_dead_letters_page_lists_inspects_and_replays(cluster: Cluster) -> None:
+    client = cluster.client
+    bad = cluster.app.send_task("wtasks.fail", (99,))
+    cluster.wait_state(bad.id, states.FAILURE)
+    page = wait_until(
+        lambda: (text := client.get("/dead").text) and f'data-task="{bad.id}"' in text and text,
+        "the dead letter on the page",
+    )
+    assert "celery.dead" in page and "ValueError" in page and "boom 99" in page
+    assert "Traceback" in page and "(99,)" in page
+    replayed = client.post("/api/dead/replay/celery.dead", data={"id": bad.id})
+    assert replayed.json() == {"message": "Replayed 1 message from celery.dead"}
+    missing = client.post("/api/dead/replay/celery.dead", data={"id": "no-such-id"})
+    assert missing.status_code == 404
+    assert client.post("/api/dead/replay/celery").status_code == 404  # not a dead queue
 
 
 def test_pages_show_workers_tasks_and_the_broker(cluster: Cluster) -> None:

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from celeriac import chord, states
+from celeriac.beat.store_backends import store_for
+from celeriac.schedules import crontab
 from celeriac.testing import start_worker
 from celeriac.web.monitor import Monitor
 from celeriac.web.security import Access
@@ -50,6 +52,8 @@ def test_the_monitor_in_a_real_browser(tmp_path: Path) -> None:
     app = env.app("shop")
     app.conf.worker_send_task_events = True
     app.conf.task_send_sent_event = True
+    app.conf.task_dead_letter_queue = "{queue}.dead"
+    app.conf.beat_schedule_store = True
 
     @app.task(name="shop.add")
     def add(x: int, y: int) -> int:
@@ -149,6 +153,20 @@ def test_the_monitor_in_a_real_browser(tmp_path: Path) -> None:
                 expect(page.locator('figure[data-task="shop.add"]')).to_contain_text("runs")
                 shot("charts")
 
+                store = store_for(app)
+                assert store is not None
+                store.add("nightly-report", "shop.add", crontab(hour=2, minute=30), args=(0, 0))
+                store.add("cache-refresh", "shop.add", 300.0, args=(1, 1))
+                store.pause("cache-refresh")
+                store.close()
+                page.goto(f"{url}/schedules")
+                expect(page.locator("#schedules")).to_contain_text("nightly-report")
+                shot("schedules")
+                page.goto(f"{url}/dead")
+                expect(page.locator("table.dead")).to_contain_text("card declined")
+                page.locator("table.dead details summary").first.click()
+                shot("dead")
+
                 page.goto(f"{url}/worker/{node}")
                 expect(page.locator("#registered")).to_contain_text("shop.add")
                 shot("worker")
@@ -162,7 +180,9 @@ def test_the_monitor_in_a_real_browser(tmp_path: Path) -> None:
     assert taken == [
         "charts.png",
         "dashboard.png",
+        "dead.png",
         "revoked.png",
+        "schedules.png",
         "task.png",
         "tasks.png",
         "worker.png",

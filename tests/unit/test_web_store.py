@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from celeriac import Celery
+from celeriac.web import deadletters, schedules
 from celeriac.web.documents import TASK_FIELDS
 from celeriac.web.monitor import Monitor, masked
 from celeriac.web.store import StoredTask, TaskQuery, TaskStore
@@ -166,3 +167,13 @@ def test_a_history_file_of_another_layout_is_refused_naming_db(tmp_path: Path) -
         db.execute("PRAGMA user_version=99")
     with pytest.raises(ValueError, match="give another file with --db"):
         TaskStore(str(path))
+
+
+def test_without_a_schedule_store_or_dead_letters_the_pages_say_what_to_set() -> None:
+    app = Celery("t", broker="memory://web-off")
+    assert schedules.rows(app) is None
+    status, message = schedules.act(app, "pause", "x")
+    assert status == 409 and "beat_schedule_store" in message
+    assert deadletters.dead_queues(app) == []
+    assert "task_dead_letter_queue" in deadletters.NOT_ON
+    app.close()
