@@ -132,13 +132,13 @@ class Monitor:
         return receiver
 
     def _capture(self) -> None:
-        wakeup = True
         while not self._stop.is_set():
             receiver = self._receiver
             try:
                 if receiver is None:
                     receiver = self._receiver = self._subscribe()
-                receiver.capture(wakeup=wakeup)
+                self._wake_workers()
+                receiver.capture(wakeup=False)
             except Exception as exc:
                 logger.warning("Lost the event stream (%r); reconnecting in 1 s", exc)
                 if receiver is not None:
@@ -146,7 +146,14 @@ class Monitor:
                     receiver.connection.close()
                 self._receiver = None
                 self._stop.wait(1.0)
-            wakeup = True
+
+    def _wake_workers(self) -> None:
+        """Ask every worker for a heartbeat now, on a connection of its own (the receiver's
+        is subscribed), so the dashboard fills at once rather than at the next beat."""
+        try:
+            self.app.control.broadcast("heartbeat", reply=False)
+        except Exception as exc:  # the monitor starts even when the broker is not up yet
+            logger.debug("Waking up workers failed: %r", exc)
 
     def _flush_loop(self) -> None:
         while not self._stop.wait(self.flush_interval):
