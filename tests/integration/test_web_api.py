@@ -205,6 +205,28 @@ def test_worker_controls_answer_as_flower(cluster: Cluster) -> None:
     assert bad.status_code == 400 and "n must be a whole number" in bad.json()["error"]
 
 
+def test_autoscale_refused_by_a_fixed_pool_says_why(cluster: Cluster) -> None:
+    node = cluster.node
+    answer = cluster.client.post(
+        f"/api/worker/pool/autoscale/{node}", data={"min": "1", "max": "3"}
+    )
+    assert answer.status_code == 403
+    assert answer.json()["error"] == f"Failed to autoscale '{node}': Autoscale not enabled"
+    missing = cluster.client.post(f"/api/worker/pool/autoscale/{node}", data={"min": "1"})
+    assert missing.status_code == 400 and "min and max" in missing.json()["error"]
+
+
+def test_shutdown_a_worker_from_the_api(cluster: Cluster) -> None:
+    client = cluster.client
+    with start_worker(cluster.app, pool="solo", hostname="doomed@web") as doomed:
+        node = doomed.hostname
+        wait_until(lambda: client.get("/api/workers?status=1").json().get(node), "online")
+        answer = client.post(f"/api/worker/shutdown/{node}")
+        assert answer.json() == {"message": "Shutting down!"}
+        wait_until(lambda: client.get("/api/workers?status=1").json().get(node) is False, "offline")
+    assert client.get("/api/workers?status=1").json()[cluster.node] is True
+
+
 def test_queue_lengths(cluster: Cluster) -> None:
     lengths = cluster.client.get("/api/queues/length").json()
     assert set(lengths) == set(REFERENCE["api_queues_length"]["json"])
