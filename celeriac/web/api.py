@@ -328,15 +328,14 @@ class FlowerAPI:
         if worker:
             self._known_worker(worker)
         destination = [worker] if worker else None
-        replies = await run_in_threadpool(
-            lambda: self.app.control.broadcast(
-                command,
-                arguments,
-                destination=destination,
-                reply=True,
-                timeout=REPLY_TIMEOUT,
-            )
-        )
+
+        def ask() -> list[dict[str, Any]] | None:
+            with self.monitor.control_lock:
+                return self.app.control.broadcast(
+                    command, arguments, destination=destination, reply=True, timeout=REPLY_TIMEOUT
+                )
+
+        replies = await run_in_threadpool(ask)
         answers = [answer for reply in replies or () for answer in reply.values()]
         if not answers:
             raise Refused(f"{failure}: no worker answered within {REPLY_TIMEOUT} s")

@@ -91,8 +91,12 @@ class Monitor:
         #: Bumped by every event: live pages redraw when it moves.
         self.version = 0
         self._lock = threading.RLock()
+        #: Held by every request that waits for workers' replies: they share the app's reply
+        #: queue and each drops the replies that are not its own (as kombu's mailbox does).
+        self.control_lock = threading.Lock()
         self._dirty: dict[str, Task] = {}
         self._names: set[str] = set(store.names())
+        self._gone: set[str] = set()  # workers that said worker-offline
         self._stop = threading.Event()
         self._to_inspect: queue.Queue[str | None] = queue.Queue()
         self._threads: list[threading.Thread] = []
@@ -213,6 +217,10 @@ class Monitor:
                 hostname = str(event.get("hostname") or "")
                 new = bool(hostname) and hostname not in self.inspected
                 self.state.event(event)
+                if type_ == "worker-offline":
+                    self._gone.add(hostname)
+                else:
+                    self._gone.discard(hostname)
                 if new and type_ != "worker-offline":
                     self.inspected[hostname] = {}
                     self._to_inspect.put(hostname)
@@ -302,21 +310,32 @@ class Monitor:
         """Ask the workers (``names``, else every known one) Flower's inspect questions;
         returns and remembers ``{worker: {method: answer, ..., "timestamp": t}}``."""
         if names is None:
-            names = [w.hostname for w in self.workers()]
+            names = self.reachable()
         found: dict[str, dict[str, Any]] = {}
         if not names:
             return found
         inspect = self.app.control.inspect(destination=list(names), timeout=self.inspect_timeout)
-        for method in INSPECT_METHODS:
-            answers = getattr(inspect, method)() or {}
-            for node, answer in answers.items():
-                found.setdefault(node, {})[method] = masked(answer)
+        with self.control_lock:
+            for method in INSPECT_METHODS:
+                answers = getattr(inspect, method)() or {}
+                for node, answer in answers.items():
+                    found.setdefault(node, {})[method] = masked(answer)
         now = time.time()
         for info in found.values():
             info["timestamp"] = now
         with self._lock:
             self.inspected.update(found)
         return found
+
+    def reachable(self) -> list[str]:
+        """The workers worth asking: alive, or never heard beating (``--without-heartbeat``)
+        and never said goodbye. Asking a dead one costs a timeout per question."""
+        with self._lock:
+            return [
+                w.hostname
+                for w in self.workers()
+                if w.alive or (w.last_heartbeat is None and w.hostname not in self._gone)
+            ]
 
     def queue_names(self) -> list[str]:
         names: set[str] = set()

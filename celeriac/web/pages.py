@@ -202,7 +202,7 @@ class Pages:
                 message=f"Unknown worker '{name}' (no event from it yet)",
             )
         info = self.monitor.inspected.get(name) or {}
-        if not info.get("stats") and request.headers.get("x-fragment") != "1":
+        if summary.alive and not info.get("stats") and request.headers.get("x-fragment") != "1":
             info = (await run_in_threadpool(self.monitor.refresh, [name])).get(name, info)
         return self.render(
             request,

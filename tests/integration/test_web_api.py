@@ -227,6 +227,37 @@ def test_shutdown_a_worker_from_the_api(cluster: Cluster) -> None:
     assert client.get("/api/workers?status=1").json()[cluster.node] is True
 
 
+def test_concurrent_controls_and_inspects_each_get_their_answers(cluster: Cluster) -> None:
+    # Replies share one reply queue and a request drops what is not its own: the monitor
+    # asks one thing at a time, so no request loses its answer to another.
+    node, url = cluster.node, str(cluster.client.base_url)
+    calls = {
+        "refresh": lambda c: c.get("/api/workers?refresh=1").json()[node],
+        "limit": lambda c: c.post(
+            "/api/task/rate-limit/wtasks.add", data={"workername": node, "ratelimit": "0"}
+        ).json(),
+        "timeout": lambda c: c.post(
+            "/api/task/timeout/wtasks.add", data={"workername": node, "soft": "50"}
+        ).json(),
+    }
+    results: dict[str, Any] = {}
+
+    def run(key: str) -> None:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            results[key] = calls[key](client)
+
+    calls.update({f"refresh-{n}": calls["refresh"] for n in range(3)})
+    threads = [threading.Thread(target=run, args=(key,)) for key in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    for key in ("refresh", "refresh-0", "refresh-1", "refresh-2"):
+        assert set(REFERENCE["api_workers_refresh"]["json"]["fw1@vm"]) <= set(results[key])
+    assert results["limit"] == REFERENCE["api_task_rate_limit"]["json"]
+    assert results["timeout"] == REFERENCE["api_task_timeout"]["json"]
+
+
 def test_queue_lengths(cluster: Cluster) -> None:
     lengths = cluster.client.get("/api/queues/length").json()
     assert set(lengths) == set(REFERENCE["api_queues_length"]["json"])

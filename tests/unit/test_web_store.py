@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -176,4 +177,23 @@ def test_without_a_schedule_store_or_dead_letters_the_pages_say_what_to_set() ->
     assert status == 409 and "beat_schedule_store" in message
     assert deadletters.dead_queues(app) == []
     assert "task_dead_letter_queue" in deadletters.NOT_ON
+    app.close()
+
+
+def test_only_workers_that_may_answer_are_asked() -> None:
+    app = Celery("t", broker="memory://web-reach")
+    monitor = Monitor(app, TaskStore())
+    now = time.time()
+    beat = {"freq": 2.0, "timestamp": now, "active": 0}
+    monitor.on_event({"type": "worker-online", "hostname": "up@h", "local_received": now, **beat})
+    monitor.on_event({"type": "worker-online", "hostname": "left@h", "local_received": now, **beat})
+    monitor.on_event(
+        {"type": "worker-offline", "hostname": "left@h", "local_received": now, **beat}
+    )
+    old = now - 3600
+    monitor.on_event({"type": "worker-heartbeat", "hostname": "dead@h", "local_received": old,
+                      **beat})  # fmt: skip
+    for event in task_events("quiet-task", now):  # --without-heartbeat: only task events
+        monitor.on_event(dict(event, hostname="quiet@h"))
+    assert monitor.reachable() == ["quiet@h", "up@h"]
     app.close()
