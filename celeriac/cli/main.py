@@ -20,6 +20,7 @@ from celeriac.cli.cleanup import cleanup
 from celeriac.cli.dead import dead
 from celeriac.cli.events import events
 from celeriac.cli.help import help_command
+from celeriac.cli.monitor import flower, monitor
 from celeriac.cli.multi import multi
 from celeriac.cli.not_yet import EPILOG, MISSING_COMMANDS
 from celeriac.cli.purge import purge
@@ -37,6 +38,8 @@ COMMANDS: list[click.Command] = [
     beat,
     schedule,
     events,
+    monitor,
+    flower,
     inspect,
     control,
     status,

@@ -17,9 +17,8 @@ from celeriac.utils.missing import Missing
 
 _Fn = TypeVar("_Fn", bound=Callable[..., Any])
 
-#: Celery's subcommands that celeriac lacks (``flower`` is Celery's best-known plugin).
+#: Celery's subcommands that celeriac lacks.
 COMMANDS: dict[str, Missing] = {
-    "flower": missing.MONITOR,
     "amqp": missing.AMQP,
     "list": missing.LIST,
     "migrate": missing.MIGRATE,

@@ -35,11 +35,6 @@ class Missing:
         return NotYetImplemented(self.message(used), self.feature, self.instead)
 
 
-MONITOR = Missing(
-    "a web monitor (`celeriac flower`)",
-    "run `celeriac -A proj events` (a live text view of workers and tasks) or "
-    "`celeriac -A proj events --dump`",
-)
 REMOTE_CONTROL = Missing(
     "this remote control command (celeriac workers answer Celery's inspect and control "
     "commands except autoscale, pool_restart, election and revoke_by_stamped_headers)",
@@ -93,7 +88,6 @@ __all__ = [
     "LIST",
     "LOGTOOL",
     "MIGRATE",
-    "MONITOR",
     "PREFETCH_OFF",
     "REMOTE_CONTROL",
     "START_METHOD",

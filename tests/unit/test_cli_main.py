@@ -22,6 +22,8 @@ SUBCOMMANDS = (
     "beat",
     "schedule",
     "events",
+    "monitor",
+    "flower",
     "inspect",
     "control",
     "status",
