@@ -11,7 +11,7 @@ from celeriac.beat.store_backends import store_for
 from celeriac.drivers.urls import mask_url
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.extras.cluster_store import store_from_url
-from celeriac.worker.inspection import _broker
+from celeriac.worker.inspection import broker_stats
 
 SECRET = "hunter2-0451"
 
@@ -50,6 +50,6 @@ def test_inspect_stats_masks_secrets_in_the_transport_options() -> None:
         "sentinel_kwargs": {"password": SECRET},
         "visibility_timeout": 60,
     }
-    broker = _broker(SimpleNamespace(app=app))  # type: ignore[arg-type]
+    broker = broker_stats(SimpleNamespace(app=app))  # type: ignore[arg-type]
     assert SECRET not in repr(broker)
     assert broker["transport_options"]["visibility_timeout"] == 60
