@@ -363,7 +363,6 @@ def make_target(
     elif kind == "amqp":
         url = servers.rabbitmq_url()
         host, port = servers.RABBITMQ_HOST, servers.RABBITMQ_PORT
-        vhost = url.rsplit("/", 1)[1]
         servers.require_redis()
         prefix = f"{name}:"
         cleanups.append(lambda: servers.delete_redis_keys(REDIS_RESULTS_DB, prefix + "*"))
@@ -382,7 +381,6 @@ def make_target(
         if restartable:
             proxied = True
             how = "RabbitMQ: the proxy between workers and the shared server cut and restored"
-        client["broker_vhost"] = vhost
     elif kind == "postgres":
         schema = name.replace("-", "_")
         if restartable:
@@ -406,7 +404,6 @@ def make_target(
         }
     else:
         raise ValueError(f"unknown broker kind {kind!r}")
-    client.pop("broker_vhost", None)
     client.update(_common(queue))
     worker = json.loads(json.dumps(client))
     proxy = None
@@ -526,7 +523,8 @@ class Stage:
         started = last_change = time.monotonic()
         done = -1
         while time.monotonic() - started < limit:
-            now_done = len(set(self.ledger.ends) & self.sent) if self.ledger.poll() >= 0 else 0
+            self.ledger.poll()
+            now_done = len(self.ledger.ends.keys() & self.sent)
             if now_done >= len(self.sent):
                 return True
             if now_done != done:

@@ -126,9 +126,15 @@ def malformed(kind: str, count: int, directory: Path | None = None) -> Figures:
         worker = scene.worker("-c", "2")
         queue = scene.target.queue
         first_rss = 0
+        published: list[str | None] = []
+        refused: list[str] = []
         with scene.app.connection() as conn:
-            for index, (_, message) in enumerate(messages):
-                conn.publish(message, exchange="", routing_key=queue)
+            for index, (task_id, message) in enumerate(messages):
+                try:
+                    conn.publish(message, exchange="", routing_key=queue)
+                    published.append(task_id)
+                except Exception as exc:  # the broker cannot carry it: the producer says so
+                    refused.append(f"{type(exc).__name__}: {exc}")
                 if index == count // 2:
                     wait_until(lambda: conn.size(queue) == 0, "the first half to be handled", 600)
                     first_rss = rss_kib(worker.pid)
@@ -137,7 +143,7 @@ def malformed(kind: str, count: int, directory: Path | None = None) -> Figures:
             wait_until(lambda: conn.size(queue) == 0, "the queue to be empty", 120)
         figures.seconds = time.monotonic() - started
         figures.sent = count
-        ids = [task_id for task_id, _ in messages if task_id]
+        ids = [task_id for task_id in published if task_id]
 
         def logged() -> int:
             text = worker.output()
@@ -150,7 +156,13 @@ def malformed(kind: str, count: int, directory: Path | None = None) -> Figures:
         figures.completed = len(set(scene.ledger.ends) & scene.sent)
         figures.lost = len(scene.sent) - figures.completed
         figures.notes.append(f"worker up: {worker.alive()}")
-        figures.notes.append(f"{seen}/{len(ids)} ids logged, {count - len(ids)} without id")
+        without = len(published) - len(ids)
+        figures.notes.append(f"{seen}/{len(ids)} ids logged, {without} without id")
+        if refused:
+            figures.notes.append(
+                f"{len(refused)} refused by the producer, e.g. {refused[0][:70]!r}"
+            )
+        figures.extra["refused"] = len(refused)
         figures.notes.append(f"RSS {first_rss // 1024} -> {last_rss // 1024} MiB (2nd half)")
         figures.notes.append(f"good tasks after them: {figures.completed}/5")
         figures.faults = count
