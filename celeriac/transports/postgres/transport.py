@@ -14,7 +14,8 @@ Transport options: ``schema``, ``visibility_timeout``, ``polling_interval``,
 
 A lost connection (the server restarted, the network cut) is logged and retried: a producer
 per ``task_publish_retry_policy``, a consumer per ``broker_connection_max_retries`` (waits of
-0.5 s growing to 2 s, so a worker consumes again within seconds of the server's return).
+0.5 s growing to 2 s, so a worker consumes again within seconds of the server's return; the
+default 100 retries last about 3 minutes, ``None`` retries forever).
 Leased rows survive the outage; one whose lease ran out meanwhile is delivered again.
 """
 
