@@ -27,12 +27,13 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from celeriac import Celery
 
@@ -435,6 +436,14 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def _copy(process: subprocess.Popen[bytes], out: BinaryIO) -> None:
+    assert process.stdout is not None
+    with out:
+        while chunk := process.stdout.read1(65536):  # type: ignore[attr-defined]
+            out.write(chunk)
+            out.flush()
+
+
 class Worker:
     """``python -m celeriac -A benchmarks.faults.app worker`` with its output in a log file."""
 
@@ -445,6 +454,7 @@ class Worker:
         *args: str,
         settings: dict[str, Any] | None = None,
         preexec: Callable[[], None] | None = None,
+        piped: bool = False,
     ) -> None:
         self.log = target.directory / f"worker-{time.monotonic_ns()}.log"
         env = dict(os.environ)
@@ -455,11 +465,17 @@ class Worker:
             sys.executable, "-m", "celeriac", "-A", "benchmarks.faults.app", "worker",
             "-l", "info", "-n", f"w{time.monotonic_ns()}@faults", *args,
         ]  # fmt: skip
-        with self.log.open("wb") as out:
-            self.process = subprocess.Popen(
-                command, cwd=target.directory, env=env, stdout=out, stderr=subprocess.STDOUT,
-                preexec_fn=preexec,
-            )  # fmt: skip
+        # A worker under a file size limit (a full disk) writes its log through a pipe: the
+        # limit is for its broker and result files, not for the log the figures are read from.
+        out = self.log.open("wb")
+        self.process = subprocess.Popen(
+            command, cwd=target.directory, env=env, stderr=subprocess.STDOUT, preexec_fn=preexec,
+            stdout=subprocess.PIPE if piped else out,
+        )  # fmt: skip
+        if piped:
+            threading.Thread(target=_copy, args=(self.process, out), daemon=True).start()
+        else:
+            out.close()
         self.pid = self.process.pid
 
     def output(self) -> str:

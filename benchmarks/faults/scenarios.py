@@ -305,14 +305,16 @@ def disk_full(tasks: int, directory: Path | None = None, lease: float = LEASE) -
             resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
 
         # A worker started on a full disk.
-        refused = scene.worker("-P", "solo", ready=False, preexec=full_disk, settings=settings)
+        refused = scene.worker(
+            "-P", "solo", ready=False, preexec=full_disk, settings=settings, piped=True
+        )
         refused.process.wait(60)
         said = refused.output().strip().splitlines()
         figures.extra["startup_error"] = last = said[-1] if said else ""
         code = refused.process.returncode
         figures.notes.append(f"started on a full disk: exit {code}, said {last[:90]!r}")
         # The disk fills up under a running worker.
-        worker = scene.worker("-P", "solo", settings=settings)
+        worker = scene.worker("-P", "solo", settings=settings, piped=True)
         wait_until(lambda: scene.ledger.poll() >= tasks // 10, "progress", 60)
         limit = max(path.stat().st_size for path in files) + 4096
         resource.prlimit(worker.pid, resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
