@@ -438,7 +438,7 @@ def rss_kib(pid: int) -> int:
 
 def _copy(process: subprocess.Popen[bytes], out: BinaryIO) -> None:
     assert process.stdout is not None
-    with out:
+    with out, process.stdout:
         while chunk := process.stdout.read1(65536):  # type: ignore[attr-defined]
             out.write(chunk)
             out.flush()
