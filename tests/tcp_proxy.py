@@ -1,12 +1,15 @@
-"""A TCP proxy for the tests: relays a local port to a server (Redis, RabbitMQ) so a test can
-cut the connection (every open connection closed, new ones refused) and let it back, as a
-network partition looks to a worker."""
+"""A TCP proxy for the tests: relays a local port to a server (Redis, RabbitMQ, PostgreSQL) so
+a test can cut the connection (every open connection closed, new ones refused) and let it
+back, as a network partition looks to a worker; :attr:`TcpProxy.latency` delays every chunk
+(a slow network) and :meth:`TcpProxy.hold` stops relaying without closing anything (a silent
+partition: only heartbeats and timeouts notice it)."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 
@@ -15,6 +18,10 @@ class TcpProxy:
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
+        #: Seconds each relayed chunk waits before it is forwarded (0: none).
+        self.latency = 0.0
+        self._flowing = threading.Event()
+        self._flowing.set()
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
         self._listener: socket.socket | None = None
@@ -53,8 +60,17 @@ class TcpProxy:
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
 
+    def hold(self) -> None:
+        """Stop relaying in both directions; connections stay open (bytes wait)."""
+        self._flowing.clear()
+
+    def release(self) -> None:
+        """Relay again what :meth:`hold` kept back."""
+        self._flowing.set()
+
     def close(self) -> None:
         self._stopped = True
+        self.release()
         self.cut()
 
     def _accept(self, listener: socket.socket) -> None:
@@ -76,12 +92,15 @@ class TcpProxy:
                     return
                 self._sockets += [client, server]
             for src, dst in ((client, server), (server, client)):
-                threading.Thread(target=_pump, args=(src, dst), daemon=True).start()
+                threading.Thread(target=_pump, args=(src, dst, self), daemon=True).start()
 
 
-def _pump(src: socket.socket, dst: socket.socket) -> None:
+def _pump(src: socket.socket, dst: socket.socket, proxy: TcpProxy) -> None:
     try:
         while data := src.recv(65536):
+            proxy._flowing.wait()
+            if proxy.latency:
+                time.sleep(proxy.latency)
             dst.sendall(data)
     except OSError:
         pass

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 _T = TypeVar("_T")
+#: How often a wait between attempts asks ``ready`` whether the server is back.
+READY_POLL = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,12 +57,15 @@ def retry_call(
     on_retry: Callable[[BaseException, int, float], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     stop: threading.Event | None = None,
+    ready: Callable[[], bool] | None = None,
 ) -> _T:
     """Call ``action``; on one of ``errors`` wait and call again per ``policy``.
 
     ``on_retry(exc, attempt, wait)`` is called before each wait (log there, with the URL
     masked). The last error is re-raised when the policy is exhausted, or at once when
-    ``stop`` is set (during a wait, too).
+    ``stop`` is set (during a wait, too). ``ready`` (a cheap probe: is the server accepting
+    connections again?) is asked every ``READY_POLL`` seconds of a wait, which ends early when
+    it says yes: a long backoff does not delay the reconnect after the server's return.
     """
     intervals = policy.intervals()
     attempt = 0
@@ -76,10 +81,31 @@ def retry_call(
                 raise
             if on_retry is not None:
                 on_retry(exc, attempt, wait)
-            if stop is None:
-                sleep(wait)
-            elif stop.wait(wait):
+            if _wait(wait, sleep, stop, ready):
                 raise
+
+
+def _wait(
+    seconds: float,
+    sleep: Callable[[float], None],
+    stop: threading.Event | None,
+    ready: Callable[[], bool] | None,
+) -> bool:
+    """Wait ``seconds`` (less once ``ready()``); True when ``stop`` was set meanwhile."""
+    if ready is None:
+        if stop is None:
+            sleep(seconds)
+            return False
+        return stop.wait(seconds)
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if stop is None:
+            sleep(min(READY_POLL, left))
+        elif stop.wait(min(READY_POLL, left)):
+            return True
+        if ready():
+            return False
+    return False
 
 
 __all__ = ["RetryPolicy", "retry_call"]

@@ -15,9 +15,11 @@ from celeriac import Celery
 from celeriac.exceptions import OperationalError
 from celeriac.protocol.entities import Exchange, Queue
 from celeriac.protocol.message import Message
+from celeriac.transports.amqp.conn import CONNECTION_ERRORS
 from celeriac.transports.amqp.transport import AMQPTransport
 from celeriac.transports.base import Delivery
-from tests.servers import rabbitmq_url
+from tests.servers import RABBITMQ_HOST, RABBITMQ_PORT, rabbitmq_url
+from tests.tcp_proxy import tcp_proxy
 
 Connect = Callable[..., AMQPTransport]
 
@@ -285,3 +287,28 @@ def test_broker_pool_limit_caps_the_connections_threads_send_on(qname: str) -> N
     assert 1 <= pool._made <= 2 and pool.in_use == 0
     assert _server_side(qname)[0] == 200
     app.close()  # the queue goes with this run's vhost
+
+
+def test_a_fanout_subscription_subscribes_again_after_a_lost_connection(
+    connect: Connect, qname: str
+) -> None:
+    # The worker's remote control reads a subscription like this one: after a broker restart
+    # (here: the proxy cuts every connection) it failed on every read until the worker ended.
+    url = rabbitmq_url()
+    host_port = f"{RABBITMQ_HOST}:{RABBITMQ_PORT}"
+    with tcp_proxy(RABBITMQ_HOST, RABBITMQ_PORT) as proxy:
+        listener = AMQPTransport(url.replace(host_port, proxy.address, 1))
+        subscription = listener.fanout_subscribe(f"{qname}.bcast")
+        sender = connect()
+        try:
+            proxy.cut()
+            with pytest.raises(CONNECTION_ERRORS):
+                subscription.get(timeout=1)
+            proxy.restore()
+            assert subscription.get(timeout=0.1) == []  # subscribed again, nothing missed yet
+            sender.fanout_publish(f"{qname}.bcast", msg("after"))
+            got = subscription.get(timeout=5)
+            assert [m.body for m in got] == [b"after"]
+        finally:
+            subscription.close()
+            listener.close()

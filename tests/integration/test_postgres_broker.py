@@ -18,7 +18,8 @@ from celeriac.exceptions import OperationalError
 from celeriac.protocol.message import Message
 from celeriac.transports.postgres.transport import PostgresTransport
 from tests.integration.conftest import WorkerFactory
-from tests.servers import run_database
+from tests.servers import POSTGRES_HOST, POSTGRES_PORT, run_database
+from tests.tcp_proxy import tcp_proxy
 
 _schemas = itertools.count()
 
@@ -115,12 +116,44 @@ def test_expired_lease_is_redelivered(make: Any) -> None:
     assert second.size("q") == 0
 
 
-def test_unreachable_broker_names_the_masked_url() -> None:
-    transport = PostgresTransport("postgresql://u:hunter2@127.0.0.1:1/db")
+def test_unreachable_broker_names_the_masked_url(caplog: pytest.LogCaptureFixture) -> None:
+    options = {"broker_connection_max_retries": 1}
+    transport = PostgresTransport("postgresql://u:hunter2@127.0.0.1:1/db", options)
     with pytest.raises(OperationalError) as info:
         transport.open()
     assert "postgresql://u:**@127.0.0.1:1/db" in str(info.value)
     assert "hunter2" not in str(info.value)
+    # The one retry was logged, the password masked there too.
+    assert "unreachable while connecting" in caplog.text and "hunter2" not in caplog.text
+
+
+def test_a_consumer_rides_out_a_lost_connection(
+    make: Any, schema: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The server restarts (here: every connection cut, new ones refused, for a second): the
+    # consumer's ack and its next claim wait and reconnect instead of failing (a worker used
+    # to die of the first error).
+    producer = make()
+    producer.publish(_msg("a"), routing_key="q")
+    producer.publish(_msg("b"), routing_key="q")
+    with tcp_proxy(POSTGRES_HOST, POSTGRES_PORT) as proxy:
+        url = run_database("postgres").replace(f"{POSTGRES_HOST}:{POSTGRES_PORT}", proxy.address)
+        consumer = PostgresTransport(url, {"schema": schema})
+        try:
+            [first] = consumer.get(["q"], timeout=5)
+            proxy.cut()
+            back = threading.Timer(1.0, proxy.restore)  # the outage lasts a second
+            back.start()
+            consumer.ack([first])
+            [second] = consumer.get(["q"], timeout=5)
+            consumer.ack([second])
+            back.join()
+        finally:
+            consumer.close()
+    assert [first.message.body, second.message.body] == [b"a", b"b"]
+    assert producer.size("q") == 0
+    assert "unreachable while acknowledging" in caplog.text
+    assert "reachable again: acknowledging goes on" in caplog.text
 
 
 @pytest.mark.slow

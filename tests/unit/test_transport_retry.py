@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
-from celeriac.drivers.reconnect import RetryPolicy, retry_call
+from celeriac.drivers.reconnect import READY_POLL, RetryPolicy, retry_call
 
 
 def test_intervals_follow_celerys_policy() -> None:
@@ -55,3 +58,40 @@ def test_retry_call_gives_up_with_the_last_error() -> None:
 def test_other_errors_are_not_retried() -> None:
     with pytest.raises(ValueError):
         retry_call(lambda: int("x"), RetryPolicy(max_retries=5), (ConnectionError,))
+
+
+def test_a_wait_ends_early_once_the_server_is_back() -> None:
+    # A worker on a long backoff (30 s here) reconnects within READY_POLL of the server's
+    # return instead of waiting the interval out.
+    calls: list[float] = []
+    probes: list[float] = []
+
+    def down_once() -> str:
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            raise ConnectionError("down")
+        return "ok"
+
+    def ready() -> bool:
+        probes.append(time.monotonic())
+        return len(probes) >= 2  # back at the second probe
+
+    started = time.monotonic()
+    policy = RetryPolicy(max_retries=3, interval_start=30, interval_step=0, interval_max=30)
+    assert retry_call(down_once, policy, (ConnectionError,), ready=ready) == "ok"
+    assert len(probes) == 2
+    assert time.monotonic() - started < 2 * READY_POLL + 1
+
+
+def test_a_stop_during_a_probed_wait_ends_it() -> None:
+    stop = threading.Event()
+    stop.set()
+
+    def down() -> None:
+        raise ConnectionError("down")
+
+    policy = RetryPolicy(max_retries=3, interval_start=30, interval_step=0, interval_max=30)
+    started = time.monotonic()
+    with pytest.raises(ConnectionError):
+        retry_call(down, policy, (ConnectionError,), stop=stop, ready=lambda: False)
+    assert time.monotonic() - started < 1

@@ -11,21 +11,29 @@ delayed row or a lease is due, or every ``polling_interval`` seconds (default 1)
 
 Transport options: ``schema``, ``visibility_timeout``, ``polling_interval``,
 ``fanout_retention`` (s, default 60), ``connect_timeout`` (s, default 10).
+
+A lost connection (the server restarted, the network cut) is logged and retried: a producer
+per ``task_publish_retry_policy``, a consumer per ``broker_connection_max_retries`` (waits of
+0.5 s growing to 2 s, so a worker consumes again within seconds of the server's return; the
+default 100 retries last about 3 minutes, ``None`` retries forever).
+Leased rows survive the outage; one whose lease ran out meanwhile is delivered again.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import sql as pgsql
 
+from celeriac.drivers.reconnect import RetryPolicy, retry_call
 from celeriac.drivers.urls import mask_url
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
 from celeriac.protocol.entities import Queue
@@ -39,10 +47,15 @@ from celeriac.transports.base import (
     routed_rows,
     topic_matches,
 )
-from celeriac.transports.options import number
+from celeriac.transports.options import number, option
 from celeriac.transports.postgres import sql
 from celeriac.transports.sqlite import sql as rows
 from celeriac.utils import forksafe
+
+logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
+#: A consumer's waits between reconnect attempts: short, the server is usually back soon.
+RECONNECT = {"interval_start": 0.5, "interval_step": 0.5, "interval_max": 2.0}
 
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,40}")
 #: Connections inherited through fork are never closed by the child (that would end the
@@ -56,6 +69,10 @@ def conninfo_from_url(url: str) -> str:
     return f"postgresql://{rest}" if scheme.lower() != "postgres" else url
 
 
+class ConnectionLost(OperationalError):
+    """The server cannot be reached, or closed the connection: worth another try."""
+
+
 def connect(url: str, timeout: float) -> psycopg.Connection[Any]:
     """An autocommit connection, or a clear error naming the extra / the masked URL."""
     try:
@@ -64,9 +81,17 @@ def connect(url: str, timeout: float) -> psycopg.Connection[Any]:
         )
     except psycopg.Error as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-        raise OperationalError(
+        raise ConnectionLost(
             f"Cannot connect to PostgreSQL broker {mask_url(url)}: {reason}"
         ) from exc
+
+
+def _failure(url: str, exc: psycopg.Error, broken: bool) -> OperationalError:
+    """Our error for ``exc``: :class:`ConnectionLost` when the connection is gone."""
+    kind = (
+        ConnectionLost if broken or isinstance(exc, psycopg.OperationalError) else OperationalError
+    )
+    return kind(f"PostgreSQL broker {mask_url(url)}: {exc}")
 
 
 class PostgresTransport(Transport):
@@ -91,6 +116,17 @@ class PostgresTransport(Transport):
         self.polling_interval = number(self.options, "polling_interval", 1.0)
         self.fanout_retention = number(self.options, "fanout_retention", 60.0)
         self.connect_timeout = number(self.options, "connect_timeout", 10.0)
+        retries = option(self.options, "broker_connection_max_retries", default=100)
+        self.connection_policy = RetryPolicy.from_mapping({**RECONNECT, "max_retries": retries})
+        self.publish_policy = RetryPolicy.from_mapping(
+            option(self.options, "task_publish_retry_policy", default=None)
+        )
+        if not option(self.options, "task_publish_retry", default=True):
+            self.publish_policy = RetryPolicy(max_retries=0)
+        self.retry_on_startup = bool(
+            option(self.options, "broker_connection_retry_on_startup", default=True)
+        )
+        self._connected = False
         self._sql: dict[str, str] = {}
         self._conn: psycopg.Connection[Any] | None = None
         self._listener: _Listener | None = None
@@ -123,13 +159,51 @@ class PostgresTransport(Transport):
         with self._lock:
             if self._conn is None or self._conn.closed:
                 self._conn = self._open_connection()
+                self._connected = True
             try:
                 with self._conn.cursor() as cursor:
                     yield cursor
             except psycopg.Error as exc:
-                if self._conn.broken:
+                broken = self._conn.broken or self._conn.closed
+                if broken:
                     self._conn = None
-                raise OperationalError(f"PostgreSQL broker {mask_url(self.url)}: {exc}") from exc
+                raise _failure(self.url, exc, bool(broken)) from exc
+
+    def _retrying(self, action: Callable[[], _T], what: str, *, publish: bool = False) -> _T:
+        """Run ``action``; when the connection is lost, log, wait and retry: a producer (a
+        publish, or any call on a send-only connection) per its publish retry policy, a
+        consumer per the reconnect policy."""
+        if publish or self.send_only:
+            policy = self.publish_policy
+        elif self._connected or self.retry_on_startup:
+            policy = self.connection_policy
+        else:
+            policy = RetryPolicy(max_retries=0)
+        retried = False
+
+        def on_retry(exc: BaseException, attempt: int, wait: float) -> None:
+            nonlocal retried
+            retried = True
+            self._drop_listener()
+            logger.error(
+                "PostgreSQL broker %s unreachable while %s: %s; retry %d in %.1fs",
+                mask_url(self.url), what, exc, attempt, wait,
+            )  # fmt: skip
+
+        result = retry_call(
+            action, policy, (ConnectionLost,), on_retry=on_retry, stop=self._abandoned
+        )
+        if retried:
+            logger.warning(
+                "PostgreSQL broker %s reachable again: %s goes on", mask_url(self.url), what
+            )
+        return result
+
+    def _drop_listener(self) -> None:
+        """Forget a LISTEN connection that may be dead (the next wait opens a new one)."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
 
     def _open_connection(self) -> psycopg.Connection[Any]:
         conn = connect(self.url, self.connect_timeout)
@@ -145,6 +219,9 @@ class PostgresTransport(Transport):
         return conn
 
     def open(self) -> None:
+        self._retrying(self._open_once, "connecting")
+
+    def _open_once(self) -> None:
         with self._cursor():
             pass
 
@@ -154,7 +231,10 @@ class PostgresTransport(Transport):
             return
         held = sorted(self._held)
         if held and self._conn is not None and not self._conn.closed:
-            self._unclaim(held)
+            try:
+                self._unclaim_once(held)
+            except OperationalError as exc:  # their leases run out instead
+                logger.error("Could not give back %d message(s) on close: %s", len(held), exc)
         with self._lock:
             if self._listener is not None:
                 self._listener.close()
@@ -165,15 +245,21 @@ class PostgresTransport(Transport):
 
     # -- topology ------------------------------------------------------------------------
     def declare_queue(self, queue: Queue) -> None:
-        with self._cursor() as cur:
-            cur.execute(self.q("DECLARE_QUEUE"), (queue.name, time.time()))
+        def declare() -> None:
+            with self._cursor() as cur:
+                cur.execute(self.q("DECLARE_QUEUE"), (queue.name, time.time()))
+
+        self._retrying(declare, f"declaring queue {queue.name!r}")
         if queue.exchange is not None and queue.exchange.name:
             self.declare_exchange(queue.exchange)
             self.bind(queue.name, queue.exchange.name, queue.key)
 
     def bind(self, queue: str, exchange: str, routing_key: str) -> None:
-        with self._cursor() as cur:
-            cur.execute(self.q("BIND"), (exchange, routing_key, queue))
+        def bind() -> None:
+            with self._cursor() as cur:
+                cur.execute(self.q("BIND"), (exchange, routing_key, queue))
+
+        self._retrying(bind, f"binding queue {queue!r}")
 
     def _targets(self, cur: psycopg.Cursor[Any], exchange: str, routing_key: str) -> list[str]:
         if not exchange:
@@ -195,17 +281,21 @@ class PostgresTransport(Transport):
         fields = rows.encode(message)
         now = time.time()
         visible_at = now if not_before is None else not_before
-        with self._cursor() as cur:
-            targets = self._targets(cur, exchange, routing_key)
-            if len(targets) == 1:
-                # The common case: insert and NOTIFY in one statement, one round trip.
-                cur.execute(
-                    self.q("INSERT_NOTIFY"),
-                    (targets[0], *fields, exchange, routing_key, visible_at, self.channel),
-                )
-            elif targets:
-                copies = [(t, *fields, exchange, routing_key, visible_at) for t in targets]
-                self._insert(cur, copies)
+
+        def send() -> None:
+            with self._cursor() as cur:
+                targets = self._targets(cur, exchange, routing_key)
+                if len(targets) == 1:
+                    # The common case: insert and NOTIFY in one statement, one round trip.
+                    cur.execute(
+                        self.q("INSERT_NOTIFY"),
+                        (targets[0], *fields, exchange, routing_key, visible_at, self.channel),
+                    )
+                elif targets:
+                    copies = [(t, *fields, exchange, routing_key, visible_at) for t in targets]
+                    self._insert(cur, copies)
+
+        self._retrying(send, "publishing", publish=True)
 
     def publish_many(
         self, items: Sequence[tuple[Message, str, str]], *, not_before: float | None = None
@@ -214,11 +304,15 @@ class PostgresTransport(Transport):
         if not items:
             return
         visible_at = time.time() if not_before is None else not_before
-        with self._cursor() as cur:
-            params = routed_rows(
-                items, rows.encode, lambda e, k: self._targets(cur, e, k), visible_at
-            )
-            self._insert(cur, params)
+
+        def send() -> None:
+            with self._cursor() as cur:
+                params = routed_rows(
+                    items, rows.encode, lambda e, k: self._targets(cur, e, k), visible_at
+                )
+                self._insert(cur, params)
+
+        self._retrying(send, "publishing", publish=True)
 
     def _insert(self, cur: psycopg.Cursor[Any], params: list[tuple[Any, ...]]) -> None:
         if not params:
@@ -234,6 +328,11 @@ class PostgresTransport(Transport):
         """Claim up to ``max_messages``; when idle, sleep in LISTEN until a publish or due."""
         if max_messages < 1 or not queues:
             return []
+        return self._retrying(lambda: self._get(queues, max_messages, timeout), "consuming")
+
+    def _get(
+        self, queues: Sequence[str], max_messages: int, timeout: float | None
+    ) -> list[Delivery]:
         listener = self._listening() if timeout else None
         if listener is not None:
             listener.drain()  # wake-ups for rows this claim will see anyway
@@ -252,7 +351,7 @@ class PostgresTransport(Transport):
 
     def _listening(self) -> _Listener:
         """The LISTEN connection, opened before the first claim so no NOTIFY is missed."""
-        self.open()  # also resets state after fork
+        self._open_once()  # also resets state after fork
         if self._listener is None:
             self._listener = _Listener(self, self.channel)
         return self._listener
@@ -287,8 +386,12 @@ class PostgresTransport(Transport):
     def ack(self, deliveries: Sequence[Delivery]) -> None:
         ids = [int(d.delivery_tag) for d in deliveries]
         if ids:
-            with self._cursor() as cur:
-                cur.execute(self.q("DELETE_IDS"), (ids,))
+
+            def delete() -> None:
+                with self._cursor() as cur:
+                    cur.execute(self.q("DELETE_IDS"), (ids,))
+
+            self._retrying(delete, "acknowledging")
             self._held.difference_update(ids)
 
     def reject(self, deliveries: Sequence[Delivery], *, requeue: bool = False) -> None:
@@ -298,8 +401,13 @@ class PostgresTransport(Transport):
         if not requeue:
             self.ack(deliveries)
             return
-        with self._cursor() as cur:
-            cur.execute(self.q("REQUEUE_AT_END"), (ids, self.consumer, time.time(), self.channel))
+
+        def requeue_rows() -> None:
+            with self._cursor() as cur:
+                params = (ids, self.consumer, time.time(), self.channel)
+                cur.execute(self.q("REQUEUE_AT_END"), params)
+
+        self._retrying(requeue_rows, "requeueing")
         self._held.difference_update(ids)
 
     def restore(self, deliveries: Sequence[Delivery]) -> None:
@@ -307,8 +415,10 @@ class PostgresTransport(Transport):
         self._unclaim([int(d.delivery_tag) for d in deliveries])
 
     def _unclaim(self, ids: list[int]) -> None:
-        if not ids:
-            return
+        if ids:
+            self._retrying(lambda: self._unclaim_once(ids), "giving back")
+
+    def _unclaim_once(self, ids: list[int]) -> None:
         with self._cursor() as cur, cur.connection.transaction():
             queues = [r[0] for r in cur.execute(self.q("UNCLAIM"), (ids, self.consumer))]
             cur.execute(sql.NOTIFY, (self.channel, sorted(set(queues))))
@@ -316,27 +426,42 @@ class PostgresTransport(Transport):
 
     def defer(self, delivery: Delivery, until: float) -> None:
         tag = int(delivery.delivery_tag)
-        with self._cursor() as cur:
-            cur.execute(self.q("DEFER"), (until, tag, self.consumer))
+
+        def defer() -> None:
+            with self._cursor() as cur:
+                cur.execute(self.q("DEFER"), (until, tag, self.consumer))
+
+        self._retrying(defer, "deferring")
         self._held.discard(tag)
 
     def extend(self, deliveries: Sequence[Delivery]) -> None:
         if deliveries:
             expires = time.time() + self.visibility_timeout
             ids = [int(d.delivery_tag) for d in deliveries]
-            with self._cursor() as cur:
-                cur.execute(self.q("EXTEND"), (expires, ids, self.consumer))
+
+            def extend() -> None:
+                with self._cursor() as cur:
+                    cur.execute(self.q("EXTEND"), (expires, ids, self.consumer))
+
+            self._retrying(extend, "extending leases")
 
     # -- queue admin ---------------------------------------------------------------------
     def purge(self, queue: str) -> int:
-        with self._cursor() as cur:
-            return cur.execute(self.q("PURGE"), (queue,)).rowcount
+        def purge() -> int:
+            with self._cursor() as cur:
+                return int(cur.execute(self.q("PURGE"), (queue,)).rowcount)
+
+        return self._retrying(purge, f"purging {queue!r}")
 
     def size(self, queue: str) -> int:
         """Waiting rows of ``queue``, delayed ones included (leased ones are not)."""
-        with self._cursor() as cur:
-            row = cur.execute(self.q("SIZE"), (queue,)).fetchone()
-        return int(row[0]) if row else 0
+
+        def size() -> int:
+            with self._cursor() as cur:
+                row = cur.execute(self.q("SIZE"), (queue,)).fetchone()
+            return int(row[0]) if row else 0
+
+        return self._retrying(size, f"sizing {queue!r}")
 
     # -- fanout --------------------------------------------------------------------------
     def fanout_publish(self, exchange: str, message: Message, routing_key: str = "") -> None:
@@ -380,9 +505,7 @@ class _Listener:
                         if note.payload in wanted or note.payload == sql.EVERYONE:
                             return True
                 except psycopg.Error as exc:
-                    raise OperationalError(
-                        f"PostgreSQL broker {mask_url(self.url)}: {exc}"
-                    ) from exc
+                    raise _failure(self.url, exc, self.conn.broken or self.conn.closed) from exc
         return False
 
     def drain(self) -> None:
@@ -392,7 +515,7 @@ class _Listener:
                 for _note in self.conn.notifies(timeout=0):
                     pass
             except psycopg.Error as exc:
-                raise OperationalError(f"PostgreSQL broker {mask_url(self.url)}: {exc}") from exc
+                raise _failure(self.url, exc, self.conn.broken or self.conn.closed) from exc
 
     def close(self) -> None:
         self.conn.close()

@@ -15,6 +15,7 @@ and far-future ETA messages can be parked in a per-queue sorted set (``defer``).
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 import uuid
@@ -88,6 +89,9 @@ class RedisTransport(Transport):
         )
         self.connection_policy, self.publish_policy = retry_policies(opts, RECONNECT)
         self.where = redis_conn.describe(self.params)
+        # A TCP server to probe between reconnect attempts (not a socket file or Sentinel).
+        plain = self.params.path is None and not self.params.sentinels
+        self._probe = (self.params.host, self.params.port) if plain else None
         self._pid = 0
         self._client: redis.Redis | None = None
         self._wire = Wire() if option(opts, "redis_lean_resp", default=True) else PlainWire()
@@ -132,6 +136,7 @@ class RedisTransport(Transport):
                 redis_conn.CONNECTION_ERRORS,
                 on_retry=on_retry,
                 stop=self._abandoned,
+                ready=self._listening if self._probe is not None else None,
             )
         except redis_conn.CONNECTION_ERRORS as exc:
             hint = certificate_hint(exc, "broker_use_ssl", REDIS_PY_NAMES)
@@ -141,6 +146,16 @@ class RedisTransport(Transport):
         if retried:
             logger.warning("Redis broker at %s reachable again: %s goes on", self.where, what)
         return result
+
+    def _listening(self) -> bool:
+        """Does the server's port accept a TCP connection again? (Between reconnect attempts:
+        the worker reconnects within a second of the server's return, not after its backoff.)"""
+        assert self._probe is not None
+        try:
+            with socket.create_connection(self._probe, timeout=0.5):
+                return True
+        except OSError:
+            return False
 
     def open(self) -> None:
         policy = self.connection_policy if self.retry_on_startup else RetryPolicy(max_retries=0)
