@@ -86,6 +86,7 @@ class DatabaseBackend(ResultBackend):
         self.metadata = metadata
         self._chords = ChordJoin(self.task_schema)
         self._chords_ready = False
+        self._pg_statements: dict[tuple[str, ...], Any] = {}
         # Stores made by this process wake its waiters at once; other processes poll.
         self._notifier = _notifier_for(self.sa_url)
         self._listener: ResultListener | None = None
@@ -148,11 +149,17 @@ class DatabaseBackend(ResultBackend):
         self._missing = frozenset(c.name for c in self.tasks.columns if c.name not in existing)
         self._ready = True
 
-    def _run(self, action: Callable[[sa.Connection], _T]) -> _T:
-        """Run ``action`` in one transaction; a dropped connection is retried once."""
+    def _run(self, action: Callable[[sa.Connection], _T], *, autocommit: bool = False) -> _T:
+        """Run ``action`` in one transaction (with ``autocommit``: each statement its own);
+        a dropped connection is retried once."""
         for attempt in (1, 2):
             try:
-                with self._get_engine().begin() as conn:
+                engine = self._get_engine()
+                if autocommit:
+                    with engine.connect() as conn:
+                        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                        return action(conn)
+                with engine.begin() as conn:
                     return action(conn)
             except sa.exc.DBAPIError as exc:
                 if attempt == 1 and exc.connection_invalidated:
@@ -187,8 +194,32 @@ class DatabaseBackend(ResultBackend):
         values = self._values(meta)
         self._get_engine()  # learn the columns before choosing which to write
         written = {k: v for k, v in values.items() if k not in self._missing}
-        self._run(lambda conn: self._upsert(conn, task_id, written))
+        if self._engine is not None and self._engine.dialect.name == "postgresql":
+            statement = self._pg_store(tuple(written))
+            params = {"task_id": task_id, **written}
+            self._run(lambda conn: conn.execute(statement, params), autocommit=True)
+        else:
+            self._run(lambda conn: self._upsert(conn, task_id, written))
         self._notifier.notify()
+
+    def _pg_store(self, names: tuple[str, ...]) -> Any:
+        """PostgreSQL's store as one prepared statement: the upsert that leaves a stored
+        SUCCESS alone, whose ``RETURNING`` sends the NOTIFY (delivered when it commits).
+        Built once per set of columns; run in autocommit (one statement is its own
+        transaction), so a store is one round trip."""
+        statement = self._pg_statements.get(names)
+        if statement is None:
+            table = self.tasks
+            bound = {"task_id": sa.bindparam("task_id", type_=table.c.task_id.type)}
+            bound.update({n: sa.bindparam(n, type_=table.c[n].type) for n in names})
+            insert = pg_insert(table).values(bound)
+            statement = insert.on_conflict_do_update(
+                index_elements=[table.c.task_id],
+                set_={n: insert.excluded[n] for n in names},
+                where=table.c.status.is_distinct_from(states.SUCCESS),
+            ).returning(sa.func.pg_notify(CHANNEL, table.c.task_id))
+            self._pg_statements[names] = statement
+        return statement
 
     def _upsert(self, conn: sa.Connection, task_id: str, values: dict[str, Any]) -> None:
         table = self.tasks

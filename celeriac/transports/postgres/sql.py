@@ -81,6 +81,12 @@ CLAIM = f"""WITH picked AS (
 UPDATE {{s}}.messages m SET claimed_by = %s, claim_expires = %s
     FROM picked WHERE m.id = picked.id RETURNING {_RETURNED}"""
 
+#: The claim with this consumer's pending acknowledgements deleted in the same statement
+#: (one round trip for both; the deleted rows are leased, so the claim never sees them).
+ACK_AND_CLAIM = CLAIM.replace(
+    "WITH picked AS (", "WITH acked AS (DELETE FROM {s}.messages WHERE id = ANY(%s)),\npicked AS ("
+)
+
 RECLAIM_EXPIRED = """UPDATE {s}.messages SET claimed_by = NULL, claim_expires = NULL,
     redelivered = TRUE WHERE id IN (SELECT id FROM {s}.messages
         WHERE claimed_by IS NOT NULL AND claim_expires <= %s FOR UPDATE SKIP LOCKED)
