@@ -173,3 +173,19 @@ def test_what_was_held_is_sent_when_the_block_raises(memory_app: Celery) -> None
         first = sig.apply_async()
         raise RuntimeError("after the first send")
     assert [m.headers["id"] for m in _messages(memory_app, 1)] == [first.id]
+
+
+def test_the_docs_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "calling.md").read_text()
+    marker = "<!-- send_many example: run by tests/integration/test_send_many.py -->"
+    code = page.split(marker, 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)  # the embedded default's files go here
+    namespace: dict[str, Any] = {"__name__": "docs_send_many"}
+    exec(compile(code, "docs/calling.md", "exec"), namespace)
+    app: Celery = namespace["app"]
+    try:
+        probe = app.connection()
+        assert (probe.size("celery"), probe.size("urgent")) == (1000, 2)
+        probe.close()
+    finally:
+        app.close()
