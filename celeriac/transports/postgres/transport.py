@@ -218,7 +218,9 @@ class PostgresTransport(Transport):
             params = routed_rows(
                 items, rows.encode, lambda e, k: self._targets(cur, e, k), visible_at
             )
-            self._insert(cur, params)
+            if params:
+                columns = [list(column) for column in zip(*params, strict=True)]
+                cur.execute(self.q("INSERT_MANY_NOTIFY"), (*columns, self.channel))
 
     def _insert(self, cur: psycopg.Cursor[Any], params: list[tuple[Any, ...]]) -> None:
         if not params:
