@@ -178,7 +178,7 @@ def sqlite_files(app: Celery) -> list[tuple[str, str]]:
     ``sqlite://`` URLs), as absolute paths: a relative path names a different file in every
     directory, and a worker only answers on the broker file it uses."""
     files: list[tuple[str, str]] = []
-    transport = app.connection()
+    transport = app.connection()  # unopened: reads nothing, only resolves the path
     if isinstance(transport, SQLiteTransport):
         files.append(("broker file", transport.path))
         backend = app.backend
