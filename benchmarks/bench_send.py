@@ -96,18 +96,18 @@ def _brokers(
             for path in tmp.iterdir():
                 path.unlink()
 
-        url = f"sqlite:///{tmp}/broker.sqlite"
-        found["sqlite"] = (url, f"sqla+{url}", sqlite_reset, sqlite_reset)
+        sqlite_url = f"sqlite:///{tmp}/broker.sqlite"
+        found["sqlite"] = (sqlite_url, f"sqla+{sqlite_url}", sqlite_reset, sqlite_reset)
     if "postgresql" in names:
         import psycopg
 
         name = f"celeriac_bench_send_{os.getpid()}"
         with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as admin:
             admin.execute(f"CREATE DATABASE {name}")
-        url = f"{PG_SERVER}/{name}"
+        pg_url = f"{PG_SERVER}/{name}"
 
         def pg_reset() -> None:
-            with psycopg.connect(url, autocommit=True) as conn:
+            with psycopg.connect(pg_url, autocommit=True) as conn:
                 for table in ("celeriac.messages", "kombu_message"):
                     if conn.execute("SELECT to_regclass(%s)", (table,)).fetchone() != (None,):
                         conn.execute(f"TRUNCATE {table}")
@@ -116,8 +116,8 @@ def _brokers(
             with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as admin:
                 admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
-        celery_url = "sqla+" + url.replace("postgresql://", "postgresql+psycopg://")
-        found["postgresql"] = (url, celery_url, pg_reset, pg_drop)
+        celery_url = "sqla+" + pg_url.replace("postgresql://", "postgresql+psycopg://")
+        found["postgresql"] = (pg_url, celery_url, pg_reset, pg_drop)
     if "amqp" in names:
         vhost = f"bench-send-{os.getpid()}"
         subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True)
@@ -136,8 +136,8 @@ def _brokers(
         def amqp_drop() -> None:
             subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], check=False)
 
-        url = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
-        found["amqp"] = (url, url, amqp_reset, amqp_drop)
+        amqp_url = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+        found["amqp"] = (amqp_url, amqp_url, amqp_reset, amqp_drop)
     return found
 
 
