@@ -370,6 +370,12 @@ class SQLiteTransport(Transport):
         return self._read(sql.FANOUT_SINCE, (last, exchange))
 
 
+#: The longest idle wait of a fanout subscriber (a worker's mailbox, an event receiver)
+#: between polls: every publish on this machine wakes it at once, so its polling is only a
+#: safety net, slower than the consumer's (a remote control command is not a task).
+FANOUT_POLL_CAP = 0.25
+
+
 class _SQLiteSubscription(FanoutSubscription):
     """Reads the fanout log of one exchange from the row after the last one it saw."""
 
@@ -396,7 +402,8 @@ class _SQLiteSubscription(FanoutSubscription):
             if notifier.generation != seen:  # a write on this machine: look at once
                 self._delay = 0.001
             else:  # the backoff carries over between gets (an idle mailbox asks twice a second)
-                self._delay = min(self._delay * 2, max(self._transport.polling_interval, 0.001))
+                cap = max(self._transport.polling_interval, FANOUT_POLL_CAP)
+                self._delay = min(self._delay * 2, cap)
         return []
 
     def _poll(self) -> list[Message]:
