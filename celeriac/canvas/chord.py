@@ -207,8 +207,9 @@ class chord(Signature):
             body.apply_async(([],))
             return body_result
         backend.set_chord_size(group_id, len(members))
-        for task in members:
-            task.apply_async(args, kwargs, **options, **header_delay)
+        with app.producer.batch():  # the header in pipelined batches
+            for task in members:
+                task.apply_async(args, kwargs, **options, **header_delay)
         body_result.parent = GroupResult(group_id, results, app=app)
         return body_result
 

@@ -171,8 +171,9 @@ class group(Signature):
             task.freeze(group_id=group_id, root_id=root_id, group_index=index)
             for index, task in enumerate(members)
         ]
-        for task in members:
-            task.apply_async(args, kwargs, add_to_parent=False, **merged)
+        with app.producer.batch():  # one pipelined publish per batch, not per task
+            for task in members:
+                task.apply_async(args, kwargs, add_to_parent=False, **merged)
         result = GroupResult(group_id, results, app=app)
         if trail:
             add_to_parent(result)  # one child: the group (Celery's trail)

@@ -3,13 +3,15 @@ command line (aligned tables for people, ``--json`` for programs)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from celeriac.app.commands_args import CONTROL, INSPECT, Parse
 from celeriac.app.replies import render, status_lines, to_json
+from celeriac.backends.sqlite import SQLiteBackend
 from celeriac.cli.base import (
     COMMA_SEPARATED_LIST,
     CeleriacCommand,
@@ -18,6 +20,10 @@ from celeriac.cli.base import (
     flatten,
     get_obj,
 )
+from celeriac.transports.sqlite.transport import SQLiteTransport
+
+if TYPE_CHECKING:
+    from celeriac.app.base import Celery
 
 _G = "Remote Control Options"
 NO_REPLY = "No nodes replied within time constraint"
@@ -145,9 +151,40 @@ def control(
 def status(
     ctx: click.Context, timeout: float, destination: tuple[list[str], ...], as_json: bool
 ) -> None:
-    """Show the workers that answer a ping, and how many are online."""
-    replies = _ask(ctx, INSPECT, "ping", (), timeout, destination)
-    _say(ctx, to_json(replies) if as_json else "\n".join(status_lines(replies)))
+    """Show the workers that answer a ping, and how many are online; on SQLite, the files
+    they share with this command."""
+    files = sqlite_files(get_obj(ctx).app)
+    try:
+        replies = _ask(ctx, INSPECT, "ping", (), timeout, destination)
+    except CLIError as exc:
+        if not files:
+            raise
+        raise CLIError(
+            f"{exc.message} on {files[0][1]}. A worker started in another directory uses the "
+            "file there: start it here, or point both at one file with "
+            f"broker_url='sqlite:///{files[0][1]}'."
+        ) from None
+    if as_json:
+        _say(ctx, to_json(replies))
+        return
+    lines = status_lines(replies)
+    if files:
+        lines += ["", *(f"{label}: {path}" for label, path in files)]
+    _say(ctx, "\n".join(lines))
+
+
+def sqlite_files(app: Celery) -> list[tuple[str, str]]:
+    """The SQLite files of the app's broker and result store (the embedded default or
+    ``sqlite://`` URLs), as absolute paths: a relative path names a different file in every
+    directory, and a worker only answers on the broker file it uses."""
+    files: list[tuple[str, str]] = []
+    transport = app.connection()  # unopened: reads nothing, only resolves the path
+    if isinstance(transport, SQLiteTransport):
+        files.append(("broker file", transport.path))
+        backend = app.backend
+        if isinstance(backend, SQLiteBackend):
+            files.append(("results file", os.path.abspath(backend.path)))
+    return files
 
 
 __all__ = ["NO_REPLY", "control", "inspect", "status"]

@@ -13,7 +13,7 @@ on_claimers = pytest.mark.parametrize("broker", CLAIMERS, indirect=True)
 
 
 def test_the_transports_that_claim_it() -> None:
-    assert kind_ids(CLAIMERS) == {"redis", "redis-plain"}
+    assert kind_ids(CLAIMERS) == {"redis", "redis-plain", "postgresql"}
 
 
 @on_claimers
@@ -28,3 +28,14 @@ def test_ack_and_get_is_ack_then_a_non_blocking_get(broker: Broker) -> None:
     assert consumer.ack_and_get(["q"], [], max_messages=5) == []  # nothing waits: no block
     consumer.close()
     assert broker.connect().get(["q"], timeout=0.2) == []  # every one was acknowledged
+
+
+@on_claimers
+def test_acks_of_one_queue_go_with_a_claim_from_another(broker: Broker) -> None:
+    consumer = broker.connect()
+    assert isinstance(consumer, AckAndGet)
+    consumer.publish_many([(msg("a"), "", "qa"), (msg("b"), "", "qb")])
+    held = take(consumer, ["qa"], 1)
+    assert bodies(consumer.ack_and_get(["qb"], held, max_messages=3)) == [b"b"]
+    consumer.close()  # gives back what it holds unacknowledged: nothing from qa
+    assert broker.connect().get(["qa"], timeout=0.2) == []

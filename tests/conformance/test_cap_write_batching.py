@@ -15,7 +15,7 @@ on_claimers = pytest.mark.parametrize("store", CLAIMERS, indirect=True)
 
 
 def test_the_stores_that_claim_it() -> None:
-    assert kind_ids(CLAIMERS) == {"redis", "redis-plain"}
+    assert kind_ids(CLAIMERS) == {"redis", "redis-plain", "db+postgresql", "db+mysql+pymysql"}
 
 
 @on_claimers
@@ -51,3 +51,22 @@ def test_flush_with_close_ends_the_batch(store: Store) -> None:
         backend.mark_as_done("after", 2)
     assert backend.pending_writes() == 0
     assert store.connect().get_task_meta("after")["status"] == states.SUCCESS
+
+
+@on_claimers
+def test_held_writes_keep_their_guard_and_order(store: Store) -> None:
+    backend = store.connect()
+    assert isinstance(backend, WriteBatching)
+    backend.mark_as_done("done", 1)
+    assert backend.open_write_batch()
+    with backend.deferring():
+        backend.store_result("done", ValueError("late"), states.FAILURE)  # SUCCESS stays
+        backend.store_result("twice", None, states.RETRY)
+        backend.mark_as_done("twice", 2)  # the same task twice in one batch: the last wins
+    backend.flush_writes(close=True)
+    reader = store.connect()
+    assert (reader.get_task_meta("done")["status"], reader.get_task_meta("done")["result"]) == (
+        states.SUCCESS,
+        1,
+    )
+    assert reader.get_task_meta("twice")["result"] == 2

@@ -37,7 +37,18 @@ def test_status_inspect_and_control_from_the_command_line(
     lines = status.stdout.splitlines()
     assert lines[0].split() == ["NODE", "STATUS"]
     assert lines[1].split() == [NODE, "OK"]
-    assert lines[-1] == "1 node online."
+    assert lines[3] == "1 node online."
+    # The files the worker answered on, as absolute paths (the wrong-directory guard).
+    assert lines[-2:] == [
+        f"broker file: {tmp_path / 'broker.sqlite'}",
+        f"results file: {tmp_path / 'results.sqlite'}",
+    ]
+    alone = celeriac(tmp_path, broker, "status", "-d", "nobody@nowhere", "-t", "0.3")
+    assert alone.returncode == 1
+    assert f"No nodes replied within time constraint on {tmp_path / 'broker.sqlite'}" in (
+        alone.stderr
+    )
+    assert "another directory" in alone.stderr
     as_json = celeriac(tmp_path, broker, "status", "--json")
     assert json.loads(as_json.stdout) == {NODE: {"ok": "pong"}}
 

@@ -10,8 +10,10 @@ the row did not exist. SQLAlchemy is an extra: backends/schemes.py imports this 
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -86,6 +88,9 @@ class DatabaseBackend(ResultBackend):
         self.metadata = metadata
         self._chords = ChordJoin(self.task_schema)
         self._chords_ready = False
+        self._pg_statements: dict[tuple[str, ...], Any] = {}
+        self._pg_texts: dict[tuple[str, ...], tuple[str, dict[str, Any]]] = {}
+        self._batch = threading.local()  # this thread's held writes (WriteBatching)
         # Stores made by this process wake its waiters at once; other processes poll.
         self._notifier = _notifier_for(self.sa_url)
         self._listener: ResultListener | None = None
@@ -148,11 +153,17 @@ class DatabaseBackend(ResultBackend):
         self._missing = frozenset(c.name for c in self.tasks.columns if c.name not in existing)
         self._ready = True
 
-    def _run(self, action: Callable[[sa.Connection], _T]) -> _T:
-        """Run ``action`` in one transaction; a dropped connection is retried once."""
+    def _run(self, action: Callable[[sa.Connection], _T], *, autocommit: bool = False) -> _T:
+        """Run ``action`` in one transaction (with ``autocommit``: each statement its own);
+        a dropped connection is retried once."""
         for attempt in (1, 2):
             try:
-                with self._get_engine().begin() as conn:
+                engine = self._get_engine()
+                if autocommit:
+                    with engine.connect() as conn:
+                        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                        return action(conn)
+                with engine.begin() as conn:
                     return action(conn)
             except sa.exc.DBAPIError as exc:
                 if attempt == 1 and exc.connection_invalidated:
@@ -187,8 +198,94 @@ class DatabaseBackend(ResultBackend):
         values = self._values(meta)
         self._get_engine()  # learn the columns before choosing which to write
         written = {k: v for k, v in values.items() if k not in self._missing}
-        self._run(lambda conn: self._upsert(conn, task_id, written))
+        held: list[tuple[str, dict[str, Any]]] | None = getattr(self._batch, "writes", None)
+        if held is not None and getattr(self._batch, "defer", False):
+            held.append((task_id, written))
+            return
+        if self._engine is not None and self._engine.dialect.name == "postgresql":
+            statement = self._pg_store(tuple(written))
+            params = {"task_id": task_id, **written}
+            self._run(lambda conn: conn.execute(statement, params), autocommit=True)
+        else:
+            self._run(lambda conn: self._upsert(conn, task_id, written))
         self._notifier.notify()
+
+    # -- write batches (the worker: a run of results, one round trip on PostgreSQL) ---------
+    def open_write_batch(self) -> bool:
+        """Start holding this thread's final stores (:class:`WriteBatching`): on PostgreSQL
+        :meth:`flush_writes` sends them pipelined in one transaction (one round trip); other
+        databases write them one after another in one transaction."""
+        if getattr(self._batch, "writes", None) is None:
+            self._batch.writes = []
+        return True
+
+    @contextlib.contextmanager
+    def deferring(self) -> Iterator[None]:
+        self._batch.defer = True
+        try:
+            yield
+        finally:
+            self._batch.defer = False
+
+    def pending_writes(self) -> int:
+        return len(getattr(self._batch, "writes", None) or ())
+
+    def flush_writes(self, close: bool = False) -> None:
+        """Write the held stores in order, each with the guard it has alone (a stored
+        SUCCESS stays), in one transaction."""
+        writes: list[tuple[str, dict[str, Any]]] = getattr(self._batch, "writes", None) or []
+        self._batch.writes = None if close else []
+        if not writes:
+            return
+        if self._get_engine().dialect.name == "postgresql":
+            self._run(lambda conn: self._send_pg_writes(conn, writes))
+        else:
+
+            def each(conn: sa.Connection) -> None:
+                for task_id, values in writes:
+                    self._upsert(conn, task_id, values)
+
+            self._run(each)
+        self._notifier.notify()
+
+    def _send_pg_writes(
+        self, conn: sa.Connection, writes: list[tuple[str, dict[str, Any]]]
+    ) -> None:
+        """One ``executemany`` per run of writes with the same columns (psycopg pipelines
+        it: the statements travel together, each its own upsert and NOTIFY)."""
+        for names, run in itertools.groupby(writes, key=lambda w: tuple(w[1])):
+            text, constants = self._pg_text(names)
+            rows = [{**constants, "task_id": task_id, **values} for task_id, values in run]
+            conn.exec_driver_sql(text, rows)
+
+    def _pg_text(self, names: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
+        """:meth:`_pg_store` compiled to the driver's SQL, with its constant parameters."""
+        found = self._pg_texts.get(names)
+        if found is None:
+            compiled = self._pg_store(names).compile(dialect=self._get_engine().dialect)
+            constants = {k: v for k, v in compiled.params.items() if k not in names}
+            constants.pop("task_id", None)
+            found = self._pg_texts[names] = (str(compiled), constants)
+        return found
+
+    def _pg_store(self, names: tuple[str, ...]) -> Any:
+        """PostgreSQL's store as one prepared statement: the upsert that leaves a stored
+        SUCCESS alone, whose ``RETURNING`` sends the NOTIFY (delivered when it commits).
+        Built once per set of columns; run in autocommit (one statement is its own
+        transaction), so a store is one round trip."""
+        statement = self._pg_statements.get(names)
+        if statement is None:
+            table = self.tasks
+            bound = {"task_id": sa.bindparam("task_id", type_=table.c.task_id.type)}
+            bound.update({n: sa.bindparam(n, type_=table.c[n].type) for n in names})
+            insert = pg_insert(table).values(bound)
+            statement = insert.on_conflict_do_update(
+                index_elements=[table.c.task_id],
+                set_={n: insert.excluded[n] for n in names},
+                where=table.c.status.is_distinct_from(states.SUCCESS),
+            ).returning(sa.func.pg_notify(CHANNEL, table.c.task_id))
+            self._pg_statements[names] = statement
+        return statement
 
     def _upsert(self, conn: sa.Connection, task_id: str, values: dict[str, Any]) -> None:
         table = self.tasks

@@ -71,6 +71,17 @@ INSERT_NOTIFY = f"""WITH ins AS (
 
 NOTIFY = "SELECT pg_notify(%s, q) FROM unnest(%s::text[]) AS q"
 
+#: Many rows as one multi-row INSERT (one array per column, rows in array order), then one
+#: NOTIFY per distinct queue: a bulk send is one statement, one round trip.
+INSERT_MANY_NOTIFY = f"""WITH ins AS (
+    INSERT INTO {{s}}.messages ({_PAYLOAD}, visible_at)
+    SELECT {_PAYLOAD}, visible_at FROM unnest(
+        %s::text[], %s::int[], %s::bytea[], %s::text[], %s::text[], %s::text[], %s::text[],
+        %s::text[], %s::text[], %s::float8[])
+        WITH ORDINALITY AS r({_PAYLOAD}, visible_at, n)
+    ORDER BY n RETURNING queue)
+SELECT pg_notify(%s, q) FROM (SELECT DISTINCT queue AS q FROM ins) AS x"""
+
 # SKIP LOCKED: concurrent claimers pass over rows another transaction is taking instead
 # of waiting for it, so N consumers claim N disjoint batches at once.
 _RETURNED = ", ".join("m." + c for c in _COLUMNS.split(", "))
@@ -80,6 +91,12 @@ CLAIM = f"""WITH picked AS (
     ORDER BY priority DESC, id LIMIT %s FOR UPDATE SKIP LOCKED)
 UPDATE {{s}}.messages m SET claimed_by = %s, claim_expires = %s
     FROM picked WHERE m.id = picked.id RETURNING {_RETURNED}"""
+
+#: The claim with this consumer's pending acknowledgements deleted in the same statement
+#: (one round trip for both; the deleted rows are leased, so the claim never sees them).
+ACK_AND_CLAIM = CLAIM.replace(
+    "WITH picked AS (", "WITH acked AS (DELETE FROM {s}.messages WHERE id = ANY(%s)),\npicked AS ("
+)
 
 RECLAIM_EXPIRED = """UPDATE {s}.messages SET claimed_by = NULL, claim_expires = NULL,
     redelivered = TRUE WHERE id IN (SELECT id FROM {s}.messages

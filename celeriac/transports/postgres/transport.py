@@ -310,7 +310,9 @@ class PostgresTransport(Transport):
                 params = routed_rows(
                     items, rows.encode, lambda e, k: self._targets(cur, e, k), visible_at
                 )
-                self._insert(cur, params)
+                if params:
+                    columns = [list(column) for column in zip(*params, strict=True)]
+                    cur.execute(self.q("INSERT_MANY_NOTIFY"), (*columns, self.channel))
 
         self._retrying(send, "publishing", publish=True)
 
@@ -362,11 +364,15 @@ class PostgresTransport(Transport):
         due = row[0] if row else None
         return float("inf") if due is None else max(0.0, due - time.time())
 
-    def _claim(self, queues: Sequence[str], limit: int) -> list[Delivery]:
-        """Lease up to ``limit`` ready rows, queues in round-robin order."""
+    def _claim(
+        self, queues: Sequence[str], limit: int, acks: list[int] | None = None
+    ) -> list[Delivery]:
+        """Lease up to ``limit`` ready rows, queues in round-robin order; ``acks`` (row ids
+        this consumer acknowledges) are deleted by the first claim's statement."""
         now = time.time()
         expires = now + self.visibility_timeout
         taken: list[Delivery] = []
+        pending = acks
         with self._cursor() as cur:
             if now >= self._next_reclaim:
                 self._next_reclaim = now + min(1.0, self.visibility_timeout / 4)
@@ -375,13 +381,30 @@ class PostgresTransport(Transport):
                 want = limit - len(taken)
                 if want <= 0:
                     break
-                params = (queue, now, want, self.consumer, expires)
-                batch = sorted(cur.execute(self.q("CLAIM"), params).fetchall(), key=rows.order_key)
+                if pending:
+                    statement = self.q("ACK_AND_CLAIM")
+                    params: tuple[Any, ...] = (pending, queue, now, want, self.consumer, expires)
+                    pending = None
+                else:
+                    statement = self.q("CLAIM")
+                    params = (queue, now, want, self.consumer, expires)
+                batch = sorted(cur.execute(statement, params).fetchall(), key=rows.order_key)
                 if batch:
                     self._last_served = queue
                     taken.extend(rows.delivery(row, self) for row in batch)
+            self._held.difference_update(acks or ())
             self._held.update(int(d.delivery_tag) for d in taken)
         return taken
+
+    def ack_and_get(
+        self, queues: Sequence[str], acks: Sequence[Delivery], *, max_messages: int
+    ) -> list[Delivery]:
+        """Acknowledge ``acks`` and claim up to ``max_messages`` without blocking, in one
+        statement (the :class:`~celeriac.transports.capabilities.AckAndGet` capability)."""
+        if max_messages < 1 or not queues:
+            self.ack(acks)
+            return []
+        return self._claim(queues, max_messages, [int(d.delivery_tag) for d in acks])
 
     def ack(self, deliveries: Sequence[Delivery]) -> None:
         ids = [int(d.delivery_tag) for d in deliveries]

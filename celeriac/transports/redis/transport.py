@@ -249,17 +249,21 @@ class RedisTransport(Transport):
 
         def send() -> None:
             routes: dict[tuple[str, str], list[str]] = {}
-            pipe = self.client.pipeline(transaction=False)
+            commands: list[tuple[Any, ...]] = []
+            keys = self.keys
             for raw, priority, ex, rk in encoded:
                 targets = routes.get((ex, rk))
                 if targets is None:
                     targets = routes[(ex, rk)] = self._lookup(ex, rk)
                 for queue in targets:
                     if park and due is not None:
-                        pipe.zadd(self.keys.delayed_key(queue), {raw: due})
+                        commands.append(("ZADD", keys.delayed_key(queue), due, raw))
                     else:
-                        pipe.lpush(self.keys.queue_key(queue, self.keys.step_of(priority)), raw)
-            pipe.execute()
+                        commands.append(
+                            ("LPUSH", keys.queue_key(queue, keys.step_of(priority)), raw)
+                        )
+            if commands:  # one write, every reply read (the lean path's pipeline)
+                self._wire.execute(self.client, commands)
 
         self._call(send, self.publish_policy, "publishing")
 

@@ -98,6 +98,7 @@ class SQLiteTransport(Transport):
         self._reset_process_state()
         forksafe.guard(self)
         self._last_served: str | None = None
+        self._backoff = 0.001  # idle polling delay, carried between gets (see get)
         self._next_prune = 0.0
         # A client that creates the file is alone with it: the warning of _warn_if_alone.
         self._created = False
@@ -241,10 +242,15 @@ class SQLiteTransport(Transport):
         self._consumed = True
         seen = self._notifier.generation
         taken = self._claim(queues, max_messages)
+        if taken:
+            self._backoff = 0.001
         if taken or timeout is None:
             return taken
         deadline = time.monotonic() + timeout
-        delay = 0.001
+        # The backoff carries over from one idle get to the next (a worker asks again every
+        # second or so): an idle consumer probes about once per polling_interval instead of
+        # starting again at 1 ms each time. A wake-up (a send from this machine) resets it.
+        delay = self._backoff
         while (remaining := deadline - time.monotonic()) > 0:
             self._notifier.wait(seen, min(delay, remaining))
             if self._notifier.generation != seen:
@@ -253,7 +259,9 @@ class SQLiteTransport(Transport):
                 delay = min(delay * 2, max(self.polling_interval, 0.001))
             # A read-only probe first: idle pollers must not queue up for the write lock.
             if self._ready(queues) and (taken := self._claim(queues, max_messages)):
+                self._backoff = 0.001
                 return taken
+        self._backoff = delay
         return []
 
     def _ready(self, queues: Sequence[str]) -> bool:
@@ -362,6 +370,12 @@ class SQLiteTransport(Transport):
         return self._read(sql.FANOUT_SINCE, (last, exchange))
 
 
+#: The longest idle wait of a fanout subscriber (a worker's mailbox, an event receiver)
+#: between polls: every publish on this machine wakes it at once, so its polling is only a
+#: safety net, slower than the consumer's (a remote control command is not a task).
+FANOUT_POLL_CAP = 0.25
+
+
 class _SQLiteSubscription(FanoutSubscription):
     """Reads the fanout log of one exchange from the row after the last one it saw."""
 
@@ -371,19 +385,25 @@ class _SQLiteSubscription(FanoutSubscription):
         self.pattern = pattern
         self._last = last
         self._closed = False
+        self._delay = 0.001  # idle polling delay
 
     def get(self, timeout: float | None = None) -> list[Message]:
         notifier = self._transport._notifier
         deadline = time.monotonic() + (timeout or 0.0)
-        delay = 0.001
         while not self._closed:
             seen = notifier.generation
             messages = self._poll()
             remaining = deadline - time.monotonic()
+            if messages:
+                self._delay = 0.001
             if messages or remaining <= 0:
                 return messages
-            notifier.wait(seen, min(delay, remaining))
-            delay = min(delay * 2, max(self._transport.polling_interval, 0.001))
+            notifier.wait(seen, min(self._delay, remaining))
+            if notifier.generation != seen:  # a write on this machine: look at once
+                self._delay = 0.001
+            else:  # the backoff carries over between gets (an idle mailbox asks twice a second)
+                cap = max(self._transport.polling_interval, FANOUT_POLL_CAP)
+                self._delay = min(self._delay * 2, cap)
         return []
 
     def _poll(self) -> list[Message]:
