@@ -58,6 +58,7 @@ class RPCBackend(ResultBackend):
         self._pid = forksafe.pid()
         self._producer: Transport | None = None
         self._consumer: Transport | None = None
+        self._qos_set = False  # qos(0) given to the consumer
         self._reply_queues: list[str] = []
         self._results: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
@@ -72,6 +73,7 @@ class RPCBackend(ResultBackend):
         if self._pid != forksafe.pid():  # connections are never shared with a parent
             self._pid = forksafe.pid()
             self._producer = self._consumer = None
+            self._qos_set = False
             self._reply_queues = []
             self._results.clear()
 
@@ -86,6 +88,7 @@ class RPCBackend(ResultBackend):
                 if transport is not None and self._pid == forksafe.pid():
                     transport.close()
             self._producer = self._consumer = None
+            self._qos_set = False
             self._reply_queues = []
 
     # -- the worker side: send ------------------------------------------------------------------
@@ -142,7 +145,9 @@ class RPCBackend(ResultBackend):
         self._check_fork()
         if self._consumer is None:
             self._consumer = self._transport()
+        if not self._qos_set:
             self._consumer.qos(0)  # everything on our queues is ours: no prefetch limit
+            self._qos_set = True
         oid = self._oid()
         if oid not in self._reply_queues:
             self._consumer.declare_queue(self.binding(oid))
@@ -151,9 +156,21 @@ class RPCBackend(ResultBackend):
 
     def on_task_call(self, task_id: str) -> None:
         """Celery's send-time hook: declare this thread's reply queue before the task goes
-        out, so a fast worker that does not declare it (Celery's) cannot reply into nothing."""
+        out, so a fast worker that does not declare it (Celery's) cannot reply into nothing.
+
+        The declaration is part of the send: with the broker unreachable it gives up as the
+        publish does (``task_publish_retry_policy``), not after the reconnect policy."""
         with self._lock:
-            self._consuming()
+            self._check_fork()
+            if self._consumer is not None and self._oid() in self._reply_queues:
+                return
+            consumer = self._consumer or self._transport()
+            self._consumer = consumer
+            consumer.send_only = True  # a producer's declaration: the publish's retry policy
+            try:
+                self._consuming()
+            finally:
+                consumer.send_only = False
 
     def _drain(self, timeout: float | None) -> None:
         with self._lock:

@@ -3,8 +3,11 @@
 Everything that touches the broker happens in the consumer's thread: pools report results
 through a queue. A message is *reserved* from receipt until its ack (or reject/restore); the
 prefetch window is ``concurrency * prefetch_multiplier`` plus one per held ETA message, as
-in Celery. Default acks happen just before the job is handed to the pool (one batched
-``transport.ack`` per dispatch); ``acks_late`` acks follow the stored result.
+in Celery. Early (default) acks are sent when the pool reports that the job *starts*
+(:class:`~celeriac.worker.pools.base.JobStarted`), batched only among jobs that have started
+and flushed on the loop's next turn (at once for an inline pool, before the job runs): a job
+waiting in a pool when the worker dies was never acknowledged. ``acks_late`` acks follow the
+stored result. A stop gives back every message whose job has not started.
 """
 
 from __future__ import annotations
@@ -29,7 +32,14 @@ from celeriac.execution.outcomes import (
 )
 from celeriac.transports.capabilities import AckAndGet, Defers, Leases
 from celeriac.worker.liveness import STALLED_AFTER, Liveness
-from celeriac.worker.pools.base import Job, JobResult, Pool, RunsInMainThread
+from celeriac.worker.pools.base import (
+    Job,
+    JobResult,
+    JobStarted,
+    Pool,
+    PoolReport,
+    RunsInMainThread,
+)
 from celeriac.worker.ratelimit import RateLimitedRequests, RateLimiter
 from celeriac.worker.request import BadMessage, Request, build_request, discard_bad_message
 from celeriac.worker.state import WorkerState
@@ -87,7 +97,7 @@ class Consumer:
         self._qos = -1  # the prefetch count last given to transport.qos
         self.state = state or WorkerState()
         self.accept: list[str] | None = app.conf.accept_content
-        self.completions: queue.SimpleQueue[JobResult] = queue.SimpleQueue()
+        self.completions: queue.SimpleQueue[PoolReport] = queue.SimpleQueue()
         self.ready: deque[Request] = deque()
         self.eta: list[tuple[float, int, Request]] = []
         self.in_pool: dict[str, Request] = {}
@@ -108,15 +118,22 @@ class Consumer:
         ]
 
     # -- control -----------------------------------------------------------------------------
-    def on_result(self, result: JobResult) -> None:
-        """The pool's callback (any thread)."""
+    def on_result(self, result: PoolReport) -> None:
+        """The pool's callback (any thread). An inline pool reports a start in this thread,
+        just before the job runs: its early ack is sent at once."""
+        if isinstance(result, JobStarted) and self.pool.inline:
+            self._started(result)
+            self._flush_acks()
+            return
         self.completions.put(result)
 
     def stop(self, warm: bool = True) -> None:
-        """Stop fetching; with ``warm=False`` also stop waiting for running tasks."""
+        """Stop fetching; with ``warm=False`` also stop waiting for running tasks. Either way
+        the pool starts no job it holds that has not started (they are given back)."""
         if not warm:
             self._cold.set()
         self._stop.set()
+        self.pool.hold_back()
 
     def request_sweep(self) -> None:
         """Any thread: revoked ids changed; discard matching held requests soon."""
@@ -323,9 +340,6 @@ class Consumer:
                 continue
             if not request.rate_ok and self.rate_limited.hold(request):
                 continue
-            if not request.acks_late and not request.acknowledged:
-                self._acks.append(request.delivery)
-                request.acknowledged = True
             self.in_pool[request.key] = request
             self.state.activate(request)
             delivery = request.delivery
@@ -342,9 +356,9 @@ class Consumer:
         if jobs and self.pool.inline:
             self._run_inline(jobs, fetch)
             return
-        # Acked as the pool accepts them (Celery acks when a child reports the job started):
-        # the jobs start first, so the ack's round trip is not in their latency. A broker
-        # that can ack and fetch in one round trip does both now (never blocking).
+        # Early acks follow each job's start (JobStarted), as Celery acks when a child reports
+        # the job started. A broker that can ack and fetch in one round trip does both now
+        # (never blocking).
         if jobs and self.one_job_per_slot:
             for job in jobs:  # one at a time: each goes to the least loaded slot
                 self.pool.submit_many([job])
@@ -357,12 +371,10 @@ class Consumer:
             self._receive(delivery)
 
     def _run_inline(self, jobs: list[Job], fetch: bool) -> None:
-        """Jobs that run in this thread. Where the broker takes back what a closed connection
-        held (AMQP), their early acks are sent before they run; elsewhere they follow the run
-        in one round trip with the next fetch (a prefork parent settles a dead child's)."""
-        if self.transport.returns_on_close:
-            self._flush_acks()
-            fetch = False
+        """Jobs that run in this thread, one after another: each one's early ack is sent as
+        it starts (``on_result``), never before; acks_late acks follow the batch in one round
+        trip with the next fetch."""
+        self._flush_acks()
         self.pool.submit_many(jobs)
         self._handle_completions()
         fetched = self._ack_and_fetch() if fetch else None
@@ -396,11 +408,21 @@ class Consumer:
         while not completions.empty():
             self._complete(completions.get())
 
-    def _complete(self, result: JobResult) -> None:
+    def _started(self, started: JobStarted) -> None:
+        """A job starts: its early ack joins the batch (sent on this turn of the loop)."""
+        request = self.in_pool.get(started.key)
+        if request is not None and not request.acks_late and not request.acknowledged:
+            self._acks.append(request.delivery)
+            request.acknowledged = True
+
+    def _complete(self, result: PoolReport) -> None:
+        if isinstance(result, JobStarted):
+            self._started(result)
+            return
         request = self.in_pool.pop(result.key, None)
         if request is None:
             return
-        if not result.started:  # a dead child's queued job: run it again elsewhere
+        if not result.started:  # a dead child's queued job, or held back: not acked
             self.ready.appendleft(request)
             self.state.reserve(request)
             return
@@ -497,12 +519,16 @@ class Consumer:
         return len(deliveries)
 
     def drain(self) -> bool:
-        """Wait for the pool's running tasks, handling their results; False if cut short."""
+        """Wait for the pool's running tasks, handling their results; False if cut short.
+        Jobs the pool gives back unstarted (held back, or queued to a child that died) were
+        never acknowledged: their messages go back to the broker at once."""
         while self.in_pool and not self._cold.is_set():
             self._wait_completion(0.2)
             self._handle_completions()
-            self._dispatch()  # jobs a dead child gave back unstarted (already acked): run them
             self._flush_acks()
+            restored = self.restore_reserved()
+            if restored:
+                logger.info("Restored %d message(s) the pool had not started", restored)
             self._run_periodic()
         return not self.in_pool
 

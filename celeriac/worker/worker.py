@@ -40,7 +40,7 @@ from celeriac.worker.heartbeat import Heartbeat
 from celeriac.worker.liveness import Liveness
 from celeriac.worker.persistent import StateDB
 from celeriac.worker.pools import pool_class
-from celeriac.worker.pools.base import BasePool, ConsumingPool, JobResult, RunsInMainThread
+from celeriac.worker.pools.base import BasePool, ConsumingPool, PoolReport, RunsInMainThread
 from celeriac.worker.pools.prefork.direct import DirectPreforkPool
 from celeriac.worker.ratelimit import RateLimiter
 from celeriac.worker.state import WorkerState
@@ -465,7 +465,7 @@ class Worker:
         waiting = sum(self._load_transport.size(name) for name in self._queue_names_used)
         return running + waiting
 
-    def _on_result(self, result: JobResult) -> None:
+    def _on_result(self, result: PoolReport) -> None:
         consumer = self.consumer
         if consumer is not None:
             consumer.on_result(result)

@@ -13,6 +13,8 @@ that removes only what the test created.
   features need a store every process can read); the queues tests use are deleted before and
   after each test.
 - ``amqp-rpc``: the same broker with the ``rpc://`` result backend.
+- ``postgres``: this run's PostgreSQL database, a schema unique to the test (gone with the
+  database when the run ends); results in Redis DB 11 under the test's prefix.
 """
 
 from __future__ import annotations
@@ -24,7 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from celeriac import Celery
-from tests.servers import delete_redis_keys, rabbitmq_url, redis_namespace
+from tests.servers import (
+    delete_redis_keys,
+    rabbitmq_url,
+    redis_namespace,
+    run_database,
+)
 
 #: Redis databases of these tests (13-15 belong to other suites, 8-9 to the benchmarks).
 REDIS_WORKER_BROKER_DB = 10
@@ -98,6 +105,13 @@ def make_env(kind: str, tmp_path: Path) -> BrokerEnv:
         env = BrokerEnv(kind, tmp_path, {"broker_url": rabbitmq_url(), **results}, prefix)
         env.cleanup()  # a crashed earlier test may have left messages behind
         return env
+    if kind == "postgres":
+        settings = {
+            "broker_url": run_database("postgres"),
+            "broker_transport_options": {"schema": name.replace("-", "_")},
+            **_redis_results(prefix),
+        }
+        return BrokerEnv(kind, tmp_path, settings, prefix)
     raise ValueError(f"unknown broker kind {kind!r}")
 
 

@@ -7,7 +7,9 @@ request (no ``reply_to``) goes nowhere — the suite's store-then-read tests can
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from celeriac import Celery
+from celeriac.exceptions import OperationalError
 from celeriac.worker.worker import Worker
 from tests.integration.conftest import wait_until
 from tests.servers import rabbitmq_url
@@ -86,3 +89,28 @@ def test_started_state_then_success(app: Celery) -> None:
     app.user_options["release"].set()
     assert result.get(timeout=20) == "released"
     result.forget()  # nothing server side: a no-op that must not fail
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("where", ["closed port", "wrong vhost"])
+def test_delay_with_an_unreachable_broker_gives_up_as_a_publish_does(where: str) -> None:
+    """The reply queue's declaration at send time follows the publish retry policy (as with
+    any other result store), not the reconnect policy's minutes of retries (issue 18)."""
+    if where == "closed port":
+        url = f"amqp://guest:guest@127.0.0.1:{_closed_port()}//"
+    else:
+        url = rabbitmq_url().rsplit("/", 1)[0] + f"/no-such-vhost-{uuid.uuid4().hex[:8]}"
+    app = Celery("rpcdown", broker=url, backend="rpc://")
+    app.conf.task_publish_retry_policy = {"max_retries": 2, "interval_start": 0.1}
+    began = time.monotonic()
+    try:
+        with pytest.raises(OperationalError):
+            app.send_task("rpcdown.add", (1, 2))
+    finally:
+        app.close()
+    assert time.monotonic() - began < 10

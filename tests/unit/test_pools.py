@@ -18,7 +18,7 @@ from celeriac.app.base import Celery
 from celeriac.protocol import task_v2
 from celeriac.protocol.message import TaskCall
 from celeriac.worker.pools import POOLS, pool_class
-from celeriac.worker.pools.base import Job, JobResult, Pool
+from celeriac.worker.pools.base import Job, JobResult, JobStarted, Pool, PoolReport
 from celeriac.worker.pools.prefork.pool import PreforkPool
 
 _names = itertools.count()
@@ -72,9 +72,26 @@ def wait_for(condition: Any, timeout: float = 10.0) -> None:
         time.sleep(0.01)
 
 
+class Reports(queue.SimpleQueue[JobResult]):
+    """The pool's reports: results queued, starts kept in order (``events``: both)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[tuple[str, str]] = []  # ("start", key) or ("end", key)
+        self.lock = threading.Lock()
+
+    def report(self, report: PoolReport) -> None:
+        with self.lock:
+            if isinstance(report, JobStarted):
+                self.events.append(("start", report.key))
+                return
+            self.events.append(("end" if report.started else "unstarted", report.key))
+        self.put(report)
+
+
 def start(cls: type[Pool], app: Celery, concurrency: int = 2) -> tuple[Pool, Any]:
-    results: queue.SimpleQueue[JobResult] = queue.SimpleQueue()
-    pool = cls(app, concurrency, on_result=results.put, hostname="celery@test")
+    results = Reports()
+    pool = cls(app, concurrency, on_result=results.report, hostname="celery@test")
     pool.start()
     return pool, results
 
@@ -212,3 +229,41 @@ def test_prefork_terminate_job_and_cold_shutdown(prefork_app: Celery) -> None:
     assert time.monotonic() - started < 10
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+@pytest.mark.parametrize("name", ["solo", "threads", "prefork"])
+def test_a_job_is_reported_started_as_it_starts_and_held_back_jobs_never_start(
+    name: str, prefork_app: Celery
+) -> None:
+    """Early acks follow JobStarted: every job's start is reported, in order, each before its
+    result; after hold_back() the jobs not started come back unstarted."""
+    pool, results = start(pool_class(name), prefork_app, concurrency=1)
+    try:
+        jobs = [job("t.add", f"a{n}", n, n) for n in range(3)][: pool.accepts()]
+        pool.submit_many(jobs)
+        collect(results, len(jobs))
+        starts = [key for event, key in results.events if event == "start"]
+        assert starts == [j.key for j in jobs]
+        for j in jobs:
+            assert results.events.index(("start", j.key)) < results.events.index(("end", j.key))
+        results.events.clear()
+        if name == "solo":  # it runs in this thread: hold back from the first job's start
+            pool.on_job_start = lambda _job: pool.hold_back()
+        blocker = [job("t.sleep", "slow", 0.5)] if name != "solo" else []
+        held = [job("t.add", f"b{n}", n, n) for n in range(2)]
+        pool.submit_many([*blocker, *held])
+        if blocker:
+            wait_for(lambda: ("start", "slow") in results.events)
+            pool.hold_back()
+        collect(results, len(blocker) + len(held))
+        if name == "solo":
+            assert results.events == [("start", "b0"), ("end", "b0"), ("unstarted", "b1")]
+        else:
+            assert results.events == [
+                ("start", "slow"),
+                ("end", "slow"),
+                ("unstarted", "b0"),
+                ("unstarted", "b1"),
+            ]
+    finally:
+        pool.shutdown(grace=5)

@@ -24,6 +24,7 @@ from celeriac.protocol import task_v2
 from celeriac.worker.pools.base import (
     Job,
     JobResult,
+    JobStarted,
     Pool,
     ResultCallback,
     result_from_outcome,
@@ -81,6 +82,7 @@ class AsyncioPool(Pool):
 
     def _start_jobs(self, jobs: list[Job]) -> None:
         for job in jobs:
+            self.on_result(JobStarted(job.key))  # each runs now: its early ack goes
             task = self._loop.create_task(self._run(job))
             self._running[job.task_id] = task
 

@@ -6,9 +6,12 @@ consume for themselves, and the worker runs it in place of a consumer.
 
 For a fed pool, the consumer owns the broker connection and every ack; the pool only runs
 jobs and reports each one with a :class:`JobResult` through ``on_result`` (from any thread:
-the consumer queues it and handles it in its own thread). The consumer never hands a pool
-more than ``free_slots()`` jobs, so "submitted" means "about to start" and everything not submitted
-can be given back to the broker at a warm shutdown.
+the consumer queues it and handles it in its own thread), and reports each job's start
+with a :class:`JobStarted` first: that is when the consumer acknowledges a message (early
+acks), never when the job is handed over, so a job queued in a pool (a thread's batch, a
+child's pipe) that dies with the worker was never acknowledged and the broker still has it.
+After :meth:`Pool.hold_back` a pool starts nothing more and reports what it holds as not
+started (a warm shutdown gives those messages back).
 """
 
 from __future__ import annotations
@@ -75,7 +78,17 @@ class JobResult:
     timeout: float | None = None  # the hard time limit that killed its process
 
 
-ResultCallback = Callable[[JobResult], None]
+@dataclass(frozen=True, slots=True)
+class JobStarted:
+    """The job of delivery ``key`` starts now: the consumer sends its early ack (a message is
+    acknowledged when its task starts, never before)."""
+
+    key: str
+
+
+#: What a pool reports to the consumer: a job started, or how it ended.
+PoolReport = JobResult | JobStarted
+ResultCallback = Callable[[PoolReport], None]
 
 
 def worker_hooks() -> list[Hook]:
@@ -157,6 +170,10 @@ class Pool(BasePool):
     @abstractmethod
     def submit_many(self, jobs: Sequence[Job]) -> None:
         """Start ``jobs`` (never more than ``accepts()``)."""
+
+    def hold_back(self) -> None:
+        """Any thread: start no job not yet started; report each such job with
+        ``JobResult(started=False)`` (the worker is stopping and gives them back)."""
 
     def submit(self, job: Job) -> None:
         self.submit_many([job])
@@ -240,12 +257,14 @@ def run_batch(
     hostname: str,
     report: ResultCallback | None = None,
     on_start: Callable[[Job], None] | None = None,
+    holding_back: Callable[[], bool] | None = None,
 ) -> list[JobResult]:
     """Run ``jobs`` in order, their results written to the backend in as few round trips as
     possible; return the results not yet handed to ``report`` (the caller reports them).
 
     Results reach ``report`` only after they are stored (acks_late acks follow the report).
-    ``on_start`` is called with each job just before it runs.
+    ``on_start`` is called with each job just before it runs. Once ``holding_back()`` is
+    true, the jobs not started are not run: each ends as ``JobResult(started=False)``.
     """
     batch: WriteBatching | None = None  # the store, when it holds this run's writes
     try:
@@ -275,6 +294,9 @@ def run_batch(
     _open.flush = flush_and_report if report is not None else None
     try:
         for job in jobs:
+            if holding_back is not None and holding_back():
+                done.append(not_started(job))
+                continue
             if done and report is not None and not _is_fast(job.name):
                 flush_and_report()
             if on_start is not None:
@@ -349,6 +371,11 @@ def result_from_outcome(job: Job, outcome: Outcome) -> JobResult:
     )
 
 
+def not_started(job: Job) -> JobResult:
+    """The report for a job the pool gives back without having run it."""
+    return JobResult(job.key, job.task_id, states.PENDING, started=False)
+
+
 def lost_result(job: Job, exitcode: int | None) -> JobResult:
     """The report for a job whose process died under it (``summary``: the error message)."""
     exc = WorkerLostError(lost_summary(job.task_id, exitcode))
@@ -363,11 +390,14 @@ __all__ = [
     "ConsumingPool",
     "Job",
     "JobResult",
+    "JobStarted",
     "Pool",
+    "PoolReport",
     "ResultCallback",
     "RunsInMainThread",
     "flush_open_batch",
     "lost_result",
+    "not_started",
     "run_batch",
     "run_job",
     "worker_hooks",

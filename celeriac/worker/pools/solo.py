@@ -1,10 +1,13 @@
-"""The solo pool: runs each job inline, in the consumer's thread (one at a time)."""
+"""The solo pool: runs each job inline, in the consumer's thread (one at a time).
+
+Each job's start is reported synchronously (the consumer sends its early ack right then),
+so the rest of a batch is never acknowledged before it runs."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from celeriac.worker.pools.base import Job, Pool, run_batch
+from celeriac.worker.pools.base import Job, JobStarted, Pool, run_batch
 
 #: Jobs run one after another per ``submit_many`` (their results stored in one round trip).
 BATCH = 64
@@ -17,8 +20,10 @@ class SoloPool(Pool):
     inline = True
     #: True while a task runs: a cold shutdown must then interrupt the consumer's own thread.
     executing = False
-    #: Called with each job just before it runs.
+    #: Called with each job just before it runs (after its start is reported).
     on_job_start: Callable[[Job], None] | None = None
+    #: Stopping: the jobs of the batch not started yet are not run.
+    holding = False
 
     def start(self) -> None:
         self.concurrency = 1
@@ -32,11 +37,30 @@ class SoloPool(Pool):
     def submit_many(self, jobs: Sequence[Job]) -> None:
         self.executing = True
         try:
-            rest = run_batch(self.app, jobs, self.hostname, self.on_result, self.on_job_start)
+            rest = run_batch(
+                self.app,
+                jobs,
+                self.hostname,
+                self.on_result,
+                on_start=self._started,
+                holding_back=self._holding_back,
+            )
         finally:
             self.executing = False
         for result in rest:
             self.on_result(result)
+
+    def _started(self, job: Job) -> None:
+        # In this thread: the consumer sends the job's early ack before it runs.
+        self.on_result(JobStarted(job.key))
+        if self.on_job_start is not None:
+            self.on_job_start(job)
+
+    def _holding_back(self) -> bool:
+        return self.holding
+
+    def hold_back(self) -> None:
+        self.holding = True
 
     def shutdown(self, grace: float | None = None) -> None:
         """Nothing runs in the background."""

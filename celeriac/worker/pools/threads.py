@@ -1,7 +1,9 @@
 """The threads pool: ``concurrency`` threads taking batches of jobs from one queue.
 
 An idle thread takes up to ``BATCH`` jobs at once so their results are stored in one round
-trip (:func:`~celeriac.worker.pools.base.run_batch`), as a prefork child does.
+trip (:func:`~celeriac.worker.pools.base.run_batch`), as a prefork child does. Each job's
+start is reported (its early ack is sent then), so the jobs waiting in a thread's batch are
+never acknowledged before they run.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from celeriac.worker.pools.base import Job, Pool, ResultCallback, run_batch
+from celeriac.worker.pools.base import Job, JobStarted, Pool, ResultCallback, run_batch
 
 #: Jobs one idle thread takes at once (see the prefork pool's BATCH).
 BATCH = 4
@@ -34,6 +36,7 @@ class ThreadsPool(Pool):
         self._threads: list[threading.Thread] = []
         self._busy = 0
         self._lock = threading.Lock()
+        self._holding = threading.Event()  # stopping: start nothing more
 
     def start(self) -> None:
         self._spawn(self.concurrency)
@@ -65,11 +68,24 @@ class ThreadsPool(Pool):
 
     def _run(self) -> None:
         while (jobs := self._jobs.get()) is not None:
-            rest = run_batch(self.app, jobs, self.hostname, self.on_result)
+            rest = run_batch(
+                self.app,
+                jobs,
+                self.hostname,
+                self.on_result,
+                on_start=self._started,
+                holding_back=self._holding.is_set,
+            )
             with self._lock:
                 self._busy -= 1
             for result in rest:
                 self.on_result(result)
+
+    def _started(self, job: Job) -> None:
+        self.on_result(JobStarted(job.key))
+
+    def hold_back(self) -> None:
+        self._holding.set()
 
     def grow(self, n: int = 1) -> None:
         self.concurrency += n

@@ -96,3 +96,20 @@ def die_once(marker: str) -> str:
 def stamp(self: Any) -> tuple[float, int, str | None]:
     """When it started (Unix time), in which process, and the rate limit that process knows."""
     return time.time(), os.getpid(), self.rate_limit
+
+
+@app.task(name="tasks.logged", bind=True)
+def logged(self: Any, log: str, hold: str | None = None) -> str:
+    """Append ``start <id>`` to the file ``log``, wait for the file ``hold`` (if given),
+    then append ``end <id>``: the log tells which tasks ran, finished, and ran twice."""
+    task_id = self.request.id
+    with open(log, "a") as handle:
+        handle.write(f"start {task_id} {os.getpid()}\n")
+    deadline = time.monotonic() + 60.0
+    while hold is not None and not os.path.exists(hold):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{hold} never appeared")
+        time.sleep(0.01)
+    with open(log, "a") as handle:
+        handle.write(f"end {task_id} {os.getpid()}\n")
+    return "done"

@@ -232,10 +232,11 @@ class DirectPreforkPool(Supervised[_Child], ConsumingPool):
             child.slot.close()
 
     def _recover(self, child: _Child, remains: Remains, exitcode: int | None) -> None:
-        """Store the running task's outcome, publish again the jobs of its batch that never
-        started and were acknowledged (AMQP acks a batch before it runs), give back the
-        messages the broker still counts as its (``held``)."""
-        unacked = {h.delivery_tag for h in remains.held}
+        """Store the running task's outcome and give back the messages the broker still
+        counts as the child's (``held``, less the jobs that started: their early ack was
+        sent as they started, so a finished task never runs again)."""
+        acked = {j.delivery_tag for j in remains.started if j.early_ack}
+        unacked = {h.delivery_tag for h in remains.held} - acked
         settled: set[str] = set()
         if remains.running is not None and not self.supervisor.terminated:
             request = self._request(remains.running, unacked)
@@ -260,7 +261,7 @@ class DirectPreforkPool(Supervised[_Child], ConsumingPool):
             )
         if self.transport.returns_on_close:
             return  # the broker gave the rest back when the child's connection closed
-        back = [self._delivery(h) for h in remains.held if h.delivery_tag not in settled]
+        back = [self._delivery(h) for h in remains.held if h.delivery_tag in unacked - settled]
         if back:
             self.transport.restore(back)
             logger.info("Gave back %d message(s) held by pool process %s", len(back), child.pid)

@@ -98,7 +98,7 @@ class ChildPool(SoloPool):
         try:
             super().submit_many(jobs)
         finally:
-            self.slot.done(len(jobs))
+            self.slot.done(self._index)
             self._batch = []
         self.done += len(jobs)
         if self._should_retire():
@@ -155,6 +155,7 @@ def _payload(request: Request) -> SlotJob:
         d.routing_key,
         d.delivery_tag,
         d.redelivered,
+        early_ack=not request.acks_late,
     )
 
 

@@ -5,8 +5,11 @@ pickle as small as the bare tuples they replace, and are read by name, never by 
 
 Pipe-fed children (the parent consumes; ``pool.py``):
   parent -> child   a batch ``list[PipeJob]``, or ``None`` (stop after what the pipe holds)
-  child -> parent   ``list[PipeResult]`` (a batch of outcomes), ``Started`` (a job with a hard
+  child -> parent   ``Began`` (a job starts: the parent's consumer sends its early ack),
+                    ``list[PipeResult]`` (a batch of outcomes), ``Started`` (a job with a hard
                     limit starts), ``Retire`` (over its memory limit: send nothing more)
+  hold-back flag    one shared byte the parent sets when the worker stops: the child runs
+                    no job it has not started and reports each as ``PipeResult(started=False)``
 
 Directly consuming children (each consumes itself; ``direct.py``, ``direct_child.py``):
   parent -> child   ``Stop`` (warm or cold), ``Relay`` (a remote-control command to run too),
@@ -52,6 +55,13 @@ class PipeResult(NamedTuple):
     runtime: float
     summary: str
     requeue: bool
+    started: bool = True  # False: given back unrun (the worker is stopping)
+
+
+class Began(NamedTuple):
+    """A pipe-fed child starts the job of delivery ``key``."""
+
+    key: str
 
 
 class Started(NamedTuple):
@@ -98,7 +108,8 @@ class Answer(NamedTuple):
 
 
 class SlotJob(NamedTuple):
-    """One job of a directly consuming child's batch, as its slot keeps it for the parent."""
+    """One job of a directly consuming child's batch, as its slot keeps it for the parent
+    (``early_ack``: its message is acknowledged when it starts, i.e. not acks_late)."""
 
     body: bytes
     content_type: str
@@ -110,6 +121,7 @@ class SlotJob(NamedTuple):
     routing_key: str
     delivery_tag: str
     redelivered: bool
+    early_ack: bool = True
 
 
 class Running(NamedTuple):
@@ -132,6 +144,7 @@ class HeldMessage(NamedTuple):
 
 __all__ = [
     "Answer",
+    "Began",
     "HeldMessage",
     "LimitStarted",
     "PipeJob",

@@ -6,12 +6,16 @@ of jobs to idle children, each with the call its consumer already decoded (the c
 nothing); each child executes, stores the result with its own backend connection and
 reports a ``PipeResult`` back, one per job, in order. Because a child runs its jobs in the
 order received, the first unreported job of a dead child is the one it was running (lost:
-WorkerLostError); the others never started and go back to the consumer.
+WorkerLostError); the others never started and go back to the consumer. A child tells the
+parent as each job starts (``Began``): the consumer acknowledges the message then, never
+while it waits in a pipe. When the worker stops, one shared byte tells every child to run
+nothing more: each reports what its pipe still holds as not started (given back).
 """
 
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 import pickle
 import time
@@ -30,6 +34,7 @@ from celeriac.worker.pools.base import (
     LONG_TASK,
     Job,
     JobResult,
+    JobStarted,
     Pool,
     ResultCallback,
     flush_open_batch,
@@ -37,6 +42,7 @@ from celeriac.worker.pools.base import (
     run_batch,
 )
 from celeriac.worker.pools.prefork.messages import (
+    Began,
     PipeJob,
     PipeResult,
     Retire,
@@ -92,6 +98,11 @@ class PreforkPool(Supervised[_Child], Pool):
         super().__init__(app, concurrency, on_result=on_result, hostname=hostname)
         self.max_tasks_per_child = max_tasks_per_child or app.conf.worker_max_tasks_per_child
         self.max_memory_per_child: int | None = app.conf.worker_max_memory_per_child
+        # One byte shared with every child (made before they fork): 1 = run nothing more.
+        self._hold = mmap.mmap(-1, 1)
+
+    def hold_back(self) -> None:
+        self._hold[0] = 1
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -114,6 +125,7 @@ class PreforkPool(Supervised[_Child], Pool):
                 self.hostname,
                 self.max_tasks_per_child,
                 self.max_memory_per_child,
+                self._hold,
                 [*inherited, jobs_w, results_r],
             ),
             name=name,
@@ -152,6 +164,9 @@ class PreforkPool(Supervised[_Child], Pool):
                         child.draining = True
                     self._release_if_drained(child)
                     continue
+                if isinstance(message, Began):  # its early ack goes now
+                    self.on_result(JobStarted(message.key))
+                    continue
                 if isinstance(message, Started):  # the job at the head starts, hard-limited
                     child.limit_since = time.monotonic()
                     child.hard_limit = message.hard_limit
@@ -163,7 +178,15 @@ class PreforkPool(Supervised[_Child], Pool):
                         child.hard_limit = None
                         child.head_since = time.monotonic() if child.outstanding else None
                     self.on_result(
-                        JobResult(r.key, r.task_id, r.state, r.runtime, r.summary, r.requeue)
+                        JobResult(
+                            r.key,
+                            r.task_id,
+                            r.state,
+                            r.runtime,
+                            r.summary,
+                            r.requeue,
+                            started=r.started,
+                        )
                     )
                 self._release_if_drained(child)
         except (EOFError, OSError):
@@ -299,6 +322,7 @@ def _child_main(
     hostname: str,
     max_tasks: int | None,
     max_memory_kib: int | None,
+    hold: mmap.mmap,
     inherited: list[Connection],
 ) -> None:
     """A child's life: run batches until told to stop (None) or ``max_tasks`` is reached.
@@ -311,10 +335,16 @@ def _child_main(
     def send_results(reports: list[JobResult]) -> None:
         results.send(
             [
-                PipeResult(r.key, r.task_id, r.state, r.runtime, r.summary, r.requeue)
+                PipeResult(r.key, r.task_id, r.state, r.runtime, r.summary, r.requeue, r.started)
                 for r in reports
             ]
         )
+
+    def began(job: Job) -> None:
+        results.send(Began(job.key))
+
+    def holding_back() -> bool:
+        return bool(hold[0])
 
     def report_start(limit: float) -> None:
         # Everything before this job is stored and reported first: the parent takes its
@@ -329,7 +359,14 @@ def _child_main(
     try:
         while (batch := _recv(jobs)) is not None:
             # One pipe message per flushed batch of results, not one per job.
-            rest = run_batch(app, [_job(p) for p in batch], hostname, lambda r: send_results([r]))
+            rest = run_batch(
+                app,
+                [_job(p) for p in batch],
+                hostname,
+                lambda r: send_results([r]) if isinstance(r, JobResult) else None,
+                on_start=began,
+                holding_back=holding_back,
+            )
             if rest:
                 send_results(rest)
             done += len(batch)

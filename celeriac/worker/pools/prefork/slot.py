@@ -3,11 +3,11 @@ messages it holds unacknowledged.
 
 A child that consumes from the broker itself writes here; its parent reads it to enforce hard
 time limits and to terminate a task by id while the child lives, and after the child died to
-settle its work: store the outcome of the task it was running, publish again the jobs of its
-batch that never started (they were acknowledged before the batch ran) and give back the
-messages it held. Writing costs no system call; the batch is pickled once per batch. A
-sequence number (odd while the child writes) lets the parent read a consistent picture while
-the child is alive.
+settle its work: store the outcome of the task it was running and give back the messages
+it held that were not acknowledged (a job's early ack is sent as it starts, so the jobs of
+its batch that started, ``Remains.started``, are acknowledged unless acks_late). Writing
+costs no system call; the batch is pickled once per batch. A sequence number (odd while the
+child writes) lets the parent read a consistent picture while the child is alive.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ class Remains:
     unstarted: list[SlotJob]
     held: list[HeldMessage]
     complete: bool
+    started: tuple[SlotJob, ...] = ()  # the batch's jobs started so far (running included)
 
 
 class Slot:
@@ -62,7 +63,7 @@ class Slot:
 
     # -- the child writes ------------------------------------------------------------------
     def set_batch(self, batch: list[SlotJob], held: list[HeldMessage]) -> None:
-        """A new batch is about to run (its jobs were acknowledged); ``held``: the rest."""
+        """A new batch is about to run; ``held``: the messages not acknowledged now."""
         data = pickle.dumps(batch, pickle.HIGHEST_PROTOCOL)
         size = len(data)
         if size > BATCH_MAX:
@@ -88,7 +89,8 @@ class Slot:
         self._write(started, hard_limit, batch, held, index)
 
     def done(self, count: int) -> None:
-        """The batch of ``count`` jobs has ended."""
+        """The batch has ended after ``count`` of its jobs started (the rest were held
+        back: the child gives them back)."""
         _, started, limit, batch, held, _ = self._header()
         self._write(started, limit, batch, held, count)
         self._write(0.0, 0.0, batch, held, count)
@@ -123,7 +125,9 @@ class Slot:
             pickle.loads(self._mem[_BATCH_AT : _BATCH_AT + batch_len]) if batch_len else []
         )
         running = batch[index - 1] if started and 0 < index <= len(batch) else None
-        return Remains(running, running_id, batch[index:], held, complete=True)
+        return Remains(
+            running, running_id, batch[index:], held, complete=True, started=tuple(batch[:index])
+        )
 
     def close(self) -> None:
         self._mem.close()
