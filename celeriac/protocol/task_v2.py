@@ -323,18 +323,21 @@ def decode(message: Message, *, accept: Collection[str] | None) -> TaskCall:
 def peek_headers(message: Message) -> tuple[str | None, str | None]:
     """(task name, task id) for logging, without deserializing a protocol 2 body.
 
-    Never raises: a protocol 1 body is decoded only if it is JSON, msgpack or YAML.
+    Never raises: a protocol 1 body is decoded only if it is JSON, msgpack or YAML. The id
+    falls back to the ``id`` header, then to the ``correlation_id`` property (Celery sets it
+    to the task id), so a message whose body cannot be read is still logged with its id.
     """
     headers = message.headers or {}
+    known_id = _opt_str(headers, "id") or _opt_str(message.properties or {}, "correlation_id")
     if "task" in headers:
-        return _opt_str(headers, "task"), _opt_str(headers, "id")
+        return _opt_str(headers, "task"), known_id
     try:
         body = _load_body(message, _PEEK_ACCEPT)
     except Exception:  # the message is already known to be bad; this is best effort
-        return None, None
+        return None, known_id
     if not isinstance(body, Mapping):
-        return None, None
-    return _opt_str(body, "task"), _opt_str(body, "id")
+        return None, known_id
+    return _opt_str(body, "task"), _opt_str(body, "id") or known_id
 
 
 __all__ = ["HEADER_ORDER", "anon_nodename", "decode", "encode", "encode_v1", "peek_headers"]

@@ -141,11 +141,6 @@ def test_malformed_messages_are_rejected_and_the_worker_stays_up(
     assert bad.extra["rss_growth_kib"] < 20 * 1024
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 18: a rejected message whose 'id' header is there but whose 'task' header "
-    "is missing, or whose body cannot be decoded, is logged with 'id unknown'",
-)
 def test_each_rejected_message_is_logged_with_its_id(figures: Results) -> None:
     bad = figures["malformed"]
     assert bad.extra["logged"] == bad.extra["ids"]

@@ -181,9 +181,23 @@ def test_peek_headers() -> None:
     assert peek_headers(v2) == ("tasks.add", "id-1")
     v1 = encode_v1(CALL)
     assert peek_headers(v1) == ("tasks.add", "id-1")
-    # A protocol 1 pickle body is never unpickled just to name it.
+    # A protocol 1 pickle body is never unpickled just to name it; its id is the
+    # correlation_id property when the message has one (as Celery's always do).
     assert peek_headers(encode_v1(CALL, serializer="pickle")) == (None, None)
+    pickled = encode_v1(CALL, serializer="pickle", properties={"correlation_id": "id-1"})
+    assert peek_headers(pickled) == (None, "id-1")
     assert peek_headers(Message(b"{{", "application/json", "utf-8")) == (None, None)
+
+
+def test_peek_headers_finds_the_id_of_a_message_it_cannot_read() -> None:
+    """A bad message is logged with its id: from the ``id`` header when there is no ``task``
+    header, else from ``correlation_id``, whatever the body."""
+    no_task = Message(b"\xff", "application/json", "utf-8", {"id": "id-2"}, {})
+    assert peek_headers(no_task) == (None, "id-2")
+    unreadable = Message(b"{{", "application/json", "utf-8", {}, {"correlation_id": "id-3"})
+    assert peek_headers(unreadable) == (None, "id-3")
+    not_a_mapping = Message(b"[1]", "application/json", "utf-8", {}, {"correlation_id": "id-4"})
+    assert peek_headers(not_a_mapping) == (None, "id-4")
 
 
 def test_pickled_body_is_a_tuple_like_celerys() -> None:
