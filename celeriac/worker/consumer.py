@@ -5,8 +5,10 @@ through a queue. A message is *reserved* from receipt until its ack (or reject/r
 prefetch window is ``concurrency * prefetch_multiplier`` plus one per held ETA message, as
 in Celery. Early (default) acks are sent when the pool reports that the job *starts*
 (:class:`~celeriac.worker.pools.base.JobStarted`), batched only among jobs that have started
-and flushed on the loop's next turn (at once for an inline pool, before the job runs): a job
-waiting in a pool when the worker dies was never acknowledged. ``acks_late`` acks follow the
+and flushed on the loop's next turn (at once for an inline pool, before the job runs; a
+pool that runs jobs elsewhere reports no start for a job that ran in milliseconds last time,
+which is acked with its result): a job waiting in a pool when the worker dies was never
+acknowledged. ``acks_late`` acks follow the
 stored result. A stop gives back every message whose job has not started.
 """
 
@@ -232,6 +234,7 @@ class Consumer:
         except queue.Empty:
             return
         self._complete(result)
+        self._handle_completions()  # what came meanwhile: one ack batch for all of it
 
     # -- receiving ---------------------------------------------------------------------------
     def _receive(self, delivery: Delivery) -> None:
@@ -426,6 +429,9 @@ class Consumer:
             self.ready.appendleft(request)
             self.state.reserve(request)
             return
+        if not request.acks_late and not request.acknowledged:  # it started: early ack now
+            self._acks.append(request.delivery)  # (a fast job, whose start was not reported)
+            request.acknowledged = True
         self.state.forget(request)
         self.state.task_done(request.call.name)
         signum = self.state.terminated.pop(request.id, None)
@@ -440,7 +446,7 @@ class Consumer:
         elif result.state == states.REJECTED:
             if not request.acknowledged:
                 request.delivery.reject(requeue=result.requeue)
-        elif not request.acknowledged:
+        elif not request.acknowledged:  # acks_late
             failed = result.state == states.FAILURE
             if failed and not request.acks_on_failure_or_timeout:
                 request.delivery.reject(requeue=False)

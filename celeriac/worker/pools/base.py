@@ -319,6 +319,13 @@ def _is_fast(name: str) -> bool:
     return runtime is not None and runtime < FAST_TASK
 
 
+def is_fast(name: str) -> bool:
+    """Task ``name`` ran in under ``FAST_TASK`` last time here. A pool that feeds another
+    thread or process reports no start for such a job: its result follows within
+    milliseconds, and the consumer acks it then (still never before it started)."""
+    return _is_fast(name)
+
+
 def flush_open_batch() -> None:
     """Store and report what this thread's batch holds (before a job the parent may kill)."""
     flush = getattr(_open, "flush", None)
@@ -396,6 +403,7 @@ __all__ = [
     "ResultCallback",
     "RunsInMainThread",
     "flush_open_batch",
+    "is_fast",
     "lost_result",
     "not_started",
     "run_batch",

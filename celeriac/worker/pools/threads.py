@@ -14,7 +14,14 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from celeriac.worker.pools.base import Job, JobStarted, Pool, ResultCallback, run_batch
+from celeriac.worker.pools.base import (
+    Job,
+    JobStarted,
+    Pool,
+    ResultCallback,
+    is_fast,
+    run_batch,
+)
 
 #: Jobs one idle thread takes at once (see the prefork pool's BATCH).
 BATCH = 4
@@ -82,7 +89,8 @@ class ThreadsPool(Pool):
                 self.on_result(result)
 
     def _started(self, job: Job) -> None:
-        self.on_result(JobStarted(job.key))
+        if not is_fast(job.name):  # a fast job's ack follows its result
+            self.on_result(JobStarted(job.key))
 
     def hold_back(self) -> None:
         self._holding.set()

@@ -38,6 +38,7 @@ from celeriac.worker.pools.base import (
     Pool,
     ResultCallback,
     flush_open_batch,
+    is_fast,
     lost_result,
     run_batch,
 )
@@ -341,7 +342,8 @@ def _child_main(
         )
 
     def began(job: Job) -> None:
-        results.send(Began(job.key))
+        if not is_fast(job.name):  # a fast job's ack follows its result
+            results.send(Began(job.key))
 
     def holding_back() -> bool:
         return bool(hold[0])
