@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -69,6 +70,10 @@ class Control:
         self.app = app
         self._clock = itertools.count(1)
         self.oid = str(uuid.uuid4())
+        # Requests of this app waiting for replies, by ticket: threads share one reply queue,
+        # so a reply one thread reads for another's ticket is passed on here, not dropped.
+        self._waiting: dict[str, list[Message]] = {}
+        self._waiting_lock = threading.Lock()
 
     def inspect(
         self,
@@ -253,8 +258,10 @@ class Control:
         try:
             transport.open()
             ticket = str(uuid.uuid4()) if reply else None
-            if reply:
+            if ticket is not None:
                 transport.declare_queue(self._reply_queue())
+                with self._waiting_lock:
+                    self._waiting[ticket] = []
             body = {
                 "method": command,
                 "arguments": dict(arguments or {}, **extra),
@@ -273,6 +280,9 @@ class Control:
             expected = len(destination) if destination and limit is None else limit
             return self._collect(transport, ticket, timeout, expected, callback)
         finally:
+            if ticket is not None:
+                with self._waiting_lock:
+                    self._waiting.pop(ticket, None)
             if own:
                 transport.close()
 
@@ -315,10 +325,18 @@ class Control:
             deliveries = transport.get([queue], max_messages=100, timeout=min(remaining, 0.25))
             if deliveries:
                 transport.ack(deliveries)
-            for delivery in deliveries:
-                message = delivery.message
-                if message.headers.get("ticket") != ticket:
-                    continue  # a late answer to an earlier request
+            mine: list[Message] = []
+            with self._waiting_lock:
+                mine.extend(self._waiting.get(ticket, ()))
+                self._waiting[ticket] = []
+                for delivery in deliveries:
+                    owner = delivery.message.headers.get("ticket")
+                    if owner == ticket:
+                        mine.append(delivery.message)
+                    elif isinstance(owner, str) and owner in self._waiting:
+                        self._waiting[owner].append(delivery.message)  # another thread's
+                    # else: a late answer to a request that is over
+            for message in mine:
                 answer = serialization.loads(
                     message.body, message.content_type, message.content_encoding, accept=None
                 )

@@ -117,3 +117,21 @@ def test_control_commands_change_the_worker(app: Celery) -> None:
         replies = app.control.shutdown(reply=True, timeout=5, limit=1)
         assert replies == [{node: {"ok": "shutting down"}}]
         wait_until(lambda: not worker.ready.is_set() or worker.exitcode == 0, "stopping")
+
+
+def test_threads_of_one_app_waiting_at_once_each_get_their_replies(app: Celery) -> None:
+    """Requests from several threads share the app's one reply queue: a reply that one thread
+    reads for another's ticket reaches that thread (it was dropped, and the other timed out)."""
+    with start_worker(app, pool="threads", concurrency=1) as worker:
+        node = worker.hostname
+        answers: list[object] = []
+
+        def ask() -> None:
+            answers.append(app.control.ping(destination=[node], timeout=10))
+
+        threads = [threading.Thread(target=ask) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert answers == [[{node: {"ok": "pong"}}]] * 6
