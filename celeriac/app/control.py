@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from celeriac.app.cluster import cluster_store_for
 from celeriac.app.inspect import Inspect
+from celeriac.exceptions import OperationalError
 from celeriac.protocol import serialization
 from celeriac.protocol.entities import Exchange, Queue
 from celeriac.protocol.message import Message
@@ -255,9 +256,17 @@ class Control:
         timeout = 1.0 if timeout is None else float(timeout)
         transport = connection or self.app.connection()
         own = connection is None
+        ticket = str(uuid.uuid4()) if reply else None
         try:
-            transport.open()
-            ticket = str(uuid.uuid4()) if reply else None
+            try:
+                transport.open()
+            except OperationalError:
+                raise
+            except Exception as exc:  # name the broker: a bare refusal says nothing of where
+                raise OperationalError(
+                    f"Could not reach the broker at {self.app.broker_url_display()}: {exc!r}. "
+                    "Check broker_url (or -b) and that the broker is running."
+                ) from exc
             if ticket is not None:
                 transport.declare_queue(self._reply_queue())
                 with self._waiting_lock:
