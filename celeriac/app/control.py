@@ -56,16 +56,13 @@ def _not_yet(name: str) -> Callable[..., NoReturn]:
 class Control:
     """Client side of remote control for one app (``app.control``).
 
-    Workers answer Celery's commands (``inspect()`` for the read-only ones);
-    ``pool_restart``, ``purge``, ``election`` and ``revoke_by_stamped_headers`` raise
-    :class:`~celeriac.exceptions.NotYetImplemented` saying what to use instead.
+    Workers answer Celery's commands (``inspect()`` for the read-only ones); ``election``
+    and ``revoke_by_stamped_headers`` raise :class:`~celeriac.exceptions.NotYetImplemented`
+    saying what to use instead.
     """
 
-    purge = _not_yet("purge")
-    discard_all = _not_yet("discard_all")
     election = _not_yet("election")
     revoke_by_stamped_headers = _not_yet("revoke_by_stamped_headers")
-    pool_restart = _not_yet("pool_restart")
 
     def __init__(self, app: Celery) -> None:
         self.app = app
@@ -99,6 +96,32 @@ class Control:
         )
 
     # -- commands ------------------------------------------------------------------------
+    def purge(self, connection: Transport | None = None) -> int:
+        """Delete every waiting message from the app's task queues; how many (Celery's
+        ``app.control.purge()``: no undo)."""
+        names = list(dict.fromkeys(queue.name for queue in self.app.default_queues()))
+        if connection is not None:
+            return sum(connection.purge(name) for name in names)
+        with self.app.connection() as conn:
+            return sum(conn.purge(name) for name in names)
+
+    discard_all = purge
+
+    def pool_restart(
+        self,
+        modules: Sequence[str] | None = None,
+        reload: bool = False,
+        reloader: Any = None,
+        destination: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> list[dict[str, Any]] | None:
+        """Ask the workers to restart their pools (Celery's message; a celeriac worker, like a
+        Celery one without ``worker_pool_restarts``, answers that pool restarts are not
+        enabled: restart the worker to load new code)."""
+        arguments = {"modules": list(modules) if modules else None, "reload": reload}
+        arguments["reloader"] = reloader
+        return self.broadcast("pool_restart", arguments, destination, **kwargs)
+
     def pool_grow(
         self, n: int = 1, destination: Sequence[str] | None = None, **kwargs: Any
     ) -> list[dict[str, Any]] | None:

@@ -86,3 +86,21 @@ def test_pool_restart_is_refused_with_the_way_to_reload() -> None:
     reply = COMMANDS["pool_restart"](cast(ControlContext, SimpleNamespace()))
     assert reply["error"].startswith("Pool restarts not enabled")
     assert "restart the worker" in reply["error"]
+
+
+def test_purge_empties_the_apps_task_queues_and_says_how_many(memory_app: Celery) -> None:
+    for number in range(3):
+        memory_app.send_task("tasks.add", (number, number))
+    memory_app.send_task("tasks.add", (0, 0), queue="elsewhere")  # not one of the app's
+    assert memory_app.control.purge() == 3
+    assert memory_app.control.discard_all() == 0
+    with memory_app.connection() as conn:
+        assert conn.size("celery") == 0 and conn.size("elsewhere") == 1
+
+
+def test_pool_restart_request_is_celerys(memory_app: Celery) -> None:
+    _, body = _captured(
+        memory_app, lambda: memory_app.control.pool_restart(["proj.tasks"], reload=True)
+    )
+    assert body["method"] == "pool_restart"
+    assert body["arguments"] == {"modules": ["proj.tasks"], "reload": True, "reloader": None}
