@@ -292,7 +292,16 @@ def test_the_workflow_view_draws_a_chord_launched_by_a_task(cluster: Cluster) ->
     header = client.get(f"/api/task/info/{start.id}").json()["children"]
     assert len(header) == 3
     assert done["parent_id"] in header  # the header task that completed the chord
-    page = client.get(f"/workflow/{done['uuid']}").text
+    # the callback can finish before the last header task's task-succeeded event arrives
+    # (that task sends it after completing the chord): wait for the page to show all five
+    page = wait_until(
+        lambda: (
+            (text := client.get(f"/workflow/{done['uuid']}").text).count('data-state="SUCCESS"')
+            == 5
+            and text
+        ),
+        "every task of the chord SUCCESS in the workflow view",
+    )
     for uuid in [start.id, *header, done["uuid"]]:
         assert f'data-task="{uuid}"' in page
     # fanout -> 3 header tasks, each header task -> the callback (celeriac's `group` field)
