@@ -1,4 +1,11 @@
-"""The fields Celery puts in ``task-sent`` and ``task-received`` events, from a task call."""
+"""The fields Celery puts in ``task-sent`` and ``task-received`` events, from a task call.
+
+One field is celeriac's own: a member of a group or chord (the ``group`` header) adds
+``group`` (and ``group_index``, when it has one), so a monitor can draw a group sent from a
+client, whose members each have their own root, as one workflow. Celery's receivers and
+Flower keep unknown fields out of everything they show, and a task outside any group sends
+exactly Celery's fields.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,20 @@ from celeriac.protocol.saferepr import saferepr
 
 def received_fields(call: TaskCall) -> dict[str, Any]:
     """``task-received``: name, args and kwargs as repr strings, ids, retries, eta, expires."""
+    return {**_celery_fields(call), **group_fields(call)}
+
+
+def group_fields(call: TaskCall) -> dict[str, Any]:
+    """celeriac's addition: the group id and index of a group or chord member, else nothing."""
+    if call.group_id is None:
+        return {}
+    fields: dict[str, Any] = {"group": call.group_id}
+    if call.group_index is not None:
+        fields["group_index"] = call.group_index
+    return fields
+
+
+def _celery_fields(call: TaskCall) -> dict[str, Any]:
     return {
         "uuid": call.id,
         "name": call.shadow or call.name,
@@ -41,7 +62,8 @@ def sent_fields(
         "queue": queue,
         "exchange": exchange,
         "routing_key": routing_key,
+        **group_fields(call),
     }
 
 
-__all__ = ["received_fields", "sent_fields"]
+__all__ = ["group_fields", "received_fields", "sent_fields"]

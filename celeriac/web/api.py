@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from celeriac import states
 from celeriac.exceptions import TimeoutError as CeleriacTimeoutError
+from celeriac.web.documents import flower_document
 from celeriac.web.monitor import Monitor
 from celeriac.web.store import TaskQuery
 
@@ -159,7 +160,7 @@ class FlowerAPI:
     async def tasks(self, request: Request) -> Response:
         query = task_query(dict(request.query_params))
         _, found = await run_in_threadpool(self.monitor.tasks, query)
-        return JSONResponse({task.doc["uuid"]: task.doc for task in found})
+        return JSONResponse({task.doc["uuid"]: flower_document(task.doc) for task in found})
 
     async def task_types(self, request: Request) -> Response:
         return JSONResponse({"task-types": await run_in_threadpool(self.monitor.task_types)})
@@ -169,7 +170,7 @@ class FlowerAPI:
         task = await run_in_threadpool(self.monitor.task, task_id)
         if task is None:
             raise NotFound(f"Unknown task '{task_id}'")
-        return JSONResponse(task.doc)
+        return JSONResponse(flower_document(task.doc))
 
     async def task_result(self, request: Request) -> Response:
         task_id = request.path_params["task_id"]

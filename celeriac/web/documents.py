@@ -1,7 +1,9 @@
 """The task document of Flower's API (``/api/tasks``, ``/api/task/info/<id>``).
 
-One flat dict per task with exactly Flower 2.2's keys: the fields of the task events,
-``worker`` and ``client`` as host names, ``parent`` / ``root`` as ids, ``children`` as ids.
+One flat dict per task with Flower 2.2's keys: the fields of the task events, ``worker`` and
+``client`` as host names, ``parent`` / ``root`` as ids, ``children`` as ids. A member of a
+group or chord sent by a celeriac worker or client also has ``group`` (and ``group_index``),
+which the workflow view uses; :func:`flower_document` drops them for the API.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ TASK_FIELDS = (
     "uuid",
     "worker",
 )
+#: celeriac's fields of group and chord members (not in Flower's documents).
+GROUP_FIELDS = ("group", "group_index")
 #: Fields copied as they are from the cluster model's task.
 _PLAIN = tuple(
     f for f in TASK_FIELDS if f not in ("children", "client", "parent", "root", "worker")
@@ -61,7 +65,15 @@ def task_document(task: Task) -> dict[str, Any]:
     doc["root_id"] = task.root_id or task.uuid
     doc["children"] = []
     doc["exchange"] = doc["exchange"] if doc["exchange"] is not None else ""
+    for name in GROUP_FIELDS:
+        if attrs.get(name) is not None:
+            doc[name] = attrs[name]
     return doc
+
+
+def flower_document(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` with Flower's keys only (what ``/api/tasks`` and ``/api/task/info`` answer)."""
+    return {k: v for k, v in doc.items() if k not in GROUP_FIELDS}
 
 
 def restore(task: Task, doc: dict[str, Any]) -> None:
@@ -71,8 +83,9 @@ def restore(task: Task, doc: dict[str, Any]) -> None:
     for name in _PLAIN:
         if name != "uuid" and doc.get(name) is not None:
             attrs[name] = doc[name]
-    if doc.get("client"):
-        attrs["client"] = doc["client"]
+    for name in ("client", *GROUP_FIELDS):
+        if doc.get(name) is not None:
+            attrs[name] = doc[name]
 
 
-__all__ = ["TASK_FIELDS", "restore", "task_document"]
+__all__ = ["GROUP_FIELDS", "TASK_FIELDS", "flower_document", "restore", "task_document"]

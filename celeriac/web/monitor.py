@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from celeriac.drivers.urls import mask_url
 from celeriac.events.state import State, Task, Worker
 from celeriac.web.charts import Recorder
-from celeriac.web.documents import restore, task_document
+from celeriac.web.documents import GROUP_FIELDS, restore, task_document
 from celeriac.web.metrics import Metrics
 from celeriac.web.store import StoredTask, TaskQuery, TaskStore
 
@@ -208,6 +208,12 @@ class Monitor:
                         self._names.add(task.name)
                     if type_ == "task-sent" and event.get("hostname"):
                         vars(task)["client"] = str(event["hostname"])
+                    if type_ in ("task-sent", "task-received"):
+                        # kept whatever the events' order (a late task-received keeps only
+                        # Celery's fields in the model)
+                        for name in GROUP_FIELDS:
+                            if event.get(name) is not None:
+                                vars(task)[name] = event[name]
                     self._dirty[uuid] = task
                 if event.get("hostname") and type_ != "task-sent":
                     self.counters[str(event["hostname"])][type_] += 1

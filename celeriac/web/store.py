@@ -17,6 +17,8 @@ from typing import Any
 
 #: Default bound on the stored tasks (``--max-tasks``).
 MAX_TASKS = 100_000
+#: The most tasks one workflow view shows.
+FAMILY_LIMIT = 1000
 #: Columns a listing may be sorted by (``sort_by``, ``-`` first for descending).
 SORTABLE = ("timestamp", "received", "started", "runtime", "name", "state", "worker")
 _CHUNK = 500
@@ -48,6 +50,8 @@ CREATE INDEX IF NOT EXISTS tasks_name ON tasks (name, timestamp);
 CREATE INDEX IF NOT EXISTS tasks_worker ON tasks (worker, timestamp);
 CREATE INDEX IF NOT EXISTS tasks_parent ON tasks (parent_id);
 CREATE INDEX IF NOT EXISTS tasks_root ON tasks (root_id);
+CREATE INDEX IF NOT EXISTS docs_grouped ON docs (json_extract(doc, '$.group'))
+    WHERE instr(doc, '"group": ') > 0;
 CREATE TABLE IF NOT EXISTS state_counts (state TEXT PRIMARY KEY, n INTEGER NOT NULL);
 CREATE VIRTUAL TABLE IF NOT EXISTS task_text USING fts5(
     args, kwargs, content='tasks', content_rowid='rowid', tokenize='trigram'
@@ -75,6 +79,9 @@ WHEN old.state IS NOT new.state BEGIN
         ON CONFLICT (state) DO UPDATE SET n = n + 1;
 END;
 """
+# Only group members' documents (celeriac's ``group`` field) enter the group index: a cheap
+# text test on every write instead of parsing each document; a query names it to use it.
+_GROUPED = "instr(d.doc, '\"group\": ') > 0"
 #: Searches shorter than this scan the table; longer ones use the trigram index.
 _TRIGRAM = 3
 
@@ -235,17 +242,39 @@ class TaskStore:
             return total, self._documents(uuids)
 
     def family(self, root_id: str) -> list[StoredTask]:
-        """Every task of one workflow (the same root id), oldest first."""
+        """Every task of one workflow, oldest first: the tasks of this root, and of every
+        group one of them belongs to (a group sent from a client has a root per member, a
+        chord's body the root of the header task that completed it), and so on."""
         with self._lock:
-            uuids = [
-                str(row[0])
-                for row in self._db.execute(
-                    "SELECT uuid FROM tasks WHERE root_id = ? OR uuid = ? "
-                    "ORDER BY timestamp LIMIT 1000",
-                    (root_id, root_id),
-                )
-            ]
-            return self._documents(uuids)
+            roots, groups, uuids = {root_id}, set[str](), set[str]()
+            new_roots, new_groups = [root_id], list[str]()
+            while (new_roots or new_groups) and len(uuids) < FAMILY_LIMIT:
+                found: list[tuple[Any, ...]] = []
+                for root in new_roots:
+                    found += self._db.execute(
+                        "SELECT t.uuid, t.root_id, json_extract(d.doc, '$.group') "
+                        "FROM tasks t JOIN docs d ON d.uuid = t.uuid "
+                        "WHERE t.root_id = ? OR t.uuid = ? LIMIT ?",
+                        (root, root, FAMILY_LIMIT),
+                    ).fetchall()
+                for group_id in new_groups:
+                    found += self._db.execute(
+                        "SELECT t.uuid, t.root_id, json_extract(d.doc, '$.group') "
+                        "FROM docs d JOIN tasks t ON t.uuid = d.uuid "
+                        f"WHERE {_GROUPED} AND json_extract(d.doc, '$.group') = ? LIMIT ?",
+                        (group_id, FAMILY_LIMIT),
+                    ).fetchall()
+                new_roots, new_groups = [], []
+                for uuid, root, group_id in found:
+                    uuids.add(str(uuid))
+                    if root and root not in roots:
+                        roots.add(str(root))
+                        new_roots.append(str(root))
+                    if group_id and group_id not in groups:
+                        groups.add(str(group_id))
+                        new_groups.append(str(group_id))
+            tasks = self._documents(list(uuids)[:FAMILY_LIMIT])
+        return sorted(tasks, key=lambda t: t.doc.get("timestamp") or 0.0)
 
     def names(self) -> list[str]:
         with self._lock:
@@ -343,4 +372,4 @@ def _chunks(items: list[str]) -> Iterable[list[str]]:
         yield items[start : start + _CHUNK]
 
 
-__all__ = ["MAX_TASKS", "SORTABLE", "StoredTask", "TaskQuery", "TaskStore"]
+__all__ = ["FAMILY_LIMIT", "MAX_TASKS", "SORTABLE", "StoredTask", "TaskQuery", "TaskStore"]

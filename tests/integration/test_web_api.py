@@ -5,6 +5,7 @@ and the pages. One worker and one monitor for the whole module."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from celeriac import Celery, chord, states
+from celeriac import Celery, chain, chord, group, states
 from celeriac.beat.store_backends import store_for
 from celeriac.testing import start_worker
 from celeriac.web.monitor import Monitor
@@ -291,11 +292,58 @@ def test_the_workflow_view_draws_a_chord_launched_by_a_task(cluster: Cluster) ->
     header = client.get(f"/api/task/info/{start.id}").json()["children"]
     assert len(header) == 3
     assert done["parent_id"] in header  # the header task that completed the chord
-    page = client.get(f"/workflow/{done['uuid']}").text
+    # the callback can finish before the last header task's task-succeeded event arrives
+    # (that task sends it after completing the chord): wait for the page to show all five
+    page = wait_until(
+        lambda: (
+            (text := client.get(f"/workflow/{done['uuid']}").text).count('data-state="SUCCESS"')
+            == 5
+            and text
+        ),
+        "every task of the chord SUCCESS in the workflow view",
+    )
     for uuid in [start.id, *header, done["uuid"]]:
         assert f'data-task="{uuid}"' in page
-    assert page.count('class="edge"') == 4 and page.count('data-state="SUCCESS"') == 5
+    # fanout -> 3 header tasks, each header task -> the callback (celeriac's `group` field)
+    assert page.count('class="edge"') == 6 and page.count('data-state="SUCCESS"') == 5
     assert 'id="workflow-link"' in client.get(f"/task/{start.id}").text
+
+
+def _workflow(client: httpx.Client, task_id: str) -> tuple[str, set[str], list[str]]:
+    page = client.get(f"/workflow/{task_id}").text
+    tasks = set(re.findall(r'data-task="([^"]+)"', page))
+    return page, tasks, re.findall(r'data-group="([^"]+)"', page)
+
+
+def test_the_workflow_view_draws_a_group_a_chord_and_a_chain_sent_from_a_client(
+    cluster: Cluster,
+) -> None:
+    client, app = cluster.client, cluster.app
+    add, tsum = app.signature("wtasks.add"), app.signature("wtasks.tsum")
+    grouped = group(add.clone((i, i)) for i in range(3)).apply_async()
+    joined = chord([add.clone((i, 1)) for i in range(3)], tsum).apply_async()
+    chained = chain(add.clone((1, 1)), add.clone((2,)), add.clone((3,))).apply_async()
+    header = [r.id for r in joined.parent.results]
+    steps = [chained.parent.parent.id, chained.parent.id, chained.id]
+    for task_id in [r.id for r in grouped.results] + header + [joined.id] + steps:
+        cluster.wait_state(task_id, states.SUCCESS)
+    # every member of the group, from any member's page: under one node for the group
+    for member in grouped.results:
+        page, tasks, groups = _workflow(client, member.id)
+        assert tasks == {r.id for r in grouped.results} and groups == [grouped.id]
+        assert page.count('class="edge"') == 3 and "group of 3" in page
+    assert 'id="workflow-link"' in client.get(f"/task/{grouped.results[0].id}").text
+    # the chord: its group's node, the header tasks, then the body after all of them
+    for task_id in (header[0], joined.id):
+        page, tasks, groups = _workflow(client, task_id)
+        assert tasks == {*header, joined.id} and groups == [joined.parent.id]
+        assert page.count('class="edge"') == 6 and "chord of 3" in page
+        assert page.count('data-state="SUCCESS"') == 5  # the group's node too
+    # the chain: one row, each step sent by the worker under the one before
+    page, tasks, groups = _workflow(client, chained.id)
+    assert tasks == set(steps) and not groups and page.count('class="edge"') == 2
+    # the API's documents stay Flower's: no `group` key
+    assert "group" not in client.get(f"/api/task/info/{header[0]}").json()
 
 
 def test_schedules_page_pauses_resumes_and_runs_now(cluster: Cluster) -> None:

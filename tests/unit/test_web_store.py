@@ -11,7 +11,7 @@ import pytest
 
 from celeriac import Celery
 from celeriac.web import deadletters, schedules
-from celeriac.web.documents import TASK_FIELDS
+from celeriac.web.documents import TASK_FIELDS, flower_document
 from celeriac.web.monitor import Monitor, masked
 from celeriac.web.store import StoredTask, TaskQuery, TaskStore
 
@@ -196,4 +196,35 @@ def test_only_workers_that_may_answer_are_asked() -> None:
     for event in task_events("quiet-task", now):  # --without-heartbeat: only task events
         monitor.on_event(dict(event, hostname="quiet@h"))
     assert monitor.reachable() == ["quiet@h", "up@h"]
+    app.close()
+
+
+def test_a_workflow_gathers_a_client_sent_chord_by_its_group() -> None:
+    store = TaskStore()
+    store.put([
+        doc("h1", 1.0, root_id="h1", group="g", group_index=0),
+        doc("h2", 2.0, root_id="h2", group="g", group_index=1),
+        doc("body", 3.0, root_id="h2", parent_id="h2", group="g"),
+        doc("next", 4.0, root_id="h2", parent_id="body"),
+        doc("other", 5.0, root_id="other", group="g2", group_index=0),
+    ])  # fmt: skip
+    for start in ("h1", "h2"):
+        assert [t.doc["uuid"] for t in store.family(start)] == ["h1", "h2", "body", "next"]
+    assert [t.doc["uuid"] for t in store.family("other")] == ["other"]
+
+
+def test_the_group_fields_reach_the_workflow_but_not_flowers_documents() -> None:
+    app = Celery("t", broker="memory://web-group")
+    monitor = Monitor(app, TaskStore())
+    # a late task-received (after the task started): Celery's model keeps only its fields
+    events = task_events("m1", 10.0, group="g", group_index=0)
+    for event in (events[1], events[0], events[2]):
+        monitor.on_event(event)
+    for event in task_events("plain", 11.0):  # a Celery worker's: no group
+        monitor.on_event(event)
+    stored = monitor.task("m1")
+    assert stored is not None and stored.doc["group"] == "g" and stored.doc["group_index"] == 0
+    assert "group" not in monitor.task("plain").doc  # type: ignore[union-attr]
+    assert set(flower_document(stored.doc)) == set(TASK_FIELDS)
+    monitor.store.close()
     app.close()

@@ -42,3 +42,43 @@ def test_a_chord_fans_out_then_joins_under_its_last_header_task() -> None:
 def test_a_task_whose_parent_was_never_seen_starts_a_column() -> None:
     graph = layout("x", [task("y", 2, "gone", "x")])
     assert [(n.uuid, n.depth) for n in graph.nodes] == [("y", 0)] and not graph.edges
+
+
+def member(uuid: str, at: float, group: str, index: int | None, **fields: Any) -> StoredTask:
+    """A task from a client-sent group or chord: its own root, ``group`` from celeriac."""
+    found = task(uuid, at, fields.pop("parent", None), fields.pop("root", uuid), **fields)
+    found.doc["group"] = group
+    if index is not None:
+        found.doc["group_index"] = index
+    return found
+
+
+def test_a_group_sent_from_a_client_hangs_under_a_node_of_its_own() -> None:
+    tasks = [member("m1", 1, "g", 0), member("m2", 2, "g", 1, state="STARTED")]
+    graph = layout("m2", tasks)
+    assert [(n.uuid, n.depth, n.kind) for n in graph.nodes] == [
+        ("g", 0, "group"), ("m1", 1, "task"), ("m2", 1, "task")]  # fmt: skip
+    assert graph.nodes[0].name == "group of 2" and graph.nodes[0].state == "STARTED"
+    assert {(e.parent, e.child) for e in graph.edges} == {("g", "m1"), ("g", "m2")}
+
+
+def test_a_chords_body_follows_every_header_task() -> None:
+    tasks = [
+        member("h1", 1, "g", 0),
+        member("h2", 2, "g", 1, state="FAILURE"),
+        member("body", 3, "g", None, parent="h2", root="h2", state="PENDING"),
+        task("next", 4, "body", "h2", state="PENDING"),  # a chain after the chord
+    ]
+    graph = layout("h1", tasks)
+    assert {n.uuid: n.depth for n in graph.nodes} == {"g": 0, "h1": 1, "h2": 1, "body": 2,
+                                                      "next": 3}  # fmt: skip
+    assert graph.nodes[0].name == "chord of 2" and graph.nodes[0].state == "FAILURE"
+    assert {(e.parent, e.child) for e in graph.edges} == {
+        ("g", "h1"), ("g", "h2"), ("h1", "body"), ("h2", "body"), ("body", "next")}  # fmt: skip
+
+
+def test_a_group_a_task_sent_needs_no_node_of_its_own() -> None:
+    tasks = [task("root", 1, None, "root"), member("m1", 2, "g", 0, parent="root", root="root")]
+    graph = layout("root", tasks)
+    assert [(n.uuid, n.depth) for n in graph.nodes] == [("root", 0), ("m1", 1)]
+    assert [(e.parent, e.child) for e in graph.edges] == [("root", "m1")]
