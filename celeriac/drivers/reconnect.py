@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -83,6 +84,16 @@ def retry_call(
                 on_retry(exc, attempt, wait)
             if _wait(wait, sleep, stop, ready):
                 raise
+
+
+def tcp_listening(host: str, port: int, timeout: float = 0.5) -> bool:
+    """Does ``host:port`` accept a TCP connection? (A ``ready`` probe for :func:`retry_call`:
+    a worker reconnects within a second of the server's return, not after its backoff.)"""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def _wait(

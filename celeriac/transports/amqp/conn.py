@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 import amqp
 import amqp.exceptions
 
-from celeriac.drivers.reconnect import RetryPolicy, retry_call
+from celeriac.drivers.reconnect import RetryPolicy, retry_call, tcp_listening
 from celeriac.drivers.tls import PY_AMQP_NAMES, certificate_hint
 from celeriac.drivers.urls import mask_url
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
@@ -189,7 +189,15 @@ def with_retries(
         )
 
     try:
-        result = retry_call(attempt, policy, errors, on_retry=log, stop=stop)
+        result = retry_call(
+            attempt,
+            policy,
+            errors,
+            on_retry=log,
+            stop=stop,
+            # A long backoff (Celery's reaches 30 s) ends once the server's port answers again.
+            ready=lambda: tcp_listening(params.host, params.port),
+        )
     except errors as exc:
         raise OperationalError(f"{what}: cannot reach {params.display}: {_describe(exc)}") from exc
     if retried:

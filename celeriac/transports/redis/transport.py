@@ -15,7 +15,6 @@ and far-future ETA messages can be parked in a per-queue sorted set (``defer``).
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 import uuid
@@ -24,7 +23,7 @@ from typing import Any, TypeVar
 
 import redis
 
-from celeriac.drivers.reconnect import RetryPolicy, retry_call
+from celeriac.drivers.reconnect import RetryPolicy, retry_call, tcp_listening
 from celeriac.drivers.redis import client as redis_conn
 from celeriac.drivers.redis.plain import PlainWire
 from celeriac.drivers.redis.wire import Wire
@@ -148,14 +147,9 @@ class RedisTransport(Transport):
         return result
 
     def _listening(self) -> bool:
-        """Does the server's port accept a TCP connection again? (Between reconnect attempts:
-        the worker reconnects within a second of the server's return, not after its backoff.)"""
+        """Does the server's port accept a TCP connection again? (Between reconnect attempts.)"""
         assert self._probe is not None
-        try:
-            with socket.create_connection(self._probe, timeout=0.5):
-                return True
-        except OSError:
-            return False
+        return tcp_listening(*self._probe)
 
     def open(self) -> None:
         policy = self.connection_policy if self.retry_on_startup else RetryPolicy(max_retries=0)
