@@ -357,6 +357,26 @@ class SQLiteTransport(Transport):
 
         self._waiting(extend, "renewing leases")
 
+    def confirm(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        """Renew the leases still ours (the row's ``claimed_by``) and return those deliveries;
+        a row whose lease ran out was reclaimed and may be another consumer's now."""
+        if not deliveries:
+            return []
+
+        def confirm() -> list[Delivery]:
+            expires = time.time() + self.visibility_timeout
+            ours: list[Delivery] = []
+            with self._write() as conn:
+                for delivery in deliveries:
+                    tag = int(delivery.delivery_tag)
+                    if conn.execute(sql.EXTEND, (expires, tag, self.consumer)).rowcount:
+                        ours.append(delivery)
+                    else:
+                        self._held.discard(tag)
+            return ours
+
+        return self._waiting(confirm, "confirming leases")
+
     def _delete(self, ids: list[int]) -> None:
         if not ids:
             return
