@@ -14,7 +14,7 @@ on_claimers = pytest.mark.parametrize("broker", CLAIMERS, indirect=True)
 
 
 def test_the_transports_that_claim_it() -> None:
-    assert kind_ids(CLAIMERS) == {"sqlite"}
+    assert kind_ids(CLAIMERS) == {"sqlite", "postgresql"}
 
 
 @on_claimers
