@@ -8,6 +8,7 @@ so a real Celery and celeriac can share one file. Each store is a single upsert 
 
 from __future__ import annotations
 
+import logging
 import re
 import sqlite3
 import threading
@@ -28,7 +29,7 @@ from celeriac.backends.database.table_layout import (
     row_values,
 )
 from celeriac.backends.helpers import utcnow
-from celeriac.drivers.sqlite import retry_locked
+from celeriac.drivers.sqlite import SpaceWait, no_space, no_space_text, retry_locked
 from celeriac.drivers.wakeup import wakeup_for
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
 from celeriac.utils import forksafe
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from celeriac.app.config import Settings
 
 _T = TypeVar("_T")
+logger = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_S = 30.0
 
@@ -104,6 +106,8 @@ class SQLiteBackend(ResultBackend):
         # A store in any process of this user wakes the waiters of every process at once.
         self._notifier = wakeup_for(self.path)
         self._seen = threading.local()
+        # A write waits out a full disk: a task's result is stored before its message is acked.
+        self._space = SpaceWait(self.path, logger)
 
     # -- connection ----------------------------------------------------------------------
     def _connection(self) -> sqlite3.Connection:
@@ -118,8 +122,9 @@ class SQLiteBackend(ResultBackend):
             )
             retry_locked(lambda: self._prepare(conn), BUSY_TIMEOUT_S)
         except sqlite3.Error as exc:
+            problem = no_space_text(self.path, exc) if no_space(exc) else str(exc)
             raise ImproperlyConfigured(
-                f"Cannot open the SQLite result store {self.path!r} ({self.url}): {exc}"
+                f"Cannot open the SQLite result store {self.path!r} ({self.url}): {problem}"
             ) from exc
         self._conn, self._pid = conn, forksafe.pid()
         return conn
@@ -165,7 +170,15 @@ class SQLiteBackend(ResultBackend):
     def _execute(
         self, name: str, params: Sequence[Any] | Callable[[], Sequence[Any]]
     ) -> sqlite3.Cursor:
-        """Run one prepared statement; ``params`` may be built once the columns are known."""
+        """Run one prepared statement; ``params`` may be built once the columns are known.
+        While the disk is full it waits, trying again (the error logged once per outage)."""
+        return self._space.call(
+            lambda: self._execute_once(name, params), f"writing results ({name})"
+        )
+
+    def _execute_once(
+        self, name: str, params: Sequence[Any] | Callable[[], Sequence[Any]]
+    ) -> sqlite3.Cursor:
         with self._lock:
             conn = self._connection()
             try:

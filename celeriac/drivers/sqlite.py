@@ -1,9 +1,13 @@
-"""What the SQLite broker and the SQLite result store share: retrying a locked file."""
+"""What the SQLite broker and the SQLite result store share: retrying a locked file and
+waiting out a full disk."""
 
 from __future__ import annotations
 
+import errno
+import logging
 import random
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -32,4 +36,72 @@ def retry_locked(action: Callable[[], _T], timeout: float) -> _T:
         delay = min(delay * 2, 0.005)
 
 
-__all__ = ["retry_locked"]
+#: What SQLite says when a write cannot grow its file (SQLITE_IOERR, SQLITE_FULL).
+_NO_SPACE_TEXT = ("disk I/O error", "database or disk is full")
+#: The same from the operating system: no space, over quota, over the file size limit.
+_NO_SPACE_ERRNO = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+#: The longest wait between two attempts to write to a full disk.
+SPACE_RETRY_MAX = 2.0
+
+
+def no_space(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or what it was raised from) says a file could not grow."""
+    while exc is not None:
+        if isinstance(exc, sqlite3.OperationalError) and any(
+            text in str(exc) for text in _NO_SPACE_TEXT
+        ):
+            return True
+        if isinstance(exc, OSError) and exc.errno in _NO_SPACE_ERRNO:
+            return True
+        exc = exc.__cause__
+    return False
+
+
+def no_space_text(path: str, exc: BaseException) -> str:
+    """The sentence naming the file, the problem and the fix."""
+    while exc.__cause__ is not None:  # SQLite's own words, not a wrapper's
+        exc = exc.__cause__
+    return (
+        f"Cannot write the SQLite file {path!r}: the disk is full or the file cannot grow "
+        f"({exc}). Free disk space (or raise the file size limit or quota)"
+    )
+
+
+class SpaceWait:
+    """Waits out a full disk under one file: the error is logged once per outage (naming the
+    file), the write is tried again with a growing pause, and its return is logged too."""
+
+    def __init__(self, path: str, logger: logging.Logger) -> None:
+        self.path = path
+        self.logger = logger
+        self._full = False
+
+    def call(self, action: Callable[[], _T], what: str, stop: threading.Event | None = None) -> _T:
+        """``action()``, again and again while the disk is full (until ``stop`` is set)."""
+        delay = 0.05
+        while True:
+            try:
+                result = action()
+            except Exception as exc:
+                if not no_space(exc) or (stop is not None and stop.is_set()):
+                    raise
+                if not self._full:
+                    self._full = True
+                    self.logger.error(
+                        "%s; waiting for space to try %s again.",
+                        no_space_text(self.path, exc),
+                        what,
+                    )
+                if stop is None:
+                    time.sleep(delay)
+                elif stop.wait(delay):
+                    raise
+                delay = min(delay * 2, SPACE_RETRY_MAX)
+                continue
+            if self._full:
+                self._full = False
+                self.logger.warning("SQLite file %r written again: %s goes on", self.path, what)
+            return result
+
+
+__all__ = ["SPACE_RETRY_MAX", "SpaceWait", "no_space", "no_space_text", "retry_locked"]

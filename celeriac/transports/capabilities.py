@@ -54,6 +54,18 @@ class Leases(Protocol):
 
 
 @runtime_checkable
+class ConfirmsLeases(Protocol):
+    """Leased deliveries whose holder can ask whether each is still its own: a consumer that
+    was stalled (frozen, swapped out) past ``visibility_timeout`` must not run a message
+    another consumer may have taken meanwhile."""
+
+    def confirm(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        """Renew the lease of those ``deliveries`` this consumer still holds and return them;
+        the others (their lease ran out and the broker took them back) are left out."""
+        ...
+
+
+@runtime_checkable
 class GivesBackPrefetched(Protocol):
     """The broker pushes messages to a consumer ahead of ``get`` (AMQP prefetch, sized by
     :meth:`Transport.qos`), and the transport can give them back.

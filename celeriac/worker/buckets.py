@@ -32,6 +32,7 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from celeriac.exceptions import OperationalError
 from celeriac.utils import forksafe
 
 logger = logging.getLogger(__name__)
@@ -56,7 +57,16 @@ class WorkerBuckets:
         self._slots = slots
         fd, path = tempfile.mkstemp(prefix="celeriac-buckets-")
         os.unlink(path)
-        os.ftruncate(fd, slots * _SLOT.size)
+        try:
+            os.ftruncate(fd, slots * _SLOT.size)
+        except OSError as exc:  # a full disk, or a file size limit: say which file and why
+            os.close(fd)
+            raise OperationalError(
+                f"Cannot make the worker's rate-limit table, a {slots * _SLOT.size} byte file "
+                f"{path!r}: {exc.strerror}; the disk is full or the file cannot grow. Free "
+                "space there (or raise the file size limit), or set TMPDIR to a directory "
+                "with space."
+            ) from exc
         self._fd = fd
         self._mem = mmap.mmap(fd, slots * _SLOT.size)
         self._close = weakref.finalize(self, _release, self._mem, fd)

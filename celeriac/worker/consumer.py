@@ -32,9 +32,10 @@ from celeriac.execution.outcomes import (
     store_terminated,
     worker_lost,
 )
-from celeriac.transports.capabilities import AckAndGet, Defers, Leases
+from celeriac.transports.capabilities import AckAndGet, ConfirmsLeases, Defers, Leases
 from celeriac.worker.liveness import STALLED_AFTER, Liveness
 from celeriac.worker.pools.base import (
+    HoldsBackWhenStalled,
     Job,
     JobResult,
     JobStarted,
@@ -112,6 +113,11 @@ class Consumer:
         self._cold = threading.Event()
         visibility = (self._leases.visibility_timeout if self._leases else 0) or 3600.0
         now = time.monotonic()
+        self._visibility = float(visibility)
+        self._renewed = now  # when the held leases were last renewed (_extend)
+        self._stalled = False  # this turn of the loop started late (see _loop)
+        if isinstance(self.transport, ConfirmsLeases) and isinstance(pool, HoldsBackWhenStalled):
+            pool.stall_after = self._visibility / 2
         # [interval, next run, action]: lease renewal, and expired results removed (Celery
         # leaves that to beat's backend_cleanup; the embedded store has no beat to rely on).
         self._periodic: list[list[Any]] = [
@@ -180,7 +186,11 @@ class Consumer:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self._turned = time.monotonic()
+            now = time.monotonic()
+            # A turn that took half a lease or more: this process may have been stalled
+            # (SIGSTOP, swapped out) with messages in hand whose leases ran out meanwhile.
+            self._stalled = now - self._turned >= self._visibility / 2
+            self._turned = now
             self._handle_completions()
             if self._sweep.is_set():
                 self._sweep_revoked()
@@ -330,6 +340,7 @@ class Consumer:
 
     # -- dispatching -------------------------------------------------------------------------
     def _dispatch(self, fetch: bool = False) -> None:
+        self._drop_lost_leases()
         slots = self.pool.accepts() if self.ready else 0
         if self.one_job_per_slot:  # autoscale: what waits stays here, for new slots to take
             slots = min(slots, self.pool.size - len(self.in_pool))
@@ -372,6 +383,38 @@ class Consumer:
             self._flush_acks()
         for delivery in fetched or ():
             self._receive(delivery)
+
+    def _drop_lost_leases(self) -> None:
+        """Before running prefetched messages whose lease may have run out (this worker was
+        stalled, e.g. frozen by SIGSTOP, past ``visibility_timeout``), ask the broker which
+        are still ours; the others went back and may have run elsewhere: forget them."""
+        transport = self.transport
+        if not self.ready or not isinstance(transport, ConfirmsLeases):
+            return
+        since = time.monotonic() - self._visibility * 0.9
+        stalled, self._stalled = self._stalled, False
+        stale = [r for r in self.ready if stalled or max(r.received, self._renewed) <= since]
+        if not stale:
+            return
+        checked = [r.delivery for r in stale]
+        self._forget_lost(checked, transport.confirm(checked))
+
+    def _forget_lost(self, checked: list[Delivery], kept: list[Delivery]) -> None:
+        """Forget the waiting requests of ``checked`` deliveries the broker did not confirm
+        (a running one is left to finish: its ack will find nothing to delete)."""
+        ours = {id(d) for d in kept}
+        lost = {id(d) for d in checked} - ours
+        if not lost:
+            return
+        for request in [r for r in self.ready if id(r.delivery) in lost]:
+            logger.info(
+                "Task %s[%s] dropped unrun: its lease ran out while this worker was stalled, "
+                "and the broker may have given it to another worker",
+                request.name,
+                request.id,
+            )
+            self.ready.remove(request)
+            self.state.forget(request)
 
     def _run_inline(self, jobs: list[Job], fetch: bool) -> None:
         """Jobs that run in this thread, one after another: each one's early ack is sent as
@@ -485,8 +528,11 @@ class Consumer:
 
     def _extend(self) -> None:
         held = self._held()
-        if held and self._leases is not None:
+        if held and isinstance(self.transport, ConfirmsLeases):
+            self._forget_lost(held, self.transport.confirm(held))
+        elif held and self._leases is not None:
             self._leases.extend(held)
+        self._renewed = time.monotonic()
 
     def _cleanup_results(self) -> None:
         if not self.app.conf.result_expires:

@@ -112,6 +112,9 @@ DELETE_IDS = "DELETE FROM {s}.messages WHERE id = ANY(%s)"
 UNCLAIM = """UPDATE {s}.messages SET claimed_by = NULL, claim_expires = NULL, redelivered = TRUE
     WHERE id = ANY(%s) AND claimed_by = %s RETURNING queue"""
 EXTEND = "UPDATE {s}.messages SET claim_expires = %s WHERE id = ANY(%s) AND claimed_by = %s"
+#: EXTEND that says which rows were still ours (ConfirmsLeases).
+CONFIRM = """UPDATE {s}.messages SET claim_expires = %s WHERE id = ANY(%s) AND claimed_by = %s
+    RETURNING id"""
 DEFER = """UPDATE {s}.messages SET claimed_by = NULL, claim_expires = NULL, visible_at = %s
     WHERE id = %s AND claimed_by = %s"""
 #: Move held rows to the end of their queues (new ids), in their order, then wake consumers.

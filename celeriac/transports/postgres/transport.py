@@ -468,6 +468,23 @@ class PostgresTransport(Transport):
 
             self._retrying(extend, "extending leases")
 
+    def confirm(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        """Renew the leases still ours (the row's ``claimed_by``) and return those deliveries;
+        a row whose lease ran out was reclaimed and may be another consumer's now."""
+        if not deliveries:
+            return []
+        expires = time.time() + self.visibility_timeout
+        ids = [int(d.delivery_tag) for d in deliveries]
+
+        def confirm() -> set[int]:
+            with self._cursor() as cur:
+                rows = cur.execute(self.q("CONFIRM"), (expires, ids, self.consumer)).fetchall()
+                return {int(row[0]) for row in rows}
+
+        ours = self._retrying(confirm, "confirming leases")
+        self._held.difference_update(set(ids) - ours)
+        return [d for d in deliveries if int(d.delivery_tag) in ours]
+
     # -- queue admin ---------------------------------------------------------------------
     def purge(self, queue: str) -> int:
         def purge() -> int:

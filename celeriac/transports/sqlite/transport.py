@@ -20,10 +20,10 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
 
-from celeriac.drivers.sqlite import retry_locked
+from celeriac.drivers.sqlite import SpaceWait, no_space, no_space_text, retry_locked
 from celeriac.drivers.wakeup import wakeup_for
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
 from celeriac.protocol.entities import Queue
@@ -94,6 +94,8 @@ class SQLiteTransport(Transport):
         self.polling_interval = number(self.options, "polling_interval", 0.05)
         self.fanout_retention = number(self.options, "fanout_retention", 60.0)
         self._notifier = wakeup_for(self.path)
+        # A consumer waits out a full disk instead of failing (and stopping its worker).
+        self._space = SpaceWait(self.path, logger)
         self._conn: sqlite3.Connection | None = None
         self._reset_process_state()
         forksafe.guard(self)
@@ -125,6 +127,8 @@ class SQLiteTransport(Transport):
                 )
             except sqlite3.Error as exc:
                 raise OperationalError(f"Cannot open SQLite broker {self.path!r}: {exc}") from exc
+            except OSError as exc:
+                raise OperationalError(no_space_text(self.path, exc)) from exc
             try:
                 self._retry(lambda: _set_up(conn))
             except BaseException:
@@ -149,6 +153,8 @@ class SQLiteTransport(Transport):
             try:
                 yield self._connection()
             except sqlite3.Error as exc:
+                if no_space(exc):
+                    raise OperationalError(no_space_text(self.path, exc)) from exc
                 raise OperationalError(f"SQLite broker {self.path!r}: {exc}") from exc
 
     @contextmanager
@@ -162,7 +168,18 @@ class SQLiteTransport(Transport):
                 if conn.in_transaction:  # some errors already rolled back
                     conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error:  # e.g. a full disk: the next BEGIN must start afresh
+                if conn.in_transaction:
+                    with suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                raise
+
+    def _waiting(self, action: Callable[[], _T], what: str) -> _T:
+        """A consumer's write, tried again while the disk is full (the rows it holds stay
+        leased to it meanwhile; nothing is acknowledged before it is written)."""
+        return self._space.call(action, what, self._abandoned)
 
     def _read(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
         """Rows of one read-only statement (WAL readers are rarely refused; retried if so)."""
@@ -241,7 +258,7 @@ class SQLiteTransport(Transport):
             return []
         self._consumed = True
         seen = self._notifier.generation
-        taken = self._claim(queues, max_messages)
+        taken = self._waiting(lambda: self._claim(queues, max_messages), "claiming messages")
         if taken:
             self._backoff = 0.001
         if taken or timeout is None:
@@ -258,7 +275,11 @@ class SQLiteTransport(Transport):
             else:
                 delay = min(delay * 2, max(self.polling_interval, 0.001))
             # A read-only probe first: idle pollers must not queue up for the write lock.
-            if self._ready(queues) and (taken := self._claim(queues, max_messages)):
+            if self._ready(queues) and (
+                taken := self._waiting(
+                    lambda: self._claim(queues, max_messages), "claiming messages"
+                )
+            ):
                 self._backoff = 0.001
                 return taken
         self._backoff = delay
@@ -289,39 +310,72 @@ class SQLiteTransport(Transport):
         return taken
 
     def ack(self, deliveries: Sequence[Delivery]) -> None:
-        self._delete([int(d.delivery_tag) for d in deliveries])
+        ids = [int(d.delivery_tag) for d in deliveries]
+        self._waiting(lambda: self._delete(ids), "acknowledging")
 
     def reject(self, deliveries: Sequence[Delivery], *, requeue: bool = False) -> None:
         ids = [int(d.delivery_tag) for d in deliveries]
         if not ids:
             return
         if not requeue:
-            self._delete(ids)
+            self._waiting(lambda: self._delete(ids), "rejecting")
             return
+        self._waiting(lambda: self._requeue(ids), "requeueing")
+        self._notifier.notify()
+
+    def _requeue(self, ids: list[int]) -> None:
         now = time.time()
         with self._write() as conn:
             conn.executemany(sql.REQUEUE_AT_END, [(now, i, self.consumer) for i in ids])
             conn.executemany(sql.DELETE_HELD, [(i, self.consumer) for i in ids])
             self._held.difference_update(ids)
-        self._notifier.notify()
 
     def restore(self, deliveries: Sequence[Delivery]) -> None:
         """Unclaim in place: the rows keep their ids, so they come back before newer ones."""
-        self._unclaim([int(d.delivery_tag) for d in deliveries])
+        ids = [int(d.delivery_tag) for d in deliveries]
+        self._waiting(lambda: self._unclaim(ids), "giving back messages")
 
     def defer(self, delivery: Delivery, until: float) -> None:
         tag = int(delivery.delivery_tag)
-        with self._write() as conn:
-            conn.execute(sql.DEFER, (until, tag, self.consumer))
-            self._held.discard(tag)
+
+        def defer() -> None:
+            with self._write() as conn:
+                conn.execute(sql.DEFER, (until, tag, self.consumer))
+                self._held.discard(tag)
+
+        self._waiting(defer, "deferring a message")
 
     def extend(self, deliveries: Sequence[Delivery]) -> None:
         if not deliveries:
             return
-        expires = time.time() + self.visibility_timeout
-        with self._write() as conn:
-            params = [(expires, int(d.delivery_tag), self.consumer) for d in deliveries]
-            conn.executemany(sql.EXTEND, params)
+
+        def extend() -> None:
+            expires = time.time() + self.visibility_timeout
+            with self._write() as conn:
+                params = [(expires, int(d.delivery_tag), self.consumer) for d in deliveries]
+                conn.executemany(sql.EXTEND, params)
+
+        self._waiting(extend, "renewing leases")
+
+    def confirm(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        """Renew the leases still ours (the row's ``claimed_by``) and return those deliveries;
+        a row whose lease ran out was reclaimed and may be another consumer's now."""
+        if not deliveries:
+            return []
+
+        def confirm() -> list[Delivery]:
+            expires = time.time() + self.visibility_timeout
+            ours: list[Delivery] = []
+            with self._write() as conn:
+                for delivery in deliveries:
+                    tag = int(delivery.delivery_tag)
+                    if conn.execute(sql.EXTEND, (expires, tag, self.consumer)).rowcount:
+                        ours.append(delivery)
+                    else:
+                        self._held.discard(tag)
+            return ours
+
+        return self._waiting(confirm, "confirming leases")
 
     def _delete(self, ids: list[int]) -> None:
         if not ids:

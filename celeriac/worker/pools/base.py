@@ -243,6 +243,16 @@ class RunsInMainThread(Protocol):
     def executing(self) -> bool: ...
 
 
+@runtime_checkable
+class HoldsBackWhenStalled(Protocol):
+    """A pool that runs a batch of jobs one after another where the consumer cannot look
+    between two of them: once ``stall_after`` seconds passed since the batch or its previous
+    job began (a long job, or the process was stopped), it starts no more of the batch and
+    gives the rest back unstarted, for the consumer to check their leases first."""
+
+    stall_after: float | None
+
+
 #: A task whose last run here took less than this is "fast": its result may wait in a write
 #: batch while the next job runs. Before any other job the batch is flushed and reported, so
 #: a slow (or never seen) task never holds back the results of the ones before it.

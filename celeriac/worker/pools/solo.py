@@ -5,6 +5,7 @@ so the rest of a batch is never acknowledged before it runs."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 
 from celeriac.worker.pools.base import Job, JobStarted, Pool, run_batch
@@ -24,6 +25,10 @@ class SoloPool(Pool):
     on_job_start: Callable[[Job], None] | None = None
     #: Stopping: the jobs of the batch not started yet are not run.
     holding = False
+    #: Seconds after which the rest of a batch is given back unstarted (the consumer sets
+    #: it from the broker's lease: those messages may no longer be this worker's).
+    stall_after: float | None = None
+    _began = 0.0  # when the batch or its latest job began (monotonic)
 
     def start(self) -> None:
         self.concurrency = 1
@@ -36,6 +41,7 @@ class SoloPool(Pool):
 
     def submit_many(self, jobs: Sequence[Job]) -> None:
         self.executing = True
+        self._began = time.monotonic()
         try:
             rest = run_batch(
                 self.app,
@@ -52,12 +58,16 @@ class SoloPool(Pool):
 
     def _started(self, job: Job) -> None:
         # In this thread: the consumer sends the job's early ack before it runs.
+        self._began = time.monotonic()
         self.on_result(JobStarted(job.key))
         if self.on_job_start is not None:
             self.on_job_start(job)
 
     def _holding_back(self) -> bool:
-        return self.holding
+        if self.holding:
+            return True
+        stall = self.stall_after
+        return stall is not None and time.monotonic() - self._began >= stall
 
     def hold_back(self) -> None:
         self.holding = True
