@@ -264,6 +264,19 @@ def serve_link(
         yield Link(request.param, client, worker)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _fresh_kombu_pools() -> Iterator[None]:
+    """Each module starts with kombu's process-wide pools empty. Celery's producer pool is
+    ``kombu.pools.producers[connection]``, keyed by URL and shared by every app in the process,
+    so a later module's Celery client (the same vhost: it is per process) would publish on a
+    connection an earlier module opened, which the broker may have closed while it sat idle
+    (ConnectionResetError when three processes run the suite)."""
+    yield
+    from kombu import pools  # lazy: only the interop tests have real Celery (kombu) installed
+
+    pools.reset()
+
+
 @pytest.fixture(scope="module")
 def celery_client(endpoint: Endpoint) -> Iterator[Any]:
     """A real Celery app object (client side) on the endpoint."""
