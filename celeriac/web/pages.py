@@ -143,17 +143,20 @@ class Pages:
             workers=[w.hostname for w in self.monitor.workers()],
         )
 
+    def _unknown_task(self, request: Request, title: str, task_id: str) -> Response:
+        return self.render(
+            request,
+            "error.html",
+            status=404,
+            title=title,
+            message=f"Unknown task '{task_id}' (not seen by this monitor)",
+        )
+
     async def task(self, request: Request) -> Response:
         task_id = request.path_params["task_id"]
         found = await run_in_threadpool(self.monitor.task, task_id)
         if found is None:
-            return self.render(
-                request,
-                "error.html",
-                status=404,
-                title="Task",
-                message=f"Unknown task '{task_id}' (not seen by this monitor)",
-            )
+            return self._unknown_task(request, "Task", task_id)
         timeline = []
         first = found.history[0][1] if found.history else None
         for state, at in found.history:
@@ -172,13 +175,7 @@ class Pages:
         task_id = request.path_params["task_id"]
         found = await run_in_threadpool(self.monitor.task, task_id)
         if found is None:
-            return self.render(
-                request,
-                "error.html",
-                status=404,
-                title="Workflow",
-                message=f"Unknown task '{task_id}' (not seen by this monitor)",
-            )
+            return self._unknown_task(request, "Workflow", task_id)
         root_id = str(found.doc.get("root_id") or task_id)
         family = await run_in_threadpool(self.monitor.family, root_id)
         return self.render(

@@ -307,6 +307,10 @@ def test_the_workflow_view_draws_a_chord_launched_by_a_task(cluster: Cluster) ->
     # fanout -> 3 header tasks, each header task -> the callback (celeriac's `group` field)
     assert page.count('class="edge"') == 6 and page.count('data-state="SUCCESS"') == 5
     assert 'id="workflow-link"' in client.get(f"/task/{start.id}").text
+    for page_path in ("/task/never-seen", "/workflow/never-seen"):
+        unknown = client.get(page_path)
+        assert unknown.status_code == 404
+        assert "Unknown task &#39;never-seen&#39; (not seen by this monitor)" in unknown.text
 
 
 def _workflow(client: httpx.Client, task_id: str) -> tuple[str, set[str], list[str]]:
