@@ -20,6 +20,8 @@ class TcpProxy:
         self.target = target
         #: Seconds each relayed chunk waits before it is forwarded (0: none).
         self.latency = 0.0
+        #: Bytes that arrived while :meth:`hold` kept them back (what a cut would drop).
+        self.held = 0
         self._flowing = threading.Event()
         self._flowing.set()
         self._lock = threading.Lock()
@@ -98,6 +100,9 @@ class TcpProxy:
 def _pump(src: socket.socket, dst: socket.socket, proxy: TcpProxy) -> None:
     try:
         while data := src.recv(65536):
+            if not proxy._flowing.is_set():
+                with proxy._lock:
+                    proxy.held += len(data)
             proxy._flowing.wait()
             if proxy.latency:
                 time.sleep(proxy.latency)

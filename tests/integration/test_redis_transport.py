@@ -15,7 +15,8 @@ from celeriac.exceptions import OperationalError
 from celeriac.protocol.message import Message
 from celeriac.transports.redis.transport import RedisTransport
 from tests.integration.conftest import wait_until
-from tests.servers import REDIS_BROKER_DB, redis_namespace
+from tests.servers import REDIS_BROKER_DB, REDIS_HOST, REDIS_PORT, redis_namespace
+from tests.tcp_proxy import tcp_proxy
 
 FAST = {"visibility_timeout": 0.5, "unacked_restore_interval": 0.0}
 
@@ -137,7 +138,7 @@ def _recorded(transport: RedisTransport, tag: str) -> bool:
 
 
 def test_a_message_brpop_takes_is_recorded_as_unacked_without_a_wait(connect: Any) -> None:
-    consumer, producer = connect(), connect()
+    consumer, producer = connect(key_tracking=False), connect()
     delivery = _through_brpop(consumer, producer, "b")
     wait_until(lambda: _recorded(consumer, delivery.delivery_tag), "the unacked record")
     consumer.ack([delivery])
@@ -147,7 +148,7 @@ def test_a_message_brpop_takes_is_recorded_as_unacked_without_a_wait(connect: An
 def test_a_record_whose_reply_was_lost_is_made_again_on_the_next_call(
     connect: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    consumer, producer = connect(), connect()
+    consumer, producer = connect(key_tracking=False), connect()
     lost: list[Any] = []
 
     def lose(client: Any, commands: Any, on_replies: Any) -> None:  # never reaches Redis
@@ -163,3 +164,70 @@ def test_a_record_whose_reply_was_lost_is_made_again_on_the_next_call(
     assert not _recorded(consumer, second.delivery_tag)
     assert consumer.get(["q"], timeout=0) == []  # the next call records it again
     assert _recorded(consumer, second.delivery_tag)
+
+
+def test_a_connection_cut_while_a_consumer_waits_takes_no_message(connect: Any) -> None:
+    """The server's answer to a waiting consumer is dropped on the way (a network cut): with
+    BRPOP that answer was the message itself, popped and gone; with key tracking it is only
+    the news of a change, and the message is still in its list when the consumer is back."""
+    producer = connect()
+    prefix = producer.keys.prefix
+    with tcp_proxy(REDIS_HOST, REDIS_PORT) as proxy:
+        url = f"redis://{proxy.address}/{REDIS_BROKER_DB}"
+        consumer = RedisTransport(url, {"global_keyprefix": prefix, "socket_timeout": 5})
+        consumer.open()
+        got: list[Any] = []
+        waiting = threading.Thread(target=lambda: got.extend(consumer.get(["q"], timeout=30)))
+        waiting.start()
+        wait_until(lambda: _waiting_on(producer, prefix + "q"), "the consumer to wait")
+        proxy.hold()
+        producer.publish(msg("kept"), routing_key="q")
+        wait_until(lambda: proxy.held, "the server's answer to reach the proxy")
+        proxy.cut()  # the answer is dropped with the connection
+        assert producer.client.llen(prefix + "q") == 1  # nothing was taken
+        proxy.release()
+        proxy.restore()
+        waiting.join(30)
+        assert [d.message.body for d in got] == [b"kept"]
+        consumer.close()
+
+
+def _waiting_on(transport: RedisTransport, key: str) -> bool:
+    """Is a connection of this database watching ``key`` (key tracking) or blocked on it?"""
+    for c in transport.client.client_list():
+        if str(c.get("db")) != str(REDIS_BROKER_DB):
+            continue
+        if "t" in str(c.get("flags")) or c.get("cmd") == "brpop":
+            return True
+    return False
+
+
+def test_a_server_refusing_key_tracking_is_named_and_brpop_serves(
+    connect: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    admin = connect()
+    name, password = f"celeriac-notrack-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
+    admin.client.acl_setuser(
+        name,
+        enabled=True,
+        passwords=[f"+{password}"],
+        keys=[admin.keys.prefix + "*"],
+        commands=["+@all", "-client|tracking"],
+    )
+    try:
+        url = f"redis://{name}:{password}@{REDIS_HOST}:{REDIS_PORT}/{REDIS_BROKER_DB}"
+        consumer = RedisTransport(url, {"global_keyprefix": admin.keys.prefix})
+        consumer.open()
+        caplog.set_level(logging.WARNING, "celeriac.transports.redis")
+        waiting = threading.Thread(target=lambda: got.extend(consumer.get(["q"], timeout=20)))
+        got: list[Any] = []
+        waiting.start()
+        wait_until(lambda: _blocked_in_brpop(consumer), "the consumer to block in BRPOP")
+        admin.publish(msg("served"), routing_key="q")
+        waiting.join(20)
+        assert [d.message.body for d in got] == [b"served"]
+        [warning] = [r.getMessage() for r in caplog.records if "key tracking" in r.getMessage()]
+        assert "client|tracking" in warning and "BRPOP" in warning
+        consumer.close()
+    finally:
+        admin.client.acl_deluser(name)

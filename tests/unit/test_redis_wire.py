@@ -21,7 +21,7 @@ from redis.exceptions import (
     ResponseError,
 )
 
-from celeriac.drivers.redis.wire import _Reader, pack
+from celeriac.drivers.redis.wire import Reader, pack
 
 
 class FakeSocket:
@@ -45,7 +45,7 @@ class FakeSocket:
 
 
 def read_all(chunks: Iterable[bytes], count: int) -> list[Any]:
-    reader = _Reader(FakeSocket(chunks))
+    reader = Reader(FakeSocket(chunks))
     replies = [reader.read() for _ in range(count)]
     assert not reader.buffered()
     return replies
@@ -149,7 +149,7 @@ def test_replies_read_as_redis_py_reads_them() -> None:
 
 def test_push_replies_are_told_apart() -> None:
     push = b">3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n"
-    reader = _Reader(FakeSocket([push + b"$1\r\nx\r\n", push]))
+    reader = Reader(FakeSocket([push + b"$1\r\nx\r\n", push]))
     assert (reader.read(), reader.push) == ([b"subscribe", b"ch", 1], True)
     assert (reader.read(), reader.push) == (b"x", False)
     assert not reader.buffered()
@@ -171,7 +171,7 @@ def test_a_reply_split_at_every_byte(wire: bytes, value: Any) -> None:
 def test_every_reply_one_byte_at_a_time() -> None:
     chunks = [STREAM[i : i + 1] for i in range(len(STREAM))]
     socket = FakeSocket(chunks)
-    reader = _Reader(socket)
+    reader = Reader(socket)
     assert [reader.read() for _ in VALUES] == VALUES
     assert socket.recvs == len(STREAM) and not reader.buffered()
 
@@ -189,7 +189,7 @@ def test_every_reply_in_random_chunks(seed: int) -> None:
 
 def test_several_replies_in_one_read() -> None:
     socket = FakeSocket([STREAM])
-    reader = _Reader(socket)
+    reader = Reader(socket)
     first = reader.read()
     assert first == VALUES[0] and reader.buffered()
     assert [reader.read() for _ in VALUES[1:]] == VALUES[1:]
@@ -197,7 +197,7 @@ def test_several_replies_in_one_read() -> None:
 
 
 def test_end_of_stream_mid_reply_is_a_connection_error() -> None:
-    reader = _Reader(FakeSocket([b"$10\r\nhalf"]))
+    reader = Reader(FakeSocket([b"$10\r\nhalf"]))
     with pytest.raises(redis.ConnectionError, match="closed"):
         reader.read()
 
@@ -218,7 +218,7 @@ def test_a_reply_type_not_read_is_a_connection_error(wire: bytes) -> None:
     numbers: the connection is in an unknown state, so the caller drops it and its retry
     policy reconnects (a ValueError would escape that policy)."""
     with pytest.raises(redis.ConnectionError, match="Unexpected reply"):
-        _Reader(FakeSocket([wire])).read()
+        Reader(FakeSocket([wire])).read()
 
 
 # -- error replies ---------------------------------------------------------------------------
@@ -242,7 +242,7 @@ def test_an_error_reply_is_the_exception_redis_py_raises(
     expected = BaseParser.parse_error(text)
     for wire in (b"-%b\r\n" % text.encode(), b"!%d\r\n%b\r\n" % (len(text), text.encode())):
         socket = FakeSocket([wire + b":1\r\n"])
-        reader = _Reader(socket)
+        reader = Reader(socket)
         error = reader.read()
         assert type(error) is kind is type(expected)
         assert str(error) == str(expected)
@@ -256,6 +256,6 @@ def test_an_error_inside_an_array_is_returned_in_place() -> None:
 
 def test_a_connection_level_error_reply_is_raised() -> None:
     """``LOADING`` is a connection error to redis-py (retried, not returned to the caller)."""
-    reader = _Reader(FakeSocket([b"-LOADING Redis is loading the dataset in memory\r\n"]))
+    reader = Reader(FakeSocket([b"-LOADING Redis is loading the dataset in memory\r\n"]))
     with pytest.raises(BusyLoadingError, match="Redis is loading"):
         reader.read()

@@ -48,7 +48,7 @@ def pack(commands: Sequence[Sequence[Any]]) -> bytes:
     return b"".join(out)
 
 
-class _Reader:
+class Reader:
     """Replies from one socket (RESP2 and the RESP3 types these commands return)."""
 
     def __init__(self, sock: Any) -> None:
@@ -142,7 +142,7 @@ class _Conn:
         self.pid = forksafe.pid()
         self.owner = owner
         self.conn = conn
-        self.reader = _Reader(conn._sock)
+        self.reader = Reader(conn._sock)
         #: Commands sent without waiting: (how many replies, who gets them), oldest first.
         self.pending: list[tuple[int, OnReplies]] = []
 
@@ -273,7 +273,7 @@ class Wire:
         try:
             if conn._sock is None:
                 conn.connect()
-            reader = _Reader(conn._sock)
+            reader = Reader(conn._sock)
             reader.sock.sendall(pack(commands))
             replies = [reader.read() for _ in commands]
             if reader.buffered():  # never expected: do not hand a confused connection back
@@ -301,7 +301,7 @@ class _ListenSlot(threading.local):
     pid: int = 0
     owner: Any = None
     conn: Any = None
-    reader: _Reader | None = None
+    reader: Reader | None = None
     channels: set[bytes]  # subscribed: the wanted ones and up to STALE_CHANNELS others
     wanted: set[bytes]  # the channels whose messages are kept
     values: dict[bytes, Any]  # channel/key -> the latest document read or heard
@@ -347,7 +347,7 @@ class Listener:
         if conn._sock is None:
             conn.connect()  # type: ignore[no-untyped-call]
         slot.pid, slot.owner, slot.conn = forksafe.pid(), client, conn
-        slot.reader = _Reader(conn._sock)
+        slot.reader = Reader(conn._sock)
         slot.channels, slot.wanted, slot.values = set(), set(), {}
 
     def subscribe_and_read(self, client: redis.Redis, keys: Sequence[str]) -> None:

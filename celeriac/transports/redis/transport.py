@@ -7,7 +7,9 @@ and ``unacked_index`` sorted set (any consumer restores expired leases) and the 
 channels (``/<db>.<exchange>/<routing key>``).
 
 What celeriac adds without changing what others see: a batch of messages is popped and recorded
-as unacked in one server-side script (no window in which a crash loses a popped message), held
+as unacked in one server-side script (no window in which a crash loses a popped message), an
+idle consumer waits on key tracking instead of ``BRPOP`` (a broken connection cannot take a
+message with it; :mod:`celeriac.drivers.redis.tracking`), held
 messages have their lease renewed (``extend``) so only a dead consumer's messages come back,
 and far-future ETA messages can be parked in a per-queue sorted set (``defer``).
 """
@@ -26,6 +28,7 @@ import redis
 from celeriac.drivers.reconnect import RetryPolicy, retry_call, tcp_listening
 from celeriac.drivers.redis import client as redis_conn
 from celeriac.drivers.redis.plain import PlainWire
+from celeriac.drivers.redis.tracking import KeyWatch
 from celeriac.drivers.redis.wire import Wire
 from celeriac.drivers.tls import REDIS_PY_NAMES, certificate_hint
 from celeriac.exceptions import DecodeError, ImproperlyConfigured, OperationalError
@@ -95,6 +98,8 @@ class RedisTransport(Transport):
         self._client: redis.Redis | None = None
         self._wire = Wire() if option(opts, "redis_lean_resp", default=True) else PlainWire()
         self._pops = PopScript(self.keys, self._wire)
+        # Off: wait with BRPOP as kombu does (a message popped as the connection breaks is lost).
+        self._watch = KeyWatch() if option(opts, "key_tracking", default=True) else None
         self._lock = threading.Lock()
         self._held: dict[str, tuple[str, str]] = {}  # tag -> (queue, raw envelope)
         self._last_served: str | None = None
@@ -171,6 +176,8 @@ class RedisTransport(Transport):
             logger.error("Could not give back %d message(s) on close: %s", len(tags), exc)
         finally:
             self._wire.close()
+            if self._watch is not None:
+                self._watch.close()
 
     # -- topology --------------------------------------------------------------------------
     def declare_queue(self, queue: Queue) -> None:
@@ -301,6 +308,8 @@ class RedisTransport(Transport):
             self._record_again()
             self._maybe_restore_visible()
             order = self._order(queues)
+            # Watching starts before the look: a message pushed after it wakes the wait.
+            watching = deadline is not None and self._watching(queues)
             found = self._pop(order, limit)
             if found or deadline is None:
                 return self._deliveries(found)
@@ -315,6 +324,10 @@ class RedisTransport(Transport):
                 if remaining <= _MIN_BLOCK:
                     return []
                 continue  # a parked message is due: the next pop moves it to its list
+            if watching:
+                assert self._watch is not None
+                self._watch.wait(block)
+                continue  # changed, or the slice passed: the script looks again
             hit = self._wire.execute(self.client, [("BRPOP", *self.keys.pop_order(order), block)])
             if hit[0]:
                 key, raw = hit[0]
@@ -322,6 +335,23 @@ class RedisTransport(Transport):
                 # the task starts without waiting for that round trip.
                 self._pops.record_later(self.client, order, (key, raw))
                 return self._deliveries([(text(key), text(raw))])
+
+    def _watching(self, queues: list[str]) -> bool:
+        """Arm the key watch on ``queues``' lists; False when waiting falls back to BRPOP."""
+        watch = self._watch
+        if watch is None:
+            return False
+        if watch.arm(self.client, self.keys.pop_order(queues)):
+            return True
+        if watch.unsupported is not None:
+            logger.warning(
+                "Redis at %s refused key tracking (%s; Redis 6 or later has it): waiting "
+                "with BRPOP, which loses a message whose reply a broken connection drops",
+                self.where,
+                watch.unsupported,
+            )
+            self._watch = None
+        return False
 
     def _pop(
         self,
