@@ -21,7 +21,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from celeriac import signals, states
@@ -298,15 +298,21 @@ class Consumer:
         if not revoked:
             return
         now = time.time()
-        dropped = [r for r in self.ready if r.id in revoked]
-        self.ready = deque(r for r in self.ready if r.id not in revoked)
-        dropped += [entry[2] for entry in self.eta if entry[2].id in revoked]
-        self.eta = [entry for entry in self.eta if entry[2].id not in revoked]
-        heapq.heapify(self.eta)
-        dropped += self.rate_limited.remove(revoked)
-        for request in dropped:
+        for request in self._take_waiting(lambda r: r.id in revoked):
             self._discard_if_revoked(request, now)
         self._flush_acks()
+
+    def _take_waiting(self, picked: Callable[[Request], bool]) -> list[Request]:
+        """Take the ``picked`` requests out of every waiting line (ready, ETA, rate-limited)."""
+        taken = [r for r in self.ready if picked(r)]
+        if taken:
+            self.ready = deque(r for r in self.ready if not picked(r))
+        in_eta = [entry[2] for entry in self.eta if picked(entry[2])]
+        if in_eta:
+            self.eta = [entry for entry in self.eta if not picked(entry[2])]
+            heapq.heapify(self.eta)
+        limited = {r.id for r in self.rate_limited.requests() if picked(r)}
+        return taken + in_eta + (self.rate_limited.remove(limited) if limited else [])
 
     def _waiting(self) -> list[Request]:
         return [*self.ready, *(r for _, _, r in self.eta), *self.rate_limited.requests()]
@@ -406,14 +412,13 @@ class Consumer:
         lost = {id(d) for d in checked} - ours
         if not lost:
             return
-        for request in [r for r in self.ready if id(r.delivery) in lost]:
+        for request in self._take_waiting(lambda r: id(r.delivery) in lost):
             logger.info(
                 "Task %s[%s] dropped unrun: its lease ran out while this worker was stalled, "
                 "and the broker may have given it to another worker",
                 request.name,
                 request.id,
             )
-            self.ready.remove(request)
             self.state.forget(request)
 
     def _run_inline(self, jobs: list[Job], fetch: bool) -> None:

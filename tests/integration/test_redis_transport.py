@@ -231,3 +231,26 @@ def test_a_server_refusing_key_tracking_is_named_and_brpop_serves(
         consumer.close()
     finally:
         admin.client.acl_deluser(name)
+
+
+def test_confirm_keeps_a_renewed_lease_and_drops_one_another_consumer_took(
+    connect: Any,
+) -> None:
+    """A lease that ran out was restored and taken by another consumer under the same tag:
+    only the lease score tells the holders apart (ConfirmsLeases)."""
+    first, second = connect(**FAST), connect(**FAST)
+    first.publish(msg("kept"), routing_key="q")
+    first.publish(msg("taken"), routing_key="q")
+    kept, taken = first.get(["q"], max_messages=2, timeout=5)
+    assert first.confirm([kept, taken]) == [kept, taken]
+
+    def renew_and_look() -> list[Any]:
+        first.extend([kept])  # "taken" is not renewed: its lease runs out
+        return second.get(["q"], timeout=0.2)
+
+    [again] = wait_until(renew_and_look, "the other consumer to take the expired message")
+    assert (again.message.body, again.delivery_tag) == (b"taken", taken.delivery_tag)
+    assert first.confirm([kept, taken]) == [kept]
+    assert second.confirm([again]) == [again]
+    first.ack([kept])
+    assert first.confirm([kept]) == []  # settled: no longer held

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from celeriac import Celery
 from celeriac.worker.worker import Worker
 from tests.integration.conftest import wait_until
+from tests.servers import REDIS_BROKER_DB, redis_namespace
 
 
 @pytest.fixture
@@ -106,3 +109,37 @@ def test_far_eta_from_a_foreign_client_is_parked_in_the_broker(
     finally:
         worker.stop()
         thread.join(30)
+
+
+def test_an_eta_task_whose_lease_another_worker_took_is_dropped_unrun(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A held ETA message (Redis: the worker holds it until due) that another consumer took
+    meanwhile (its lease ran out while this worker was stalled, and the message was recorded
+    again with that consumer's score) is dropped at the next lease check, not run at its ETA."""
+    prefix = f"thread-{uuid.uuid4().hex[:8]}:"
+    url = redis_namespace(REDIS_BROKER_DB, "thread-*")
+    app = Celery("t", broker=url, backend="cache+memory://")
+    app.conf.broker_transport_options = {"visibility_timeout": 4, "global_keyprefix": prefix}
+
+    @app.task(name="t.later")
+    def later() -> str:
+        return "ran"
+
+    later.apply_async(countdown=60)
+    worker = Worker(app, pool="solo", install_signal_handlers=False, without_banner=True)
+    thread = threading.Thread(target=worker.start, daemon=True)
+    thread.start()
+    caplog.set_level("INFO", "celeriac.worker")
+    try:
+        wait_until(lambda: worker.consumer is not None and worker.consumer.eta, "the ETA hold")
+        client = redis.Redis.from_url(url)
+        index = prefix + "unacked_index"
+        [tag] = client.zrange(index, 0, -1)
+        client.zadd(index, {tag: 1.5})  # another consumer's lease now
+        wait_until(lambda: "dropped unrun" in caplog.text, "the lease check (every second)")
+        assert worker.consumer is not None and not worker.consumer.eta
+    finally:
+        worker.stop()
+        thread.join(30)
+        app.close()

@@ -113,6 +113,21 @@ return {out, next_due}
 """
 )
 
+#: KEYS: unacked_index. ARGV: now, then (delivery tag, the score its holder last wrote) pairs.
+#: Renews and returns the tags whose score is still the holder's: another score means the
+#: lease ran out, was restored and another consumer took the message (it keeps its tag).
+CONFIRM_LEASES = r"""
+local kept = {}
+for i = 2, #ARGV, 2 do
+  local held = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if held and tonumber(held) == tonumber(ARGV[i + 1]) then
+    redis.call('ZADD', KEYS[1], 'XX', ARGV[1], ARGV[i])
+    table.insert(kept, ARGV[i])
+  end
+end
+return kept
+"""
+
 #: kombu's mutex release: delete the lock only if we still own it.
 RELEASE_MUTEX = r"""
 if redis.call("get", KEYS[1]) == ARGV[1] then
@@ -121,4 +136,4 @@ end
 return 0
 """
 
-__all__ = ["POP_AND_RECORD", "RELEASE_MUTEX"]
+__all__ = ["CONFIRM_LEASES", "POP_AND_RECORD", "RELEASE_MUTEX"]

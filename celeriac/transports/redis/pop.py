@@ -23,6 +23,12 @@ SHA = hashlib.sha1(POP_AND_RECORD.encode()).hexdigest()
 Carried = tuple[Any, Any]
 
 
+def score() -> str:
+    """A lease's ``unacked_index`` score: now, as the exact text sent (the holder compares
+    it later to tell its own lease from one another consumer took after a restore)."""
+    return repr(time.time())
+
+
 class PopScript:
     """One per transport; ``next_due`` is when the earliest parked message is due."""
 
@@ -30,11 +36,17 @@ class PopScript:
         self.keys = keys
         self.wire = wire
         self.next_due: float | None = None
-        #: Messages BRPOP took whose unacked record failed (see :meth:`record_later`).
-        self.unrecorded: list[tuple[list[str], Carried]] = []
+        #: Messages BRPOP took whose unacked record failed (see :meth:`record_later`), with
+        #: the lease score they were to be recorded with.
+        self.unrecorded: list[tuple[list[str], Carried, str]] = []
 
     def command(
-        self, order: list[str], limit: int, carried: Carried | None, acks: Sequence[str]
+        self,
+        order: list[str],
+        limit: int,
+        carried: Carried | None,
+        acks: Sequence[str],
+        now: str,
     ) -> list[Any]:
         """``EVALSHA`` with the script's KEYS and ARGV."""
         keys = self.keys
@@ -48,7 +60,7 @@ class PopScript:
             SHA,
             len(script_keys),
             *script_keys,
-            repr(time.time()),
+            now,
             limit,
             len(lists),
             len(delayed),
@@ -68,10 +80,12 @@ class PopScript:
         limit: int,
         carried: Carried | None = None,
         acks: Sequence[str] = (),
+        now: str | None = None,
     ) -> list[tuple[str, str]]:
         """One call: promote due parked messages, ack ``acks``, pop and record up to
-        ``limit`` (the script is loaded again if the server lost it)."""
-        command = self.command(order, limit, carried, acks)
+        ``limit`` with the lease score ``now`` (:func:`score`; the script is loaded again if
+        the server lost it)."""
+        command = self.command(order, limit, carried, acks, now or score())
         try:
             reply = self.wire.execute(client, [command])[0]
         except redis.exceptions.NoScriptError:
@@ -84,7 +98,9 @@ class PopScript:
         self.next_due = float(next_due) if next_due else None
         return [(text(out[i]), text(out[i + 1])) for i in range(0, len(out), 2)]
 
-    def record_later(self, client: redis.Redis, order: list[str], carried: Carried) -> None:
+    def record_later(
+        self, client: redis.Redis, order: list[str], carried: Carried, now: str
+    ) -> None:
         """Send the script that records ``carried`` as unacked; its reply is read before the
         next command on this connection. Should it fail (the server lost its scripts, the
         connection dropped), :meth:`record_again` records it on the next call unless it was
@@ -95,22 +111,22 @@ class PopScript:
             if isinstance(replies, BaseException) or isinstance(
                 replies[0], redis.exceptions.ResponseError
             ):
-                self.unrecorded.append((order, carried))
+                self.unrecorded.append((order, carried, now))
             else:
                 self._read(replies[0])
 
-        self.wire.send(client, [self.command(order, 1, carried, ())], on_replies)
+        self.wire.send(client, [self.command(order, 1, carried, (), now)], on_replies)
 
     def record_again(self, client: redis.Redis, held: Container[str]) -> None:
         """Record what :meth:`record_later` could not, for messages still ``held``."""
         while self.unrecorded:
-            order, carried = self.unrecorded.pop(0)
+            order, carried, now = self.unrecorded.pop(0)
             try:
                 _, info = decode(carried[1])
             except DecodeError:
                 continue
             if str(info.get("delivery_tag") or "") in held:
-                self.pop(client, order, 1, carried=carried)
+                self.pop(client, order, 1, carried=carried, now=now)
 
 
-__all__ = ["SHA", "Carried", "PopScript"]
+__all__ = ["SHA", "Carried", "PopScript", "score"]

@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import redis
@@ -41,7 +41,8 @@ from celeriac.transports.redis import unacked
 from celeriac.transports.redis.codec import decode, retry_policies, text
 from celeriac.transports.redis.fanout import RedisSubscription
 from celeriac.transports.redis.keys import Keyspace
-from celeriac.transports.redis.pop import Carried, PopScript
+from celeriac.transports.redis.lua import CONFIRM_LEASES
+from celeriac.transports.redis.pop import Carried, PopScript, score
 from celeriac.utils import forksafe
 from celeriac.utils.ids import uuid4
 
@@ -102,6 +103,7 @@ class RedisTransport(Transport):
         self._watch = KeyWatch() if option(opts, "key_tracking", default=True) else None
         self._lock = threading.Lock()
         self._held: dict[str, tuple[str, str]] = {}  # tag -> (queue, raw envelope)
+        self._scores: dict[str, str] = {}  # tag -> the lease score this consumer last wrote
         self._last_served: str | None = None
         self._next_restore = 0.0
 
@@ -113,6 +115,7 @@ class RedisTransport(Transport):
             self._client = redis_conn.client(self.params)
             if self._pid and self._pid != forksafe.pid():
                 self._held = {}  # the parent's deliveries are the parent's to settle
+                self._scores = {}
             self._pid = forksafe.pid()
         return self._client
 
@@ -167,6 +170,7 @@ class RedisTransport(Transport):
         with self._lock:
             held = dict(self._held)
             self._held.clear()
+            self._scores.clear()
         tags = list(held)
         queues = {tag: queue for tag, (queue, _raw) in held.items()}
         try:
@@ -298,7 +302,9 @@ class RedisTransport(Transport):
         def fetch() -> list[Delivery]:
             self._record_again()
             self._maybe_restore_visible()
-            return self._deliveries(self._pop(self._order(list(queues)), max_messages, acks=tags))
+            now = score()
+            order = self._order(list(queues))
+            return self._deliveries(self._pop(order, max_messages, acks=tags, now=now), now)
 
         return self._call(fetch, self.connection_policy, "consuming")
 
@@ -310,9 +316,10 @@ class RedisTransport(Transport):
             order = self._order(queues)
             # Watching starts before the look: a message pushed after it wakes the wait.
             watching = deadline is not None and self._watching(queues)
-            found = self._pop(order, limit)
+            now = score()
+            found = self._pop(order, limit, now=now)
             if found or deadline is None:
-                return self._deliveries(found)
+                return self._deliveries(found, now)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
@@ -333,8 +340,9 @@ class RedisTransport(Transport):
                 key, raw = hit[0]
                 # Recorded as unacked by the script, whose reply is read on the next call:
                 # the task starts without waiting for that round trip.
-                self._pops.record_later(self.client, order, (key, raw))
-                return self._deliveries([(text(key), text(raw))])
+                now = score()
+                self._pops.record_later(self.client, order, (key, raw), now)
+                return self._deliveries([(text(key), text(raw))], now)
 
     def _watching(self, queues: list[str]) -> bool:
         """Arm the key watch on ``queues``' lists; False when waiting falls back to BRPOP."""
@@ -359,8 +367,9 @@ class RedisTransport(Transport):
         limit: int,
         carried: Carried | None = None,
         acks: Sequence[str] = (),
+        now: str | None = None,
     ) -> list[tuple[str, str]]:
-        return self._pops.pop(self.client, order, limit, carried, acks)
+        return self._pops.pop(self.client, order, limit, carried, acks, now)
 
     def _record_again(self) -> None:
         self._pops.record_again(self.client, self._held)
@@ -371,7 +380,8 @@ class RedisTransport(Transport):
         self._wire.flush()
         self._record_again()
 
-    def _deliveries(self, found: list[tuple[str, str]]) -> list[Delivery]:
+    def _deliveries(self, found: list[tuple[str, str]], now: str) -> list[Delivery]:
+        """Deliveries of what the pop script took and recorded with the lease score ``now``."""
         deliveries: list[Delivery] = []
         for key, raw in found:
             queue = self.keys.queue_of(key)
@@ -383,6 +393,7 @@ class RedisTransport(Transport):
             tag = str(info.get("delivery_tag") or uuid.uuid4())
             with self._lock:
                 self._held[tag] = (queue, raw)
+                self._scores[tag] = now
             self._last_served = queue
             deliveries.append(
                 Delivery(
@@ -399,6 +410,8 @@ class RedisTransport(Transport):
 
     def _release(self, deliveries: Sequence[Delivery]) -> dict[str, tuple[str, str]]:
         with self._lock:
+            for d in deliveries:
+                self._scores.pop(d.delivery_tag, None)
             return {
                 d.delivery_tag: self._held.pop(d.delivery_tag, (d.queue, "")) for d in deliveries
             }
@@ -467,16 +480,45 @@ class RedisTransport(Transport):
         """Renew leases: a fresh ``unacked_index`` score (``XX``: never re-adds a settled one)."""
         with self._lock:
             tags = [d.delivery_tag for d in deliveries if d.delivery_tag in self._held]
-        if tags:
-            now = time.time()
+        if not tags:
+            return
+        now = score()
+        self._settle_sent()
+        self._call(
+            lambda: self.client.zadd(self.keys.unacked_index, dict.fromkeys(tags, now), xx=True),
+            self.connection_policy,
+            "renewing leases",
+        )
+        self._remember_scores(tags, now)
+
+    def confirm(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        """Renew and return the deliveries whose lease is still this consumer's: its tag is
+        in ``unacked_index`` with the score this consumer wrote last (``ConfirmsLeases``).
+        Another score means the lease ran out and the message went to another consumer."""
+        with self._lock:
+            expected = {
+                d.delivery_tag: self._scores[d.delivery_tag]
+                for d in deliveries
+                if d.delivery_tag in self._scores
+            }
+        if not expected:
+            return []
+        now = score()
+        pairs = [value for item in expected.items() for value in item]
+
+        def run() -> Any:
             self._settle_sent()
-            self._call(
-                lambda: self.client.zadd(
-                    self.keys.unacked_index, dict.fromkeys(tags, now), xx=True
-                ),
-                self.connection_policy,
-                "renewing leases",
-            )
+            return self.client.eval(CONFIRM_LEASES, 1, self.keys.unacked_index, now, *pairs)
+
+        kept = {text(tag) for tag in self._call(run, self.connection_policy, "renewing leases")}
+        self._remember_scores(kept, now)
+        return [d for d in deliveries if d.delivery_tag in kept]
+
+    def _remember_scores(self, tags: Iterable[str], now: str) -> None:
+        with self._lock:
+            for tag in tags:
+                if tag in self._scores:
+                    self._scores[tag] = now
 
     def _maybe_restore_visible(self) -> None:
         """Every ``unacked_restore_interval``: restore any consumer's expired leases."""
