@@ -43,6 +43,17 @@ class WriteBatching(Protocol):
 
 
 @runtime_checkable
+class OpensAtStart(Protocol):
+    """A store the worker opens before it takes a message: one it cannot write (a read-only
+    file) stops the worker at start with an error naming the problem, instead of failing
+    every result it would store."""
+
+    def open(self) -> None:
+        """Connect and check that results can be written; raise a clear error if not."""
+        ...
+
+
+@runtime_checkable
 class UniqueClaims(Protocol):
     """Keys can be claimed atomically with an expiry (unique tasks, ``unique_for=``)."""
 
@@ -118,4 +129,11 @@ def write_batching(backend: object) -> WriteBatching | None:
 _BATCHES: dict[type, bool] = {}
 
 
-__all__ = ["ChordParts", "JoinsChords", "UniqueClaims", "WriteBatching", "write_batching"]
+__all__ = [
+    "ChordParts",
+    "JoinsChords",
+    "OpensAtStart",
+    "UniqueClaims",
+    "WriteBatching",
+    "write_batching",
+]

@@ -29,7 +29,7 @@ from celeriac.backends.database.table_layout import (
     row_values,
 )
 from celeriac.backends.helpers import utcnow
-from celeriac.drivers.sqlite import SpaceWait, no_space, no_space_text, retry_locked
+from celeriac.drivers.sqlite import SpaceWait, cannot_write_text, retry_locked, unwritable
 from celeriac.drivers.wakeup import wakeup_for
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
 from celeriac.utils import forksafe
@@ -116,18 +116,28 @@ class SQLiteBackend(ResultBackend):
             return self._conn
         if self._conn is not None:
             _inherited.append(self._conn)
+        problem = unwritable(self.path)
+        if problem is not None:
+            raise ImproperlyConfigured(f"Cannot open the SQLite result store: {problem}")
         try:
             conn = sqlite3.connect(
                 self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )
             retry_locked(lambda: self._prepare(conn), BUSY_TIMEOUT_S)
         except sqlite3.Error as exc:
-            problem = no_space_text(self.path, exc) if no_space(exc) else str(exc)
+            problem = cannot_write_text(self.path, exc) or str(exc)
             raise ImproperlyConfigured(
                 f"Cannot open the SQLite result store {self.path!r} ({self.url}): {problem}"
             ) from exc
         self._conn, self._pid = conn, forksafe.pid()
         return conn
+
+    def open(self) -> None:
+        """Open the store now (``OpensAtStart``): a worker whose result file is read-only
+        stops at start, naming the file, instead of running tasks whose results it cannot
+        store."""
+        with self._lock:
+            self._connection()
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
         if self.path != ":memory:":

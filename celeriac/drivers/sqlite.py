@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import random
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 _T = TypeVar("_T")
 
@@ -57,13 +58,70 @@ def no_space(exc: BaseException | None) -> bool:
     return False
 
 
-def no_space_text(path: str, exc: BaseException) -> str:
-    """The sentence naming the file, the problem and the fix."""
+#: What SQLite says when it may not write at all (SQLITE_READONLY), and the same from the OS.
+_READ_ONLY_TEXT = ("readonly database",)
+_READ_ONLY_ERRNO = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+def read_only(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or what it was raised from) says a file may not be written."""
+    while exc is not None:
+        if isinstance(exc, sqlite3.OperationalError) and any(
+            text in str(exc) for text in _READ_ONLY_TEXT
+        ):
+            return True
+        if isinstance(exc, OSError) and exc.errno in _READ_ONLY_ERRNO:
+            return True
+        exc = exc.__cause__
+    return False
+
+
+def cannot_write_text(path: str, exc: BaseException) -> str | None:
+    """The sentence naming the file, the problem and the fix when ``exc`` says the file
+    cannot be written (a full disk, a read-only file); None for any other error."""
+    if no_space(exc):
+        return no_space_text(path, exc)
+    if read_only(exc):
+        return _read_only_text(path, _own_words(exc))
+    return None
+
+
+def unwritable(path: str) -> str | None:
+    """Why this process cannot write the SQLite file ``path`` (the file, or the directory
+    its ``-wal`` and ``-shm`` files are made in, is read-only for it), or None. SQLite itself
+    opens such a file read-only without a word and fails at the first write."""
+    if path == ":memory:" or path.startswith("file:") or not path:
+        return None
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.exists(path):
+        if not os.access(path, os.W_OK):
+            return _read_only_text(path, "the file is read-only for this user")
+        if os.path.exists(path + "-wal"):
+            return None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return _read_only_text(path, f"its directory {directory!r} is read-only for this user")
+    return None
+
+
+def _read_only_text(path: str, why: Any) -> str:
+    return (
+        f"Cannot write the SQLite file {path!r}: it is read-only ({why}). Make the file and "
+        "its directory writable for the worker's user (permissions, owner, a read-only "
+        "mount, chattr +i)"
+    )
+
+
+def _own_words(exc: BaseException) -> BaseException:
     while exc.__cause__ is not None:  # SQLite's own words, not a wrapper's
         exc = exc.__cause__
+    return exc
+
+
+def no_space_text(path: str, exc: BaseException) -> str:
+    """The sentence naming the file, the problem and the fix."""
     return (
         f"Cannot write the SQLite file {path!r}: the disk is full or the file cannot grow "
-        f"({exc}). Free disk space (or raise the file size limit or quota)"
+        f"({_own_words(exc)}). Free disk space (or raise the file size limit or quota)"
     )
 
 
@@ -104,4 +162,13 @@ class SpaceWait:
             return result
 
 
-__all__ = ["SPACE_RETRY_MAX", "SpaceWait", "no_space", "no_space_text", "retry_locked"]
+__all__ = [
+    "SPACE_RETRY_MAX",
+    "SpaceWait",
+    "cannot_write_text",
+    "no_space",
+    "no_space_text",
+    "read_only",
+    "retry_locked",
+    "unwritable",
+]

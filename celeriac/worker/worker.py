@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from celeriac import signals
 from celeriac.app.annotations import apply_annotations
 from celeriac.app.cluster import ClusterStore, cluster_store_for
+from celeriac.backends.capabilities import OpensAtStart
 from celeriac.beat.service import Beat
 from celeriac.events.event import HEARTBEAT_FREQUENCY
 from celeriac.events.node import NodeEvents
@@ -216,6 +217,9 @@ class Worker:
         queues = self._queues()
         transport = self.app.connection()
         transport.open()
+        backend = self.app.backend
+        if isinstance(backend, OpensAtStart):
+            backend.open()
         for queue in queues:
             transport.declare_queue(queue)
         signals.worker_init.send(sender=self)

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
 
-from celeriac.drivers.sqlite import SpaceWait, no_space, no_space_text, retry_locked
+from celeriac.drivers.sqlite import SpaceWait, cannot_write_text, retry_locked, unwritable
 from celeriac.drivers.wakeup import wakeup_for
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
 from celeriac.protocol.entities import Queue
@@ -121,14 +121,18 @@ class SQLiteTransport(Transport):
             # is refused the write lock loses it again and again to one that is not; _retry
             # below waits in steps of a tenth of a millisecond instead.
             self._created = self._created or not os.path.exists(self.path)
+            problem = unwritable(self.path)
+            if problem is not None:
+                raise OperationalError(problem)
             try:
                 conn = sqlite3.connect(
                     self.path, timeout=0, isolation_level=None, check_same_thread=False
                 )
-            except sqlite3.Error as exc:
-                raise OperationalError(f"Cannot open SQLite broker {self.path!r}: {exc}") from exc
-            except OSError as exc:
-                raise OperationalError(no_space_text(self.path, exc)) from exc
+            except (sqlite3.Error, OSError) as exc:
+                problem = cannot_write_text(self.path, exc)
+                if problem is None:
+                    problem = f"Cannot open SQLite broker {self.path!r}: {exc}"
+                raise OperationalError(problem) from exc
             try:
                 self._retry(lambda: _set_up(conn))
             except BaseException:
@@ -153,8 +157,9 @@ class SQLiteTransport(Transport):
             try:
                 yield self._connection()
             except sqlite3.Error as exc:
-                if no_space(exc):
-                    raise OperationalError(no_space_text(self.path, exc)) from exc
+                problem = cannot_write_text(self.path, exc)
+                if problem is not None:
+                    raise OperationalError(problem) from exc
                 raise OperationalError(f"SQLite broker {self.path!r}: {exc}") from exc
 
     @contextmanager
