@@ -17,7 +17,7 @@ from celeriac.events.dispatcher import EventDispatcher
 from celeriac.events.taskinfo import sent_fields
 from celeriac.protocol import task_v2
 from celeriac.protocol.message import Message, TaskCall
-from celeriac.protocol.options import SendOptions
+from celeriac.protocol.options import DEFAULT_OPTIONS, SendOptions
 from celeriac.protocol.saferepr import saferepr
 from celeriac.utils import forksafe
 from celeriac.utils.current import get_current_task
@@ -52,13 +52,15 @@ class ConnectionPool:
 
     @contextlib.contextmanager
     def acquire(self) -> Iterator[Transport]:
-        transport = self._take()
+        transport = self.take()
         try:
             yield transport
         finally:
-            self._give_back(transport)
+            self.give_back(transport)
 
-    def _take(self) -> Transport:
+    def take(self) -> Transport:
+        """A connection of this process, for one thread: give it back with
+        :meth:`give_back` (``acquire`` does both; this pair is the hot path's)."""
         with self._cond:
             if self._pid != forksafe.pid():  # forked: the inherited connections are the parent's
                 self._pid, self._idle, self._made, self._closed = forksafe.pid(), [], 0, False
@@ -79,7 +81,7 @@ class ConnectionPool:
                 self._cond.notify()
             raise
 
-    def _give_back(self, transport: Transport) -> None:
+    def give_back(self, transport: Transport) -> None:
         with self._cond:
             keep = self.limit and not self._closed and self._pid == forksafe.pid()
             if keep:
@@ -109,6 +111,18 @@ class ConnectionPool:
             transport.close()
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Settings:
+    """The settings every send reads, taken once per revision of the app's settings."""
+
+    revision: int
+    serializer: str
+    compression: str | None
+    delivery_mode: int
+    priority: int | None
+    sent_event: bool
+
+
 @dataclasses.dataclass(slots=True)
 class _Held:
     """A send made inside :meth:`Producer.batch`, encoded and waiting to be published."""
@@ -133,6 +147,23 @@ class Producer:
         self._event_clock = itertools.count(1)  # the Lamport clock of task-sent events
         self._origin_pid = 0
         self._origin = ""
+        self._settings: _Settings | None = None
+
+    def settings(self) -> _Settings:
+        """What a send reads from the settings (read again when they change)."""
+        conf = self.app.conf
+        cached = self._settings
+        if cached is not None and cached.revision == conf.revision:
+            return cached
+        cached = self._settings = _Settings(
+            revision=conf.revision,
+            serializer=conf["task_serializer"],
+            compression=conf["task_compression"],
+            delivery_mode=conf["task_default_delivery_mode"],
+            priority=conf["task_default_priority"],
+            sent_event=bool(conf["task_send_sent_event"]),
+        )
+        return cached
 
     @property
     def pool(self) -> ConnectionPool:
@@ -168,8 +199,8 @@ class Producer:
         task: Task[Any, Any] | None = None,
     ) -> str:
         """Publish one task message; return its id."""
-        conf = self.app.conf
-        if kwargs is not None and not isinstance(kwargs, Mapping):
+        settings = self.settings()
+        if kwargs is not None and type(kwargs) is not dict and not isinstance(kwargs, Mapping):
             raise TypeError(f"kwargs of {name} must be a mapping, not {type(kwargs).__name__}")
         args_t = tuple(args) if args is not None else ()
         call = self._build_call(name, args_t, dict(kwargs or {}), opts)
@@ -188,15 +219,13 @@ class Producer:
         )
         if opts.priority is None and route.priority is not None:  # a router chose it
             opts = dataclasses.replace(opts, priority=route.priority)
-        serializer = opts.serializer or conf["task_serializer"]
-        compression = opts.compression or conf["task_compression"]
         message = task_v2.encode(
             call,
-            serializer=serializer,
-            compression=compression,
-            properties=self._properties(call, opts),
+            serializer=opts.serializer or settings.serializer,
+            compression=opts.compression or settings.compression,
+            properties=self._properties(call, opts, settings),
         )
-        self._publish(call, message, route, opts)
+        self._publish(call, message, route, settings)
         return call.id
 
     @contextlib.contextmanager
@@ -220,15 +249,16 @@ class Producer:
             finally:
                 self._batches.held = None
 
-    def _publish(self, call: TaskCall, message: Any, route: Route, opts: SendOptions) -> None:
-        _announce(
-            signals.before_task_publish,
-            call,
-            message,
-            route,
-            declare=[route.queue] if route.queue else [],
-            retry_policy=None,
-        )
+    def _publish(self, call: TaskCall, message: Any, route: Route, settings: _Settings) -> None:
+        if signals.before_task_publish.has_receivers:
+            _announce(
+                signals.before_task_publish,
+                call,
+                message,
+                route,
+                declare=[route.queue] if route.queue else [],
+                retry_policy=None,
+            )
         not_before = call.eta.timestamp() if call.eta is not None else None
         if not call.ignore_result:
             self.app.backend.on_task_call(call.id)
@@ -238,7 +268,9 @@ class Producer:
             if len(held) >= self.batch_size:
                 self._flush()
             return
-        with self.pool.acquire() as transport:
+        pool = self.pool
+        transport = pool.take()
+        try:
             self._declare(transport, route)
             transport.publish(
                 message,
@@ -246,8 +278,10 @@ class Producer:
                 routing_key=route.routing_key,
                 not_before=not_before,
             )
-            if self.app.conf["task_send_sent_event"]:
+            if settings.sent_event:
                 self._send_sent_event(transport, call, route)
+        finally:
+            pool.give_back(transport)
         _announce(signals.after_task_publish, call, message, route)
 
     def _declare(self, transport: Transport, route: Route) -> None:
@@ -276,7 +310,7 @@ class Producer:
                     not_before=held[start].not_before,
                 )
                 start = end
-            if self.app.conf["task_send_sent_event"]:
+            if self.settings().sent_event:
                 for item in held:
                     self._send_sent_event(transport, item.call, item.route)
         for item in held:
@@ -303,8 +337,24 @@ class Producer:
     def _build_call(
         self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], opts: SendOptions
     ) -> TaskCall:
-        now = datetime.now(timezone.utc)
         task_id = opts.task_id or uuid4()
+        parent_id, root_id = opts.parent_id, opts.root_id
+        current = get_current_task()
+        if current is not None and parent_id is None:
+            request = current.request
+            parent_id = request.id
+            root_id = root_id or request.root_id
+        if opts is DEFAULT_OPTIONS:  # delay(): every other field at its default
+            return TaskCall(
+                name=name,
+                id=task_id,
+                args=args,
+                kwargs=kwargs,
+                root_id=root_id or task_id,
+                parent_id=parent_id,
+                origin=self.origin,
+            )
+        now = datetime.now(timezone.utc)
         eta = opts.eta
         if opts.countdown is not None:
             eta = now + timedelta(seconds=opts.countdown)
@@ -315,12 +365,6 @@ class Producer:
             expires = self.app.localize(opts.expires)
         elif opts.expires is not None:
             expires = self.app.localize(now + timedelta(seconds=float(opts.expires)))
-        parent_id, root_id = opts.parent_id, opts.root_id
-        current = get_current_task()
-        if current is not None and parent_id is None:
-            request = current.request
-            parent_id = request.id
-            root_id = root_id or request.root_id
         return TaskCall(
             name=name,
             id=task_id,
@@ -347,22 +391,21 @@ class Producer:
             chord=dict(opts.chord) if opts.chord else None,
         )
 
-    def _properties(self, call: TaskCall, opts: SendOptions) -> dict[str, Any]:
-        conf = self.app.conf
+    def _properties(self, call: TaskCall, opts: SendOptions, settings: _Settings) -> dict[str, Any]:
         props: dict[str, Any] = {
             "correlation_id": call.id,
             "reply_to": opts.reply_to or self.app.thread_oid,
         }
         if opts.origin:  # a retry: Celery repeats the first sender's origin here
             props["origin"] = opts.origin
-        props["delivery_mode"] = opts.delivery_mode or conf["task_default_delivery_mode"]
+        props["delivery_mode"] = opts.delivery_mode or settings.delivery_mode
         if isinstance(opts.expires, (int, float)) and not isinstance(opts.expires, bool):
             # Seconds as given (Celery: expires=30 -> expiration "30000", no clock drift).
             props["expiration"] = str(max(0, int(opts.expires * 1000)))
         elif call.expires is not None:
             remaining = (call.expires - datetime.now(timezone.utc)).total_seconds()
             props["expiration"] = str(max(0, int(remaining * 1000)))
-        priority = opts.priority if opts.priority is not None else conf["task_default_priority"]
+        priority = opts.priority if opts.priority is not None else settings.priority
         props["priority"] = int(priority or 0)
         return props
 

@@ -118,6 +118,7 @@ class RouterTable:
         )
         self.queues: dict[str, Queue] = {}
         self._default: Queue | None = None
+        self._plain: Route | None = None  # the default route (see _default_route)
         for q in conf.task_queues or []:
             self.queues[q.name] = self._with_default_exchange(q)
 
@@ -180,14 +181,20 @@ class RouterTable:
         task: Any = None,
     ) -> Route:
         """Routers first, explicit options on top, then the default queue (Celery's order)."""
+        if not self.routers and queue is None and exchange is None and routing_key is None:
+            return self._default_route()
         options = self.lookup(name, args, kwargs, task)
         explicit = {"queue": queue, "exchange": exchange, "routing_key": routing_key}
         options.update({k: v for k, v in explicit.items() if v is not None})
         target = options.get("queue")
         q = self.default_queue() if target is None else self._resolve(target)
-        ex = options.get("exchange")
-        rk = options.get("routing_key")
-        priority = options.get("priority")
+        return self._to(
+            q, options.get("exchange"), options.get("routing_key"), options.get("priority")
+        )
+
+    def _to(
+        self, q: Queue, ex: str | Exchange | None, rk: str | None, priority: int | None
+    ) -> Route:
         ex_name = ex.name if isinstance(ex, Exchange) else ex
         exchange_type = q.exchange.type if q.exchange is not None else "direct"
         if not ex_name and not rk and exchange_type == "direct":
@@ -196,6 +203,15 @@ class RouterTable:
             ex_name = q.exchange.name if q.exchange is not None else ""
             return Route(ex_name or self.default_exchange.name, rk or q.key, q, priority)
         return Route(ex_name, rk or "", q, priority)
+
+    def _default_route(self) -> Route:
+        """Where a task goes that no router and no option sends elsewhere (kept while the
+        default queue stays the same)."""
+        q = self.default_queue()
+        cached = self._plain
+        if cached is None or cached.queue is not q:
+            cached = self._plain = self._to(q, None, None, None)
+        return cached
 
     def _resolve(self, target: str | Queue) -> Queue:
         return target if isinstance(target, Queue) else self.queue(target)

@@ -191,7 +191,11 @@ class Task(Generic[P, R]):
         app = self.app
         # Send hooks (unique tasks, ...) take their own options out before the standard ones.
         send_hooks = app.hook_list.composed("send", _send_hooks)
-        taken = [{k: options.pop(k) for k in h.options if k in options} for h in send_hooks]
+        taken = (
+            [{k: options.pop(k) for k in h.options if k in options} for h in send_hooks]
+            if send_hooks
+            else []
+        )
         opts = SendOptions.from_kwargs(self._default_options(options))
         if app.conf["task_always_eager"]:
             return self.apply(args, kwargs, task_id=opts.task_id)

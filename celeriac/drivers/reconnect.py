@@ -59,8 +59,12 @@ def retry_call(
     sleep: Callable[[float], None] = time.sleep,
     stop: threading.Event | None = None,
     ready: Callable[[], bool] | None = None,
+    failed: BaseException | None = None,
 ) -> _T:
     """Call ``action``; on one of ``errors`` wait and call again per ``policy``.
+
+    ``failed``: the caller's own first call of ``action`` raised it (a hot path calls once
+    without this machinery and comes here only on a failure): handled as the first error.
 
     ``on_retry(exc, attempt, wait)`` is called before each wait (log there, with the URL
     masked). The last error is re-raised when the policy is exhausted, or at once when
@@ -72,6 +76,9 @@ def retry_call(
     attempt = 0
     while True:
         try:
+            if failed is not None:
+                first, failed = failed, None
+                raise first
             return action()
         except errors as exc:
             wait = next(intervals, None)

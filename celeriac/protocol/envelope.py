@@ -71,19 +71,23 @@ def to_envelope(
     ``redelivered`` marks ``delivery_info`` as a restored message does (the ``redelivered``
     header, if any, travels in ``message.headers``).
     """
-    properties = {k: v for k, v in message.properties.items() if k not in TRANSPORT_PROPERTIES}
+    own = message.properties
+    if TRANSPORT_PROPERTIES.isdisjoint(own):  # the common case: a plain copy
+        properties = dict(own)
+    else:
+        properties = {k: v for k, v in own.items() if k not in TRANSPORT_PROPERTIES}
     delivery_info: dict[str, Any] = {"exchange": exchange, "routing_key": routing_key}
     if redelivered:
         delivery_info["redelivered"] = True
     properties["delivery_info"] = delivery_info
-    properties["priority"] = message.properties.get("priority") or 0
+    properties["priority"] = own.get("priority") or 0
     properties["body_encoding"] = body_encoding
     properties["delivery_tag"] = delivery_tag
     return {
         "body": _encode_body(message.body, body_encoding),
         "content-encoding": message.content_encoding,
         "content-type": message.content_type,
-        "headers": dict(message.headers),
+        "headers": message.headers,  # read only (encoded), never changed
         "properties": properties,
     }
 

@@ -53,7 +53,7 @@ class SendOptions:
     def from_kwargs(cls, options: Mapping[str, Any]) -> SendOptions:
         """Build from ``apply_async`` keyword arguments; unknown ones raise a clear error."""
         if not options:  # delay(): every option at its default (the value is frozen: shared)
-            return _DEFAULTS
+            return DEFAULT_OPTIONS
         known = _FIELD_NAMES
         values: dict[str, Any] = {}
         for key, value in options.items():
@@ -73,7 +73,8 @@ class SendOptions:
 
 
 _FIELD_NAMES = frozenset(f.name for f in fields(SendOptions))
-_DEFAULTS = SendOptions()
+#: The options of ``delay()`` (one shared, frozen value: a send may test ``is`` it).
+DEFAULT_OPTIONS = SendOptions()
 _ALIASES = {"group": "group_id", "taskset_id": "group_id", "chord_body": "chord"}
 # Accepted for Celery compatibility; they concern kombu connection handling we do not need.
 _IGNORED = frozenset(
@@ -96,4 +97,4 @@ _IGNORED = frozenset(
     }
 )
 
-__all__ = ["SendOptions"]
+__all__ = ["DEFAULT_OPTIONS", "SendOptions"]

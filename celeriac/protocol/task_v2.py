@@ -55,8 +55,8 @@ def _iso(value: datetime | str | None) -> str | None:
 
 
 def _headers(call: TaskCall) -> dict[str, Any]:
-    args = tuple(call.args)
-    kwargs = dict(call.kwargs)
+    args = call.args if type(call.args) is tuple else tuple(call.args)
+    kwargs = call.kwargs if type(call.kwargs) is dict else dict(call.kwargs)
     hard, soft = call.timelimit
     headers: dict[str, Any] = {
         "lang": "py",
@@ -126,8 +126,9 @@ def encode(
     ``properties`` (correlation_id, reply_to, delivery_mode, priority, expiration) are
     copied unchanged. The body is a tuple, so pickle writes the same bytes as Celery.
     """
-    body = (tuple(call.args), dict(call.kwargs), _embed(call))
-    return _build(body, _headers(call), serializer, compression, properties)
+    args = call.args if type(call.args) is tuple else tuple(call.args)
+    kwargs = call.kwargs if type(call.kwargs) is dict else dict(call.kwargs)
+    return _build((args, kwargs, _embed(call)), _headers(call), serializer, compression, properties)
 
 
 def encode_v1(

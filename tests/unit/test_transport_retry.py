@@ -45,6 +45,36 @@ def test_retry_call_succeeds_after_failures() -> None:
     assert seen == [1, 2]
 
 
+def test_a_failure_of_the_callers_own_first_call_counts_as_the_first_attempt() -> None:
+    """The hot path calls once itself and hands its error over: the policy goes on from
+    there (a wait, then the second call), not from the start."""
+    calls: list[int] = []
+    waits: list[float] = []
+    seen: list[tuple[str, int]] = []
+
+    def back() -> str:
+        calls.append(1)
+        return "ok"
+
+    result = retry_call(
+        back,
+        RetryPolicy(max_retries=1, interval_start=1, interval_step=1, interval_max=10),
+        (ConnectionError,),
+        on_retry=lambda exc, attempt, wait: seen.append((str(exc), attempt)),
+        sleep=waits.append,
+        failed=ConnectionError("first call"),
+    )
+    assert (result, calls, waits, seen) == ("ok", [1], [1.0], [("first call", 1)])
+    with pytest.raises(ConnectionError, match="first call"):  # no retries left: given up
+        retry_call(
+            back,
+            RetryPolicy(max_retries=0),
+            (ConnectionError,),
+            failed=ConnectionError("first call"),
+        )
+    assert calls == [1]
+
+
 def test_retry_call_gives_up_with_the_last_error() -> None:
     waits: list[float] = []
 

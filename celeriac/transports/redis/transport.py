@@ -121,7 +121,14 @@ class RedisTransport(Transport):
 
     def _call(self, action: Callable[[], _T], policy: RetryPolicy, what: str) -> _T:
         """Run ``action``; on a lost connection log, wait and retry per ``policy``."""
+        try:
+            return action()  # the common case, without the retry machinery
+        except redis_conn.CONNECTION_ERRORS as exc:
+            return self._call_again(action, policy, what, exc)
 
+    def _call_again(
+        self, action: Callable[[], _T], policy: RetryPolicy, what: str, failed: BaseException
+    ) -> _T:
         retried = False
 
         def on_retry(exc: BaseException, attempt: int, wait: float) -> None:
@@ -144,6 +151,7 @@ class RedisTransport(Transport):
                 on_retry=on_retry,
                 stop=self._abandoned,
                 ready=self._listening if self._probe is not None else None,
+                failed=failed,
             )
         except redis_conn.CONNECTION_ERRORS as exc:
             hint = certificate_hint(exc, "broker_use_ssl", REDIS_PY_NAMES)
