@@ -47,12 +47,16 @@ SPACE_RETRY_MAX = 2.0
 
 def no_space(exc: BaseException | None) -> bool:
     """Whether ``exc`` (or what it was raised from) says a file could not grow."""
+    return _says(exc, _NO_SPACE_TEXT, _NO_SPACE_ERRNO)
+
+
+def _says(exc: BaseException | None, texts: tuple[str, ...], errnos: frozenset[int]) -> bool:
+    """Whether ``exc`` or an error it was raised from is SQLite's with one of ``texts`` or
+    the operating system's with one of ``errnos``."""
     while exc is not None:
-        if isinstance(exc, sqlite3.OperationalError) and any(
-            text in str(exc) for text in _NO_SPACE_TEXT
-        ):
+        if isinstance(exc, sqlite3.OperationalError) and any(t in str(exc) for t in texts):
             return True
-        if isinstance(exc, OSError) and exc.errno in _NO_SPACE_ERRNO:
+        if isinstance(exc, OSError) and exc.errno in errnos:
             return True
         exc = exc.__cause__
     return False
@@ -65,15 +69,7 @@ _READ_ONLY_ERRNO = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
 
 def read_only(exc: BaseException | None) -> bool:
     """Whether ``exc`` (or what it was raised from) says a file may not be written."""
-    while exc is not None:
-        if isinstance(exc, sqlite3.OperationalError) and any(
-            text in str(exc) for text in _READ_ONLY_TEXT
-        ):
-            return True
-        if isinstance(exc, OSError) and exc.errno in _READ_ONLY_ERRNO:
-            return True
-        exc = exc.__cause__
-    return False
+    return _says(exc, _READ_ONLY_TEXT, _READ_ONLY_ERRNO)
 
 
 def cannot_write_text(path: str, exc: BaseException) -> str | None:
