@@ -12,7 +12,7 @@ import amqp
 import pytest
 
 from celeriac import Celery
-from celeriac.exceptions import OperationalError
+from celeriac.exceptions import EncodeError, OperationalError
 from celeriac.protocol.entities import Exchange, Queue
 from celeriac.protocol.message import Message
 from celeriac.transports.amqp.conn import CONNECTION_ERRORS
@@ -312,3 +312,21 @@ def test_a_fanout_subscription_subscribes_again_after_a_lost_connection(
         finally:
             subscription.close()
             listener.close()
+
+
+def test_a_header_integer_beyond_64_bits_is_named_and_the_connection_goes_on(
+    connect: Connect, qname: str
+) -> None:
+    """py-amqp refuses it with ``struct.error: int too large to convert``; the error names
+    the header and what to do instead, and the next publish on that connection works."""
+    producer, consumer = connect(), connect()
+    big = Message(b"[]", "application/json", "utf-8", {"id": "big", "meta": {"n": [2**70]}}, {})
+    with pytest.raises(EncodeError) as info:
+        producer.publish_many([(big, "", qname)])
+    said = str(info.value)
+    assert "message big" in said and "header 'meta'['n'][0]" in said, said
+    assert "64-bit" in said and "as a string" in said, said
+    producer.publish_many([(msg("after"), "", qname)])
+    [delivery] = consumer.get([qname], timeout=5)
+    assert delivery.message.body == b"after"
+    consumer.ack([delivery])

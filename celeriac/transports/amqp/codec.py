@@ -54,6 +54,42 @@ def to_amqp(message: Message, extra_headers: dict[str, Any] | None = None) -> am
     )
 
 
+#: The integers an AMQP field table carries (py-amqp writes them as signed 64-bit).
+_INT_RANGE = (-(2**63), 2**63 - 1)
+
+
+def unsendable(message: Message) -> str | None:
+    """Why RabbitMQ cannot carry ``message`` (asked after py-amqp refused to encode it, so
+    the normal path pays nothing): a header integer beyond 64 bits; None if not that."""
+
+    def find(value: Any, where: str) -> str | None:
+        if isinstance(value, int) and not isinstance(value, bool):
+            low, high = _INT_RANGE
+            if not low <= value <= high:
+                return where
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                found = find(item, f"{where}[{key!r}]")
+                if found:
+                    return found
+        elif isinstance(value, (list, tuple)):
+            for index, item in enumerate(value):
+                found = find(item, f"{where}[{index}]")
+                if found:
+                    return found
+        return None
+
+    for name, value in message.headers.items():
+        found = find(value, repr(name))
+        if found:
+            return (
+                f"header {found} holds an integer beyond the 64-bit range of AMQP field "
+                "tables; send it as a string, or as a task argument (the body carries any "
+                "JSON number)"
+            )
+    return None
+
+
 def from_amqp(raw: amqp.Message) -> tuple[Message, str, str, bool]:
     """``(message, exchange, routing_key, redelivered)`` of a delivered py-amqp message."""
     props = raw.properties
@@ -76,4 +112,10 @@ def from_amqp(raw: amqp.Message) -> tuple[Message, str, str, bool]:
     return message, exchange, routing_key, redelivered
 
 
-__all__ = ["BASIC_PROPERTIES", "REQUEUED_HEADER", "from_amqp", "to_amqp"]
+__all__ = [
+    "BASIC_PROPERTIES",
+    "REQUEUED_HEADER",
+    "from_amqp",
+    "to_amqp",
+    "unsendable",
+]

@@ -18,6 +18,7 @@ consuming channel its unacknowledged deliveries.
 from __future__ import annotations
 
 import logging
+import struct
 import threading
 import time
 from collections import deque
@@ -29,11 +30,11 @@ import amqp
 import amqp.exceptions
 
 from celeriac.drivers.reconnect import RetryPolicy
-from celeriac.exceptions import OperationalError
+from celeriac.exceptions import EncodeError, OperationalError
 from celeriac.protocol.entities import Exchange, Queue
 from celeriac.protocol.message import Message
 from celeriac.transports.amqp import topology
-from celeriac.transports.amqp.codec import REQUEUED_HEADER, from_amqp, to_amqp
+from celeriac.transports.amqp.codec import REQUEUED_HEADER, from_amqp, to_amqp, unsendable
 from celeriac.transports.amqp.confirm import Publisher, multiple_ack_tag
 from celeriac.transports.amqp.conn import CONNECTION_ERRORS, connect, drop, parse_params
 from celeriac.transports.amqp.conn import with_retries as _with_retries
@@ -222,7 +223,12 @@ class AMQPTransport(Transport):
                 self._ensure_exchange(exchange)
             else:  # the default exchange routes to the queue of that name: make sure it exists
                 self._ensure_queue(routing_key)
-            publisher.send(to_amqp(message), exchange, routing_key)
+            try:
+                publisher.send(to_amqp(message), exchange, routing_key)
+            except struct.error as exc:  # py-amqp could not encode it: nothing was written
+                why = unsendable(message) or f"py-amqp cannot encode it ({exc})"
+                task = message.headers.get("id") or message.properties.get("correlation_id")
+                raise EncodeError(f"Cannot publish message {task} to RabbitMQ: {why}") from exc
             pending.popleft()
         publisher.after_batch()
 
