@@ -10,7 +10,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from celeriac import signals
 from celeriac.events.dispatcher import EventDispatcher
@@ -19,6 +19,8 @@ from celeriac.protocol import task_v2
 from celeriac.protocol.message import Message, TaskCall
 from celeriac.protocol.options import DEFAULT_OPTIONS, SendOptions
 from celeriac.protocol.saferepr import saferepr
+from celeriac.protocol.stencil import Stencil
+from celeriac.transports.capabilities import PublishesEnvelopes
 from celeriac.utils import forksafe
 from celeriac.utils.current import get_current_task
 from celeriac.utils.forksafe import guard
@@ -111,9 +113,10 @@ class ConnectionPool:
             transport.close()
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class _Settings:
-    """The settings every send reads, taken once per revision of the app's settings."""
+    """The settings every send reads, taken once per revision of the app's settings, and
+    what the plain ``delay()`` keeps under them."""
 
     revision: int
     serializer: str
@@ -121,16 +124,24 @@ class _Settings:
     delivery_mode: int
     priority: int | None
     sent_event: bool
+    #: JSON, no compression, no task-sent event: a plain send may use a stencil.
+    plain: bool = False
+    #: Whether the broker takes envelope text (None: not asked yet).
+    envelopes: bool | None = None
+    #: (task, origin, reply_to, queue) -> its stencil.
+    stencils: dict[tuple[str, str, str, str], Stencil] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(slots=True)
 class _Held:
     """A send made inside :meth:`Producer.batch`, encoded and waiting to be published."""
 
-    call: TaskCall
-    message: Message
+    call: TaskCall | None
+    message: Message | None
     route: Route
     not_before: float | None
+    #: A plain send's (envelope text, queue, priority), instead of call and message.
+    envelope: tuple[str, str, int] | None = None
 
 
 class Producer:
@@ -162,6 +173,9 @@ class Producer:
             delivery_mode=conf["task_default_delivery_mode"],
             priority=conf["task_default_priority"],
             sent_event=bool(conf["task_send_sent_event"]),
+        )
+        cached.plain = (
+            cached.serializer == "json" and not cached.compression and not cached.sent_event
         )
         return cached
 
@@ -203,6 +217,10 @@ class Producer:
         if kwargs is not None and type(kwargs) is not dict and not isinstance(kwargs, Mapping):
             raise TypeError(f"kwargs of {name} must be a mapping, not {type(kwargs).__name__}")
         args_t = tuple(args) if args is not None else ()
+        if opts is DEFAULT_OPTIONS and settings.plain and settings.envelopes is not False:
+            sent = self._send_plain(name, args, args_t, kwargs, settings, task)
+            if sent is not None:
+                return sent
         call = self._build_call(name, args_t, dict(kwargs or {}), opts)
         if (
             isinstance(args, list) and call.argsrepr is None
@@ -227,6 +245,71 @@ class Producer:
         )
         self._publish(call, message, route, settings)
         return call.id
+
+    def _send_plain(
+        self,
+        name: str,
+        args: Sequence[Any] | None,
+        args_t: tuple[Any, ...],
+        kwargs: Mapping[str, Any] | None,
+        settings: _Settings,
+        task: Task[Any, Any] | None,
+    ) -> str | None:
+        """A ``delay()`` to a broker that keeps envelopes (:class:`PublishesEnvelopes`):
+        its envelope text filled into the task's stencil, the bytes of the general path
+        without its objects (:mod:`celeriac.protocol.stencil`). None: not that case (a
+        publish signal has a receiver, a router chose an exchange or a priority, a batch is
+        open), the general path sends it."""
+        if signals.before_task_publish.has_receivers or signals.after_task_publish.has_receivers:
+            return None
+        route = self.app.router.route(name, args_t, kwargs, task=task)
+        if route.exchange or route.priority is not None:
+            return None
+        pool = self.pool
+        if settings.envelopes is None:  # asked once per settings revision
+            transport = pool.take()
+            settings.envelopes = isinstance(transport, PublishesEnvelopes)
+            pool.give_back(transport)
+        if not settings.envelopes:
+            return None
+        task_id = uuid4()
+        parent_id = root_id = None
+        current = get_current_task()
+        if current is not None:
+            request = current.request
+            parent_id, root_id = request.id, request.root_id
+        self.app.backend.on_task_call(task_id)
+        reply_to = self.app.thread_oid
+        origin = self.origin
+        queue = route.routing_key
+        key = (name, origin, reply_to, queue)
+        stencil = settings.stencils.get(key)
+        if stencil is None:
+            probe = TaskCall(name=name, id="")
+            properties = self._properties(probe, DEFAULT_OPTIONS, settings)
+            stencil = settings.stencils[key] = Stencil.cut(name, origin, properties, "", queue)
+        raw = stencil.fill(
+            task_id,
+            root_id or task_id,
+            parent_id,
+            args if type(args) is list else args_t,  # Celery shows a list as given
+            kwargs if type(kwargs) is dict else dict(kwargs or {}),
+            uuid4(),
+        )
+        envelope = (raw, queue, int(settings.priority or 0))
+        held: list[_Held] | None = getattr(self._batches, "held", None)
+        if held is not None:
+            held.append(_Held(None, None, route, None, envelope))
+            if len(held) >= self.batch_size:
+                self._flush()
+            return task_id
+        transport = pool.take()
+        try:
+            self._declare(transport, route)
+            cast(PublishesEnvelopes, transport).publish_envelopes([envelope])
+        finally:
+            pool.give_back(transport)
+        return task_id
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -300,21 +383,36 @@ class Producer:
             for item in held:
                 self._declare(transport, item.route)
             start = 0
-            while start < len(held):
-                end = start + 1
-                while end < len(held) and held[end].not_before == held[start].not_before:
-                    end += 1
-                lot = held[start:end]
-                transport.publish_many(
-                    [(h.message, h.route.exchange, h.route.routing_key) for h in lot],
-                    not_before=held[start].not_before,
-                )
+            while start < len(held):  # in order: runs of envelopes, runs of one ETA
+                first, end = held[start], start + 1
+                if first.envelope is not None:
+                    while end < len(held) and held[end].envelope is not None:
+                        end += 1
+                    envelopes = [h.envelope for h in held[start:end] if h.envelope is not None]
+                    cast(PublishesEnvelopes, transport).publish_envelopes(envelopes)
+                else:
+                    while (
+                        end < len(held)
+                        and held[end].envelope is None
+                        and held[end].not_before == first.not_before
+                    ):
+                        end += 1
+                    transport.publish_many(
+                        [
+                            (h.message, h.route.exchange, h.route.routing_key)
+                            for h in held[start:end]
+                            if h.message is not None
+                        ],
+                        not_before=first.not_before,
+                    )
                 start = end
             if self.settings().sent_event:
                 for item in held:
-                    self._send_sent_event(transport, item.call, item.route)
+                    if item.call is not None:
+                        self._send_sent_event(transport, item.call, item.route)
         for item in held:
-            _announce(signals.after_task_publish, item.call, item.message, item.route)
+            if item.call is not None and item.message is not None:
+                _announce(signals.after_task_publish, item.call, item.message, item.route)
 
     def _send_sent_event(self, transport: Transport, call: TaskCall, route: Route) -> None:
         """``task-sent`` (``task_send_sent_event``), from ``gen<pid>@<host>`` as Celery."""

@@ -112,4 +112,24 @@ class Fanout(Protocol):
         ...
 
 
-__all__ = ["AckAndGet", "Defers", "Fanout", "GivesBackPrefetched", "Leases"]
+@runtime_checkable
+class PublishesEnvelopes(Protocol):
+    """The broker keeps kombu's JSON envelope as the message itself (Redis lists): a producer
+    that wrote the envelope text (a plain ``delay()``, :mod:`celeriac.protocol.stencil`)
+    hands it over as it is, skipping the :class:`Message` round."""
+
+    def publish_envelopes(self, items: Sequence[tuple[str, str, int]]) -> None:
+        """Publish each ``(envelope text, queue, priority)`` to its queue through the default
+        exchange, in order, in one round trip; retried as :meth:`Transport.publish` is."""
+        ...
+
+
+__all__ = [
+    "AckAndGet",
+    "ConfirmsLeases",
+    "Defers",
+    "Fanout",
+    "GivesBackPrefetched",
+    "Leases",
+    "PublishesEnvelopes",
+]

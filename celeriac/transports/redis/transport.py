@@ -280,6 +280,15 @@ class RedisTransport(Transport):
 
         self._call(send, self.publish_policy, "publishing")
 
+    def publish_envelopes(self, items: Sequence[tuple[str, str, int]]) -> None:
+        """``PublishesEnvelopes``: LPUSH each envelope text to its queue's list for its
+        priority, one write for all, every reply read."""
+        keys = self.keys
+        commands = [("LPUSH", keys.queue_key(q, keys.step_of(p)), raw) for raw, q, p in items]
+        self._call(
+            lambda: self._wire.execute(self.client, commands), self.publish_policy, "publishing"
+        )
+
     # -- consuming -------------------------------------------------------------------------
     def _order(self, queues: Sequence[str]) -> list[str]:
         if self.strategy == "round_robin":
