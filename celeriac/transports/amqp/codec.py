@@ -10,6 +10,7 @@ exactly as kombu's py-amqp transport drops it.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import amqp
@@ -58,34 +59,51 @@ def to_amqp(message: Message, extra_headers: dict[str, Any] | None = None) -> am
 _INT_RANGE = (-(2**63), 2**63 - 1)
 
 
-def unsendable(message: Message) -> str | None:
-    """Why RabbitMQ cannot carry ``message`` (asked after py-amqp refused to encode it, so
-    the normal path pays nothing): a header integer beyond 64 bits; None if not that."""
+def _uncarried(value: Any) -> str | None:
+    """Why an AMQP field table cannot carry ``value`` itself (containers: see ``_find``)."""
+    kind = type(value)
+    if kind is int or (isinstance(value, int) and kind is not bool):
+        low, high = _INT_RANGE
+        if not low <= value <= high:
+            return "an integer beyond the 64-bit range of AMQP field tables"
+    elif kind is float and not math.isfinite(value):
+        # py-amqp writes it; RabbitMQ cannot read it and closes the channel, losing what
+        # was sent on it after.
+        return f"the float {value!r}, which RabbitMQ cannot read (it closes the channel)"
+    return None
 
-    def find(value: Any, where: str) -> str | None:
-        if isinstance(value, int) and not isinstance(value, bool):
-            low, high = _INT_RANGE
-            if not low <= value <= high:
-                return where
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                found = find(item, f"{where}[{key!r}]")
-                if found:
-                    return found
-        elif isinstance(value, (list, tuple)):
-            for index, item in enumerate(value):
-                found = find(item, f"{where}[{index}]")
-                if found:
-                    return found
+
+def _find(value: Any, where: str) -> tuple[str, str] | None:
+    kind = type(value)
+    if kind is str or value is None or kind is bool:
         return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _find(item, f"{where}[{key!r}]")
+            if found:
+                return found
+        return None
+    if isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            found = _find(item, f"{where}[{index}]")
+            if found:
+                return found
+        return None
+    why = _uncarried(value)
+    return (where, why) if why else None
 
+
+def unsendable(message: Message) -> str | None:
+    """Why RabbitMQ cannot carry ``message``'s headers (an integer beyond 64 bits, a float
+    that is not finite), naming the header; None when it can. Checked before each publish:
+    RabbitMQ would close the channel on the float, py-amqp refuses the integer."""
     for name, value in message.headers.items():
-        found = find(value, repr(name))
+        found = _find(value, repr(name))
         if found:
+            where, why = found
             return (
-                f"header {found} holds an integer beyond the 64-bit range of AMQP field "
-                "tables; send it as a string, or as a task argument (the body carries any "
-                "JSON number)"
+                f"header {where} holds {why}; send it as a string, or as a task argument "
+                "(the body carries any JSON value)"
             )
     return None
 

@@ -223,12 +223,15 @@ class AMQPTransport(Transport):
                 self._ensure_exchange(exchange)
             else:  # the default exchange routes to the queue of that name: make sure it exists
                 self._ensure_queue(routing_key)
-            try:
-                publisher.send(to_amqp(message), exchange, routing_key)
-            except struct.error as exc:  # py-amqp could not encode it: nothing was written
-                why = unsendable(message) or f"py-amqp cannot encode it ({exc})"
+            why = unsendable(message)
+            if why is None:
+                try:
+                    publisher.send(to_amqp(message), exchange, routing_key)
+                except struct.error as exc:  # py-amqp could not encode it: nothing written
+                    why = f"py-amqp cannot encode it ({exc})"
+            if why is not None:
                 task = message.headers.get("id") or message.properties.get("correlation_id")
-                raise EncodeError(f"Cannot publish message {task} to RabbitMQ: {why}") from exc
+                raise EncodeError(f"Cannot publish message {task} to RabbitMQ: {why}")
             pending.popleft()
         publisher.after_batch()
 
