@@ -59,6 +59,13 @@ class ConfirmsLeases(Protocol):
     was stalled (frozen, swapped out) past ``visibility_timeout`` must not run a message
     another consumer may have taken meanwhile."""
 
+    @property
+    def lease_period(self) -> float:
+        """Seconds a held delivery stays this consumer's without a sign of life from it:
+        ``visibility_timeout`` where deliveries are leased, the heartbeat on RabbitMQ (whose
+        server closes a silent connection and requeues what it held); 0 when unbounded."""
+        ...
+
     def confirm(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
         """Renew the lease of those ``deliveries`` this consumer still holds and return them;
         the others (their lease ran out and the broker took them back) are left out."""

@@ -111,7 +111,10 @@ class Consumer:
         self._seq = itertools.count()
         self._stop = threading.Event()
         self._cold = threading.Event()
-        visibility = (self._leases.visibility_timeout if self._leases else 0) or 3600.0
+        if isinstance(transport, ConfirmsLeases):
+            visibility = transport.lease_period or 3600.0
+        else:
+            visibility = (self._leases.visibility_timeout if self._leases else 0) or 3600.0
         now = time.monotonic()
         self._visibility = float(visibility)
         self._renewed = now  # when the held leases were last renewed (_extend)

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import pytest
 
-from celeriac.transports.capabilities import ConfirmsLeases
+from celeriac.transports.capabilities import ConfirmsLeases, Leases
 from tests.conformance.conftest import kind_ids, kinds_where
 from tests.conformance.test_transport import Broker, msg
 
 CLAIMERS = kinds_where(lambda transport: isinstance(transport, ConfirmsLeases))
-on_claimers = pytest.mark.parametrize("broker", CLAIMERS, indirect=True)
+# Leased brokers: a lease runs out by time. RabbitMQ's "lease" is its connection (a closed
+# one's deliveries are requeued): tests/integration/test_amqp_transport.py.
+LEASED = kinds_where(lambda t: isinstance(t, ConfirmsLeases) and isinstance(t, Leases))
+on_claimers = pytest.mark.parametrize("broker", LEASED, indirect=True)
 
 
 def test_the_transports_that_claim_it() -> None:
-    assert kind_ids(CLAIMERS) == {"sqlite", "postgresql", "redis", "redis-plain"}
+    assert kind_ids(CLAIMERS) == {"sqlite", "postgresql", "redis", "redis-plain", "amqp"}
+    assert kind_ids(LEASED) == {"sqlite", "postgresql", "redis", "redis-plain"}
 
 
 @on_claimers

@@ -347,3 +347,28 @@ def take_all(consumer: AMQPTransport, qname: str, count: int) -> list[Delivery]:
     while len(got) < count and time.monotonic() < deadline:
         got += consumer.get([qname], max_messages=count - len(got), timeout=1)
     return got
+
+
+def test_confirm_keeps_deliveries_while_the_connection_lives_and_none_after_it_closed(
+    connect: Connect, qname: str
+) -> None:
+    """RabbitMQ's lease is the connection: a worker frozen past two heartbeats finds it
+    closed by the server (here: the proxy closes it) and its prefetched messages requeued;
+    ``confirm`` says so instead of letting them run a second time."""
+    url = rabbitmq_url()
+    host_port = f"{RABBITMQ_HOST}:{RABBITMQ_PORT}"
+    producer, other = connect(), connect()
+    producer.publish_many([(msg("held"), "", qname)])
+    with tcp_proxy(RABBITMQ_HOST, RABBITMQ_PORT) as proxy:
+        stalled = AMQPTransport(url.replace(host_port, proxy.address, 1), {"heartbeat": 2})
+        try:
+            assert stalled.lease_period == 4.0
+            [held] = stalled.get([qname], timeout=5)
+            assert stalled.confirm([held]) == [held]
+            proxy.cut()  # the broker's side of the connection is gone
+            assert stalled.confirm([held]) == []
+            [again] = other.get([qname], timeout=10)  # requeued for the others
+            assert again.message.body == b"held" and again.redelivered
+            other.ack([again])
+        finally:
+            stalled.close()

@@ -412,6 +412,35 @@ class AMQPTransport(Transport):
                 logger.warning("Lost %s while settling messages: %r", self.params.display, exc)
                 self._lost()
 
+    @property
+    def lease_period(self) -> float:
+        """``ConfirmsLeases``: RabbitMQ closes a connection silent for two heartbeats."""
+        return 2 * float(self.params.heartbeat or 0)
+
+    def confirm(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        """``ConfirmsLeases`` on RabbitMQ: a delivery is still this consumer's while the
+        connection it came on is open; when the broker closed it (missed heartbeats while
+        this worker was frozen) it requeued them for others. The socket is read first
+        (without waiting) so a close the broker already sent is seen now."""
+        with self._lock:
+            conn = self._conn
+            if conn is None:
+                return []
+            try:
+                self._drain(0.0)
+                conn.heartbeat_tick()
+            except CONNECTION_ERRORS as exc:
+                logger.warning("Lost %s (seen after a stall): %r", self.params.display, exc)
+                self._lost()
+                return []
+            current = f"{self._generation}:"
+            return [
+                d
+                for d in deliveries
+                if d.delivery_tag.startswith(current)
+                and int(d.delivery_tag.partition(":")[2]) in self._unsettled
+            ]
+
     def ack(self, deliveries: Sequence[Delivery]) -> None:
         self._settle(deliveries, None)  # None: ack (one frame when the batch allows it)
 

@@ -468,6 +468,11 @@ class PostgresTransport(Transport):
 
             self._retrying(extend, "extending leases")
 
+    @property
+    def lease_period(self) -> float:
+        """``ConfirmsLeases``: the lease is ``visibility_timeout``."""
+        return float(self.visibility_timeout)
+
     def confirm(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
         """Renew the leases still ours (the row's ``claimed_by``) and return those deliveries;
         a row whose lease ran out was reclaimed and may be another consumer's now."""

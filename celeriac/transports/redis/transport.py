@@ -508,6 +508,11 @@ class RedisTransport(Transport):
         )
         self._remember_scores(tags, now)
 
+    @property
+    def lease_period(self) -> float:
+        """``ConfirmsLeases``: the lease is ``visibility_timeout``."""
+        return float(self.visibility_timeout)
+
     def confirm(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
         """Renew and return the deliveries whose lease is still this consumer's: its tag is
         in ``unacked_index`` with the score this consumer wrote last (``ConfirmsLeases``).

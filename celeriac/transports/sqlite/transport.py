@@ -362,6 +362,11 @@ class SQLiteTransport(Transport):
 
         self._waiting(extend, "renewing leases")
 
+    @property
+    def lease_period(self) -> float:
+        """``ConfirmsLeases``: the lease is ``visibility_timeout``."""
+        return float(self.visibility_timeout)
+
     def confirm(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
         """Renew the leases still ours (the row's ``claimed_by``) and return those deliveries;
         a row whose lease ran out was reclaimed and may be another consumer's now."""
