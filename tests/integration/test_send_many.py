@@ -19,6 +19,7 @@ import pytest
 from celeriac import Celery, group, signals
 from celeriac.protocol.message import Message
 from celeriac.transports.base import Delivery, Transport
+from celeriac.transports.capabilities import PublishesEnvelopes
 from tests.integration.broker_envs import BrokerEnv, make_env
 from tests.servers import run_database
 
@@ -53,7 +54,8 @@ def app(env: BrokerEnv) -> Iterator[Celery]:
 
 
 def _count_batches(app: Celery, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Record the size of every ``publish_many`` call of the app's transport class."""
+    """Record the size of every ``publish_many`` call of the app's transport class (and of
+    ``publish_envelopes``, which plain sends use where the broker keeps envelopes)."""
     sizes: list[int] = []
     cls = type(app.connection())
     original = cls.publish_many
@@ -63,6 +65,14 @@ def _count_batches(app: Celery, monkeypatch: pytest.MonkeyPatch) -> list[int]:
         original(self, items, not_before=not_before)
 
     monkeypatch.setattr(cls, "publish_many", counting)
+    if issubclass(cls, PublishesEnvelopes):
+        envelopes = cls.publish_envelopes
+
+        def counting_envelopes(self: Any, items: Any) -> None:
+            sizes.append(len(items))
+            envelopes(self, items)
+
+        monkeypatch.setattr(cls, "publish_envelopes", counting_envelopes)
     return sizes
 
 
