@@ -216,3 +216,34 @@ def test_a_stopped_worker_loses_only_running_tasks_and_reruns_none(
     assert counts == {"lost": 0, "run again": 0, "started while stopping": 0}, (
         f"{broker.kind}/{topology}/{how}: {counts}"
     )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("broker", ["sqlite"], indirect=True)
+def test_a_fast_tasks_message_is_acknowledged_when_it_starts(
+    start_worker: WorkerFactory, client: Celery, broker: BrokerEnv, tmp_path: Path
+) -> None:
+    """A pipe-fed prefork child reports every start, a task's that ran fast before too: its
+    message is acknowledged while it runs, so a cold stop (which kills the child at any
+    point) cannot give back the message of a task that has finished. Before, a fast task's
+    ack followed its result: a cold stop after its end and before its report ran it again."""
+    log, hold = tmp_path / "tasks.log", tmp_path / "hold"
+    start_worker("-P", "prefork", "-c", "1")
+    quick = client.send_task("tasks.logged", (str(log),)).id
+    wait_until(lambda: quick in _ended(log), "the quick run (the task is fast now)")
+    slow = client.send_task("tasks.logged", (str(log), str(hold))).id
+    wait_until(lambda: ("start", slow) in _events(log), "the slow run to start")
+    wait_until(lambda: _rows(client) == 0, "its message to be acknowledged while it runs")
+    assert slow not in _ended(log)
+    hold.write_text("go")
+    wait_until(lambda: slow in _ended(log), "the slow run to end")
+
+
+def _rows(app: Celery) -> int:
+    """Messages in the SQLite broker file, held or not."""
+    import sqlite3
+
+    path = str(app.conf.broker_url).removeprefix("sqlite:///")
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return int(db.execute("SELECT count(*) FROM messages").fetchone()[0])

@@ -268,6 +268,7 @@ def run_batch(
     report: ResultCallback | None = None,
     on_start: Callable[[Job], None] | None = None,
     holding_back: Callable[[], bool] | None = None,
+    on_late_start: Callable[[Job], None] | None = None,
 ) -> list[JobResult]:
     """Run ``jobs`` in order, their results written to the backend in as few round trips as
     possible; return the results not yet handed to ``report`` (the caller reports them).
@@ -275,6 +276,8 @@ def run_batch(
     Results reach ``report`` only after they are stored (acks_late acks follow the report).
     ``on_start`` is called with each job just before it runs. Once ``holding_back()`` is
     true, the jobs not started are not run: each ends as ``JobResult(started=False)``.
+    ``on_late_start`` reports the start of a job whose task was to be fast (so ``on_start``
+    did not report it) and was not: at once, before its result is stored.
     """
     batch: WriteBatching | None = None  # the store, when it holds this run's writes
     try:
@@ -309,11 +312,21 @@ def run_batch(
                 continue
             if done and report is not None and not _is_fast(job.name):
                 flush_and_report()
+            expected_fast = _is_fast(job.name)
             if on_start is not None:
                 on_start(job)
             result = run_job(app, job, hostname)
             _last_runtime[job.name] = result.runtime
             done.append(result)
+            if expected_fast and not _is_fast(job.name):
+                # It was to be fast, so its start was not reported (its ack was to follow
+                # its result): report the start now, before its result is stored, and the
+                # result too, not at the end of the batch; else a cold stop in between
+                # gives back the message of a task that has finished, and it runs again.
+                if on_late_start is not None:
+                    on_late_start(job)
+                if report is not None:
+                    flush_and_report()
         return flush()
     finally:
         _open.flush = None

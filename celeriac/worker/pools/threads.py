@@ -81,6 +81,7 @@ class ThreadsPool(Pool):
                 self.hostname,
                 self.on_result,
                 on_start=self._started,
+                on_late_start=lambda job: self.on_result(JobStarted(job.key)),
                 holding_back=self._holding.is_set,
             )
             with self._lock:

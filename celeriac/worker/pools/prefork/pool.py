@@ -38,7 +38,6 @@ from celeriac.worker.pools.base import (
     Pool,
     ResultCallback,
     flush_open_batch,
-    is_fast,
     lost_result,
     run_batch,
 )
@@ -342,8 +341,10 @@ def _child_main(
         )
 
     def began(job: Job) -> None:
-        if not is_fast(job.name):  # a fast job's ack follows its result
-            results.send(Began(job.key))
+        # Every start is reported, a fast task's too: a cold stop kills this process at
+        # any point, and a task whose start the parent knows is never given back to run
+        # again (one pipe message per job: about 6% of the drain rate on SQLite).
+        results.send(Began(job.key))
 
     def holding_back() -> bool:
         return bool(hold[0])
