@@ -121,3 +121,39 @@ def test_table_without_extended_columns(server: str) -> None:
     assert backend.get_result("legacy") == 5
     assert "name" not in backend.get_task_meta("legacy")
     backend.close()
+
+
+def _kill_pooled_connection(backend: DatabaseBackend, server: str) -> None:
+    """End, on the server's side, the connection the backend's pool holds (its only one)."""
+    with backend._get_engine().connect() as conn:
+        which = "SELECT pg_backend_pid()" if server == "postgres" else "SELECT CONNECTION_ID()"
+        session = conn.exec_driver_sql(which).scalar()
+    engine = sa.create_engine(run_database(server), poolclass=sa.pool.NullPool)
+    with engine.connect() as admin:
+        if server == "postgres":
+            admin.exec_driver_sql(f"SELECT pg_terminate_backend({int(str(session))})")
+        else:
+            admin.exec_driver_sql(f"KILL {int(str(session))}")
+    engine.dispose()
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_a_connection_the_server_closed_is_replaced_without_an_error(server: str) -> None:
+    """The pool does not ping before each use (a round trip per store): a pooled connection
+    the server has closed fails its first statement, and that store is made again on a new
+    connection, once, for single stores, the worker's held writes and reads alike."""
+    backend = DatabaseBackend(
+        "db+" + run_database(server), Settings({"database_table_names": _tables()})
+    )
+    backend.mark_as_done("before", 1)
+    _kill_pooled_connection(backend, server)
+    backend.mark_as_done("single", 2)
+    _kill_pooled_connection(backend, server)
+    assert backend.open_write_batch()
+    with backend.deferring():
+        backend.mark_as_done("held-1", 3)
+        backend.mark_as_done("held-2", 4)
+    backend.flush_writes(close=True)
+    _kill_pooled_connection(backend, server)
+    assert [backend.get_result(t) for t in ("before", "single", "held-1", "held-2")] == [1, 2, 3, 4]
+    backend.close()

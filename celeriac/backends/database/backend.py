@@ -11,7 +11,6 @@ the row did not exist. SQLAlchemy is an extra: backends/schemes.py imports this 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -89,7 +88,7 @@ class DatabaseBackend(ResultBackend):
         self._chords = ChordJoin(self.task_schema)
         self._chords_ready = False
         self._pg_statements: dict[tuple[str, ...], Any] = {}
-        self._pg_texts: dict[tuple[str, ...], tuple[str, dict[str, Any]]] = {}
+        self._pg_many_texts: dict[tuple[str, ...], str] = {}  # columns and row count
         self._batch = threading.local()  # this thread's held writes (WriteBatching)
         # Stores made by this process wake its waiters at once; other processes poll.
         self._notifier = _notifier_for(self.sa_url)
@@ -119,7 +118,6 @@ class DatabaseBackend(ResultBackend):
     def _create_engine(self) -> sa.Engine:
 
         options = dict(self.engine_options)
-        options.setdefault("pool_pre_ping", True)
         if self.short_lived_sessions:
             # A new connection per operation, as Celery's short-lived sessions amount to.
             options = {k: v for k, v in options.items() if not k.startswith("pool")}
@@ -213,7 +211,7 @@ class DatabaseBackend(ResultBackend):
     # -- write batches (the worker: a run of results, one round trip on PostgreSQL) ---------
     def open_write_batch(self) -> bool:
         """Start holding this thread's final stores (:class:`WriteBatching`): on PostgreSQL
-        :meth:`flush_writes` sends them pipelined in one transaction (one round trip); other
+        :meth:`flush_writes` sends them as one multi-row upsert (one round trip); other
         databases write them one after another in one transaction."""
         if getattr(self._batch, "writes", None) is None:
             self._batch.writes = []
@@ -232,13 +230,13 @@ class DatabaseBackend(ResultBackend):
 
     def flush_writes(self, close: bool = False) -> None:
         """Write the held stores in order, each with the guard it has alone (a stored
-        SUCCESS stays), in one transaction."""
+        SUCCESS stays): on PostgreSQL as multi-row upserts, elsewhere in one transaction."""
         writes: list[tuple[str, dict[str, Any]]] = getattr(self._batch, "writes", None) or []
         self._batch.writes = None if close else []
         if not writes:
             return
         if self._get_engine().dialect.name == "postgresql":
-            self._run(lambda conn: self._send_pg_writes(conn, writes))
+            self._send_pg_writes(writes)
         else:
 
             def each(conn: sa.Connection) -> None:
@@ -248,25 +246,64 @@ class DatabaseBackend(ResultBackend):
             self._run(each)
         self._notifier.notify()
 
-    def _send_pg_writes(
-        self, conn: sa.Connection, writes: list[tuple[str, dict[str, Any]]]
-    ) -> None:
-        """One ``executemany`` per run of writes with the same columns (psycopg pipelines
-        it: the statements travel together, each its own upsert and NOTIFY)."""
-        for names, run in itertools.groupby(writes, key=lambda w: tuple(w[1])):
-            text, constants = self._pg_text(names)
-            rows = [{**constants, "task_id": task_id, **values} for task_id, values in run]
-            conn.exec_driver_sql(text, rows)
+    def _send_pg_writes(self, writes: list[tuple[str, dict[str, Any]]]) -> None:
+        """The held stores as few statements as their order allows: each run of writes with
+        the same columns and no task twice is one multi-row upsert (its own transaction,
+        one round trip, every row with the guard it has alone); a task written again
+        starts the next run, so the later write still sees the earlier one."""
+        statements: list[tuple[str, dict[str, Any]]] = []
+        run: list[tuple[str, dict[str, Any]]] = []
+        for write in writes:
+            if run and (tuple(write[1]) != tuple(run[0][1]) or write[0] in {t for t, _ in run}):
+                statements.append(self._pg_many(run))
+                run = []
+            run.append(write)
+        statements.append(self._pg_many(run))
 
-    def _pg_text(self, names: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
-        """:meth:`_pg_store` compiled to the driver's SQL, with its constant parameters."""
-        found = self._pg_texts.get(names)
-        if found is None:
-            compiled = self._pg_store(names).compile(dialect=self._get_engine().dialect)
-            constants = {k: v for k, v in compiled.params.items() if k not in names}
-            constants.pop("task_id", None)
-            found = self._pg_texts[names] = (str(compiled), constants)
-        return found
+        def send(conn: sa.Connection) -> None:
+            for text, params in statements:
+                conn.exec_driver_sql(text, params)
+
+        self._run(send, autocommit=True)
+
+    def _pg_many(self, run: list[tuple[str, dict[str, Any]]]) -> tuple[str, dict[str, Any]]:
+        """One multi-row upsert for ``run`` (same columns, distinct tasks): its SQL text and
+        its parameters (``<column>_<row>``)."""
+        names = tuple(run[0][1])
+        key = (*names, str(len(run)))
+        text = self._pg_many_texts.get(key)
+        if text is None:
+            text = self._pg_many_texts[key] = self._pg_many_text(names, len(run))
+        params: dict[str, Any] = {}
+        for n, (task_id, values) in enumerate(run):
+            params[f"task_id_{n}"] = task_id
+            for name in names:
+                params[f"{name}_{n}"] = values[name]
+        return text, params
+
+    def _pg_many_text(self, names: tuple[str, ...], rows: int) -> str:
+        """``INSERT ... VALUES (...), (...) ON CONFLICT DO UPDATE`` with the single store's
+        guard and NOTIFY, for ``rows`` rows (psycopg prepares each size it sees often)."""
+        dialect = self._get_engine().dialect
+        table = self.tasks
+        quote = dialect.identifier_preparer.quote
+        full = dialect.identifier_preparer.format_table(table)
+        columns = ("task_id", *names)
+        sequence = table.c.id.default
+        assert isinstance(sequence, sa.Sequence)
+        nextval = str(sequence.next_value().compile(dialect=dialect))
+        values = ", ".join(
+            "(" + ", ".join([nextval, *(f"%({c}_{n})s" for c in columns)]) + ")"
+            for n in range(rows)
+        )
+        updates = ", ".join(f"{quote(n)} = excluded.{quote(n)}" for n in names)
+        return (
+            f"INSERT INTO {full} (id, {', '.join(quote(n) for n in columns)}) "
+            f"VALUES {values} "
+            f"ON CONFLICT (task_id) DO UPDATE SET {updates} "
+            f"WHERE {full}.status IS DISTINCT FROM '{states.SUCCESS}' "
+            f"RETURNING pg_notify('{CHANNEL}', {full}.task_id)"
+        )
 
     def _pg_store(self, names: tuple[str, ...]) -> Any:
         """PostgreSQL's store as one prepared statement: the upsert that leaves a stored
