@@ -225,6 +225,19 @@ def rate_limit(
     return ok("new rate limit set successfully")
 
 
+def set_time_limits(
+    app: Celery, task_name: str, hard: float | None = None, soft: float | None = None
+) -> bool:
+    """Set a task's hard and soft limits in this process; False if there is no such task."""
+    try:
+        task = app.tasks[task_name]
+    except KeyError:
+        return False
+    task.time_limit = hard
+    task.soft_time_limit = soft
+    return True
+
+
 @command("time_limit")
 def time_limit(
     ctx: ControlContext,
@@ -233,12 +246,9 @@ def time_limit(
     soft: float | None = None,
     **_: Any,
 ) -> dict[str, Any]:
-    try:
-        task = ctx.app.tasks[task_name]
-    except KeyError:
+    if not set_time_limits(ctx.app, task_name, hard, soft):
         return error(f"unknown task {task_name!r}")
-    task.time_limit = hard
-    task.soft_time_limit = soft
+    ctx.pool.time_limits_changed(task_name, hard, soft)
     if ctx.relay is not None:
         ctx.relay("time_limit", {"task_name": task_name, "hard": hard, "soft": soft})
     return ok("time limits set successfully")
@@ -423,4 +433,5 @@ __all__ = [
     "error",
     "ok",
     "selected",
+    "set_time_limits",
 ]
