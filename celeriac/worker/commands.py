@@ -155,6 +155,16 @@ def revoke(
     return ok(f"tasks {idstr} flagged as revoked")
 
 
+@command("terminate")
+def terminate(
+    ctx: ControlContext, signal: str | int | None, task_id: str | list[str], **_: Any
+) -> dict[str, Any]:
+    """Celery's ``terminate`` (``celery control terminate SIGKILL <id>``, Flower's
+    "terminate" button): ``revoke`` with ``terminate=True``."""
+    reply: dict[str, Any] = revoke(ctx, task_id, terminate=True, signal=signal)
+    return reply
+
+
 def _terminate(ctx: ControlContext, ids: list[str], signum: int) -> dict[str, Any]:
     active = set(ctx.state.active_ids()) | set(ctx.pool.running_ids())
     done: list[str] = []
