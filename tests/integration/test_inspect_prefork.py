@@ -100,7 +100,12 @@ def test_prefork_workers_answer_the_other_commands(
     conf = inspect.conf()[NODE]
     assert conf["worker_direct_consume"] is direct and conf["worker_prefetch_multiplier"] == 1
     assert "celeriac" in inspect.report()[NODE]["ok"]
-    assert "KiB" in inspect.memdump()[NODE]
+    memory = inspect.memdump()[NODE].splitlines()
+    assert memory[0].startswith("- rss (this process ") and memory[0].endswith(" KiB")
+    assert {int(line.split()[4].rstrip("):")) for line in memory[1:]} == set(
+        stats["pool"]["processes"]
+    )
+    assert all(int(line.split()[-2]) > 1000 for line in memory[1:])  # KiB, read from /proc
     assert inspect.clock()[NODE]["clock"] > 0
 
     # A rate limit set at run time: the first task runs, the second is held (reserved) for
