@@ -1,8 +1,10 @@
 """``celeriac multi`` and ``worker --detach`` with real detached workers (issue 17).
 
 The lifecycle: start two nodes, a round trip, start again (already running), stopwait while
-a task runs (it waits, the task finishes), on the embedded SQLite default and on Redis; kill
-(the pid file goes stale), start again (the stale pid file is said and replaced), restart.
+a task runs (it waits, the task finishes), on the embedded SQLite default, Redis and
+RabbitMQ; kill (the pid file goes stale), start again (the stale pid file is said and
+replaced), restart; a range of prefork nodes with per-node options and per-process log
+files, then stop.
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ def multi(tmp_path: Path, broker: BrokerEnv, client: Celery) -> Iterator[Multi]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("broker", ["sqlite", "redis"], indirect=True)
+@pytest.mark.parametrize("broker", ["sqlite", "redis", "amqp"], indirect=True)
 def test_multi_lifecycle(multi: Multi, client: Celery, tmp_path: Path) -> None:
     start = ("multi", "start", *NODES, *OPTIONS, *multi.paths)
     done = multi.run(*start)
