@@ -190,6 +190,7 @@ def test_detach_refuses_a_live_pidfile_and_reports_a_failed_start(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("broker", ["sqlite", "redis"], indirect=True)  # fed / consuming children
 def test_multi_range_with_per_node_options_and_per_process_logs_then_stop(
     multi: Multi, client: Celery, tmp_path: Path
 ) -> None:
