@@ -22,6 +22,7 @@ usage: celeriac multi start <node1 node2 nodeN|range> [worker options]
        celeriac multi kill <n1 n2 nN|range>
        celeriac multi show <n1 n2 nN|range> [worker options]
        celeriac multi names <n1 n2 nN|range>
+       celeriac multi get <node> <n1 n2 nN|range> [worker options]
        celeriac multi expand template <n1 n2 nN|range>
        celeriac multi help
 
@@ -31,7 +32,18 @@ additional options (must appear after command name):
     * --verbose:    Show more output.
 """
 
-ACTIONS = ("start", "stop", "stopwait", "restart", "kill", "show", "names", "expand", "help")
+ACTIONS = (
+    "start",
+    "stop",
+    "stopwait",
+    "restart",
+    "kill",
+    "show",
+    "names",
+    "get",
+    "expand",
+    "help",
+)
 
 
 @click.command(
@@ -61,11 +73,18 @@ def multi(ctx: click.Context) -> None:
         if not quiet:
             click.echo(line)
 
-    if action == "expand":
+    if action in ("expand", "get"):
         if not rest:
-            raise CLIError("multi expand: give a template, e.g. 'log/%n.log'", exit_code=2)
+            what = "a template, e.g. 'log/%n.log'" if action == "expand" else "a node name"
+            raise CLIError(f"multi {action}: give {what}", exit_code=2)
         template, rest = rest[0], rest[1:]
     parsed, nodes = _nodes(ctx, rest)
+    if action == "get":  # the worker arguments of one node, by full or short name
+        found = [n for n in nodes if template in (n.name, n.shortname)]
+        if not found:
+            raise CLIError(f"multi get: no node {template!r} among {_names(nodes)}")
+        click.echo(" ".join(found[0].argv))
+        return
     if action == "names":
         click.echo("\n".join(node.name for node in nodes))
         return
@@ -111,6 +130,10 @@ def _nodes(ctx: click.Context, args: list[str]) -> tuple[ParsedArgs, list[Node]]
     if not nodes:
         raise CLIError(f"multi: name the nodes (or give their number)\n{USAGE}", exit_code=2)
     return parsed, nodes
+
+
+def _names(nodes: list[Node]) -> str:
+    return ", ".join(node.name for node in nodes)
 
 
 def _pop_flag(args: list[str], flag: str) -> bool:

@@ -19,6 +19,7 @@ from celeriac.cli.base import (
 from celeriac.cli.detach import claim_pidfile, detach_command
 from celeriac.cli.not_yet import refuse_worker_options
 from celeriac.utils import daemon
+from celeriac.utils.log import process_format
 from celeriac.utils.pidfile import release
 from celeriac.worker.autoscale import parse_autoscale
 from celeriac.worker.worker import Worker, default_nodename, node_format
@@ -223,7 +224,8 @@ _W, _P, _Q, _F, _D = (
     "--logfile",
     group=_D,
     help="Log destination; defaults to stderr. Expands %n (node name), %h (host), "
-    "%d (domain), %i (process index: 0) and %I (empty in the main process).",
+    "%d (domain), %i (process index: 0 in the main process, 1, 2, ... in prefork children, "
+    "which then log to files of their own) and %I (-1, -2, ...; empty in the main process).",
 )
 @_option(
     "--pidfile",
@@ -324,13 +326,14 @@ def worker(
     names = _queue_names(app, flatten(queues), set(flatten(exclude_queues)))
     _check_broker(app)
     nodename = default_nodename(hostname)
-    logfile = node_format(logfile, nodename) if logfile else None
+    # %i / %I stay in the log file's name: each pool process expands its own index.
+    logfile = node_format(logfile, nodename, index=None) if logfile else None
     pidfile = node_format(pidfile, nodename) if pidfile else None
     if detach:
         detach_command(
             obj.echo,
             "worker",
-            logfile=logfile,
+            logfile=process_format(logfile) if logfile else None,
             pidfile=pidfile,
             uid=uid,
             gid=gid,

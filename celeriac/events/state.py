@@ -300,16 +300,25 @@ class State:
         with self._mutex:
             return self._task(uuid)
 
-    def clear(self, ready: bool = True) -> None:
-        """Forget every task (only the finished ones with ``ready=False``... as Celery:
-        ``ready=True`` forgets all) and every worker."""
+    def clear_tasks(self, ready: bool = True) -> None:
+        """Forget the finished tasks (``ready=True``: the running and waiting ones stay), or
+        every task (``ready=False``), as Celery's ``State.clear_tasks``."""
         with self._mutex:
-            if ready:
-                self.tasks.clear()
-            else:
-                for uuid in [u for u, t in self.tasks.items() if t.ready]:
-                    del self.tasks[uuid]
+            self._clear_tasks(ready)
+
+    def _clear_tasks(self, ready: bool) -> None:
+        if ready:
+            for uuid in [u for u, t in self.tasks.items() if t.ready]:
+                del self.tasks[uuid]
+        else:
+            self.tasks.clear()
+
+    def clear(self, ready: bool = True) -> None:
+        """Forget every worker and the tasks :meth:`clear_tasks` would (Celery's
+        ``State.clear``): ``ready=True`` keeps the tasks that have not finished."""
+        with self._mutex:
             self.workers.clear()
+            self._clear_tasks(ready)
             self.event_count = 0
             self.task_count = 0
 

@@ -35,6 +35,32 @@ _LEVELS = {
 
 #: Handlers installed by ``setup_logging`` (removed again by the next call).
 _installed: list[tuple[logging.Logger, logging.Handler]] = []
+#: The log file as given, ``%i`` / ``%I`` unexpanded (each pool process expands its own).
+_logfile_template: str | None = None
+
+
+def process_format(text: str, index: int = 0) -> str:
+    """Celery's process-index expansion: ``%i`` is the pool process index (0: the main
+    process), ``%I`` the same as ``-<index>`` (empty in the main process)."""
+    return text.replace("%i", str(index)).replace("%I", f"-{index}" if index else "")
+
+
+def enter_process(index: int) -> None:
+    """In pool process ``index`` (1, 2, ...): when the log file's name has ``%i`` or ``%I``,
+    the handlers ``setup_logging`` installed write to this process's own file instead, as a
+    Celery prefork child does (``--logfile=%n%I.log``: ``w1-1.log``, ``w1-2.log``)."""
+    template = _logfile_template
+    if not template or ("%i" not in template and "%I" not in template):
+        return
+    path = process_format(template, index)
+    for position, (logger, handler) in enumerate(list(_installed)):
+        replacement = _stream_handler(path)
+        replacement.setFormatter(handler.formatter)
+        replacement.setLevel(handler.level)
+        logger.removeHandler(handler)
+        handler.close()
+        logger.addHandler(replacement)
+        _installed[position] = (logger, replacement)
 
 
 def parse_loglevel(level: str | int) -> int:
@@ -95,8 +121,13 @@ def setup_logging(
     """Configure the root and task loggers; return the numeric level.
 
     A receiver of the ``setup_logging`` signal takes over entirely (Celery's contract); with
-    ``hijack_root=False`` only the level of celeriac's own loggers is set.
+    ``hijack_root=False`` only the level of celeriac's own loggers is set. ``logfile`` may
+    hold ``%i`` / ``%I``: this process logs to it as the main process (index 0), and pool
+    processes to their own files (:func:`enter_process`).
     """
+    global _logfile_template
+    _logfile_template = logfile
+    logfile = process_format(logfile) if logfile else logfile
     level = parse_loglevel(loglevel)
     if signals.setup_logging.receivers:
         signals.setup_logging.send(
@@ -151,8 +182,10 @@ __all__ = [
     "DEFAULT_TASK_FORMAT",
     "TASK_LOGGER_NAME",
     "TaskFormatter",
+    "enter_process",
     "get_logger",
     "get_task_logger",
     "parse_loglevel",
+    "process_format",
     "setup_logging",
 ]

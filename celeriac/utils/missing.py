@@ -36,8 +36,10 @@ class Missing:
 
 
 REMOTE_CONTROL = Missing(
-    "this remote control command (celeriac workers answer Celery's inspect and control "
-    "commands except autoscale, pool_restart, election and revoke_by_stamped_headers)",
+    "this remote control command (celeriac workers answer every Celery inspect and control "
+    "command except election, revoke_by_stamped_headers, objgraph and hello (mingle); "
+    "pool_restart is answered 'Pool restarts not enabled', as by a Celery worker without "
+    "worker_pool_restarts)",
     "use app.control.inspect() and the other app.control commands (app.control.ping() lists "
     "the live workers); empty queues with `celeriac purge`; restart a worker to reload its "
     "code",

@@ -155,6 +155,16 @@ def revoke(
     return ok(f"tasks {idstr} flagged as revoked")
 
 
+@command("terminate")
+def terminate(
+    ctx: ControlContext, signal: str | int | None, task_id: str | list[str], **_: Any
+) -> dict[str, Any]:
+    """Celery's ``terminate`` (``celery control terminate SIGKILL <id>``, Flower's
+    "terminate" button): ``revoke`` with ``terminate=True``."""
+    reply: dict[str, Any] = revoke(ctx, task_id, terminate=True, signal=signal)
+    return reply
+
+
 def _terminate(ctx: ControlContext, ids: list[str], signum: int) -> dict[str, Any]:
     active = set(ctx.state.active_ids()) | set(ctx.pool.running_ids())
     done: list[str] = []
@@ -225,6 +235,19 @@ def rate_limit(
     return ok("new rate limit set successfully")
 
 
+def set_time_limits(
+    app: Celery, task_name: str, hard: float | None = None, soft: float | None = None
+) -> bool:
+    """Set a task's hard and soft limits in this process; False if there is no such task."""
+    try:
+        task = app.tasks[task_name]
+    except KeyError:
+        return False
+    task.time_limit = hard
+    task.soft_time_limit = soft
+    return True
+
+
 @command("time_limit")
 def time_limit(
     ctx: ControlContext,
@@ -233,12 +256,9 @@ def time_limit(
     soft: float | None = None,
     **_: Any,
 ) -> dict[str, Any]:
-    try:
-        task = ctx.app.tasks[task_name]
-    except KeyError:
+    if not set_time_limits(ctx.app, task_name, hard, soft):
         return error(f"unknown task {task_name!r}")
-    task.time_limit = hard
-    task.soft_time_limit = soft
+    ctx.pool.time_limits_changed(task_name, hard, soft)
     if ctx.relay is not None:
         ctx.relay("time_limit", {"task_name": task_name, "hard": hard, "soft": soft})
     return ok("time limits set successfully")
@@ -423,4 +443,5 @@ __all__ = [
     "error",
     "ok",
     "selected",
+    "set_time_limits",
 ]

@@ -213,7 +213,9 @@ class Consumer:
                 timeout = (
                     0.0 if runnable or queued else self._wait_time(BUSY_WAIT if busy else IDLE_WAIT)
                 )
-                got = self.transport.get(self.queues, max_messages=free, timeout=timeout)
+                asked = self.queues
+                got = self.transport.get(asked, max_messages=free, timeout=timeout)
+                got = self._still_consumed(asked, got)
                 for delivery in got:
                     self._receive(delivery)
                 if queued and not got:
@@ -453,8 +455,24 @@ class Consumer:
             return None
         self._update_qos()
         acks, self._acks = self._acks, []
-        fetched: list[Delivery] = combined.ack_and_get(self.queues, acks, max_messages=free)
-        return fetched
+        asked = self.queues
+        fetched: list[Delivery] = combined.ack_and_get(asked, acks, max_messages=free)
+        return self._still_consumed(asked, fetched)
+
+    def _still_consumed(self, asked: list[str], got: list[Delivery]) -> list[Delivery]:
+        """What a fetch brought, less the messages of a queue cancelled while it waited
+        (``cancel_consumer`` from another thread): those go back to the broker unprocessed, as
+        kombu gives back a message that arrives for a queue no longer consumed. Once the
+        ``cancel_consumer`` reply is sent, nothing of that queue runs here."""
+        current = self.queues  # replaced, never changed in place: identity says "unchanged"
+        if current is asked or not got:
+            return got
+        gone = [d for d in got if d.queue in asked and d.queue not in current]
+        if not gone:
+            return got
+        self.transport.restore(gone)
+        logger.debug("Gave back %d message(s) of cancelled queue(s)", len(gone))
+        return [d for d in got if not (d.queue in asked and d.queue not in current)]
 
     # -- completions -------------------------------------------------------------------------
     def _handle_completions(self) -> None:

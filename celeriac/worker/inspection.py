@@ -294,13 +294,26 @@ def report(ctx: ControlContext, **_: Any) -> dict[str, Any]:
 
 @command("memdump")
 def memdump(ctx: ControlContext, samples: int = 10, **_: Any) -> str:
-    """Celery prints samples of its own memory tracker; this is the resident size."""
+    """Celery prints samples of its own memory tracker (psutil); this is the resident size of
+    the worker's process now and at its peak, and that of each pool process now."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return (
-        f"Memory: {usage.ru_maxrss} KiB peak resident (this process), "
-        f"{children.ru_maxrss} KiB peak resident (largest pool process)"
-    )
+    lines = [
+        f"- rss (this process {os.getpid()}): {_resident_kib(os.getpid())} KiB, "
+        f"peak {usage.ru_maxrss} KiB"
+    ]
+    for pid in ctx.pool.pids():
+        lines.append(f"- rss (pool process {pid}): {_resident_kib(pid)} KiB")
+    return "\n".join(lines) + "\n"
+
+
+def _resident_kib(pid: int) -> int | str:
+    """A process's resident size now (Linux ``/proc``), or ``?`` where it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/statm") as handle:
+            pages = int(handle.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return "?"
+    return pages * resource.getpagesize() // 1024
 
 
 COMMANDS["memsample"] = memdump

@@ -30,7 +30,7 @@ from celeriac.events.node import NodeEvents
 from celeriac.events.node import register as register_node
 from celeriac.events.node import unregister as unregister_node
 from celeriac.protocol.entities import Queue
-from celeriac.utils.log import parse_loglevel, setup_logging
+from celeriac.utils.log import parse_loglevel, process_format, setup_logging
 from celeriac.utils.missing import startup_warnings
 from celeriac.worker import inspection, management  # noqa: F401 (their commands register)
 from celeriac.worker.autoscale import Autoscaler
@@ -566,18 +566,14 @@ class Worker:
         signals.worker_shutdown.send(sender=self)
 
 
-def node_format(text: str, nodename: str) -> str:
+def node_format(text: str, nodename: str, index: int | None = 0) -> str:
     """Celery's node expansion of paths: ``%n`` name, ``%h`` host, ``%d`` domain, ``%i`` the
-    process index (0: the main process), ``%I`` the same as ``-<index>`` (empty for 0)."""
+    process index (0: the main process), ``%I`` the same as ``-<index>`` (empty for 0).
+    ``index=None`` leaves ``%i`` / ``%I`` for each process to expand (the log file)."""
     name, _, host = nodename.partition("@")
     domain = host.partition(".")[2]
-    return (
-        text.replace("%n", name)
-        .replace("%h", host or nodename)
-        .replace("%d", domain)
-        .replace("%i", "0")
-        .replace("%I", "")
-    )
+    text = text.replace("%n", name).replace("%h", host or nodename).replace("%d", domain)
+    return text if index is None else process_format(text, index)
 
 
 def _level_no(level: str | int) -> int:

@@ -1,7 +1,7 @@
 """``worker --autoscale=3,1`` with real workers: the pool grows until three tasks run at once,
 shrinks after the keepalive once idle, and the ``autoscale`` control command changes its
 bounds. Threads and prefork fed by the parent on the embedded SQLite default; prefork whose
-children consume on Redis."""
+children consume on Redis and RabbitMQ; threads on RabbitMQ."""
 
 from __future__ import annotations
 
@@ -17,7 +17,13 @@ from tests.integration.conftest import WorkerFactory, wait_state, wait_until
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("broker", "pool"),
-    [("sqlite", "threads"), ("sqlite", "prefork"), ("redis", "prefork")],
+    [
+        ("sqlite", "threads"),
+        ("sqlite", "prefork"),
+        ("redis", "prefork"),
+        ("amqp", "prefork"),
+        ("amqp", "threads"),
+    ],
     indirect=["broker"],
 )
 def test_autoscale_grows_with_load_and_shrinks_when_idle(

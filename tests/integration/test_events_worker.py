@@ -3,10 +3,13 @@ events with Celery's fields, received by celeriac's receiver into the cluster mo
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import celeriac
 from celeriac import Celery, states
+from celeriac.exceptions import Reject
 from celeriac.testing import start_worker
 from tests.integration.broker_envs import ALL
 from tests.integration.conftest import wait_until
@@ -126,3 +129,53 @@ def test_task_send_event_reaches_the_receiver(app: Celery) -> None:
         assert event[0]["done"] == 3 and event[0]["total"] == 4
         wait_until(lambda: seen.of_type("task-succeeded", uuid=result.id), "succeeded")
         assert "PROGRESS" in {s for s, _ in seen.state.tasks[result.id].history}
+
+
+def test_retried_rejected_and_revoked_tasks_send_their_events(app: Celery) -> None:
+    """task-retried (Celery's fields: the cause's repr, the traceback), task-rejected
+    (``requeue``), task-revoked (a task revoked before it arrived: not terminated, not
+    expired); the cluster model follows each."""
+    app.conf.worker_send_task_events = True
+    tries: list[int] = []
+
+    @app.task(bind=True, name="t.flaky", max_retries=3)
+    def flaky(self: Any) -> str:
+        tries.append(self.request.retries)
+        if not self.request.retries:
+            raise self.retry(exc=KeyError("first try"), countdown=0)
+        return "second try"
+
+    @app.task(name="t.refuse")
+    def refuse() -> None:
+        raise Reject("not for me", requeue=False)
+
+    @app.task(name="t.never")
+    def never() -> None:
+        raise AssertionError("a revoked task ran")
+
+    with watching(app) as seen, start_worker(app, pool="threads", concurrency=2) as worker:
+        node = worker.hostname
+        retried = flaky.delay()
+        assert retried.get(timeout=10) == "second try" and tries == [0, 1]
+        (event,) = wait_until(lambda: seen.of_type("task-retried", uuid=retried.id), "retried")
+        assert event["exception"] == "KeyError('first try')" and "Traceback" in event["traceback"]
+        assert event["hostname"] == node
+        wait_until(lambda: seen.of_type("task-succeeded", uuid=retried.id), "then succeeded")
+        assert len(seen.of_type("task-received", uuid=retried.id)) == 2  # the retry's message
+        assert states.RETRY in {s for s, _ in seen.state.tasks[retried.id].history}
+        assert seen.state.tasks[retried.id].state == states.SUCCESS
+
+        rejected = refuse.delay()
+        (event,) = wait_until(lambda: seen.of_type("task-rejected", uuid=rejected.id), "rejected")
+        assert event["requeue"] is False and event["hostname"] == node
+        # As in Celery's State, REJECTED ranks before STARTED: the state stays, the time is kept.
+        task = seen.state.tasks[rejected.id]
+        assert task.state == states.STARTED and task.rejected == event["timestamp"]
+
+        app.control.revoke("revoked-before", reply=True, timeout=5, limit=1)
+        never.apply_async(task_id="revoked-before")
+        (event,) = wait_until(
+            lambda: seen.of_type("task-revoked", uuid="revoked-before"), "revoked"
+        )
+        assert (event["terminated"], event["signum"], event["expired"]) == (False, None, False)
+        assert seen.state.tasks["revoked-before"].state == states.REVOKED

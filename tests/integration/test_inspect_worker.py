@@ -108,6 +108,9 @@ def test_control_commands_change_the_worker(app: Celery) -> None:
         assert replies == [{node: {"ok": "no longer consuming from extraq"}}]
         names = [q["name"] for q in app.control.inspect(timeout=2, limit=1).active_queues()[node]]
         assert names == ["celery"]
+        left = add.apply_async((3, 3), queue="extraq")  # after the reply: never taken
+        assert add.delay(4, 4).get(timeout=10) == 8
+        assert left.state == "PENDING"
         replies = app.control.pool_grow(1, reply=True, timeout=5, limit=1)
         assert replies == [{node: {"ok": "pool will grow"}}]
         stats = app.control.inspect(timeout=2, limit=1).stats()[node]

@@ -1,8 +1,10 @@
 """``celeriac multi`` and ``worker --detach`` with real detached workers (issue 17).
 
 The lifecycle: start two nodes, a round trip, start again (already running), stopwait while
-a task runs (it waits, the task finishes), on the embedded SQLite default and on Redis; kill
-(the pid file goes stale), start again (the stale pid file is said and replaced), restart.
+a task runs (it waits, the task finishes), on the embedded SQLite default, Redis and
+RabbitMQ; kill (the pid file goes stale), start again (the stale pid file is said and
+replaced), restart; a range of prefork nodes with per-node options and per-process log
+files, then stop.
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ def multi(tmp_path: Path, broker: BrokerEnv, client: Celery) -> Iterator[Multi]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("broker", ["sqlite", "redis"], indirect=True)
+@pytest.mark.parametrize("broker", ["sqlite", "redis", "amqp"], indirect=True)
 def test_multi_lifecycle(multi: Multi, client: Celery, tmp_path: Path) -> None:
     start = ("multi", "start", *NODES, *OPTIONS, *multi.paths)
     done = multi.run(*start)
@@ -184,4 +186,55 @@ def test_detach_refuses_a_live_pidfile_and_reports_a_failed_start(
     assert bad.returncode == 1
     assert f"exited before it started; see {tmp_path}/log/w2.log" in bad.stderr
     assert "nonsense" in multi.log("w2")
+    assert not multi.pidfile("w2").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("broker", ["sqlite", "redis"], indirect=True)  # fed / consuming children
+def test_multi_range_with_per_node_options_and_per_process_logs_then_stop(
+    multi: Multi, client: Celery, tmp_path: Path
+) -> None:
+    """``multi start 2`` (nodes w1, w2) of prefork workers, ``-c:2 1`` for the second;
+    ``--logfile=%n%I.log``: each main process logs to ``w1.log``, each child to its own
+    ``w1-1.log`` (Celery's ``%I``); plain ``stop`` (TERM, no wait) stops them both."""
+    common = ("2", "--range-prefix=w", *multi.paths)
+    done = multi.run(
+        "multi", "start", *common, "-P", "prefork", "-c", "2", "-c:2", "1", "-l", "info"
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    host = done.stdout.split("w1@")[1].split(":")[0]
+    pids = {node: multi.pid(node) for node in NODES}
+    for node in NODES:
+        multi.wait_ready(node)
+    inspect = client.control.inspect(timeout=5.0)
+    stats = wait_until(lambda: (s := inspect.stats() or {}) and len(s) == 2 and s, "two nodes")
+    assert {n: s["pool"]["max-concurrency"] for n, s in stats.items()} == {
+        f"w1@{host}": 2,
+        f"w2@{host}": 1,
+    }
+    results = [client.send_task("tasks.add", (i, i)) for i in range(8)]
+    assert [r.get(timeout=30) for r in results] == [2 * i for i in range(8)]
+
+    logs = tmp_path / "log"
+    children = sorted(p.name for p in logs.glob("*-*.log"))
+    assert children == ["w1-1.log", "w1-2.log", "w2-1.log"]
+
+    def succeeded_where(task_id: str) -> list[str]:
+        return [
+            p.name
+            for p in sorted(logs.glob("*.log"))
+            if f"[{task_id}] succeeded in" in p.read_text(errors="replace")
+        ]
+
+    # Each task's "succeeded" line is in the file of the child that ran it, and only there.
+    wait_until(lambda: all(succeeded_where(r.id) for r in results), "every task's log line")
+    assert all(len(where := succeeded_where(r.id)) == 1 and "-" in where[0] for r in results)
+    assert "ready." in multi.log("w1") and "ready." not in (logs / "w1-1.log").read_text()
+
+    stopped = multi.run("multi", "stop", *common)
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    assert "> Stopping nodes..." in stopped.stdout
+    assert f"\t> w1@{host}: TERM -> {pids['w1']}" in stopped.stdout
+    wait_until(lambda: not any(pid and alive(pid) for pid in pids.values()), "both nodes gone")
+    wait_until(lambda: not multi.pidfile("w1").exists(), "w1's pid file removed")
     assert not multi.pidfile("w2").exists()

@@ -140,3 +140,45 @@ def test_a_worker_that_loses_its_broker_logs_it_and_comes_back_consuming(
     assert worker.output().count("Remote control read failed") <= 1
     assert worker.process.poll() is None
     assert worker.stop() == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("broker", ["redis", "amqp"], indirect=True)
+def test_a_worker_whose_connection_hangs_open_fails_the_probe_until_it_flows_again(
+    start_worker: WorkerFactory,
+    broker: BrokerEnv,
+    client: Celery,
+    tmp_path: Path,
+    proxy: TcpProxy,
+) -> None:
+    """The known Celery failure: the process lives and its connection stays open, but
+    nothing comes through it (a silent partition: the proxy holds every byte). The worker
+    consumes nothing, so ``celeriac check`` fails; once bytes flow again it passes, and the
+    task sent meanwhile runs. On Redis the consumer's wait for an answer hangs at once; an
+    idle AMQP consumer waits quietly anyway, and notices only when two heartbeats are missed
+    (``broker_heartbeat``, lowered here from Celery's 120 s)."""
+    (host, port), _ = PROXIED[broker.kind]
+    url = broker.broker_url.replace(f"{host}:{port}", proxy.address)
+    given = ("--liveness-file", f"{tmp_path}/%n.alive", "-n", "w1@%h")
+    conf = {**broker.settings, "broker_url": url}
+    if broker.kind == "amqp":
+        conf["broker_heartbeat"] = 2.0
+    worker = start_worker("-P", "threads", "-c", "2", *given, conf=conf)
+    assert client.send_task("tasks.add", (1, 2)).get(timeout=30) == 3
+    assert _check(tmp_path, conf, *given).returncode == 0
+
+    proxy.hold()
+    try:
+        waiting = client.send_task("tasks.add", (2, 2))  # the client's own connection
+        wait_until(
+            lambda: not probe_file(str(tmp_path / "w1.alive"), float(MAX_AGE)).ok,
+            "a failing probe",
+        )
+        held = _check(tmp_path, conf, *given)
+        assert held.returncode == 1 and "not consuming" in held.stderr
+        assert worker.process.poll() is None  # alive all along
+    finally:
+        proxy.release()
+    assert waiting.get(timeout=60) == 4
+    wait_until(lambda: _check(tmp_path, conf, *given).returncode == 0, "the probe to pass again")
+    assert worker.stop() == 0

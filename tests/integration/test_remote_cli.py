@@ -1,5 +1,6 @@
-"""``celeriac status``, ``inspect`` and ``control`` against a real worker (embedded broker):
-aligned tables for people, ``--json`` for programs."""
+"""``celeriac status``, ``inspect``, ``control`` and ``events --dump`` against real workers
+(the embedded broker; Redis and RabbitMQ with a prefork worker): aligned tables for people,
+``--json`` for programs."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from celeriac import Celery, states
 from tests.integration.broker_envs import BrokerEnv
-from tests.integration.conftest import FIXTURE_APPS, REPO, WorkerFactory
+from tests.integration.conftest import FIXTURE_APPS, REPO, WorkerFactory, wait_state, wait_until
+from tests.integration.test_events_cli import Monitor
 
 NODE = "cli@test"
 
@@ -76,3 +81,63 @@ def test_status_inspect_and_control_from_the_command_line(
     assert "No nodes replied within time constraint" in nobody.stderr
     bad = celeriac(tmp_path, broker, "control", "rate_limit", "tasks.add")
     assert bad.returncode == 2 and "needs a task name and a rate limit" in bad.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("broker", ["redis", "amqp"], indirect=True)
+def test_the_command_line_against_a_prefork_worker_on_redis_and_rabbitmq(
+    start_worker: WorkerFactory, tmp_path: Path, broker: BrokerEnv, client: Celery
+) -> None:
+    """status, inspect (tables and --json), control terminate / pool_grow / shutdown and
+    ``events --dump``, against a prefork worker whose children consume for themselves."""
+    dump = Monitor(tmp_path, broker.settings, "--dump")
+    try:
+        wait_until(lambda: "Starting capture" in dump.output(), "the dump to start")
+        worker = start_worker("-P", "prefork", "-c", "2", "-E", "-n", NODE)
+        status = celeriac(tmp_path, broker, "status")
+        assert status.returncode == 0, status.stderr
+        assert status.stdout.splitlines()[1].split() == [NODE, "OK"]
+        assert json.loads(celeriac(tmp_path, broker, "status", "--json").stdout) == {
+            NODE: {"ok": "pong"}
+        }
+
+        done = client.send_task("tasks.add", (20, 22))
+        assert done.get(timeout=30) == 42
+        wait_until(lambda: f"task succeeded: tasks.add({done.id})" in dump.output(), "dumped")
+        assert f"{NODE} [" in dump.output()  # the worker's own events
+
+        blocked = client.send_task("tasks.block", (str(tmp_path / "never"),))
+        wait_state(client, blocked.id, states.STARTED)
+        table = celeriac(tmp_path, broker, "inspect", "active")
+        assert table.returncode == 0, table.stderr
+        header, row = table.stdout.splitlines()[:2]
+        assert header.split()[:3] == ["NODE", "ID", "NAME"]
+        assert row.split()[:3] == [NODE, blocked.id, "tasks.block"]
+        (active,) = json.loads(celeriac(tmp_path, broker, "inspect", "active", "-j").stdout)[NODE]
+        stats = json.loads(celeriac(tmp_path, broker, "inspect", "stats", "--json").stdout)[NODE]
+        assert active["id"] == blocked.id and active["worker_pid"] in stats["pool"]["processes"]
+        query = celeriac(tmp_path, broker, "inspect", "query_task", blocked.id, "--json")
+        assert json.loads(query.stdout)[NODE][blocked.id][0] == "active"
+
+        killed = celeriac(tmp_path, broker, "control", "terminate", "SIGKILL", blocked.id)
+        assert killed.returncode == 0, killed.stderr
+        assert killed.stdout.splitlines()[1].split() == [NODE, "terminate:", blocked.id]
+        assert wait_state(client, blocked.id, states.REVOKED) == states.REVOKED
+        grown = celeriac(tmp_path, broker, "control", "pool_grow", "1", "--json")
+        assert json.loads(grown.stdout) == {NODE: {"ok": "pool will grow"}}
+        wait_until(
+            lambda: len(client.control.inspect(timeout=3).stats()[NODE]["pool"]["processes"]) == 3,
+            "a third child",
+        )
+        stopped = celeriac(tmp_path, broker, "control", "shutdown")
+        assert stopped.returncode == 0, stopped.stderr
+        assert worker.wait_exit() == 0
+        wait_until(
+            lambda: any(
+                line.startswith(f"{NODE} [") and "] shutdown" in line
+                for line in dump.output().splitlines()
+            ),
+            "worker-offline in the dump",
+        )
+    finally:
+        dump.stop()

@@ -3,7 +3,7 @@ finish for at most the timeout, then cuts them short and their messages go back 
 broker; a second worker completes every task, each exactly once (early acks) or at least
 once (acks_late, as Celery documents; here once too, since the cut-short run never
 completed). Both prefork topologies (children fed by the parent, children that consume),
-threads and solo; the embedded SQLite default and Redis."""
+threads and solo; the embedded SQLite default, Redis and RabbitMQ."""
 
 from __future__ import annotations
 
@@ -37,6 +37,9 @@ def _send(client: Celery, tmp_path: Path, acks_late: bool) -> tuple[list[str], P
         ("sqlite", "solo", {}),
         ("redis", "prefork", {}),  # children that consume
         ("redis", "prefork", {"worker_direct_consume": False, "task_acks_late": True}),
+        ("amqp", "prefork", {}),  # children that consume
+        ("amqp", "prefork", {"worker_direct_consume": False}),
+        ("amqp", "threads", {"task_acks_late": True}),
     ],
     indirect=["broker"],
 )

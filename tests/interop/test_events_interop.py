@@ -65,8 +65,22 @@ def celery_watching(app: Any) -> Iterator[tuple[Any, list[dict[str, Any]]]]:
 def test_a_celery_receiver_follows_a_celeriac_worker(
     celery_client: Any, start_worker: WorkerFactory, endpoint: Endpoint
 ) -> None:
+    celery_receiver_follows_celeriac(celery_client, start_worker, "ev-celeriac@interop")
+
+
+def test_celeriac_follows_a_celery_worker(
+    celeriac_client: Any, start_worker: WorkerFactory, endpoint: Endpoint
+) -> None:
+    celeriac_follows_celery(celeriac_client, start_worker, "ev-celery@interop")
+
+
+def celery_receiver_follows_celeriac(
+    celery_client: Any, start_worker: WorkerFactory, node: str
+) -> None:
+    """A real Celery receiver and State see a celeriac worker and its task (shared with the
+    RabbitMQ module)."""
     with celery_watching(celery_client) as (state, seen):
-        start_worker("celeriac", "-P", "threads", "-E", "-n", "ev-celeriac@interop")
+        start_worker("celeriac", "-P", "threads", "-E", "-n", node)
         result = celery_client.send_task("interop.add", (2, 3))
         assert result.get(timeout=TIMEOUT) == 5
         _wait(
@@ -75,21 +89,23 @@ def test_a_celery_receiver_follows_a_celeriac_worker(
         )
         task = state.tasks[result.id]
         assert task.state == "SUCCESS" and task.result == "5"
-        assert task.name == "interop.add" and task.worker.hostname == "ev-celeriac@interop"
-        worker = state.workers["ev-celeriac@interop"]
+        assert task.name == "interop.add" and task.worker.hostname == node
+        worker = state.workers[node]
         assert worker.alive and worker.sw_ident == "py-celeriac"
 
 
-def test_celeriac_follows_a_celery_worker(
-    celeriac_client: Any, start_worker: WorkerFactory, endpoint: Endpoint
-) -> None:
+def celeriac_follows_celery(celeriac_client: Any, start_worker: WorkerFactory, node: str) -> None:
+    """celeriac's receiver and cluster model see a real ``celery worker -E`` and its task."""
     with watching(celeriac_client) as seen:
-        start_worker("celery", "-P", "threads", "-E", "-n", "ev-celery@interop")
+        start_worker("celery", "-P", "threads", "-E", "-n", node, "--heartbeat-interval", "2")
         result = celeriac_client.send_task("interop.add", (4, 5))
         assert result.get(timeout=TIMEOUT) == 9
         _wait(lambda: seen.of_type("task-succeeded", uuid=result.id), "task-succeeded")
         (received,) = seen.of_type("task-received", uuid=result.id)
-        assert received["hostname"] == "ev-celery@interop" and received["args"] == "(4, 5)"
+        assert received["hostname"] == node and received["args"] == "(4, 5)"
         task = seen.state.tasks[result.id]
         assert task.state == "SUCCESS" and task.result == "9"
-        assert task.worker is not None and task.worker.hostname == "ev-celery@interop"
+        assert task.worker is not None and task.worker.hostname == node
+        (online,) = seen.of_type("worker-online", hostname=node)
+        assert online["sw_ident"] == "py-celery" and online["freq"] == 2.0
+        assert seen.state.workers[node].alive

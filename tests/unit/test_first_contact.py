@@ -7,16 +7,22 @@ feature and pointing at the compatibility matrix, and sends nothing.
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable
+from types import FunctionType
 from typing import Any
 
 import pytest
+from celery.worker.control import Panel  # type: ignore[import-untyped]
 
 import celeriac
 from celeriac import Celery
 from celeriac.app.config import SETTINGS
+from celeriac.app.control import Control
 from celeriac.exceptions import CeleriacError, NotYetImplemented
-from celeriac.utils.missing import COMPATIBILITY, startup_warnings
+from celeriac.utils.missing import COMPATIBILITY, REMOTE_CONTROL, startup_warnings
+from celeriac.worker import worker as _worker  # noqa: F401 - registers every command
+from celeriac.worker.commands import COMMANDS
 
 
 def _refused(call: Callable[[], Any], *words: str) -> NotYetImplemented:
@@ -71,6 +77,17 @@ def test_add_periodic_task_is_there(memory_app: Celery) -> None:
 def test_control_methods_workers_do_not_answer_refuse(memory_app: Celery, method: str) -> None:
     err = _refused(lambda: getattr(memory_app.control, method)(), f"app.control.{method}()")
     assert "app.control.ping()" in err.instead
+
+
+def test_the_refusal_names_exactly_the_commands_workers_do_not_answer() -> None:
+    """The words of the refusal follow the worker's command table: a command that arrives
+    (autoscale, pool_restart did) leaves the "except ..." list."""
+    named = REMOTE_CONTROL.feature.split("except ", 1)[1].split(";", 1)[0]
+    refused = set(re.findall(r"\w+", named)) - {"and", "mingle"}
+    assert refused == set(Panel.meta) - set(COMMANDS)  # Celery's worker commands, less ours
+    assert {"autoscale", "pool_restart", "terminate", "memdump", "query_task"} <= set(COMMANDS)
+    for name in ("election", "revoke_by_stamped_headers"):
+        assert isinstance(getattr(Control, name), FunctionType)  # the client refuses them
 
 
 def test_control_methods_that_exist_are_not_refused(memory_app: Celery) -> None:

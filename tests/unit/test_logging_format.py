@@ -9,7 +9,14 @@ import pytest
 
 from celeriac import Celery
 from celeriac.testing import start_worker
-from celeriac.utils.log import get_task_logger, parse_loglevel, setup_logging
+from celeriac.utils.log import (
+    enter_process,
+    get_task_logger,
+    parse_loglevel,
+    process_format,
+    setup_logging,
+)
+from celeriac.worker.worker import node_format
 
 
 @pytest.mark.parametrize(("text", "level"), [("info", 20), ("DEBUG", 10), ("warn", 30), (40, 40)])
@@ -48,3 +55,32 @@ def test_setup_logging_level_outside_tasks(tmp_path: Path) -> None:
         handler.flush()
     text = logfile.read_text()
     assert "shown" in text and "hidden" not in text
+
+
+def test_each_pool_process_logs_to_the_file_its_index_names(tmp_path: Path) -> None:
+    """``--logfile=w1%I.log``: the main process writes ``w1.log``, pool process 2 (after
+    :func:`enter_process`, as a prefork child does first) ``w1-2.log``; ``%i`` is 0, 2."""
+    template = str(tmp_path / "w1%I-%i.log")
+    assert node_format("%n%I-%i.log", "w1@host", index=None) == "w1%I-%i.log"
+    assert node_format("%n%I-%i.log", "w1@host") == "w1-0.log"
+    assert process_format("%n%I-%i", 3) == "%n-3-3"
+    setup_logging("INFO", template)
+    worker_log = logging.getLogger("celeriac.worker")
+    worker_log.info("from the main process")
+    enter_process(2)
+    worker_log.info("from pool process 2")
+    get_task_logger("proj.tasks").info("a task's line in pool process 2")
+    for handler in [*logging.getLogger().handlers, *logging.getLogger("celeriac.task").handlers]:
+        handler.flush()
+    main = (tmp_path / "w1-0.log").read_text()
+    child = (tmp_path / "w1-2-2.log").read_text()
+    assert "from the main process" in main and "pool process 2" not in main
+    assert "from pool process 2" in child and "a task's line in pool process 2" in child
+    assert "from the main process" not in child
+    setup_logging("INFO", str(tmp_path / "plain.log"))  # no index: a pool process keeps it
+    enter_process(3)
+    worker_log.info("still here")
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    assert "still here" in (tmp_path / "plain.log").read_text()
+    assert not list(tmp_path.glob("*-3*"))

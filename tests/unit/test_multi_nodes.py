@@ -3,11 +3,15 @@ examples (celery/bin/multi.py) and its expansion rules (celery/apps/multi.py).""
 
 from __future__ import annotations
 
+import io
 import signal
 import sys
 
 import pytest
+from celery.bin.multi import MultiTool  # type: ignore[import-untyped]
+from click.testing import CliRunner
 
+from celeriac.cli.main import celeriac
 from celeriac.worker.multi import find_signal
 from celeriac.worker.nodes import Node, nodes_from_args, parse_args
 
@@ -142,3 +146,50 @@ def test_parse_args_splits_values_options_namespaces_and_passthrough() -> None:
 )
 def test_stop_signal_argument(args: list[str], expected: int) -> None:
     assert find_signal(args, ["w1"]) == expected
+
+
+# -- the command line: names, expand, show, get (no worker started) --------------------------
+
+
+def _celery_multi(*args: str) -> list[str]:
+    """What real ``celery multi`` prints for ``args``."""
+    out = io.StringIO()
+    MultiTool(stdout=out, stderr=out).execute_from_commandline(["multi", *args])
+    return out.getvalue().splitlines()
+
+
+def _celeriac_multi(*args: str) -> list[str]:
+    done = CliRunner().invoke(celeriac, ["multi", *args])
+    assert done.exit_code == 0, done.output
+    return done.output.splitlines()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("names", "3", "--range-prefix=w", "--hostname=h.example.com"),
+        ("names", "image", "video@other.org", "-c", "3", "--hostname=h.example.com"),
+        ("expand", "log/%n%I-%h-%d.log", "w1", "w2@other.org", "--hostname=h.example.com"),
+        ("expand", "run/%N.pid", "2", "--hostname=h.example.com"),
+    ],
+)
+def test_names_and_expand_print_what_celery_multi_prints(args: tuple[str, ...]) -> None:
+    assert _celeriac_multi(*args) == _celery_multi(*args)
+
+
+def test_show_prints_each_nodes_command_and_get_one_nodes_arguments() -> None:
+    common = ("-c", "3", "-c:w2", "5", "--hostname=h.example.com", "--pidfile=run/%n.pid")
+    shown = _celeriac_multi("show", "w1", "w2", *common)
+    assert len(shown) == 2
+    first = shown[0].split()
+    assert first[:5] == [sys.executable, "-m", "celeriac", "worker", "--detach"]
+    assert "-n" in first and first[first.index("-n") + 1] == "w1@h.example.com"
+    assert first[first.index("-c") + 1] == "3" and "--pidfile=run/w1.pid" in first
+    assert shown[1].split()[shown[1].split().index("-c") + 1] == "5"
+    (got,) = _celeriac_multi("get", "w2", "w1", "w2", *common)
+    assert got == shown[1].removeprefix(sys.executable + " ")
+    assert _celeriac_multi("get", "w2@h.example.com", "w1", "w2", *common) == [got]
+    missing = CliRunner().invoke(celeriac, ["multi", "get", "w9", "w1", "w2", *common])
+    assert missing.exit_code == 1 and "no node 'w9' among w1@h.example.com" in missing.output
+    bad = CliRunner().invoke(celeriac, ["multi", "frobnicate", "w1"])
+    assert bad.exit_code == 2 and "Invalid command: frobnicate" in bad.output

@@ -124,6 +124,19 @@ def test_a_child_that_exits_is_replaced_and_its_work_settled() -> None:
     assert strategy.settled == [(dead, 1)]
 
 
+def test_process_indexes_run_from_one_and_a_replacement_takes_the_free_one() -> None:
+    """Celery's ``%i``: each child has the lowest index no living child has (billiard reuses
+    a dead child's), so ``--logfile=%n%I.log`` keeps ``concurrency`` files."""
+    supervisor = started(3)
+    assert [c.index for c in supervisor.children] == [1, 2, 3]
+    second = supervisor.children[1]
+    second.fake.exitcode = 1
+    supervisor.reap(second)
+    assert sorted(c.index for c in supervisor.children) == [1, 2, 3]
+    supervisor.grow(1)
+    assert sorted(c.index for c in supervisor.children) == [1, 2, 3, 4]
+
+
 def test_no_replacement_when_stopping_retiring_or_refused() -> None:
     stopping = started(2)
     stopping.stop()

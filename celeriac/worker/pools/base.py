@@ -143,6 +143,12 @@ class BasePool(ABC):
         that consume for themselves)."""
         return []
 
+    def time_limits_changed(self, task_name: str, hard: float | None, soft: float | None) -> None:
+        """The ``time_limit`` command changed a task's limits in this process; processes with
+        their own copy of the task (pipe-fed prefork children) must hear of it. In-process
+        pools share the task: nothing to do."""
+        return None
+
 
 class Pool(BasePool):
     """Runs the jobs the consumer hands it with ``concurrency`` slots and reports results

@@ -12,8 +12,9 @@ child's shared :class:`~celeriac.worker.pools.prefork.slot.Slot`. This pool:
 * when a child dies, stores the outcome of the task it ran (WorkerLostError,
   TimeLimitExceeded, REVOKED) and gives back the messages it held (on brokers that keep them
   after the connection closes, such as Redis);
-* answers remote control and relays ``revoke``, ``rate_limit`` and ``time_limit`` to them
-  (rate limits are the worker's: the children share its token buckets).
+* answers remote control and relays ``revoke``, ``rate_limit``, ``time_limit`` and
+  ``add_consumer`` to them (rate limits are the worker's: the children share its token
+  buckets); ``cancel_consumer`` waits until every child has let the queue go.
 
 Used for brokers whose transports set ``direct_consume`` (Redis, RabbitMQ) unless
 ``worker_direct_consume`` is off (the worker runs it in place of a consumer); the others use
@@ -54,6 +55,9 @@ from celeriac.worker.pools.prefork.supervisor import Child, Supervised, send
 from celeriac.worker.request import BadMessage, Request, build_request
 
 logger = logging.getLogger("celeriac.worker.pool")
+
+#: How long ``cancel_consumer`` waits for every child to let the queue go (seconds).
+CANCEL_WAIT = 5.0
 
 
 @dataclass(eq=False)
@@ -143,7 +147,9 @@ class DirectPreforkPool(Supervised[_Child], ConsumingPool):
         if name not in self.queues:
             return False
         self.queues.remove(name)
-        self.relay("cancel_consumer", {"queue": name})
+        # Asked, not only relayed: each child answers once its consumer has let the queue go,
+        # so after the command's reply no child takes a message of it.
+        self.query("cancel_consumer", {"queue": name}, timeout=CANCEL_WAIT)
         return True
 
     def running_ids(self) -> list[str]:

@@ -30,6 +30,7 @@ from celeriac import signals, states
 from celeriac.events.node import for_node
 from celeriac.execution import timelimits
 from celeriac.protocol.message import Message
+from celeriac.worker.commands import set_time_limits
 from celeriac.worker.pools.base import (
     LONG_TASK,
     Job,
@@ -45,6 +46,7 @@ from celeriac.worker.pools.prefork.messages import (
     Began,
     PipeJob,
     PipeResult,
+    Relay,
     Retire,
     Running,
     Started,
@@ -147,6 +149,14 @@ class PreforkPool(Supervised[_Child], Pool):
 
     def may_retire(self, child: _Child) -> bool:
         return not child.outstanding
+
+    def time_limits_changed(self, task_name: str, hard: float | None, soft: float | None) -> None:
+        """Every child hears of the new limits before its next job (the same pipe, in order);
+        children forked later inherit them from this process."""
+        order = Relay("time_limit", {"task_name": task_name, "hard": hard, "soft": soft})
+        with self.supervisor.lock:  # the lock submit_many sends under: one writer per pipe
+            for child in self.supervisor.children:
+                send(child.jobs, order)
 
     def running_job(self, child: _Child) -> Running | None:
         outstanding = child.outstanding
@@ -361,6 +371,9 @@ def _child_main(
     retiring = False
     try:
         while (batch := _recv(jobs)) is not None:
+            if isinstance(batch, Relay):  # new time limits, before the jobs sent after them
+                set_time_limits(app, **batch.arguments)
+                continue
             # One pipe message per flushed batch of results, not one per job.
             rest = run_batch(
                 app,

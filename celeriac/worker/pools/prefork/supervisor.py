@@ -18,6 +18,7 @@ worker's main thread.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import multiprocessing
 import os
 import resource
@@ -33,6 +34,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any, Generic, TypeVar
 
 from celeriac.execution import timelimits
+from celeriac.utils import log
 from celeriac.worker.pools.base import BasePool
 from celeriac.worker.pools.prefork.messages import Running
 
@@ -47,6 +49,8 @@ class Child:
     """One child process as the supervisor keeps it (each strategy adds its pipes)."""
 
     process: BaseProcess
+    #: Its process index (Celery's ``%i``): 1 to the pool's size, the lowest one free.
+    index: int = field(default=0, kw_only=True)
     retiring: bool = field(default=False, kw_only=True)  # shrunk: not replaced when it exits
     killed_for: float | None = field(default=None, kw_only=True)  # the hard limit it passed
 
@@ -133,7 +137,13 @@ class Supervisor(Generic[C]):
         for other in self.children:
             inherited += self.strategy.parent_ends(other)
         name = f"ForkPoolWorker-{len(self.children) + 1}"
-        return self.strategy.spawn_child(self.ctx, name, inherited)
+        taken = {c.index for c in self.children}
+        index = next(i for i in itertools.count(1) if i not in taken)  # as billiard reuses
+        global _forking_index
+        _forking_index = index  # the forked child reads it (enter_child); under self.lock
+        child = self.strategy.spawn_child(self.ctx, name, inherited)
+        child.index = index
+        return child
 
     def stop(self, warm: bool = True) -> None:
         """Any thread (or a signal handler): stop taking work; warm lets the children finish."""
@@ -316,14 +326,21 @@ class Supervised(BasePool, ChildStrategy[C]):
 
 
 # -- in the child -----------------------------------------------------------------------------
+#: The index of the child being forked (set by the supervisor under its lock just before the
+#: fork, so each child finds its own here).
+_forking_index = 0
+
+
 def enter_child(inherited: Sequence[Connection]) -> None:
     """What every child does first: leave shutdown to the parent, close the parent's pipe
-    ends, and let a hard time limit's alarm end the process."""
+    ends, let a hard time limit's alarm end the process, and log to its own file when the
+    log file's name has the process index (``--logfile=%n%I.log``: ``w1-1.log``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides about shutdown
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # drop the parent's Python handler
     for conn in inherited:
         conn.close()
     timelimits.install_alarm_default()
+    log.enter_process(_forking_index)
 
 
 def resident_kib() -> int:
