@@ -276,6 +276,24 @@ class TaskStore:
             tasks = self._documents(list(uuids)[:FAMILY_LIMIT])
         return sorted(tasks, key=lambda t: t.doc.get("timestamp") or 0.0)
 
+    def group(self, group_id: str) -> list[StoredTask]:
+        """The tasks carrying celeriac's ``group`` field ``group_id``: a group's or chord's
+        header tasks (by ``group_index``), then a chord's body (the group's id, no index)."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT d.uuid FROM docs d WHERE {_GROUPED} "
+                "AND json_extract(d.doc, '$.group') = ? LIMIT ?",
+                (group_id, FAMILY_LIMIT),
+            ).fetchall()
+            tasks = self._documents([str(row[0]) for row in rows])
+
+        def order(task: StoredTask) -> tuple[int, int, float]:
+            index = task.doc.get("group_index")
+            at = task.doc.get("timestamp") or 0.0
+            return (1, 0, at) if index is None else (0, int(index), at)
+
+        return sorted(tasks, key=order)
+
     def names(self) -> list[str]:
         with self._lock:
             rows = self._db.execute(
