@@ -112,6 +112,16 @@ def test_workers_answer_with_flowers_shapes(cluster: Cluster) -> None:
     assert "wtasks.add" in info["registered"]
     assert [q["name"] for q in info["active_queues"]] == ["celery"]
     assert {"pid", "pool", "total", "broker"} <= set(info["stats"])
+    # one level down too: what scripts read of a worker's stats and queues
+    assert set(reference["stats"]) <= set(info["stats"])
+    for part in ("broker", "pool"):
+        assert set(reference["stats"][part]) - {"writes", "put-guarded-by-semaphore"} <= set(
+            info["stats"][part]
+        ), part
+    assert set(reference["active_queues"][0]) <= set(info["active_queues"][0])
+    assert set(reference["active_queues"][0]["exchange"]) <= set(
+        info["active_queues"][0]["exchange"]
+    )
     assert client.get("/api/workers?workername=nobody@nowhere").status_code == 404
 
 
@@ -135,6 +145,8 @@ def test_task_info_and_listing_match_flower(cluster: Cluster) -> None:
 
     listing = client.get("/api/tasks").json()
     assert {ok.id, bad.id} <= set(listing)
+    flowers = next(iter(REFERENCE["api_tasks"]["json"].values()))
+    assert all(set(doc) == set(flowers) for doc in listing.values())
     failed = client.get("/api/tasks?state=FAILURE").json()
     assert bad.id in failed and ok.id not in failed
     named = client.get("/api/tasks", params={"taskname": "wtasks.add", "limit": 1}).json()
