@@ -228,3 +228,26 @@ def test_the_group_fields_reach_the_workflow_but_not_flowers_documents() -> None
     assert set(flower_document(stored.doc)) == set(TASK_FIELDS)
     monitor.store.close()
     app.close()
+
+
+def search_segments(store: TaskStore) -> int:
+    return int(store._db.execute("SELECT count(*) FROM task_text_data").fetchone()[0])
+
+
+def test_a_full_history_keeps_its_search_index_compact() -> None:
+    # Trimming leaves delete markers in the trigram index that every search reads past;
+    # once half the history has been trimmed, the index is merged again.
+    merged, kept = TaskStore(max_tasks=200), TaskStore(max_tasks=200, rebuild_after=10**9)
+    assert merged.rebuild_after == 1000  # at least 1,000; half of max_tasks above that
+    for store in (merged, kept):
+        for start in range(0, 1200, 50):  # 1,000 trimmed by the last put
+            store.put(
+                [doc(f"id-{n:05d}", 1000.0 + n, args=f"({n}, 'order-{n}')")
+                 for n in range(start, start + 50)]
+            )  # fmt: skip
+        assert len(store) == 200
+        found = store.query(TaskQuery(search="order-1150'"))[1]
+        assert [t.doc["uuid"] for t in found] == ["id-01150"]
+        assert store.query(TaskQuery(search="order-10'"))[0] == 0  # trimmed long ago
+    assert merged._trimmed == 0 and kept._trimmed == 1000
+    assert search_segments(merged) * 2 < search_segments(kept)
