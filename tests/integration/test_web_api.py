@@ -450,6 +450,10 @@ def test_pages_show_workers_tasks_and_the_broker(cluster: Cluster) -> None:
     assert "<html" not in fragment and done.id in fragment
     worker = client.get(f"/worker/{node}").text
     assert "wtasks.add" in worker and "Grow" in worker and "Shut down" in worker
+    for table, shown in (("queues", "<td>celery</td>"), ("conf", "<th>broker_url</th>"),
+                         ("stats", "<th>pid</th>")):  # fmt: skip
+        found = re.search(rf'id="{table}">(.*?)</table>', worker, re.S)
+        assert found is not None and shown in found[1], table
     assert "celery" in client.get("/broker").text
     charts = wait_until(
         lambda: (text := client.get("/charts").text) and 'data-series="celery"' in text and text,
