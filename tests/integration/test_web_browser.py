@@ -40,8 +40,8 @@ ARGS = [
 LIVE = 20_000  # ms: how long a live update may take on a busy machine
 #: Where a run leaves its screenshots (unless $CELERIAC_MONITOR_SCREENSHOTS says otherwise).
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "monitor-screenshots"
-TAKEN = ["charts", "chord-callback", "dashboard", "dead", "revoked", "schedules", "task", "tasks", "worker",
-         "workflow"]  # fmt: skip
+TAKEN = ["charts", "chord-callback", "dashboard", "dead", "revoked", "schedules", "task",
+         "tasks", "worker", "workflow"]  # fmt: skip
 
 pytestmark = [
     pytest.mark.slow,
