@@ -63,7 +63,8 @@ def feed(monitor: Monitor, tasks: int) -> float:
         common = {"uuid": uuid, "hostname": worker, "clock": n, "pid": 1, "utcoffset": 0}
         monitor.on_event(
             {"type": "task-received", "timestamp": at, "local_received": at,
-             "name": NAMES[n % len(NAMES)], "args": f"({n}, 'order-{n}')", "kwargs": "{}",
+             "name": NAMES[n % len(NAMES)], "args": f"({n}, 'order-{n}')",
+             "kwargs": f"{{'order': {n}, 'n': {n % 7}}}",
              "retries": 0, "eta": None, "expires": None, "root_id": uuid, "parent_id": None,
              **common}
         )  # fmt: skip
@@ -134,6 +135,13 @@ def main() -> None:
         "tasks by worker, page 50": f"/tasks?workername={WORKERS[1]}&page=50",
         "tasks search id prefix": f"/tasks?search={middle}",
         "tasks search in args": f"/tasks?search=order-{kept + (args.tasks - kept) // 3}'",
+        "tasks search, Flower's language": (
+            f"/tasks?search=state:failure AND args:order-{pick + 3}'"
+        ),
+        "tasks search by name (scan)": "/tasks?search=name:task7",
+        "tasks search kwargs pair": f"/tasks?search=kwargs:order={pick} OR kwargs:order=-1",
+        "tasks search kwargs pair, 1/7": "/tasks?search=kwargs:n=1",
+        "tasks search result (scan)": f"/tasks?search=result:{pick}",
         "tasks time range": f"/tasks?received_start={day} 00:00",
         "task detail": f"/task/{middle}-0000-4000-8000-{pick:012d}",
         "dashboard": "/",

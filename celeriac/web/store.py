@@ -15,6 +15,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from celeriac.web import search
+
 #: Default bound on the stored tasks (``--max-tasks``).
 MAX_TASKS = 100_000
 #: The most tasks one workflow view shows.
@@ -82,8 +84,6 @@ END;
 # Only group members' documents (celeriac's ``group`` field) enter the group index: a cheap
 # text test on every write instead of parsing each document; a query names it to use it.
 _GROUPED = "instr(d.doc, '\"group\": ') > 0"
-#: Searches shorter than this scan the table; longer ones use the trigram index.
-_TRIGRAM = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +103,8 @@ class TaskQuery:
     offset: int = 0
 
     def __post_init__(self) -> None:
+        if self.search:
+            search.parse(self.search)  # a QueryError (a ValueError) says what is wrong
         column = self.sort_by.lstrip("-")
         if column not in SORTABLE:
             raise ValueError(
@@ -138,6 +140,7 @@ class TaskStore:
         self._lock = threading.Lock()
         try:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db.create_function("kwargs_pair", 2, search.kwargs_pair, deterministic=True)
             version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
             if version not in (0, SCHEMA_VERSION):
                 raise sqlite3.DatabaseError(f"layout version {version}, not {SCHEMA_VERSION}")
@@ -361,25 +364,12 @@ def _where(query: TaskQuery) -> tuple[str, list[Any]]:
     if query.until is not None:
         clauses.append("received < ?")
         params.append(query.until)
-    if query.search:
-        # An id's start: a range of the primary key. Text in the arguments: the trigram
-        # index (a scan for fewer than three characters).
-        search = query.search
-        text = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        ids = "(uuid >= ? AND uuid < ?)"
-        if len(search) >= _TRIGRAM:
-            words = "rowid IN (SELECT rowid FROM task_text WHERE task_text MATCH ?)"
-            clauses.append(f"({ids} OR {words})")
-            params.extend([search, search + "\U0010ffff", _phrase(search)])
-        else:
-            clauses.append(f"({ids} OR args LIKE ? ESCAPE '\\' OR kwargs LIKE ? ESCAPE '\\')")
-            params.extend([search, search + "\U0010ffff", f"%{text}%", f"%{text}%"])
+    node = search.parse(query.search) if query.search else None
+    if node is not None:
+        text, values = search.sql(node)
+        clauses.append(text)
+        params.extend(values)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
-
-
-def _phrase(text: str) -> str:
-    """``text`` as one FTS5 phrase: with the trigram tokenizer, "these characters in a row"."""
-    return '"' + text.replace('"', '""') + '"'
 
 
 def _row(task: StoredTask) -> tuple[Any, ...]:

@@ -158,6 +158,16 @@ def test_the_task_list_pages_filters_and_searches_on_the_server(site: Site) -> N
         assert rows(client.get("/tasks", params={"search": uuid(42)}).text) == [uuid(42)]
         in_args = client.get("/tasks", params={"search": "order-77'"}).text
         assert rows(in_args) == [uuid(77)] and "(77, &#39;order-77&#39;)" in in_args
+        flowers = {"search": "state:failure name:T.MUL (args:order-1 OR worker:nobody)"}
+        assert rows(client.get("/tasks", params=flowers).text) == [
+            uuid(n) for n in (116, 112, 108, 104, 100, 16, 12)
+        ]
+        unclosed = client.get("/tasks", params={"search": "(args:order"})
+        assert unclosed.status_code == 400
+        assert "search: a parenthesis is not closed at position 0" in unclosed.text
+        api = client.get("/api/tasks", params={"search": "args:abc AND"})
+        assert api.status_code == 400
+        assert api.json() == {"error": "search: AND must be followed by a term at position 9"}
         combined = {"search": "order-1", "state": "FAILURE", "taskname": "t.mul"}
         expected = [116, 112, 108, 104, 100, 16, 12]  # 'order-1...', failed, even
         assert rows(client.get("/tasks", params=combined).text) == [uuid(n) for n in expected]
