@@ -93,10 +93,11 @@ class TaskQuery:
     state: str | None = None
     name: str | None = None
     worker: str | None = None
-    #: Received (else sent, else the last event) at or after / before, epoch seconds.
+    #: Received (else sent, else the last event) at or after / at or before, epoch seconds.
     since: float | None = None
     until: float | None = None
-    #: An id (or its start), or text found in the args or kwargs.
+    #: Flower's query language (:mod:`celeriac.web.search`): an id (or its start), text in
+    #: the args or kwargs, or qualified terms joined by AND / OR.
     search: str | None = None
     sort_by: str = "-timestamp"
     limit: int | None = None
@@ -362,7 +363,7 @@ def _where(query: TaskQuery) -> tuple[str, list[Any]]:
         clauses.append("received >= ?")
         params.append(query.since)
     if query.until is not None:
-        clauses.append("received < ?")
+        clauses.append("received <= ?")  # as Flower: the end is included
         params.append(query.until)
     node = search.parse(query.search) if query.search else None
     if node is not None:

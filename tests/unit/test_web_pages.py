@@ -146,10 +146,10 @@ def test_the_task_list_pages_filters_and_searches_on_the_server(site: Site) -> N
         two = client.get("/tasks", params={"state": "SUCCESS", "page": 1}).text
         assert 'href="/tasks?state=SUCCESS&amp;page=2"' in two
 
-        # received at or after 08:10 and before 08:20 (UTC): tasks 10 to 19
+        # received from 08:10 to 08:20 (UTC), both included as in Flower: tasks 10 to 20
         window = {"received_start": "2027-01-15 08:10", "received_end": "2027-01-15 08:20"}
         ranged = client.get("/tasks", params=window).text
-        assert rows(ranged) == [uuid(n) for n in range(19, 9, -1)]
+        assert rows(ranged) == [uuid(n) for n in range(20, 9, -1)]
         assert 'value="2027-01-15 08:10"' in ranged  # the form shows the filter in force
         bad = client.get("/tasks", params={"received_start": "yesterday"})
         assert bad.status_code == 400 and "received_start must be" in bad.text

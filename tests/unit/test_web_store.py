@@ -62,7 +62,8 @@ def test_filters_search_pages_and_children() -> None:
     assert store.query(TaskQuery(search="100%"))[0] == 0  # LIKE wildcards are literal
     total, page = store.query(TaskQuery(sort_by="timestamp", limit=1, offset=1))
     assert total == 3 and page[0].doc["uuid"] == "kid-1"
-    assert store.query(TaskQuery(since=11.0, until=12.0))[0] == 1
+    assert store.query(TaskQuery(since=11.0, until=12.0))[0] == 2  # both ends, as Flower
+    assert store.query(TaskQuery(since=11.5, until=11.9))[0] == 0
     assert [t.doc["uuid"] for t in store.family("root-1")] == ["root-1", "kid-1"]
     with pytest.raises(ValueError, match="cannot sort tasks by 'args'"):
         TaskQuery(sort_by="args")
