@@ -45,7 +45,8 @@ def _options(fn: click.decorators.FC) -> click.decorators.FC:
             metavar="USER:PASSWORD",
             envvar="CELERIAC_MONITOR_BASIC_AUTH",
             help_group=_G,
-            help="Require HTTP basic authentication (repeat for several users).",
+            help="Require HTTP basic authentication (repeat for several users, or give "
+            "user:pass,user:pass as for Flower).",
         ),
         click.option(
             "--auth-token",

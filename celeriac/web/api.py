@@ -60,6 +60,18 @@ def _errors(handler: Handler) -> Handler:
     return wrapped
 
 
+async def arguments(request: Request) -> dict[str, str]:
+    """A control's arguments as Flower reads them (Tornado's ``get_argument``): the query
+    string's and the form's together, the form's value winning. Flower's own examples pass
+    them either way (``POST /api/task/revoke/<id>?terminate=true``, or a form body)."""
+    found = {key: value for key, value in request.query_params.items()}
+    form = await request.form()
+    for key, value in form.multi_items():
+        if isinstance(value, str):
+            found[key] = value
+    return found
+
+
 def integer(value: str | None, name: str, default: int | None = None) -> int | None:
     if value is None or value == "":
         return default
@@ -67,6 +79,18 @@ def integer(value: str | None, name: str, default: int | None = None) -> int | N
         return int(value)
     except ValueError:
         raise BadRequest(f"{name} must be a whole number, not {value!r}") from None
+
+
+def boolean(value: str | None, name: str) -> bool:
+    """Flower's truth values (``strtobool``): y, yes, t, true, on, 1 and their opposites."""
+    if value is None or value == "":
+        return False
+    lowered = value.strip().lower()
+    if lowered in ("y", "yes", "t", "true", "on", "1"):
+        return True
+    if lowered in ("n", "no", "f", "false", "off", "0"):
+        return False
+    raise BadRequest(f"{name} must be true or false, not {value!r}")
 
 
 def number(value: str | None, name: str) -> float | None:
@@ -222,9 +246,9 @@ class FlowerAPI:
 
     async def revoke(self, request: Request) -> Response:
         task_id = request.path_params["task_id"]
-        form = await request.form()
-        terminate = str(form.get("terminate", "false")).lower() in ("1", "true", "yes")
-        signal = str(form.get("signal") or "SIGTERM")
+        form = await arguments(request)
+        terminate = boolean(form.get("terminate"), "terminate")
+        signal = form.get("signal") or "SIGTERM"
         await run_in_threadpool(
             lambda: self.app.control.revoke(task_id, terminate=terminate, signal=signal)
         )
@@ -232,8 +256,8 @@ class FlowerAPI:
 
     async def rate_limit(self, request: Request) -> Response:
         name = request.path_params["name"]
-        form = await request.form()
-        worker = str(form.get("workername") or "")
+        form = await arguments(request)
+        worker = form.get("workername") or ""
         limit = form.get("ratelimit")
         if limit is None:
             raise BadRequest("ratelimit is required (e.g. 10/m; 0 removes the limit)")
@@ -247,10 +271,10 @@ class FlowerAPI:
 
     async def time_limit(self, request: Request) -> Response:
         name = request.path_params["name"]
-        form = await request.form()
-        worker = str(form.get("workername") or "")
-        hard = number(_text(form.get("hard")), "hard")
-        soft = number(_text(form.get("soft")), "soft")
+        form = await arguments(request)
+        worker = form.get("workername") or ""
+        hard = number(form.get("hard"), "hard")
+        soft = number(form.get("soft"), "soft")
         await self._control(
             worker,
             "time_limit",
@@ -262,21 +286,21 @@ class FlowerAPI:
     # -- workers ---------------------------------------------------------------------------
     async def pool_grow(self, request: Request) -> Response:
         worker = request.path_params["worker"]
-        n = integer(_text((await request.form()).get("n")), "n", 1)
+        n = integer((await arguments(request)).get("n"), "n", 1)
         await self._control(worker, "pool_grow", {"n": n}, f"Failed to grow '{worker}'s pool")
         return JSONResponse({"message": f"Growing '{worker}' worker's pool by {n}"})
 
     async def pool_shrink(self, request: Request) -> Response:
         worker = request.path_params["worker"]
-        n = integer(_text((await request.form()).get("n")), "n", 1)
+        n = integer((await arguments(request)).get("n"), "n", 1)
         await self._control(worker, "pool_shrink", {"n": n}, f"Failed to shrink '{worker}'s pool")
         return JSONResponse({"message": f"Shrinking '{worker}' worker's pool by {n}"})
 
     async def autoscale(self, request: Request) -> Response:
         worker = request.path_params["worker"]
-        form = await request.form()
-        low = integer(_text(form.get("min")), "min")
-        high = integer(_text(form.get("max")), "max")
+        form = await arguments(request)
+        low = integer(form.get("min"), "min")
+        high = integer(form.get("max"), "max")
         if low is None or high is None:
             raise BadRequest("autoscale needs both min and max")
         await self._control(
@@ -286,7 +310,7 @@ class FlowerAPI:
 
     async def add_consumer(self, request: Request) -> Response:
         worker = request.path_params["worker"]
-        queue = _text((await request.form()).get("queue"))
+        queue = (await arguments(request)).get("queue")
         if not queue:
             raise BadRequest("queue is required (the name of the queue to consume from)")
         ok = await self._control(
@@ -299,7 +323,7 @@ class FlowerAPI:
 
     async def cancel_consumer(self, request: Request) -> Response:
         worker = request.path_params["worker"]
-        queue = _text((await request.form()).get("queue"))
+        queue = (await arguments(request)).get("queue")
         if not queue:
             raise BadRequest("queue is required (the name of the queue to stop consuming)")
         ok = await self._control(
@@ -345,10 +369,6 @@ class FlowerAPI:
                 raise Refused(f"{failure}: {answer['error']}")
         first = answers[0]
         return str(first["ok"]) if isinstance(first, dict) and "ok" in first else None
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
 
 
 def _task_arguments(body: bytes) -> tuple[list[Any], dict[str, Any], dict[str, Any]]:

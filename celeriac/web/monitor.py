@@ -272,6 +272,10 @@ class Monitor:
         self.flush()
         return self.store.family(root_id)
 
+    def group(self, group_id: str) -> list[StoredTask]:
+        self.flush()
+        return self.store.group(group_id)
+
     def task_types(self) -> list[str]:
         """Every task name seen in events or registered in a worker."""
         registered = {

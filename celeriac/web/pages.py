@@ -28,6 +28,7 @@ from celeriac.web.api import BadRequest, task_query
 from celeriac.web.live import live_endpoint
 from celeriac.web.monitor import Monitor
 from celeriac.web.security import CSRF_FIELD, Access, csrf_token
+from celeriac.web.store import StoredTask
 from celeriac.web.workflow import NODE_HEIGHT, NODE_WIDTH, layout
 
 HERE = Path(__file__).resolve().parent
@@ -162,6 +163,8 @@ class Pages:
         for state, at in found.history:
             since = at - first if at is not None and first is not None else None
             timeline.append({"state": state, "at": at, "since": since})
+        group_id = found.doc.get("group")
+        members = await run_in_threadpool(self.monitor.group, str(group_id)) if group_id else []
         return self.render(
             request,
             "task.html",
@@ -169,6 +172,7 @@ class Pages:
             task=found.doc,
             timeline=timeline,
             ready=found.doc.get("state") in states.READY_STATES,
+            group=_group(str(group_id), found.doc, members) if group_id else None,
         )
 
     async def workflow(self, request: Request) -> Response:
@@ -234,6 +238,20 @@ class Pages:
             queues=lengths,
             broker=mask_url(self.monitor.app.broker_url_display()),
         )
+
+
+def _group(group_id: str, doc: dict[str, Any], members: list[StoredTask]) -> dict[str, Any]:
+    """What the task page says of the group or chord ``doc`` belongs to (celeriac's ``group``
+    field): its header tasks in order, a chord's callback, and what this task is in it."""
+    header = [m.doc for m in members if m.doc.get("group_index") is not None]
+    callbacks = [m.doc for m in members if m.doc.get("group_index") is None]
+    index = doc.get("group_index")
+    if index is None:
+        role = f"the callback of a chord of {len(header)}"
+    else:
+        kind = "chord" if callbacks else "group"
+        role = f"task {int(index) + 1} of a {kind} of {len(header)}"
+    return {"id": group_id, "header": header, "callbacks": callbacks, "role": role}
 
 
 def _int(value: str) -> int:

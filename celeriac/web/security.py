@@ -51,15 +51,19 @@ class Access:
 
 
 def parse_basic_auth(values: Sequence[str]) -> tuple[tuple[str, str], ...]:
-    """``["user:pass", ...]`` -> pairs; a value without ``:`` is refused, naming the option."""
+    """``["user:pass", ...]`` -> pairs. As in Flower, one value may also list several users
+    (``ann:pw1,bob:pw2``), so a password cannot hold a comma; a pair without ``:`` is
+    refused, naming the option."""
     pairs = []
     for value in values:
-        user, colon, password = value.partition(":")
-        if not colon or not user or not password:
-            raise ValueError(
-                f"--basic-auth {value!r}: expected user:password (give the option once per user)"
-            )
-        pairs.append((user, password))
+        for pair in value.split(","):
+            user, colon, password = pair.strip().partition(":")
+            if not colon or not user or not password:
+                raise ValueError(
+                    f"--basic-auth {pair!r}: expected user:password (give the option once per "
+                    "user, or user:password,user:password as for Flower; no comma in a password)"
+                )
+            pairs.append((user, password))
     return tuple(pairs)
 
 

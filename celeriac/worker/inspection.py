@@ -212,6 +212,7 @@ def broker_stats(ctx: ControlContext) -> dict[str, Any]:
         "heartbeat": ctx.app.conf.broker_heartbeat,
         "failover_strategy": "round-robin",
         "alternates": [],
+        "credential_provider": None,  # kombu 5.7's Connection.info() has it
     }
 
 

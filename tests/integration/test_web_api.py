@@ -112,6 +112,16 @@ def test_workers_answer_with_flowers_shapes(cluster: Cluster) -> None:
     assert "wtasks.add" in info["registered"]
     assert [q["name"] for q in info["active_queues"]] == ["celery"]
     assert {"pid", "pool", "total", "broker"} <= set(info["stats"])
+    # one level down too: what scripts read of a worker's stats and queues
+    assert set(reference["stats"]) <= set(info["stats"])
+    for part in ("broker", "pool"):
+        assert set(reference["stats"][part]) - {"writes", "put-guarded-by-semaphore"} <= set(
+            info["stats"][part]
+        ), part
+    assert set(reference["active_queues"][0]) <= set(info["active_queues"][0])
+    assert set(reference["active_queues"][0]["exchange"]) <= set(
+        info["active_queues"][0]["exchange"]
+    )
     assert client.get("/api/workers?workername=nobody@nowhere").status_code == 404
 
 
@@ -135,6 +145,8 @@ def test_task_info_and_listing_match_flower(cluster: Cluster) -> None:
 
     listing = client.get("/api/tasks").json()
     assert {ok.id, bad.id} <= set(listing)
+    flowers = next(iter(REFERENCE["api_tasks"]["json"].values()))
+    assert all(set(doc) == set(flowers) for doc in listing.values())
     failed = client.get("/api/tasks?state=FAILURE").json()
     assert bad.id in failed and ok.id not in failed
     named = client.get("/api/tasks", params={"taskname": "wtasks.add", "limit": 1}).json()
@@ -204,6 +216,44 @@ def test_worker_controls_answer_as_flower(cluster: Cluster) -> None:
     assert unknown.status_code == 404 and "Unknown worker" in unknown.json()["error"]
     bad = client.post(f"/api/worker/pool/grow/{node}", data={"n": "many"})
     assert bad.status_code == 400 and "n must be a whole number" in bad.json()["error"]
+
+
+def test_controls_take_their_arguments_from_the_query_string_as_flowers_do(
+    cluster: Cluster,
+) -> None:
+    # Flower reads each argument from the query string or the form (Tornado's
+    # get_argument); its documented examples use the query string, so scripts do too.
+    client, node = cluster.client, cluster.node
+    limit = client.post(
+        "/api/task/rate-limit/wtasks.add", params={"workername": node, "ratelimit": "20/m"}
+    )
+    assert limit.json() == REFERENCE["api_task_rate_limit"]["json"]
+    client.post("/api/task/rate-limit/wtasks.add", params={"workername": node, "ratelimit": "0"})
+    timeout = client.post(
+        "/api/task/timeout/wtasks.add", params={"workername": node, "hard": "10", "soft": "5"}
+    )
+    assert timeout.json() == REFERENCE["api_task_timeout"]["json"]
+    grow = client.post(f"/api/worker/pool/grow/{node}", params={"n": "2"})
+    assert grow.json() == {"message": f"Growing '{node}' worker's pool by 2"}
+    shrink = client.post(f"/api/worker/pool/shrink/{node}?n=2")
+    assert shrink.json() == {"message": f"Shrinking '{node}' worker's pool by 2"}
+    added = client.post(f"/api/worker/queue/add-consumer/{node}", params={"queue": "q-extra"})
+    assert added.json() == {"message": "add consumer q-extra"}
+    cancelled = client.post(f"/api/worker/queue/cancel-consumer/{node}?queue=q-extra")
+    assert cancelled.json() == {"message": "no longer consuming from q-extra"}
+    # the form's value wins over the query string's, as in Tornado
+    both = client.post(f"/api/worker/pool/grow/{node}?n=5", data={"n": "1"})
+    assert both.json() == {"message": f"Growing '{node}' worker's pool by 1"}
+    client.post(f"/api/worker/pool/shrink/{node}", data={"n": "1"})
+    later = cluster.app.send_task("wtasks.add", (2, 2), queue="parked-q")
+    cluster.wait_state(later.id, states.PENDING)
+    revoked = client.post(f"/api/task/revoke/{later.id}?terminate=true&signal=SIGKILL")
+    assert revoked.json() == {"message": f"Revoked '{later.id}'"}
+    with cluster.monitor.control_lock:  # the monitor's requests share the reply queue
+        revoked_ids = cluster.app.control.inspect(destination=[node], timeout=5).revoked()
+    assert later.id in revoked_ids[node]
+    unclear = client.post(f"/api/task/revoke/{later.id}?terminate=perhaps")
+    assert unclear.status_code == 400 and "terminate must be true or false" in unclear.text
 
 
 def test_autoscale_refused_by_a_fixed_pool_says_why(cluster: Cluster) -> None:
@@ -400,6 +450,10 @@ def test_pages_show_workers_tasks_and_the_broker(cluster: Cluster) -> None:
     assert "<html" not in fragment and done.id in fragment
     worker = client.get(f"/worker/{node}").text
     assert "wtasks.add" in worker and "Grow" in worker and "Shut down" in worker
+    for table, shown in (("queues", "<td>celery</td>"), ("conf", "<th>broker_url</th>"),
+                         ("stats", "<th>pid</th>")):  # fmt: skip
+        found = re.search(rf'id="{table}">(.*?)</table>', worker, re.S)
+        assert found is not None and shown in found[1], table
     assert "celery" in client.get("/broker").text
     charts = wait_until(
         lambda: (text := client.get("/charts").text) and 'data-series="celery"' in text and text,

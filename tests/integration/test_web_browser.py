@@ -1,13 +1,14 @@
 """The web monitor in a real headless Chromium (Debian's /usr/bin/chromium driven by
 Playwright; no browser download): a worker and a finished task appear without reloading, the
 task page shows its timeline, a waiting task is revoked through the page's confirmed
-control, and the workflow view draws a chord. Screenshots go to the test's tmp dir, and to
+control, and the workflow view draws a chord. Each run saves its screenshots in
+build/monitor-screenshots/ at the top of the repository (ignored by git), or in
 $CELERIAC_MONITOR_SCREENSHOTS when set (``scripts/monitor-screenshots``: docs/img/monitor/)."""
 
 from __future__ import annotations
 
 import os
-import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,10 @@ ARGS = [
     "--no-first-run",
 ]
 LIVE = 20_000  # ms: how long a live update may take on a busy machine
+#: Where a run leaves its screenshots (unless $CELERIAC_MONITOR_SCREENSHOTS says otherwise).
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "monitor-screenshots"
+TAKEN = ["charts", "chord-callback", "dashboard", "dead", "revoked", "schedules", "task",
+         "tasks", "worker", "workflow"]  # fmt: skip
 
 pytestmark = [
     pytest.mark.slow,
@@ -46,8 +51,9 @@ pytestmark = [
 
 
 def test_the_monitor_in_a_real_browser(tmp_path: Path) -> None:
-    shots = tmp_path / "screenshots"
-    shots.mkdir()
+    shots = Path(os.environ.get("CELERIAC_MONITOR_SCREENSHOTS") or SCREENSHOTS)
+    shots.mkdir(parents=True, exist_ok=True)
+    started = time.time()
     env = make_env("sqlite", tmp_path)
     app = env.app("shop")
     app.conf.worker_send_task_events = True
@@ -91,11 +97,17 @@ def test_the_monitor_in_a_real_browser(tmp_path: Path) -> None:
             page.goto(f"{url}/")
             expect(page.locator("#workers")).to_contain_text("No worker seen yet")
             expect(page.locator("#live-status")).to_have_class("live-status on", timeout=LIVE)
+            page.evaluate("window.celeriacNoReload = 'still this page'")  # a reload drops it
             with start_worker(app, pool="threads", concurrency=2) as worker:
                 node = worker.hostname
                 row = page.locator(f'tr[data-worker="{node}"]')
                 expect(row).to_contain_text("online", timeout=LIVE)  # no reload
+                first = add.delay(20, 22)
+                expect(page.locator("#counts")).to_contain_text(states.SUCCESS, timeout=LIVE)
+                assert first.get(timeout=10) == 42
+                assert page.evaluate("window.celeriacNoReload") == "still this page"
                 page.goto(f"{url}/tasks")
+                page.evaluate("window.celeriacNoReload = 'still this page'")
                 done = add.delay(2, 3)
                 for order in (17, 18):
                     charge.delay(order)
@@ -103,6 +115,7 @@ def test_the_monitor_in_a_real_browser(tmp_path: Path) -> None:
                     "SUCCESS", timeout=LIVE
                 )
                 expect(page.locator("#tasks")).to_contain_text("FAILURE", timeout=LIVE)
+                assert page.evaluate("window.celeriacNoReload") == "still this page"
                 shot("tasks")
                 page.goto(f"{url}/")
                 expect(row).to_contain_text("threads")
@@ -148,6 +161,15 @@ def test_the_monitor_in_a_real_browser(tmp_path: Path) -> None:
                 expect(done).to_have_count(5, timeout=LIVE)  # checkout, 3 x add, total
                 expect(page.locator("#workflow")).to_contain_text("shop.total")
                 shot("workflow")
+                # a header task's page, from its node: its group and the chord's callback
+                page.locator('#workflow a.node:has-text("shop.add")').first.click()
+                expect(page.locator("#group")).to_contain_text("of a chord of 3")
+                expect(page.locator("#group li")).to_have_count(3)
+                expect(page.locator("#chord")).to_contain_text("shop.total")
+                page.click("#chord a")
+                expect(page.locator("#task-state")).to_have_text(states.SUCCESS)
+                expect(page.locator("#group")).to_contain_text("the callback of a chord of 3")
+                shot("chord-callback")
 
                 page.goto(f"{url}/charts")
                 expect(page.locator('figure[data-task="shop.add"]')).to_contain_text("runs")
@@ -176,20 +198,5 @@ def test_the_monitor_in_a_real_browser(tmp_path: Path) -> None:
         store.close()
         app.close()
         env.cleanup()
-    taken = sorted(p.name for p in shots.iterdir())
-    assert taken == [
-        "charts.png",
-        "dashboard.png",
-        "dead.png",
-        "revoked.png",
-        "schedules.png",
-        "task.png",
-        "tasks.png",
-        "worker.png",
-        "workflow.png",
-    ]
-    target = os.environ.get("CELERIAC_MONITOR_SCREENSHOTS")
-    if target:
-        Path(target).mkdir(parents=True, exist_ok=True)
-        for name in taken:
-            shutil.copy(shots / name, Path(target) / name)
+    for name in TAKEN:  # each written by this run
+        assert (shots / f"{name}.png").stat().st_mtime >= started - 1, name

@@ -8,12 +8,14 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from click.testing import CliRunner
 
 from celeriac.cli.main import celeriac
+from celeriac.web import server
 from tests.integration.conftest import REPO, wait_until
 from tests.web_server import free_port
 
@@ -37,6 +39,23 @@ def test_refuses_to_listen_off_loopback_without_authentication(runner: CliRunner
     assert "--basic-auth user:password" in result.stderr and "--auth-token" in result.stderr
     result = runner.invoke(celeriac, ["-b", "memory://m", "flower", "--basic-auth", "ann"])
     assert result.exit_code == 2 and "expected user:password" in result.stderr
+
+
+def test_the_options_reach_the_server(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(server, "serve", lambda app, access, **kw: seen.update(kw, access=access))
+    command = ["-b", "memory://m", "monitor", "--address", "0.0.0.0", "--port", "5601",
+               "--basic-auth", "ann:pw1", "--basic-auth", "bob:pw2", "--auth-token", "t0k",
+               "--read-only", "--db", "h.sqlite", "--max-tasks", "5000"]  # fmt: skip
+    result = runner.invoke(celeriac, command)
+    assert result.exit_code == 0, result.output
+    access = seen.pop("access")
+    assert access.basic_auth == (("ann", "pw1"), ("bob", "pw2"))
+    assert access.auth_token == "t0k" and access.read_only
+    assert seen["address"] == "0.0.0.0" and seen["port"] == 5601
+    assert seen["db"] == "h.sqlite" and seen["max_tasks"] == 5000
+    refused = runner.invoke(celeriac, ["-b", "memory://m", "monitor", "--max-tasks", "0"])
+    assert refused.exit_code == 2 and "--max-tasks" in refused.output
 
 
 def test_without_the_extra_the_command_says_what_to_install(

@@ -52,6 +52,17 @@ def test_off_loopback_needs_authentication() -> None:
         parse_basic_auth(["ann"])
 
 
+def test_several_users_in_one_option_as_for_flower() -> None:
+    # Flower's --basic-auth=user1:password1,user2:password2 (a Tornado list option)
+    assert parse_basic_auth(["ann:pw1,bob:pw2", "cy:p:w3"]) == (
+        ("ann", "pw1"),
+        ("bob", "pw2"),
+        ("cy", "p:w3"),
+    )
+    with pytest.raises(ValueError, match="--basic-auth 'bob': expected user:password"):
+        parse_basic_auth(["ann:pw1,bob"])
+
+
 def test_basic_auth_and_bearer_token() -> None:
     access = Access(basic_auth=(("ann", "pw1"), ("bob", "pw2")), auth_token="t0ken")
     with monitor_at(access) as url:

@@ -62,7 +62,8 @@ def test_filters_search_pages_and_children() -> None:
     assert store.query(TaskQuery(search="100%"))[0] == 0  # LIKE wildcards are literal
     total, page = store.query(TaskQuery(sort_by="timestamp", limit=1, offset=1))
     assert total == 3 and page[0].doc["uuid"] == "kid-1"
-    assert store.query(TaskQuery(since=11.0, until=12.0))[0] == 1
+    assert store.query(TaskQuery(since=11.0, until=12.0))[0] == 2  # both ends, as Flower
+    assert store.query(TaskQuery(since=11.5, until=11.9))[0] == 0
     assert [t.doc["uuid"] for t in store.family("root-1")] == ["root-1", "kid-1"]
     with pytest.raises(ValueError, match="cannot sort tasks by 'args'"):
         TaskQuery(sort_by="args")
@@ -228,3 +229,26 @@ def test_the_group_fields_reach_the_workflow_but_not_flowers_documents() -> None
     assert set(flower_document(stored.doc)) == set(TASK_FIELDS)
     monitor.store.close()
     app.close()
+
+
+def search_segments(store: TaskStore) -> int:
+    return int(store._db.execute("SELECT count(*) FROM task_text_data").fetchone()[0])
+
+
+def test_a_full_history_keeps_its_search_index_compact() -> None:
+    # Trimming leaves delete markers in the trigram index that every search reads past;
+    # once half the history has been trimmed, the index is merged again.
+    merged, kept = TaskStore(max_tasks=200), TaskStore(max_tasks=200, rebuild_after=10**9)
+    assert merged.rebuild_after == 1000  # at least 1,000; half of max_tasks above that
+    for store in (merged, kept):
+        for start in range(0, 1200, 50):  # 1,000 trimmed by the last put
+            store.put(
+                [doc(f"id-{n:05d}", 1000.0 + n, args=f"({n}, 'order-{n}')")
+                 for n in range(start, start + 50)]
+            )  # fmt: skip
+        assert len(store) == 200
+        found = store.query(TaskQuery(search="order-1150'"))[1]
+        assert [t.doc["uuid"] for t in found] == ["id-01150"]
+        assert store.query(TaskQuery(search="order-10'"))[0] == 0  # trimmed long ago
+    assert merged._trimmed == 0 and kept._trimmed == 1000
+    assert search_segments(merged) * 2 < search_segments(kept)
