@@ -213,19 +213,37 @@ class Consumer:
                 timeout = (
                     0.0 if runnable or queued else self._wait_time(BUSY_WAIT if busy else IDLE_WAIT)
                 )
-                asked = self.queues
-                got = self.transport.get(asked, max_messages=free, timeout=timeout)
-                got = self._still_consumed(asked, got)
+                got = self._fetch(free, timeout)
                 for delivery in got:
                     self._receive(delivery)
                 if queued and not got:
                     self._wait_completion(self._wait_time(BUSY_WAIT))
             elif not runnable:
+                self._flush_acks()  # acks are never held through a wait
                 self._wait_completion(self._wait_time(IDLE_WAIT))
-            self._flush_acks()
+            if self._combined is None:
+                self._flush_acks()
+            # else the next turn sends them with its fetch (_dispatch or _fetch) or before it
+            # waits: one round trip for both, and no turn blocks before that
             if self.events is not None:
                 self.events.flush()
             self._run_periodic()
+
+    def _fetch(self, free: int, timeout: float) -> list[Delivery]:
+        """Up to ``free`` messages, waiting up to ``timeout`` s for one. Pending acks go
+        first: with the fetch in one round trip where the broker can (a message waiting is
+        taken at once), else before the wait, never held through it."""
+        combined = self._combined
+        asked = self.queues
+        if combined is not None and self._acks:
+            acks, self._acks = self._acks, []
+            got: list[Delivery] = combined.ack_and_get(asked, acks, max_messages=free)
+            if got or timeout <= 0:
+                return self._still_consumed(asked, got)
+        else:
+            self._flush_acks()
+        got = self.transport.get(asked, max_messages=free, timeout=timeout)
+        return self._still_consumed(asked, got)
 
     def _update_qos(self) -> None:
         # Push brokers (AMQP basic.qos) may send this many unacked messages: the window plus

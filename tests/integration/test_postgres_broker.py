@@ -177,3 +177,61 @@ def test_worker_drains_tasks_on_postgres(start_worker: WorkerFactory, schema: st
     finally:
         client.close()
     assert worker.stop() == 0
+
+
+def test_a_draining_worker_sends_its_acks_with_its_claims(
+    schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The consumer's acks ride on its next claim (one statement, ACK_AND_CLAIM), not a
+    DELETE of their own each turn; and none waits past the turn: once the worker idles,
+    no row of a finished task is left."""
+    from celeriac.testing import start_worker
+
+    calls = {"ack": 0, "ack_and_get": 0}
+    for name in calls:
+        original = getattr(PostgresTransport, name)
+
+        def counted(
+            self: PostgresTransport, *args: Any, _f: Any = original, _n: str = name, **kwargs: Any
+        ) -> Any:
+            calls[_n] += 1
+            return _f(self, *args, **kwargs)
+
+        monkeypatch.setattr(PostgresTransport, name, counted)
+    url = run_database("postgres")
+    app = Celery("acks", broker=url, backend="cache+memory://", set_as_current=False)
+    app.conf.broker_transport_options = {"schema": schema}
+    ran: list[int] = []
+    done = threading.Event()
+    n = 300
+
+    @app.task(name="acks.note")
+    def note(i: int) -> None:
+        ran.append(i)
+        if len(ran) == n:
+            done.set()
+
+    app.send_many([note.s(i) for i in range(n)])
+    with start_worker(app, pool="threads", concurrency=2):
+        assert done.wait(30)
+        reader = make_reader(url, schema)
+        deadline = time.monotonic() + 10
+        while reader() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert reader() == 0
+    app.close()
+    assert sorted(ran) == list(range(n))
+    assert calls["ack_and_get"] > 10
+    assert calls["ack"] * 4 < calls["ack_and_get"], calls
+
+
+def make_reader(url: str, schema: str) -> Any:
+    """How many rows the broker's messages table holds (claimed or not)."""
+    import psycopg
+
+    def count() -> int:
+        with psycopg.connect(url, autocommit=True) as conn:
+            row = conn.execute(f'SELECT count(*) FROM "{schema}".messages').fetchone()
+        return int(row[0]) if row else 0
+
+    return count
