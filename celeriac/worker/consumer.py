@@ -59,6 +59,8 @@ logger = logging.getLogger("celeriac.worker.consumer")
 IDLE_WAIT = 1.0
 #: ... and when tasks are running, so acks_late acks are not held back for long.
 BUSY_WAIT = 0.05
+#: Leases are renewed every quarter of their length, and never more often than this (s).
+MIN_RENEWAL = 0.05
 #: A prefetch multiplier of 0 means "unlimited"; this keeps memory and restores bounded.
 UNLIMITED_PREFETCH = 1000
 #: How often a worker removes results older than ``result_expires`` (seconds).
@@ -121,10 +123,11 @@ class Consumer:
         self._stalled = False  # this turn of the loop started late (see _loop)
         if isinstance(self.transport, ConfirmsLeases) and isinstance(pool, HoldsBackWhenStalled):
             pool.stall_after = self._visibility / 2
+        renew = max(MIN_RENEWAL, self._visibility / 4)  # a short lease is renewed in time too
         # [interval, next run, action]: lease renewal, and expired results removed (Celery
         # leaves that to beat's backend_cleanup; the embedded store has no beat to rely on).
         self._periodic: list[list[Any]] = [
-            [max(1.0, float(visibility) / 4), now + max(1.0, float(visibility) / 4), self._extend],
+            [renew, now + renew, self._extend],
             [RESULT_CLEANUP_EVERY, now, self._cleanup_results],
         ]
 
@@ -254,6 +257,7 @@ class Consumer:
             self.transport.qos(count)
 
     def _wait_time(self, cap: float) -> float:
+        cap = max(0.0, min(cap, min(entry[1] for entry in self._periodic) - time.monotonic()))
         if self.eta:
             cap = max(0.0, min(cap, self.eta[0][0] - time.time()))
         due = self.rate_limited.next_due()
