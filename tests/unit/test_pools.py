@@ -19,7 +19,13 @@ from celeriac.protocol import task_v2
 from celeriac.protocol.message import TaskCall
 from celeriac.worker.pools import POOLS, pool_class
 from celeriac.worker.pools.base import Job, JobResult, JobStarted, Pool, PoolReport
-from celeriac.worker.pools.prefork.pool import PreforkPool
+from celeriac.worker.pools.prefork.pool import (
+    BATCH,
+    DEPTH,
+    FAST_BATCH,
+    QUICK_TASK,
+    PreforkPool,
+)
 
 _names = itertools.count()
 
@@ -151,6 +157,24 @@ def test_prefork_runs_jobs_in_children(prefork_app: Celery) -> None:
         assert {r.state for r in got} == {states.SUCCESS}
         pids = {prefork_app.backend.get_result(j.task_id) for j in jobs}
         assert pids <= set(pool.pids()) and os.getpid() not in pids
+    finally:
+        pool.shutdown(grace=10)
+
+
+def test_prefork_sends_larger_batches_while_the_work_is_quick(prefork_app: Celery) -> None:
+    """A child takes BATCH jobs at a time (DEPTH batches); after FAST_STREAK results in a
+    row under QUICK_TASK it takes FAST_BATCH, until a slower result."""
+    pool, results = start(PreforkPool, prefork_app, concurrency=1)
+    try:
+        assert pool.free_slots() == BATCH * DEPTH
+        quick = [job("t.add", f"q{i}", i, 1) for i in range(BATCH * DEPTH)]
+        pool.submit_many(quick)
+        collect(results, len(quick))
+        wait_for(lambda: pool.free_slots() == FAST_BATCH * DEPTH)
+        pool.submit_many([job("t.sleep", "slow", QUICK_TASK * 3)])
+        (slow,) = collect(results, 1)
+        assert slow.state == states.SUCCESS
+        wait_for(lambda: pool.free_slots() == BATCH * DEPTH)
     finally:
         pool.shutdown(grace=10)
 

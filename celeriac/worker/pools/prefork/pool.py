@@ -66,6 +66,13 @@ logger = logging.getLogger("celeriac.worker.pools.prefork")
 
 #: Jobs sent to a child in one pipe message (their results are stored in one round trip).
 BATCH = 2
+#: ... while every task the children ran lately was quick (under ``QUICK_TASK``): twice as
+#: many results per round trip to the result store, and a job waits behind at most some
+#: tens of milliseconds of work. The first slower result ends it (``PreforkPool._batch``).
+FAST_BATCH = 4
+QUICK_TASK = 0.01
+#: Quick results in a row that start the large batches again.
+FAST_STREAK = 4
 #: Batches a child may hold: one running and one waiting in its pipe, so a child never idles
 #: while its results travel to the parent and the parent fetches and sends the next batch.
 #: Few enough that a long task does not hold many others behind it.
@@ -102,6 +109,12 @@ class PreforkPool(Supervised[_Child], Pool):
         self.max_memory_per_child: int | None = app.conf.worker_max_memory_per_child
         # One byte shared with every child (made before they fork): 1 = run nothing more.
         self._hold = mmap.mmap(-1, 1)
+        self._fast_streak = 0  # results in a row that ran under QUICK_TASK
+
+    @property
+    def _batch(self) -> int:
+        """Jobs per pipe message now: FAST_BATCH while the work is quick, else BATCH."""
+        return FAST_BATCH if self._fast_streak >= FAST_STREAK else BATCH
 
     def hold_back(self) -> None:
         self._hold[0] = 1
@@ -183,6 +196,8 @@ class PreforkPool(Supervised[_Child], Pool):
                     continue
                 results: list[PipeResult] = message
                 for r in results:
+                    quick = r.runtime < QUICK_TASK
+                    self._fast_streak = self._fast_streak + 1 if quick else 0
                     with lock:
                         child.outstanding.popleft()
                         child.hard_limit = None
@@ -247,7 +262,8 @@ class PreforkPool(Supervised[_Child], Pool):
                 if not open_:
                     raise RuntimeError("submit_many() called with no free slot")
                 child = min(open_, key=lambda c: len(c.outstanding))
-                size = min(BATCH, self._room(child, 0) or BATCH)
+                batch = self._batch
+                size = min(batch, self._room(child, 0) or batch)
                 chunk, todo = todo[:size], todo[size:]
                 if not child.outstanding:
                     child.head_since = time.monotonic()
@@ -264,7 +280,7 @@ class PreforkPool(Supervised[_Child], Pool):
         since = child.head_since
         if long_task and since is not None and time.monotonic() - since >= long_task:
             return 0
-        room = BATCH * DEPTH - len(child.outstanding)
+        room = self._batch * DEPTH - len(child.outstanding)
         if self.max_tasks_per_child:
             room = min(room, int(self.max_tasks_per_child) - child.sent)
         return max(0, room)
@@ -405,4 +421,4 @@ def _recv(conn: Connection) -> Any:
         return None
 
 
-__all__ = ["BATCH", "DEPTH", "PreforkPool"]
+__all__ = ["BATCH", "DEPTH", "FAST_BATCH", "QUICK_TASK", "PreforkPool"]
