@@ -110,6 +110,7 @@ class Consumer:
         self.rate_limited = RateLimitedRequests(self.limiter)
         self._sweep = threading.Event()  # remote control revoked something: look now
         self._acks: list[Delivery] = []
+        self._acks_since: float | None = None  # when _wait_for_room first held them
         self._seq = itertools.count()
         self._stop = threading.Event()
         self._cold = threading.Event()
@@ -222,8 +223,7 @@ class Consumer:
                 if queued and not got:
                     self._wait_completion(self._wait_time(BUSY_WAIT))
             elif not runnable:
-                self._flush_acks()  # acks are never held through a wait
-                self._wait_completion(self._wait_time(IDLE_WAIT))
+                self._wait_for_room()
             if self._combined is None:
                 self._flush_acks()
             # else the next turn sends them with its fetch (_dispatch or _fetch) or before it
@@ -232,6 +232,27 @@ class Consumer:
                 self.events.flush()
             self._run_periodic()
 
+    def _wait_for_room(self) -> None:
+        """The prefetch window is full: wait for a completion. Acks waiting for a claim to
+        ride on (AckAndGet) are held through a wait of at most BUSY_WAIT, since a completion
+        frees room within milliseconds while tasks are quick; past that they are sent alone
+        first, so a long task never holds them back."""
+        if self._combined is not None and self._acks:
+            now = time.monotonic()
+            if self._acks_since is None:
+                self._acks_since = now
+            if now - self._acks_since < BUSY_WAIT:
+                self._wait_completion(self._wait_time(BUSY_WAIT))
+                return
+        self._flush_acks()
+        self._wait_completion(self._wait_time(IDLE_WAIT))
+
+    def _take_acks(self) -> list[Delivery]:
+        """The pending acks, to be sent now (by the caller)."""
+        acks, self._acks = self._acks, []
+        self._acks_since = None
+        return acks
+
     def _fetch(self, free: int, timeout: float) -> list[Delivery]:
         """Up to ``free`` messages, waiting up to ``timeout`` s for one. Pending acks go
         first: with the fetch in one round trip where the broker can (a message waiting is
@@ -239,7 +260,7 @@ class Consumer:
         combined = self._combined
         asked = self.queues
         if combined is not None and self._acks:
-            acks, self._acks = self._acks, []
+            acks = self._take_acks()
             got: list[Delivery] = combined.ack_and_get(asked, acks, max_messages=free)
             if got or timeout <= 0:
                 return self._still_consumed(asked, got)
@@ -412,8 +433,8 @@ class Consumer:
         elif jobs:
             self.pool.submit_many(jobs)
         fetched = self._ack_and_fetch() if jobs and fetch else None
-        if fetched is None:
-            self._flush_acks()
+        if fetched is None and self._combined is None:
+            self._flush_acks()  # (else they ride on this turn's fetch, or _wait_for_room's)
         for delivery in fetched or ():
             self._receive(delivery)
 
@@ -476,7 +497,7 @@ class Consumer:
         if combined is None or free <= 0 or self._stop.is_set():
             return None
         self._update_qos()
-        acks, self._acks = self._acks, []
+        acks = self._take_acks()
         asked = self.queues
         fetched: list[Delivery] = combined.ack_and_get(asked, acks, max_messages=free)
         return self._still_consumed(asked, fetched)
@@ -555,7 +576,7 @@ class Consumer:
     # -- broker bookkeeping ------------------------------------------------------------------
     def _flush_acks(self) -> None:
         if self._acks:
-            acks, self._acks = self._acks, []
+            acks = self._take_acks()
             self.transport.ack(acks)
 
     def unsettled(self) -> list[Delivery]:
