@@ -193,54 +193,36 @@ def test_revoke_a_waiting_task(cluster: Cluster) -> None:
     client.post(f"/api/worker/queue/cancel-consumer/{node}", data={"queue": "parked"})
 
 
-def test_worker_controls_answer_as_flower(cluster: Cluster) -> None:
-    client, node = cluster.client, cluster.node
-    limit = client.post(
-        "/api/task/rate-limit/wtasks.add", data={"workername": node, "ratelimit": "20/m"}
-    )
-    assert limit.json() == REFERENCE["api_task_rate_limit"]["json"]
-    client.post("/api/task/rate-limit/wtasks.add", data={"workername": node, "ratelimit": "0"})
-    timeout = client.post(
-        "/api/task/timeout/wtasks.add", data={"workername": node, "hard": "10", "soft": "5"}
-    )
-    assert timeout.json() == REFERENCE["api_task_timeout"]["json"]
-    grow = client.post(f"/api/worker/pool/grow/{node}", data={"n": "1"})
-    assert grow.json() == {"message": f"Growing '{node}' worker's pool by 1"}
-    shrink = client.post(f"/api/worker/pool/shrink/{node}", data={"n": "1"})
-    assert shrink.json() == {"message": f"Shrinking '{node}' worker's pool by 1"}
-    add = client.post(f"/api/worker/queue/add-consumer/{node}", data={"queue": "extra"})
-    assert add.json() == REFERENCE["api_worker_queue_add"]["json"]
-    cancel = client.post(f"/api/worker/queue/cancel-consumer/{node}", data={"queue": "extra"})
-    assert cancel.json() == REFERENCE["api_worker_queue_cancel"]["json"]
-    unknown = client.post("/api/worker/pool/grow/nobody@nowhere", data={"n": "1"})
-    assert unknown.status_code == 404 and "Unknown worker" in unknown.json()["error"]
-    bad = client.post(f"/api/worker/pool/grow/{node}", data={"n": "many"})
-    assert bad.status_code == 400 and "n must be a whole number" in bad.json()["error"]
-
-
-def test_controls_take_their_arguments_from_the_query_string_as_flowers_do(
-    cluster: Cluster,
-) -> None:
+@pytest.mark.parametrize("carrier", ["data", "params"], ids=["form", "query-string"])
+def test_worker_controls_answer_as_flower(cluster: Cluster, carrier: str) -> None:
     # Flower reads each argument from the query string or the form (Tornado's
     # get_argument); its documented examples use the query string, so scripts do too.
     client, node = cluster.client, cluster.node
-    limit = client.post(
-        "/api/task/rate-limit/wtasks.add", params={"workername": node, "ratelimit": "20/m"}
-    )
+
+    def post(path: str, **arguments: str) -> Any:
+        return client.post(path, **{carrier: arguments})
+
+    limit = post("/api/task/rate-limit/wtasks.add", workername=node, ratelimit="20/m")
     assert limit.json() == REFERENCE["api_task_rate_limit"]["json"]
-    client.post("/api/task/rate-limit/wtasks.add", params={"workername": node, "ratelimit": "0"})
-    timeout = client.post(
-        "/api/task/timeout/wtasks.add", params={"workername": node, "hard": "10", "soft": "5"}
-    )
+    post("/api/task/rate-limit/wtasks.add", workername=node, ratelimit="0")
+    timeout = post("/api/task/timeout/wtasks.add", workername=node, hard="10", soft="5")
     assert timeout.json() == REFERENCE["api_task_timeout"]["json"]
-    grow = client.post(f"/api/worker/pool/grow/{node}", params={"n": "2"})
-    assert grow.json() == {"message": f"Growing '{node}' worker's pool by 2"}
-    shrink = client.post(f"/api/worker/pool/shrink/{node}?n=2")
-    assert shrink.json() == {"message": f"Shrinking '{node}' worker's pool by 2"}
-    added = client.post(f"/api/worker/queue/add-consumer/{node}", params={"queue": "q-extra"})
-    assert added.json() == {"message": "add consumer q-extra"}
-    cancelled = client.post(f"/api/worker/queue/cancel-consumer/{node}?queue=q-extra")
-    assert cancelled.json() == {"message": "no longer consuming from q-extra"}
+    grow = post(f"/api/worker/pool/grow/{node}", n="1")
+    assert grow.json() == {"message": f"Growing '{node}' worker's pool by 1"}
+    shrink = post(f"/api/worker/pool/shrink/{node}", n="1")
+    assert shrink.json() == {"message": f"Shrinking '{node}' worker's pool by 1"}
+    add = post(f"/api/worker/queue/add-consumer/{node}", queue="extra")
+    assert add.json() == REFERENCE["api_worker_queue_add"]["json"]
+    cancel = post(f"/api/worker/queue/cancel-consumer/{node}", queue="extra")
+    assert cancel.json() == REFERENCE["api_worker_queue_cancel"]["json"]
+    unknown = post("/api/worker/pool/grow/nobody@nowhere", n="1")
+    assert unknown.status_code == 404 and "Unknown worker" in unknown.json()["error"]
+    bad = post(f"/api/worker/pool/grow/{node}", n="many")
+    assert bad.status_code == 400 and "n must be a whole number" in bad.json()["error"]
+
+
+def test_the_form_wins_over_the_query_string_and_revoke_reads_it(cluster: Cluster) -> None:
+    client, node = cluster.client, cluster.node
     # the form's value wins over the query string's, as in Tornado
     both = client.post(f"/api/worker/pool/grow/{node}?n=5", data={"n": "1"})
     assert both.json() == {"message": f"Growing '{node}' worker's pool by 1"}

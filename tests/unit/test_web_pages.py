@@ -173,11 +173,16 @@ def test_the_task_list_pages_filters_and_searches_on_the_server(site: Site) -> N
         assert rows(client.get("/tasks", params=combined).text) == [uuid(n) for n in expected]
 
 
-def test_the_dashboard_counts_each_workers_tasks(site: Site) -> None:
+def page_after_a_retried_task(site: Site, path: str) -> str:
+    """The page at ``path`` once the monitor has seen ``retried_then_succeeded('r-1')``."""
     for event in retried_then_succeeded("r-1", WORKER):
         site.monitor.on_event(event)
     with serving(create_app(site.monitor)) as url:
-        page = httpx.get(f"{url}/").text
+        return httpx.get(f"{url}{path}").text
+
+
+def test_the_dashboard_counts_each_workers_tasks(site: Site) -> None:
+    page = page_after_a_retried_task(site, "/")
     row = re.search(rf'<tr data-worker="{WORKER}">(.*?)</tr>', page, re.S)
     assert row is not None
     cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td>(.*?)</td>", row[1])]
@@ -215,10 +220,7 @@ def retried_then_succeeded(task_id: str, worker: str) -> list[dict[str, Any]]:
 
 
 def test_a_task_page_shows_its_retries_and_timeline(site: Site) -> None:
-    for event in retried_then_succeeded("r-1", WORKER):
-        site.monitor.on_event(event)
-    with serving(create_app(site.monitor)) as url:
-        page = httpx.get(f"{url}/task/r-1").text
+    page = page_after_a_retried_task(site, "/task/r-1")
     timeline = re.search(r'<table class="grid" id="timeline">(.*?)</table>', page, re.S)
     assert timeline is not None
     steps = re.findall(r'<span class="badge (\w+)">', timeline[1])
