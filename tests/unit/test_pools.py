@@ -293,3 +293,46 @@ def test_a_job_is_reported_started_as_it_starts_and_held_back_jobs_never_start(
             ]
     finally:
         pool.shutdown(grace=5)
+
+
+def test_a_killed_prefork_child_has_its_quiet_starts_reported(
+    prefork_app: Celery, tmp_path: Path
+) -> None:
+    """A job of a task known to be fast sends no start message (its ack follows its result),
+    but the child counts it started where the parent reads it: killed after running one such
+    job (its result still held) and while running the next, both are reported started
+    before the dead child's jobs are settled, so their early acks go and neither is given
+    back to run again."""
+    gate = tmp_path / "gate"
+
+    @prefork_app.task(name="t.gate")
+    def gated(path: str, entered: str) -> str:
+        Path(entered).touch()
+        while os.path.exists(path):
+            time.sleep(0.005)
+        return "through"
+
+    pool, results = start(PreforkPool, prefork_app, concurrency=1)
+    try:
+        pool.submit_many([job("t.gate", "warm", str(gate), str(tmp_path / "warm"))])
+        collect(results, 1)  # the task is fast now
+        results.events.clear()
+        gate.write_text("closed")
+        first, second = tmp_path / "first", tmp_path / "second"
+        pool.submit_many(
+            [
+                job("t.gate", "first", str(tmp_path / "no-gate"), str(first)),
+                job("t.gate", "second", str(gate), str(second)),
+            ]
+        )
+        wait_for(second.exists)
+        (pid,) = pool.pids()
+        os.kill(pid, signal.SIGKILL)
+        collect(results, 2)
+        events = list(results.events)
+        for key in ("first", "second"):
+            ended = [n for n, (kind, k) in enumerate(events) if k == key and kind != "start"]
+            assert ("start", key) in events and events.index(("start", key)) < ended[0], events
+    finally:
+        gate.unlink(missing_ok=True)
+        pool.shutdown(grace=5)

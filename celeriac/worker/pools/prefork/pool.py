@@ -14,10 +14,12 @@ nothing more: each reports what its pipe still holds as not started (given back)
 
 from __future__ import annotations
 
+import itertools
 import logging
 import mmap
 import os
 import pickle
+import struct
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -39,6 +41,7 @@ from celeriac.worker.pools.base import (
     Pool,
     ResultCallback,
     flush_open_batch,
+    is_fast,
     lost_result,
     run_batch,
 )
@@ -73,6 +76,10 @@ FAST_BATCH = 4
 QUICK_TASK = 0.01
 #: Quick results in a row that start the large batches again.
 FAST_STREAK = 4
+#: A child's started-jobs counter (eight bytes shared with it).
+STARTS = struct.Struct("=Q")
+#: A job at the head of a child's work this long (s) is looked up in that counter.
+QUIET_START = 0.05
 #: Batches a child may hold: one running and one waiting in its pipe, so a child never idles
 #: while its results travel to the parent and the parent fetches and sends the next batch.
 #: Few enough that a long task does not hold many others behind it.
@@ -90,6 +97,11 @@ class _Child(Child):
     draining: bool = False  # over worker_max_memory_per_child: finish its jobs, then replace
     released: bool = False  # told to exit after draining
     head_since: float | None = None  # monotonic time the job at the head of outstanding began
+    #: Eight bytes shared with the child: how many jobs it has started (it writes the count
+    #: before each job runs; the parent reads it, see PreforkPool.report_starts).
+    starts: mmap.mmap | None = None
+    started_done: int = 0  # jobs with a result reported here that had started
+    reported: set[str] = field(default_factory=set)  # keys reported started, no result yet
 
 
 class PreforkPool(Supervised[_Child], Pool):
@@ -131,6 +143,7 @@ class PreforkPool(Supervised[_Child], Pool):
     def spawn_child(self, ctx: ForkContext, name: str, inherited: list[Connection]) -> _Child:
         jobs_r, jobs_w = ctx.Pipe(duplex=False)
         results_r, results_w = ctx.Pipe(duplex=False)
+        starts = mmap.mmap(-1, STARTS.size)
         process = ctx.Process(
             target=_child_main,
             args=(
@@ -141,6 +154,7 @@ class PreforkPool(Supervised[_Child], Pool):
                 self.max_tasks_per_child,
                 self.max_memory_per_child,
                 self._hold,
+                starts,
                 [*inherited, jobs_w, results_r],
             ),
             name=name,
@@ -149,7 +163,7 @@ class PreforkPool(Supervised[_Child], Pool):
         process.start()
         jobs_r.close()
         results_w.close()
-        return _Child(process, jobs_w, results_r)
+        return _Child(process, jobs_w, results_r, starts=starts)
 
     def parent_ends(self, child: _Child) -> list[Connection]:
         return [child.jobs, child.results]
@@ -188,7 +202,7 @@ class PreforkPool(Supervised[_Child], Pool):
                     self._release_if_drained(child)
                     continue
                 if isinstance(message, Began):  # its early ack goes now
-                    self.on_result(JobStarted(message.key))
+                    self._report_started(child, message.key)
                     continue
                 if isinstance(message, Started):  # the job at the head starts, hard-limited
                     child.limit_since = time.monotonic()
@@ -200,6 +214,8 @@ class PreforkPool(Supervised[_Child], Pool):
                     self._fast_streak = self._fast_streak + 1 if quick else 0
                     with lock:
                         child.outstanding.popleft()
+                        child.reported.discard(r.key)
+                        child.started_done += r.started
                         child.hard_limit = None
                         child.head_since = time.monotonic() if child.outstanding else None
                     self.on_result(
@@ -217,9 +233,35 @@ class PreforkPool(Supervised[_Child], Pool):
         except (EOFError, OSError):
             pass  # the child is gone; its sentinel reports it
 
+    def watch(self, child: _Child) -> None:
+        """A job at the head of a child's work for a while has most likely started without a
+        word (a task that was fast before): report its start, so its early ack goes."""
+        since = child.head_since
+        if since is not None and time.monotonic() - since >= QUIET_START:
+            self.report_starts(child)
+
+    def report_starts(self, child: _Child) -> None:
+        """Report as started the jobs ``child`` counted as started (its shared counter)
+        that have neither a result nor a report yet."""
+        if child.starts is None:
+            return
+        (count,) = STARTS.unpack_from(child.starts, 0)
+        with self.supervisor.lock:
+            started = itertools.islice(child.outstanding, max(0, count - child.started_done))
+            keys = [job.key for job in started]
+        for key in keys:
+            self._report_started(child, key)
+
+    def _report_started(self, child: _Child, key: str) -> None:
+        if key not in child.reported:
+            child.reported.add(key)
+            self.on_result(JobStarted(key))
+
     def settle(self, child: _Child, exitcode: int | None) -> None:
-        """Report the jobs of a dead child: the first was running (lost, or killed at its hard
-        limit), the others never started and go back to the consumer."""
+        """Report the jobs of a dead child: those it had started are reported started first
+        (their early acks go, so none of them is given back to run again); the first was
+        running (lost, or killed at its hard limit), the others go back to the consumer."""
+        self.report_starts(child)
         if self.supervisor.terminated:
             return
         jobs = list(child.outstanding)
@@ -349,6 +391,7 @@ def _child_main(
     max_tasks: int | None,
     max_memory_kib: int | None,
     hold: mmap.mmap,
+    starts: mmap.mmap,
     inherited: list[Connection],
 ) -> None:
     """A child's life: run batches until told to stop (None) or ``max_tasks`` is reached.
@@ -366,11 +409,19 @@ def _child_main(
             ]
         )
 
+    started = 0
+
     def began(job: Job) -> None:
-        # Every start is reported, a fast task's too: a cold stop kills this process at
-        # any point, and a task whose start the parent knows is never given back to run
-        # again (one pipe message per job: about 6% of the drain rate on SQLite).
-        results.send(Began(job.key))
+        # Every start is counted where the parent reads it, a fast task's too: a cold stop
+        # kills this process at any point, and a task whose start the parent knows is never
+        # given back to run again. Only a task not known to be fast also says so through
+        # the pipe (its early ack goes at once); the parent reads the count of the others
+        # when it wakes, and at the latest when this process dies.
+        nonlocal started
+        started += 1
+        STARTS.pack_into(starts, 0, started)
+        if not is_fast(job.name):
+            results.send(Began(job.key))
 
     def holding_back() -> bool:
         return bool(hold[0])

@@ -98,6 +98,9 @@ class ChildStrategy(ABC, Generic[C]):
         """``child`` may be chosen when the pool shrinks."""
         return True
 
+    def watch(self, child: C) -> None:
+        """Each turn of the supervisor's loop (at least every ``POLL`` s), in its thread."""
+
     def replaces(self, exitcode: int | None) -> bool:
         """A child that exited with ``exitcode`` is replaced (unless stopping or retiring)."""
         return True
@@ -253,6 +256,8 @@ class Supervisor(Generic[C]):
             if self.cold and not self.terminated:
                 self.terminate_all()
             self.enforce_hard_limits()
+            for child in children:
+                self.strategy.watch(child)
 
     def next_wakeup(self, children: Sequence[C]) -> float:
         """Seconds until the first hard limit is due (at most ``POLL``)."""
