@@ -8,10 +8,12 @@ client would, so serialization and acknowledgement are the real ones, not eager 
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from celeriac.utils.log import TASK_LOGGER_NAME
 from celeriac.worker.worker import Worker
 
 if TYPE_CHECKING:
@@ -31,7 +33,42 @@ def start_worker(
     shutdown_timeout: float = WORKER_TIMEOUT,
     **kwargs: Any,
 ) -> Iterator[Worker]:
-    """Run a worker for ``app`` in a daemon thread until the block ends (warm shutdown)."""
+    """Run a worker for ``app`` in a daemon thread until the block ends (warm shutdown).
+
+    The worker sets up logging as a worker does (levels, handlers, the task logger's
+    propagation); that is put back when the block ends, so what runs after it (the next
+    tests) logs as before."""
+    with _logging_kept():
+        yield from _running(
+            app, pool, concurrency, loglevel, perform_ping_check, shutdown_timeout, kwargs
+        )
+
+
+@contextlib.contextmanager
+def _logging_kept() -> Iterator[None]:
+    """Restore the level, handlers and propagation of the loggers a worker configures."""
+    names = ("", "celeriac", TASK_LOGGER_NAME)
+    saved = [
+        (lg, lg.level, list(lg.handlers), lg.propagate) for lg in map(logging.getLogger, names)
+    ]
+    try:
+        yield
+    finally:
+        for logger, level, handlers, propagate in saved:
+            logger.setLevel(level)
+            logger.handlers[:] = handlers
+            logger.propagate = propagate
+
+
+def _running(
+    app: Celery,
+    pool: str,
+    concurrency: int,
+    loglevel: str | int,
+    perform_ping_check: bool,
+    shutdown_timeout: float,
+    kwargs: dict[str, Any],
+) -> Iterator[Worker]:
     worker = Worker(
         app,
         pool=pool,

@@ -84,3 +84,15 @@ def test_each_pool_process_logs_to_the_file_its_index_names(tmp_path: Path) -> N
         handler.flush()
     assert "still here" in (tmp_path / "plain.log").read_text()
     assert not list(tmp_path.glob("*-3*"))
+
+
+def test_start_worker_puts_the_logging_it_configured_back(memory_app: Celery) -> None:
+    """An in-thread worker configures logging as a worker does; when its block ends the
+    levels, handlers and the task logger's propagation are as before (a module-scoped test
+    worker left the next modules' INFO records unseen)."""
+    loggers = [logging.getLogger(n) for n in ("", "celeriac", "celeriac.task")]
+    before = [(lg.level, list(lg.handlers), lg.propagate) for lg in loggers]
+    with start_worker(memory_app, loglevel="ERROR"):
+        assert logging.getLogger("celeriac").level == logging.ERROR  # the worker's own
+        assert logging.getLogger("celeriac.task").propagate is False
+    assert [(lg.level, list(lg.handlers), lg.propagate) for lg in loggers] == before
