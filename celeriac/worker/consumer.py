@@ -41,6 +41,7 @@ from celeriac.worker.pools.base import (
     JobStarted,
     Pool,
     PoolReport,
+    RecordsHeld,
     RunsInMainThread,
 )
 from celeriac.worker.ratelimit import RateLimitedRequests, RateLimiter
@@ -96,6 +97,7 @@ class Consumer:
         # Capabilities, asked once (isinstance against a Protocol is slow on the hot path).
         self._combined = transport if isinstance(transport, AckAndGet) else None
         self._leases = transport if isinstance(transport, Leases) else None
+        self._records = pool if isinstance(pool, RecordsHeld) else None
         self.pool = pool
         self.queues = list(queues)
         self.prefetch_limit = prefetch_limit if prefetch_limit > 0 else UNLIMITED_PREFETCH
@@ -263,11 +265,17 @@ class Consumer:
             acks = self._take_acks()
             got: list[Delivery] = combined.ack_and_get(asked, acks, max_messages=free)
             if got or timeout <= 0:
-                return self._still_consumed(asked, got)
+                return self._still_consumed(asked, self._record(got))
         else:
             self._flush_acks()
         got = self.transport.get(asked, max_messages=free, timeout=timeout)
-        return self._still_consumed(asked, got)
+        return self._still_consumed(asked, self._record(got))
+
+    def _record(self, got: list[Delivery]) -> list[Delivery]:
+        """Tell a pool that records what its process holds (RecordsHeld) of a fetch."""
+        if got and self._records is not None:
+            self._records.fetched(got)
+        return got
 
     def _update_qos(self) -> None:
         # Push brokers (AMQP basic.qos) may send this many unacked messages: the window plus
@@ -500,7 +508,7 @@ class Consumer:
         acks = self._take_acks()
         asked = self.queues
         fetched: list[Delivery] = combined.ack_and_get(asked, acks, max_messages=free)
-        return self._still_consumed(asked, fetched)
+        return self._still_consumed(asked, self._record(fetched))
 
     def _still_consumed(self, asked: list[str], got: list[Delivery]) -> list[Delivery]:
         """What a fetch brought, less the messages of a queue cancelled while it waited

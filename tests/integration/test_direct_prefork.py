@@ -4,6 +4,7 @@ dies, and remote control reaches them through their parent."""
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,24 @@ def _children_of(pid: int) -> list[int]:
         if f"\nPPid:\t{pid}\n" in text:
             found.append(int(status.parent.name))
     return found
+
+
+def test_a_child_killed_holding_an_eta_message_gives_it_back_at_once(
+    client: Celery, start_worker: WorkerFactory, broker: BrokerEnv
+) -> None:
+    """A message a consuming child fetched and holds outside any batch (here one waiting for
+    its ETA) is recorded as held when fetched: when the child dies, its parent gives it back
+    at once (Redis) or the broker does (RabbitMQ), so it runs at its ETA, not a lease later."""
+    start_worker("-P", "prefork", "-c", "1", "-l", "info")
+    assert client.send_task("tasks.add", (1, 1)).get(timeout=30) == 2
+    eta = client.send_task("tasks.add", (2, 2), countdown=6)
+
+    def scheduled() -> list[str]:
+        answers = client.control.inspect(timeout=1.0).scheduled() or {}
+        return [e["request"]["id"] for entries in answers.values() for e in entries]
+
+    wait_until(lambda: eta.id in scheduled(), "the child to hold the ETA task")
+    stats = client.control.inspect(timeout=2.0).stats() or {}
+    (pid,) = [p for s in stats.values() for p in s["pool"]["processes"]]
+    os.kill(pid, signal.SIGKILL)
+    assert eta.get(timeout=30) == 4

@@ -37,7 +37,7 @@ from celeriac.protocol.saferepr import saferepr
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
     from celeriac.app.cluster import ClusterStore
-    from celeriac.transports.base import Transport
+    from celeriac.transports.base import Delivery, Transport
     from celeriac.worker.buckets import WorkerBuckets
     from celeriac.worker.liveness import Liveness
     from celeriac.worker.state import WorkerState
@@ -250,6 +250,15 @@ class RunsInMainThread(Protocol):
 
 
 @runtime_checkable
+class RecordsHeld(Protocol):
+    """A pool whose process can die with messages its consumer fetched and holds (a prefork
+    child that consumes): it is told of every fetch, before the messages are received, so
+    that its parent can give back what it held the moment it dies, not a lease later."""
+
+    def fetched(self, deliveries: Sequence[Delivery]) -> None: ...
+
+
+@runtime_checkable
 class HoldsBackWhenStalled(Protocol):
     """A pool that runs a batch of jobs one after another where the consumer cannot look
     between two of them: once ``stall_after`` seconds passed since the batch or its previous
@@ -429,6 +438,7 @@ __all__ = [
     "JobStarted",
     "Pool",
     "PoolReport",
+    "RecordsHeld",
     "ResultCallback",
     "RunsInMainThread",
     "flush_open_batch",

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from celeriac import signals
 from celeriac.events.node import for_node
 from celeriac.execution import timelimits
+from celeriac.transports.base import Delivery
 from celeriac.transports.capabilities import GivesBackPrefetched
 from celeriac.worker.buckets import WorkerBuckets
 from celeriac.worker.commands import COMMANDS, ControlContext
@@ -93,8 +94,7 @@ class ChildPool(SoloPool):
             deliveries = [r.delivery for r in self._batch if not r.acknowledged]
         else:
             deliveries = consumer.unsettled()
-        held = [HeldMessage(d.queue, d.exchange, d.routing_key, d.delivery_tag) for d in deliveries]
-        self.slot.set_batch([_payload(r) for r in self._batch], held)
+        self.slot.set_batch([_payload(r) for r in self._batch], _held(deliveries))
         try:
             super().submit_many(jobs)
         finally:
@@ -103,6 +103,16 @@ class ChildPool(SoloPool):
         self.done += len(jobs)
         if self._should_retire():
             consumer.stop(warm=True)
+
+    def fetched(self, deliveries: Sequence[Delivery]) -> None:
+        """``RecordsHeld``: the consumer fetched ``deliveries`` (not yet received). Outside
+        a batch, what this process holds is written to its slot now, so that a death before
+        the next batch gives them back at once (an ETA or rate-limited message may wait here
+        long); a broker that takes them back on close needs nothing."""
+        consumer = self.consumer
+        if consumer is None or self._batch or consumer.transport.returns_on_close:
+            return
+        self.slot.set_held(_held([*consumer.unsettled(), *deliveries]))
 
     def on_start(self, job: Job) -> None:
         index = self._index
@@ -290,6 +300,10 @@ def _release_if_long(
             count,
         )
     return since
+
+
+def _held(deliveries: Sequence[Delivery]) -> list[HeldMessage]:
+    return [HeldMessage(d.queue, d.exchange, d.routing_key, d.delivery_tag) for d in deliveries]
 
 
 __all__ = ["EXIT_BROKER", "ChildPool", "ChildSpec", "child_main"]

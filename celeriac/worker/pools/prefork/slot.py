@@ -76,6 +76,16 @@ class Slot:
         self._mem[_BATCH_AT : _BATCH_AT + len(data)] = data
         self._write(0.0, 0.0, size, len(kept), 0)
 
+    def set_held(self, held: list[HeldMessage]) -> None:
+        """The messages not acknowledged now changed between batches (a fetch)."""
+        kept = pickle.dumps(held, pickle.HIGHEST_PROTOCOL) if held else b""
+        if len(kept) > HELD_MAX:  # beyond this, leases bring them back (visibility_timeout)
+            kept = pickle.dumps(held[: len(held) * HELD_MAX // len(kept) // 2])
+        _, started, limit, batch, _, index = self._header()
+        self._write(started, limit, batch, 0, index)  # odd: writing
+        self._mem[_HELD_AT : _HELD_AT + len(kept)] = kept
+        self._write(started, limit, batch, len(kept), index)
+
     def start(self, index: int, task_id: str, started: float) -> None:
         """Job ``index`` of the batch starts now."""
         _, _, _, batch, held, _ = self._header()
