@@ -14,7 +14,8 @@ child's shared :class:`~celeriac.worker.pools.prefork.slot.Slot`. This pool:
   after the connection closes, such as Redis);
 * answers remote control and relays ``revoke``, ``rate_limit``, ``time_limit`` and
   ``add_consumer`` to them (rate limits are the worker's: the children share its token
-  buckets); ``cancel_consumer`` waits until every child has let the queue go.
+  buckets); ``cancel_consumer`` waits until every child has let the queue go, and
+  ``time_limit`` until every child applied it.
 
 Used for brokers whose transports set ``direct_consume`` (Redis, RabbitMQ) unless
 ``worker_direct_consume`` is off (the worker runs it in place of a consumer); the others use
@@ -56,6 +57,8 @@ from celeriac.worker.request import BadMessage, Request, build_request
 
 logger = logging.getLogger("celeriac.worker.pool")
 
+#: Relayed commands whose reply waits until every child applied them (see ``relay``).
+AWAITED = frozenset({"time_limit"})
 #: How long ``cancel_consumer`` waits for every child to let the queue go (seconds).
 CANCEL_WAIT = 5.0
 
@@ -121,7 +124,12 @@ class DirectPreforkPool(Supervised[_Child], ConsumingPool):
         """Revoked ids reach the children through :meth:`relay`."""
 
     def relay(self, method: str, arguments: dict[str, Any]) -> None:
-        """Run a remote-control command in every child too (their state is their own)."""
+        """Run a remote-control command in every child too (their state is their own).
+        ``time_limit`` is asked, not only relayed: the command's reply waits until every
+        child applied it, so a task sent after the reply runs under the new limits."""
+        if method in AWAITED:
+            self.query(method, arguments, timeout=CANCEL_WAIT)
+            return
         with self.supervisor.lock:
             for child in self.supervisor.children:
                 send(child.control, Relay(method, arguments))
