@@ -7,15 +7,32 @@ or ``None`` when no worker answered within ``timeout`` (as Celery).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from celeriac.utils.missing import REMOTE_CONTROL
 
 if TYPE_CHECKING:
     from celeriac.app.control import Control
     from celeriac.transports.base import Transport
 
 
+def _not_yet(name: str) -> Callable[..., NoReturn]:
+    """A Celery inspect method celeriac workers do not answer yet: raises when called."""
+
+    def method(self: Inspect, *args: Any, **kwargs: Any) -> NoReturn:
+        raise REMOTE_CONTROL.error(f"app.control.inspect().{name}()")
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = f"Celery's ``{name}``: not in celeriac yet (raises NotYetImplemented)."
+    return method
+
+
 class Inspect:
-    """Celery's ``Inspect``: one method per inspect command."""
+    """Celery's ``Inspect``: one method per inspect command (``objgraph`` and ``hello``, which
+    celeriac workers do not answer, raise NotYetImplemented saying what to use instead)."""
+
+    objgraph = _not_yet("objgraph")
+    hello = _not_yet("hello")
 
     def __init__(
         self,

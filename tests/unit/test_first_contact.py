@@ -79,6 +79,13 @@ def test_control_methods_workers_do_not_answer_refuse(memory_app: Celery, method
     assert "app.control.ping()" in err.instead
 
 
+@pytest.mark.parametrize("method", ["objgraph", "hello"])
+def test_inspect_methods_workers_do_not_answer_refuse(memory_app: Celery, method: str) -> None:
+    inspect = memory_app.control.inspect(timeout=0.05)
+    err = _refused(lambda: getattr(inspect, method)(), f"app.control.inspect().{method}()")
+    assert "app.control.inspect()" in err.instead
+
+
 def test_the_refusal_names_exactly_the_commands_workers_do_not_answer() -> None:
     """The words of the refusal follow the worker's command table: a command that arrives
     (autoscale, pool_restart did) leaves the "except ..." list."""
