@@ -14,6 +14,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
@@ -28,8 +29,15 @@ from celeriac.backends.database.table_layout import (
     meta_from_row,
     row_values,
 )
+from celeriac.backends.held_writes import HeldWrites
 from celeriac.backends.helpers import utcnow
-from celeriac.drivers.sqlite import SpaceWait, cannot_write_text, retry_locked, unwritable
+from celeriac.drivers.sqlite import (
+    SpaceWait,
+    cannot_write_text,
+    immediate,
+    retry_locked,
+    unwritable,
+)
 from celeriac.drivers.wakeup import wakeup_for
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
 from celeriac.utils import forksafe
@@ -106,6 +114,7 @@ class SQLiteBackend(ResultBackend):
         # A store in any process of this user wakes the waiters of every process at once.
         self._notifier = wakeup_for(self.path)
         self._seen = threading.local()
+        self._held: HeldWrites[dict[str, Any]] = HeldWrites()  # WriteBatching: rows' values
         # A write waits out a full disk: a task's result is stored before its message is acked.
         self._space = SpaceWait(self.path, logger)
 
@@ -120,8 +129,10 @@ class SQLiteBackend(ResultBackend):
         if problem is not None:
             raise ImproperlyConfigured(f"Cannot open the SQLite result store: {problem}")
         try:
+            # timeout=0: SQLite's own busy handler sleeps 1, 2, 5, 10... ms at a time, and the
+            # worker's processes all write here; retry_locked waits a tenth of a millisecond.
             conn = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+                self.path, timeout=0, isolation_level=None, check_same_thread=False
             )
             retry_locked(lambda: self._prepare(conn), BUSY_TIMEOUT_S)
         except sqlite3.Error as exc:
@@ -143,7 +154,6 @@ class SQLiteBackend(ResultBackend):
         if self.path != ":memory:":
             conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
         task, group = _quote(self.task_table), _quote(self.group_table)
         conn.execute(_TASK_DDL.format(t=task))
         conn.execute(_INDEX_DDL.format(i=_quote(f"ix_{self.task_table}_date_done"), t=task))
@@ -191,8 +201,9 @@ class SQLiteBackend(ResultBackend):
     ) -> sqlite3.Cursor:
         with self._lock:
             conn = self._connection()
+            values = params() if callable(params) else params
             try:
-                return conn.execute(self._sql[name], params() if callable(params) else params)
+                return retry_locked(lambda: conn.execute(self._sql[name], values), BUSY_TIMEOUT_S)
             except sqlite3.Error as exc:
                 raise OperationalError(
                     f"SQLite result store {self.path!r} failed ({name}): {exc}"
@@ -202,7 +213,9 @@ class SQLiteBackend(ResultBackend):
         with self._lock:
             conn = self._connection()
             try:
-                return conn.execute(self._sql[name], params).fetchone()
+                return retry_locked(
+                    lambda: conn.execute(self._sql[name], params).fetchone(), BUSY_TIMEOUT_S
+                )
             except sqlite3.Error as exc:
                 raise OperationalError(
                     f"SQLite result store {self.path!r} failed ({name}): {exc}"
@@ -221,8 +234,51 @@ class SQLiteBackend(ResultBackend):
 
     def _set_meta(self, task_id: str, meta: dict[str, Any], state: str) -> None:
         values = self._values(task_id, meta)
-        self._execute("upsert", lambda: [values[c] for c in (*BASE_COLUMNS, *self._columns)])
+        if self._held.hold(values):
+            return
+        self._execute("upsert", lambda: self._row(values))
         self._notifier.notify()
+
+    def _row(self, values: dict[str, Any]) -> list[Any]:
+        """The upsert's parameters (the columns are known once connected)."""
+        return [values[c] for c in (*BASE_COLUMNS, *self._columns)]
+
+    # -- write batches (WriteBatching: the worker's run of results, one transaction) --------
+    def open_write_batch(self) -> bool:
+        """Start holding this thread's final stores: :meth:`flush_writes` writes them in
+        one transaction (one lock taken, one commit, one wake-up for the waiters)."""
+        self._held.open()
+        return True
+
+    def deferring(self) -> AbstractContextManager[None]:
+        return self._held.deferring()
+
+    def pending_writes(self) -> int:
+        return self._held.pending()
+
+    def flush_writes(self, close: bool = False) -> None:
+        """Write the held stores in order in one transaction, each upsert with the guard it
+        has alone (a stored SUCCESS stays; a task written twice sees its earlier write)."""
+        writes = self._held.take(close)
+        if writes:
+            self._space.call(lambda: self._write_many(writes), "writing results (upsert)")
+            self._notifier.notify()
+
+    def _write_many(self, writes: list[dict[str, Any]]) -> None:
+        with self._lock:
+            conn = self._connection()
+            rows = [self._row(values) for values in writes]
+            upsert = self._sql["upsert"]
+            try:
+                retry_locked(
+                    lambda: immediate(conn, lambda: conn.executemany(upsert, rows)),
+                    BUSY_TIMEOUT_S,
+                )
+            except sqlite3.Error as exc:
+                raise OperationalError(
+                    f"SQLite result store {self.path!r} failed (upsert of "
+                    f"{len(rows)} results): {exc}"
+                ) from exc
 
     def _get_meta(self, task_id: str) -> dict[str, Any] | None:
         row = self._fetchone("select", (task_id,))
@@ -323,18 +379,14 @@ _UNIQUE_CLAIM = (
 
 
 def _claim(conn: sqlite3.Connection, key: str, task_id: str, now: float, ttl: float) -> str:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    def work() -> str:
         conn.execute(_UNIQUE_DDL)
         conn.execute(_UNIQUE_CLAIM, (key, task_id, now + ttl, now))
         row = conn.execute(f"SELECT task_id FROM {UNIQUE_TABLE} WHERE key = ?", (key,)).fetchone()
         conn.execute(f"DELETE FROM {UNIQUE_TABLE} WHERE expires <= ?", (now,))
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    return str(row[0])
+        return str(row[0])
+
+    return immediate(conn, work)
 
 
 __all__ = ["SQLiteBackend", "format_date", "path_from_url"]

@@ -15,6 +15,8 @@ import sqlite3
 import time
 from typing import Any
 
+from celeriac.drivers.sqlite import immediate
+
 CHORD_TABLE = "celeriac_chord"
 PART_TABLE = "celeriac_chord_part"
 
@@ -29,17 +31,12 @@ DDL = (
 
 
 def _transaction(conn: sqlite3.Connection, work: Any) -> Any:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    def with_tables() -> Any:
         for statement in DDL:
             conn.execute(statement)
-        value = work()
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    return value
+        return work()
+
+    return immediate(conn, with_tables)
 
 
 def set_size(conn: sqlite3.Connection, group_id: str, size: int) -> None:

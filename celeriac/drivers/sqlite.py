@@ -37,6 +37,21 @@ def retry_locked(action: Callable[[], _T], timeout: float) -> _T:
         delay = min(delay * 2, 0.005)
 
 
+def immediate(conn: sqlite3.Connection, work: Callable[[], _T]) -> _T:
+    """``work()`` in one ``BEGIN IMMEDIATE`` transaction (the write lock taken before any
+    read), committed; rolled back if anything raises. Wrap it in :func:`retry_locked`: the
+    ``BEGIN`` is refused at once while another connection writes."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        value = work()
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:  # some errors already rolled back
+            conn.execute("ROLLBACK")
+        raise
+    return value
+
+
 #: What SQLite says when a write cannot grow its file (SQLITE_IOERR, SQLITE_FULL).
 _NO_SPACE_TEXT = ("disk I/O error", "database or disk is full")
 #: The same from the operating system: no space, over quota, over the file size limit.
@@ -162,6 +177,7 @@ __all__ = [
     "SPACE_RETRY_MAX",
     "SpaceWait",
     "cannot_write_text",
+    "immediate",
     "no_space",
     "no_space_text",
     "read_only",

@@ -116,8 +116,9 @@ class Consumer:
         self._seq = itertools.count()
         self._stop = threading.Event()
         self._cold = threading.Event()
-        if isinstance(transport, ConfirmsLeases):
-            visibility = transport.lease_period or 3600.0
+        self._confirms = transport if isinstance(transport, ConfirmsLeases) else None
+        if self._confirms is not None:
+            visibility = self._confirms.lease_period or 3600.0
         else:
             visibility = (self._leases.visibility_timeout if self._leases else 0) or 3600.0
         now = time.monotonic()
@@ -450,11 +451,13 @@ class Consumer:
         """Before running prefetched messages whose lease may have run out (this worker was
         stalled, e.g. frozen by SIGSTOP, past ``visibility_timeout``), ask the broker which
         are still ours; the others went back and may have run elsewhere: forget them."""
-        transport = self.transport
-        if not self.ready or not isinstance(transport, ConfirmsLeases):
+        transport = self._confirms
+        if not self.ready or transport is None:
             return
         since = time.monotonic() - self._visibility * 0.9
         stalled, self._stalled = self._stalled, False
+        if not stalled and self._renewed > since:  # every lease held was renewed since
+            return
         stale = [r for r in self.ready if stalled or max(r.received, self._renewed) <= since]
         if not stale:
             return

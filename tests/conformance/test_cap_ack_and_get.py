@@ -13,7 +13,7 @@ on_claimers = pytest.mark.parametrize("broker", CLAIMERS, indirect=True)
 
 
 def test_the_transports_that_claim_it() -> None:
-    assert kind_ids(CLAIMERS) == {"redis", "redis-plain", "postgresql"}
+    assert kind_ids(CLAIMERS) == {"sqlite", "redis", "redis-plain", "postgresql"}
 
 
 @on_claimers

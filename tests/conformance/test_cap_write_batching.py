@@ -15,7 +15,13 @@ on_claimers = pytest.mark.parametrize("store", CLAIMERS, indirect=True)
 
 
 def test_the_stores_that_claim_it() -> None:
-    assert kind_ids(CLAIMERS) == {"redis", "redis-plain", "db+postgresql", "db+mysql+pymysql"}
+    assert kind_ids(CLAIMERS) == {
+        "sqlite",
+        "redis",
+        "redis-plain",
+        "db+postgresql",
+        "db+mysql+pymysql",
+    }
 
 
 @on_claimers

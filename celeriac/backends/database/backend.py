@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -35,6 +35,7 @@ from celeriac.backends.database.table_layout import (
     meta_from_row,
     row_values,
 )
+from celeriac.backends.held_writes import HeldWrites
 from celeriac.backends.helpers import ChangeNotifier, utcnow
 from celeriac.drivers.urls import mask_url
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
@@ -89,7 +90,7 @@ class DatabaseBackend(ResultBackend):
         self._chords_ready = False
         self._pg_statements: dict[tuple[str, ...], Any] = {}
         self._pg_many_texts: dict[tuple[str, ...], str] = {}  # columns and row count
-        self._batch = threading.local()  # this thread's held writes (WriteBatching)
+        self._held: HeldWrites[tuple[str, dict[str, Any]]] = HeldWrites()  # WriteBatching
         # Stores made by this process wake its waiters at once; other processes poll.
         self._notifier = _notifier_for(self.sa_url)
         self._listener: ResultListener | None = None
@@ -196,9 +197,7 @@ class DatabaseBackend(ResultBackend):
         values = self._values(meta)
         self._get_engine()  # learn the columns before choosing which to write
         written = {k: v for k, v in values.items() if k not in self._missing}
-        held: list[tuple[str, dict[str, Any]]] | None = getattr(self._batch, "writes", None)
-        if held is not None and getattr(self._batch, "defer", False):
-            held.append((task_id, written))
+        if self._held.hold((task_id, written)):
             return
         if self._engine is not None and self._engine.dialect.name == "postgresql":
             statement = self._pg_store(tuple(written))
@@ -213,26 +212,19 @@ class DatabaseBackend(ResultBackend):
         """Start holding this thread's final stores (:class:`WriteBatching`): on PostgreSQL
         :meth:`flush_writes` sends them as one multi-row upsert (one round trip); other
         databases write them one after another in one transaction."""
-        if getattr(self._batch, "writes", None) is None:
-            self._batch.writes = []
+        self._held.open()
         return True
 
-    @contextlib.contextmanager
-    def deferring(self) -> Iterator[None]:
-        self._batch.defer = True
-        try:
-            yield
-        finally:
-            self._batch.defer = False
+    def deferring(self) -> contextlib.AbstractContextManager[None]:
+        return self._held.deferring()
 
     def pending_writes(self) -> int:
-        return len(getattr(self._batch, "writes", None) or ())
+        return self._held.pending()
 
     def flush_writes(self, close: bool = False) -> None:
         """Write the held stores in order, each with the guard it has alone (a stored
         SUCCESS stays): on PostgreSQL as multi-row upserts, elsewhere in one transaction."""
-        writes: list[tuple[str, dict[str, Any]]] = getattr(self._batch, "writes", None) or []
-        self._batch.writes = None if close else []
+        writes = self._held.take(close)
         if not writes:
             return
         if self._get_engine().dialect.name == "postgresql":

@@ -295,12 +295,33 @@ class SQLiteTransport(Transport):
         probe = sql.READY_PROBE.format(marks=",".join("?" * len(queues)))
         return bool(self._read(probe, (*queues, now, now))[0][0])
 
-    def _claim(self, queues: Sequence[str], limit: int) -> list[Delivery]:
-        """Lease up to ``limit`` ready rows, queues in round-robin order, in one transaction."""
+    def ack_and_get(
+        self, queues: Sequence[str], acks: Sequence[Delivery], *, max_messages: int
+    ) -> list[Delivery]:
+        """``AckAndGet``: delete the acknowledged rows and claim up to ``max_messages`` in one
+        transaction (one write lock, one commit), never waiting for a message."""
+        ids = [int(d.delivery_tag) for d in acks]
+        if max_messages < 1 or not queues:
+            self._waiting(lambda: self._delete(ids), "acknowledging")
+            return []
+        self._consumed = True
+        taken = self._waiting(
+            lambda: self._claim(queues, max_messages, ids), "acknowledging and claiming"
+        )
+        if taken:
+            self._backoff = 0.001
+        return taken
+
+    def _claim(
+        self, queues: Sequence[str], limit: int, acked: Sequence[int] = ()
+    ) -> list[Delivery]:
+        """Lease up to ``limit`` ready rows, queues in round-robin order, in one transaction
+        (which first deletes the ``acked`` rows)."""
         now = time.time()
         expires = now + self.visibility_timeout
         taken: list[Delivery] = []
         with self._write() as conn:
+            self._delete_rows(conn, acked)
             conn.execute(sql.RECLAIM_EXPIRED, (now,))
             for queue in fair_order(queues, self._last_served):
                 want = limit - len(taken)
@@ -391,10 +412,14 @@ class SQLiteTransport(Transport):
         if not ids:
             return
         with self._write() as conn:
-            for start in range(0, len(ids), _CHUNK):
-                chunk = ids[start : start + _CHUNK]
-                conn.execute(sql.DELETE_IDS.format(marks=",".join("?" * len(chunk))), chunk)
-            self._held.difference_update(ids)
+            self._delete_rows(conn, ids)
+
+    def _delete_rows(self, conn: sqlite3.Connection, ids: Sequence[int]) -> None:
+        """Within a write transaction: delete rows ``ids`` (acknowledged) and forget them."""
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            conn.execute(sql.DELETE_IDS.format(marks=",".join("?" * len(chunk))), chunk)
+        self._held.difference_update(ids)
 
     def _unclaim(self, ids: list[int]) -> None:
         if not ids:

@@ -58,7 +58,7 @@ from celeriac.worker.request import BadMessage, Request, build_request
 logger = logging.getLogger("celeriac.worker.pool")
 
 #: Relayed commands whose reply waits until every child applied them (see ``relay``).
-AWAITED = frozenset({"time_limit"})
+AWAITED = frozenset({"time_limit", "rate_limit"})
 #: How long ``cancel_consumer`` waits for every child to let the queue go (seconds).
 CANCEL_WAIT = 5.0
 
@@ -125,8 +125,9 @@ class DirectPreforkPool(Supervised[_Child], ConsumingPool):
 
     def relay(self, method: str, arguments: dict[str, Any]) -> None:
         """Run a remote-control command in every child too (their state is their own).
-        ``time_limit`` is asked, not only relayed: the command's reply waits until every
-        child applied it, so a task sent after the reply runs under the new limits."""
+        ``time_limit`` and ``rate_limit`` are asked, not only relayed: the command's reply
+        waits until every child applied it, so a task sent after the reply (or held for a
+        token) runs under the new limits."""
         if method in AWAITED:
             self.query(method, arguments, timeout=CANCEL_WAIT)
             return
