@@ -35,6 +35,7 @@ from celeriac.execution.outcomes import (
 from celeriac.transports.capabilities import AckAndGet, ConfirmsLeases, Defers, Leases
 from celeriac.worker.liveness import STALLED_AFTER, Liveness
 from celeriac.worker.pools.base import (
+    CountsStarts,
     HoldsBackWhenStalled,
     Job,
     JobResult,
@@ -98,6 +99,7 @@ class Consumer:
         self._combined = transport if isinstance(transport, AckAndGet) else None
         self._leases = transport if isinstance(transport, Leases) else None
         self._records = pool if isinstance(pool, RecordsHeld) else None
+        self._counts_starts = pool if isinstance(pool, CountsStarts) else None
         self.pool = pool
         self.queues = list(queues)
         self.prefetch_limit = prefetch_limit if prefetch_limit > 0 else UNLIMITED_PREFETCH
@@ -494,10 +496,17 @@ class Consumer:
             self._receive(delivery)
 
     def _free(self) -> int:
-        """Room in the prefetch window. As in Celery, the tasks running (one per pool slot)
-        are not counted: the window holds the messages waiting, here or in the pool."""
+        """Room in the prefetch window. As in Celery, the tasks started are not counted: the
+        window holds the messages waiting, here or in the pool. A pool that knows which jobs
+        have started (CountsStarts: a prefork child's batch, whose quick tasks report their
+        starts with their results) says how many have not; for another, one job per slot
+        is taken to run."""
         limited = max(0, len(self.rate_limited) - RATE_LIMITED_FREE)
-        waiting_in_pool = max(0, len(self.in_pool) - self.pool.concurrency)
+        counts = self._counts_starts
+        if counts is not None:
+            waiting_in_pool = counts.unstarted()
+        else:
+            waiting_in_pool = max(0, len(self.in_pool) - self.pool.concurrency)
         return self.prefetch_limit - len(self.ready) - waiting_in_pool - limited
 
     def _ack_and_fetch(self) -> list[Delivery] | None:

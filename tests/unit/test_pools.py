@@ -18,7 +18,14 @@ from celeriac.app.base import Celery
 from celeriac.protocol import task_v2
 from celeriac.protocol.message import TaskCall
 from celeriac.worker.pools import POOLS, pool_class
-from celeriac.worker.pools.base import Job, JobResult, JobStarted, Pool, PoolReport
+from celeriac.worker.pools.base import (
+    CountsStarts,
+    Job,
+    JobResult,
+    JobStarted,
+    Pool,
+    PoolReport,
+)
 from celeriac.worker.pools.prefork.pool import (
     BATCH,
     DEPTH,
@@ -333,6 +340,48 @@ def test_a_killed_prefork_child_has_its_quiet_starts_reported(
         for key in ("first", "second"):
             ended = [n for n, (kind, k) in enumerate(events) if k == key and kind != "start"]
             assert ("start", key) in events and events.index(("start", key)) < ended[0], events
+    finally:
+        gate.unlink(missing_ok=True)
+        pool.shutdown(grace=5)
+
+
+def test_a_prefork_pool_counts_the_jobs_not_started(prefork_app: Celery, tmp_path: Path) -> None:
+    """``unstarted()`` (CountsStarts, what the consumer's prefetch window counts): a child's
+    jobs less those it has started, read from its shared counter, though a fast task's start
+    and result are not reported yet. Here one fast job has run (its result held for the
+    batch), the next runs (held at a gate) and one waits behind it: one not started, not
+    the two a count of jobs less one per process would give."""
+    gate = tmp_path / "gate"
+
+    @prefork_app.task(name="t.gate")
+    def gated(path: str, entered: str) -> str:
+        Path(entered).touch()
+        while os.path.exists(path):
+            time.sleep(0.005)
+        return "through"
+
+    pool, results = start(PreforkPool, prefork_app, concurrency=1)
+    try:
+        assert isinstance(pool, CountsStarts)
+        pool.submit_many([job("t.gate", "warm", str(gate), str(tmp_path / "warm"))])
+        collect(results, 1)  # the task is fast now
+        assert pool.unstarted() == 0
+        results.events.clear()
+        gate.write_text("closed")
+        second = tmp_path / "second"
+        pool.submit_many(
+            [
+                job("t.gate", "first", str(tmp_path / "no-gate"), str(tmp_path / "first")),
+                job("t.gate", "second", str(gate), str(second)),
+                job("t.gate", "third", str(tmp_path / "no-gate"), str(tmp_path / "third")),
+            ]
+        )
+        wait_for(second.exists)
+        assert pool.unstarted() == 1
+        assert not any(kind == "end" for kind, _ in results.events)  # no result reported yet
+        gate.unlink()
+        collect(results, 3)
+        assert pool.unstarted() == 0
     finally:
         gate.unlink(missing_ok=True)
         pool.shutdown(grace=5)

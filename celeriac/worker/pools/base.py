@@ -259,6 +259,18 @@ class RecordsHeld(Protocol):
 
 
 @runtime_checkable
+class CountsStarts(Protocol):
+    """A pool that knows which of the jobs handed to it have started, though a start is not
+    always reported at once (a fast task's start waits for its result). The consumer's
+    prefetch window counts the others only: as in Celery, a task that has started no longer
+    waits, and its message is no longer part of the window."""
+
+    def unstarted(self) -> int:
+        """How many jobs handed to the pool have not started yet."""
+        ...
+
+
+@runtime_checkable
 class HoldsBackWhenStalled(Protocol):
     """A pool that runs a batch of jobs one after another where the consumer cannot look
     between two of them: once ``stall_after`` seconds passed since the batch or its previous
@@ -433,6 +445,7 @@ __all__ = [
     "LONG_TASK",
     "BasePool",
     "ConsumingPool",
+    "CountsStarts",
     "Job",
     "JobResult",
     "JobStarted",

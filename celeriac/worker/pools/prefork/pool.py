@@ -252,6 +252,19 @@ class PreforkPool(Supervised[_Child], Pool):
         for key in keys:
             self._report_started(child, key)
 
+    def unstarted(self) -> int:
+        """Jobs in the children's pipes not started yet (``CountsStarts``): each child's
+        outstanding jobs less those its shared counter shows started without a result."""
+        waiting = 0
+        with self.supervisor.lock:
+            for child in self.supervisor.children:
+                if child.starts is None or not child.outstanding:
+                    waiting += len(child.outstanding)
+                    continue
+                (count,) = STARTS.unpack_from(child.starts, 0)
+                waiting += max(0, len(child.outstanding) - (count - child.started_done))
+        return waiting
+
     def _report_started(self, child: _Child, key: str) -> None:
         if key not in child.reported:
             child.reported.add(key)
