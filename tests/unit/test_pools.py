@@ -8,6 +8,7 @@ import queue
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -302,86 +303,80 @@ def test_a_job_is_reported_started_as_it_starts_and_held_back_jobs_never_start(
         pool.shutdown(grace=5)
 
 
+@pytest.fixture
+def gated_child(prefork_app: Celery, tmp_path: Path) -> Iterator[tuple[Pool, Any, Path]]:
+    """A prefork pool of one child and a task ``t.gate(path, entered)`` that touches
+    ``entered``, then waits while ``path`` exists: the task has run once (it is fast now),
+    the report log is empty, and the gate (the path yielded) is closed."""
+    gate = tmp_path / "gate"
+
+    @prefork_app.task(name="t.gate")
+    def gated(path: str, entered: str) -> str:
+        Path(entered).touch()
+        while os.path.exists(path):
+            time.sleep(0.005)
+        return "through"
+
+    pool, results = start(PreforkPool, prefork_app, concurrency=1)
+    try:
+        pool.submit_many([job("t.gate", "warm", str(gate), str(tmp_path / "warm"))])
+        collect(results, 1)  # the task is fast now
+        results.events.clear()
+        gate.write_text("closed")
+        yield pool, results, gate
+    finally:
+        gate.unlink(missing_ok=True)
+        pool.shutdown(grace=5)
+
+
 def test_a_killed_prefork_child_has_its_quiet_starts_reported(
-    prefork_app: Celery, tmp_path: Path
+    gated_child: tuple[Pool, Any, Path], tmp_path: Path
 ) -> None:
     """A job of a task known to be fast sends no start message (its ack follows its result),
     but the child counts it started where the parent reads it: killed after running one such
     job (its result still held) and while running the next, both are reported started
     before the dead child's jobs are settled, so their early acks go and neither is given
     back to run again."""
-    gate = tmp_path / "gate"
-
-    @prefork_app.task(name="t.gate")
-    def gated(path: str, entered: str) -> str:
-        Path(entered).touch()
-        while os.path.exists(path):
-            time.sleep(0.005)
-        return "through"
-
-    pool, results = start(PreforkPool, prefork_app, concurrency=1)
-    try:
-        pool.submit_many([job("t.gate", "warm", str(gate), str(tmp_path / "warm"))])
-        collect(results, 1)  # the task is fast now
-        results.events.clear()
-        gate.write_text("closed")
-        first, second = tmp_path / "first", tmp_path / "second"
-        pool.submit_many(
-            [
-                job("t.gate", "first", str(tmp_path / "no-gate"), str(first)),
-                job("t.gate", "second", str(gate), str(second)),
-            ]
-        )
-        wait_for(second.exists)
-        (pid,) = pool.pids()
-        os.kill(pid, signal.SIGKILL)
-        collect(results, 2)
-        events = list(results.events)
-        for key in ("first", "second"):
-            ended = [n for n, (kind, k) in enumerate(events) if k == key and kind != "start"]
-            assert ("start", key) in events and events.index(("start", key)) < ended[0], events
-    finally:
-        gate.unlink(missing_ok=True)
-        pool.shutdown(grace=5)
+    pool, results, gate = gated_child
+    first, second = tmp_path / "first", tmp_path / "second"
+    pool.submit_many(
+        [
+            job("t.gate", "first", str(tmp_path / "no-gate"), str(first)),
+            job("t.gate", "second", str(gate), str(second)),
+        ]
+    )
+    wait_for(second.exists)
+    (pid,) = pool.pids()
+    os.kill(pid, signal.SIGKILL)
+    collect(results, 2)
+    events = list(results.events)
+    for key in ("first", "second"):
+        ended = [n for n, (kind, k) in enumerate(events) if k == key and kind != "start"]
+        assert ("start", key) in events and events.index(("start", key)) < ended[0], events
 
 
-def test_a_prefork_pool_counts_the_jobs_not_started(prefork_app: Celery, tmp_path: Path) -> None:
+def test_a_prefork_pool_counts_the_jobs_not_started(
+    gated_child: tuple[Pool, Any, Path], tmp_path: Path
+) -> None:
     """``unstarted()`` (CountsStarts, what the consumer's prefetch window counts): a child's
     jobs less those it has started, read from its shared counter, though a fast task's start
     and result are not reported yet. Here one fast job has run (its result held for the
     batch), the next runs (held at a gate) and one waits behind it: one not started, not
     the two a count of jobs less one per process would give."""
-    gate = tmp_path / "gate"
-
-    @prefork_app.task(name="t.gate")
-    def gated(path: str, entered: str) -> str:
-        Path(entered).touch()
-        while os.path.exists(path):
-            time.sleep(0.005)
-        return "through"
-
-    pool, results = start(PreforkPool, prefork_app, concurrency=1)
-    try:
-        assert isinstance(pool, CountsStarts)
-        pool.submit_many([job("t.gate", "warm", str(gate), str(tmp_path / "warm"))])
-        collect(results, 1)  # the task is fast now
-        assert pool.unstarted() == 0
-        results.events.clear()
-        gate.write_text("closed")
-        second = tmp_path / "second"
-        pool.submit_many(
-            [
-                job("t.gate", "first", str(tmp_path / "no-gate"), str(tmp_path / "first")),
-                job("t.gate", "second", str(gate), str(second)),
-                job("t.gate", "third", str(tmp_path / "no-gate"), str(tmp_path / "third")),
-            ]
-        )
-        wait_for(second.exists)
-        assert pool.unstarted() == 1
-        assert not any(kind == "end" for kind, _ in results.events)  # no result reported yet
-        gate.unlink()
-        collect(results, 3)
-        assert pool.unstarted() == 0
-    finally:
-        gate.unlink(missing_ok=True)
-        pool.shutdown(grace=5)
+    pool, results, gate = gated_child
+    assert isinstance(pool, CountsStarts)
+    assert pool.unstarted() == 0
+    second = tmp_path / "second"
+    pool.submit_many(
+        [
+            job("t.gate", "first", str(tmp_path / "no-gate"), str(tmp_path / "first")),
+            job("t.gate", "second", str(gate), str(second)),
+            job("t.gate", "third", str(tmp_path / "no-gate"), str(tmp_path / "third")),
+        ]
+    )
+    wait_for(second.exists)
+    assert pool.unstarted() == 1
+    assert not any(kind == "end" for kind, _ in results.events)  # no result reported yet
+    gate.unlink()
+    collect(results, 3)
+    assert pool.unstarted() == 0
