@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from celeriac.beat.lease import BeatLease, lease_name
-from celeriac.drivers.sqlite import retry_locked
+from celeriac.drivers.sqlite import immediate, retry_locked
 from celeriac.transports.sqlite.transport import path_from_url
 
 if TYPE_CHECKING:
@@ -40,26 +40,20 @@ class SQLiteLease(BeatLease):
 
     def acquire(self, owner: str, ttl: float) -> bool:
         def take() -> bool:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                now = time.time()
-                row = self._db.execute(
-                    f"SELECT owner, expires FROM {TABLE} WHERE name = ?", (self.name,)
-                ).fetchone()
-                free = row is None or row[0] == owner or row[1] <= now
-                if free:
-                    self._db.execute(
-                        f"INSERT OR REPLACE INTO {TABLE} VALUES (?, ?, ?)",
-                        (self.name, owner, now + ttl),
-                    )
-                self._db.execute("COMMIT")
-                return free
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+            now = time.time()
+            row = self._db.execute(
+                f"SELECT owner, expires FROM {TABLE} WHERE name = ?", (self.name,)
+            ).fetchone()
+            free = row is None or row[0] == owner or row[1] <= now
+            if free:
+                self._db.execute(
+                    f"INSERT OR REPLACE INTO {TABLE} VALUES (?, ?, ?)",
+                    (self.name, owner, now + ttl),
+                )
+            return free
 
         with self._lock:
-            return retry_locked(take, 10.0)
+            return retry_locked(lambda: immediate(self._db, take), 10.0)
 
     def release(self, owner: str) -> None:
         with self._lock:

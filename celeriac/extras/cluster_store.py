@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from celeriac.app.cluster import ClusterStore
-from celeriac.drivers.sqlite import retry_locked
+from celeriac.drivers.sqlite import immediate, retry_locked
 from celeriac.drivers.urls import mask_url
 from celeriac.execution.hooks import Hook
 from celeriac.transports.sqlite.transport import path_from_url
@@ -90,25 +90,16 @@ class SQLiteClusterStore(ClusterStore):
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+            # timeout=0: a refused lock comes back to retry_locked (short steps), not to
+            # SQLite's busy handler (1, 2, 5, 10 ms sleeps) while every worker process writes.
+            conn = sqlite3.connect(self.path, timeout=0, isolation_level=None)
             retry_locked(lambda: conn.executescript(_SQLITE_SCHEMA), self.timeout)
             self._local.conn = conn
         return conn
 
     def _transaction(self, body: Any) -> Any:
         conn = self._conn()
-
-        def attempt() -> Any:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                value = body(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return value
-
-        return retry_locked(attempt, self.timeout)
+        return retry_locked(lambda: immediate(conn, lambda: body(conn)), self.timeout)
 
     def acquire(self, key: str, rate: float, capacity: float = 1.0) -> float:
         def take(conn: sqlite3.Connection) -> float:
