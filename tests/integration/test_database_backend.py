@@ -157,3 +157,28 @@ def test_a_connection_the_server_closed_is_replaced_without_an_error(server: str
     _kill_pooled_connection(backend, server)
     assert [backend.get_result(t) for t in ("before", "single", "held-1", "held-2")] == [1, 2, 3, 4]
     backend.close()
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_many_results_are_read_in_one_statement(server: str) -> None:
+    """A group's wait reads every member each turn: one SELECT for all of them, each meta in
+    the order asked (an id twice, twice; an unknown id PENDING)."""
+    backend = DatabaseBackend(
+        "db+" + run_database(server), Settings({"database_table_names": _tables()})
+    )
+    backend.mark_as_done("a", 1)
+    backend.mark_as_failure("b", ValueError("no"))
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    engine = backend._get_engine()
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    metas = backend.get_task_metas(["b", "missing", "a", "b"])
+    sa.event.remove(engine, "before_cursor_execute", seen)
+    assert [m["status"] for m in metas] == ["FAILURE", "PENDING", "SUCCESS", "FAILURE"]
+    assert [m["task_id"] for m in metas] == ["b", "missing", "a", "b"]
+    assert metas[2]["result"] == 1 and isinstance(metas[0]["result"], ValueError)
+    assert len(statements) == 1 and statements[0].lstrip().upper().startswith("SELECT")
+    backend.close()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -89,6 +89,7 @@ class DatabaseBackend(ResultBackend):
         self._chords = ChordJoin(self.task_schema)
         self._chords_ready = False
         self._pg_statements: dict[tuple[str, ...], Any] = {}
+        self._meta_queries: dict[tuple[str, ...], tuple[list[str], Any, Any]] = {}
         self._pg_many_texts: dict[tuple[str, ...], str] = {}  # columns and row count
         self._held: HeldWrites[tuple[str, dict[str, Any]]] = HeldWrites()  # WriteBatching
         # Stores made by this process wake its waiters at once; other processes poll.
@@ -340,14 +341,40 @@ class DatabaseBackend(ResultBackend):
             if conn.execute(exists).first() is None:
                 conn.execute(sa.insert(table).values(task_id=task_id, **values))
 
-    def _get_meta(self, task_id: str) -> dict[str, Any] | None:
-        self._get_engine()  # learn the columns first
+    def _meta_query(self) -> tuple[list[str], Any, Any]:
+        """The columns read back and the two reads (one id, many ids), built once for the
+        table's columns (learnt from the table on first use)."""
+        self._get_engine()
         names = [c for c in (*BASE_COLUMNS, *EXTENDED_COLUMNS) if c not in self._missing]
-        query = sa.select(*(self.tasks.c[n] for n in names)).where(self.tasks.c.task_id == task_id)
-        row = self._run(lambda conn: conn.execute(query).first())
+        cached = self._meta_queries.get(tuple(names))
+        if cached is None:
+            read = sa.select(*(self.tasks.c[n] for n in names))
+            one = read.where(self.tasks.c.task_id == sa.bindparam("task_id"))
+            many = read.where(self.tasks.c.task_id.in_(sa.bindparam("ids", expanding=True)))
+            cached = self._meta_queries[tuple(names)] = (names, one, many)
+        return cached
+
+    def _read(self, action: Callable[[sa.Connection], _T]) -> _T:
+        """Run a read of one statement: on PostgreSQL in autocommit, so no BEGIN and COMMIT
+        round trips surround it (psycopg's autocommit is a flag on the client; MySQL's
+        drivers would spend a round trip each way setting it)."""
+        postgres = self._get_engine().dialect.name == "postgresql"
+        return self._run(action, autocommit=postgres)
+
+    def _get_meta(self, task_id: str) -> dict[str, Any] | None:
+        names, one, _ = self._meta_query()
+        row = self._read(lambda conn: conn.execute(one, {"task_id": task_id}).first())
         if row is None:
             return None
         return meta_from_row(names, row, self.decode_stored)
+
+    def _get_metas(self, task_ids: Sequence[str]) -> list[dict[str, Any] | None]:
+        """Every id's row in one query (a group's wait reads them all each turn)."""
+        names, _, many = self._meta_query()
+        wanted = list(dict.fromkeys(task_ids))
+        rows = self._read(lambda conn: conn.execute(many, {"ids": wanted}).all())
+        found = {row[0]: meta_from_row(names, row, self.decode_stored) for row in rows}
+        return [found.get(task_id) for task_id in task_ids]
 
     def _delete_meta(self, task_id: str) -> None:
         statement = sa.delete(self.tasks).where(self.tasks.c.task_id == task_id)
@@ -355,7 +382,7 @@ class DatabaseBackend(ResultBackend):
 
     def _get_group(self, group_id: str) -> Any | None:
         query = sa.select(self.groups.c.result).where(self.groups.c.taskset_id == group_id)
-        row = self._run(lambda conn: conn.execute(query).first())
+        row = self._read(lambda conn: conn.execute(query).first())
         if row is None or row[0] is None:
             return None
         return self.decode_stored(bytes(row[0]))
