@@ -132,6 +132,12 @@ class ResultBackend(ABC):
         """Called by ``wait_for`` before each read, so ``_wait`` can not miss a change."""
         return None
 
+    def _heard_since_send(self, task_id: str) -> bool:
+        """True when this process has been told of every store of ``task_id`` since it sent
+        it (and ``_wait`` is set to return at the first): ``wait_for`` then waits before
+        its first read instead of reading a result that cannot be there."""
+        return False
+
     def close(self) -> None:
         """Release connections; the backend reconnects lazily if used again."""
         return None
@@ -389,20 +395,26 @@ class ResultBackend(ABC):
             celeriac.exceptions.TimeoutError: not ready within ``timeout`` seconds.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        read = not self._heard_since_send(task_id)
         while True:
-            self._before_read([task_id])
-            meta = self.get_task_meta(task_id)
-            if meta["status"] in self.READY_STATES:
-                return meta
+            if read:
+                self._before_read([task_id])
+                meta = self.get_task_meta(task_id)
+                if meta["status"] in self.READY_STATES:
+                    return meta
             if on_interval is not None:
                 on_interval()
             nap = interval
             if deadline is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
+                    if not read:  # the deadline came before the first read: read once
+                        read = True
+                        continue
                     raise TimeoutError("The operation timed out.")
                 nap = min(interval, remaining)
             self._wait([task_id], nap)
+            read = True
 
     def iter_ready(
         self,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -182,3 +183,32 @@ def test_many_results_are_read_in_one_statement(server: str) -> None:
     assert metas[2]["result"] == 1 and isinstance(metas[0]["result"], ValueError)
     assert len(statements) == 1 and statements[0].lstrip().upper().startswith("SELECT")
     backend.close()
+
+
+def test_a_wait_for_a_task_just_sent_reads_only_once_it_is_told() -> None:
+    """A process that waits over LISTEN hears of every store of a task it sends from the
+    send on: its wait reads once the NOTIFY comes (one read, the result), not first a
+    PENDING that cannot be anything else; with no time left it still reads once."""
+    settings = Settings({"database_table_names": _tables()})
+    client = DatabaseBackend("db+" + run_database("postgres"), settings)
+    worker = DatabaseBackend("db+" + run_database("postgres"), settings)
+    worker.mark_as_done("earlier", 1)
+    assert client.wait_for("earlier", timeout=10)["result"] == 1  # now listening
+    reads: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        reads.append(statement)
+
+    sa.event.listen(client._get_engine(), "before_cursor_execute", seen)
+    client.on_task_call("sent")  # as the producer does before it publishes
+    waiting = threading.Event()
+    store = threading.Thread(target=lambda: waiting.wait(10) and worker.mark_as_done("sent", 2))
+    store.start()
+    meta = client.wait_for("sent", timeout=30, interval=10.0, on_interval=waiting.set)
+    store.join(10)
+    assert meta["result"] == 2 and len(reads) == 1
+    client.on_task_call("done-already")
+    worker.mark_as_done("done-already", 3)
+    assert client.wait_for("done-already", timeout=0)["result"] == 3
+    client.close()
+    worker.close()

@@ -461,6 +461,16 @@ class DatabaseBackend(ResultBackend):
             self._listener = listener_for(self._get_engine())
         return self._listener
 
+    def on_task_call(self, task_id: str) -> None:
+        """In a process that already waits for results over ``LISTEN``, note the send: its
+        first wait then waits for the NOTIFY instead of reading a result not stored yet."""
+        if self._listener is not None and self._listener_pid == forksafe.pid():
+            self._listener.sent(task_id)
+
+    def _heard_since_send(self, task_id: str) -> bool:
+        listener = self._listener if self._listener_pid == forksafe.pid() else None
+        return listener is not None and listener.resume_from_send(task_id)
+
     def _before_read(self, task_ids: Any) -> None:
         self._notifier.mark()
         listener = self._result_listener()

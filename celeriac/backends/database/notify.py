@@ -32,6 +32,8 @@ class ResultListener:
         self._seq = 0
         self._last: dict[str, int] = {}
         self._marks = threading.local()
+        #: Tasks this process sent while listening: the NOTIFY count when each was sent.
+        self._sent: dict[str, int] = {}
 
     def _receive(self, timeout: float, stop_after: int | None) -> None:
         """Read NOTIFYs (caller holds the lock)."""
@@ -48,6 +50,23 @@ class ResultListener:
             finally:
                 self._lock.release()
         self._marks.value = self._seq
+
+    def sent(self, task_id: str) -> None:
+        """``task_id`` is about to be published: every store of it will be heard of."""
+        if len(self._sent) > 10_000:
+            self._sent.clear()  # sent and never waited for; a wait then reads first
+        self.mark()
+        self._sent[task_id] = self._marks.value
+
+    def resume_from_send(self, task_id: str) -> bool:
+        """True, and this thread's mark set back to when ``task_id`` was sent, if this
+        listener has listened since: nothing stored of it can have been missed, so a wait
+        need not read before it waits."""
+        seq = self._sent.pop(task_id, None)
+        if seq is None:
+            return False
+        self._marks.value = seq
+        return True
 
     def _stored_since_mark(self, wanted: set[str]) -> bool:
         seen = getattr(self._marks, "value", 0)
