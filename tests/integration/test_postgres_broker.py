@@ -116,6 +116,23 @@ def test_expired_lease_is_redelivered(make: Any) -> None:
     assert second.size("q") == 0
 
 
+def test_a_task_publish_does_not_wake_fanout_subscribers(make: Any) -> None:
+    """Every worker LISTENs for remote control too: a task's NOTIFY must wake its consumers
+    only, a fanout publish its subscribers only."""
+    producer = make()
+    subscription = producer.fanout_subscribe("celery.pidbox")
+    assert subscription.get(timeout=0.01) == []  # now LISTENing
+    listener = subscription._listener
+    assert listener is not None
+    producer.publish(_msg("task"), routing_key="q")
+    assert list(listener.conn.notifies(timeout=0.3, stop_after=1)) == []
+    producer.fanout_publish("celery.pidbox", _msg("ping"))
+    assert [n.payload for n in listener.conn.notifies(timeout=5, stop_after=1)] == [
+        "\x1ffanout:celery.pidbox"
+    ]
+    subscription.close()
+
+
 def test_unreachable_broker_names_the_masked_url(caplog: pytest.LogCaptureFixture) -> None:
     options = {"broker_connection_max_retries": 1}
     transport = PostgresTransport("postgresql://u:hunter2@127.0.0.1:1/db", options)

@@ -112,6 +112,9 @@ class PostgresTransport(Transport):
             )
         self.schema = schema
         self.channel = f"celeriac_{schema}"
+        #: Fanout (remote control) wake-ups have a channel of their own: a task's publish
+        #: wakes the consumers only, not every worker's control thread as well.
+        self.fanout_channel = f"celeriac_{schema}_fanout"
         self.visibility_timeout = number(self.options, "visibility_timeout", 3600.0)
         self.polling_interval = number(self.options, "polling_interval", 1.0)
         self.fanout_retention = number(self.options, "fanout_retention", 60.0)
@@ -519,7 +522,7 @@ class PostgresTransport(Transport):
             if now >= self._next_prune:
                 self._next_prune = now + min(5.0, self.fanout_retention)
                 cur.execute(self.q("FANOUT_PRUNE"), (now - self.fanout_retention,))
-            cur.execute(sql.NOTIFY, (self.channel, [sql.FANOUT_PREFIX + exchange]))
+            cur.execute(sql.NOTIFY, (self.fanout_channel, [sql.FANOUT_PREFIX + exchange]))
 
     def fanout_subscribe(self, exchange: str, pattern: str = "#") -> FanoutSubscription:
         with self._cursor() as cur:
@@ -581,7 +584,7 @@ class _PostgresSubscription(FanoutSubscription):
 
     def get(self, timeout: float | None = None) -> list[Message]:
         if timeout and self._listener is None:
-            self._listener = _Listener(self._transport, self._transport.channel)
+            self._listener = _Listener(self._transport, self._transport.fanout_channel)
         deadline = time.monotonic() + (timeout or 0.0)
         wanted = {sql.FANOUT_PREFIX + self.exchange}
         while not self._closed:
