@@ -2,8 +2,8 @@
 by side with Celery on kombu's ``sqla+postgresql://`` transport and its database backend.
 
 Run: ``.venv/bin/python benchmarks/bench_postgres.py [--tasks 2000] [--pools prefork,threads]
-[--round-trips 200]``. A database ``celeriac_bench_<pid>`` is created on the local server
-(``--server``) and dropped at the end.
+[--round-trips 200] [--prefetch-multiplier 8]``. A database ``celeriac_bench_<pid>`` is
+created on the local server (``--server``) and dropped at the end.
 """
 
 from __future__ import annotations
@@ -23,19 +23,29 @@ def main() -> None:
     parser.add_argument("--round-trips", type=int, default=200)
     parser.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--only", choices=["celeriac", "celery"], default=None)
+    parser.add_argument(
+        "--prefetch-multiplier",
+        type=int,
+        default=None,
+        help="worker_prefetch_multiplier for both systems (default: theirs, 4)",
+    )
     opts = parser.parse_args()
     name = f"celeriac_bench_{os.getpid()}"
     with psycopg.connect(f"{opts.server}/postgres", autocommit=True) as admin:
         admin.execute(f"CREATE DATABASE {name}")
     url = f"{opts.server}/{name}"
+    settings: dict[str, object] = {}
+    if opts.prefetch_multiplier is not None:
+        settings["worker_prefetch_multiplier"] = opts.prefetch_multiplier
     try:
         systems = [
-            System("celeriac", "celeriac", url, f"db+{url}"),
+            System("celeriac", "celeriac", url, f"db+{url}", dict(settings)),
             System(
                 "celery",
                 "celery",
                 "sqla+" + url.replace("postgresql://", "postgresql+psycopg://"),
                 "db+" + url.replace("postgresql://", "postgresql+psycopg://"),
+                dict(settings),
             ),
         ]
         if opts.only:
@@ -47,7 +57,12 @@ def main() -> None:
             pools=tuple(opts.pools.split(",")),
             round_trips=opts.round_trips,
         )
-        print_rows(rows, f"PostgreSQL broker + results, {opts.tasks} no-op tasks")
+        window = (
+            f", worker_prefetch_multiplier={opts.prefetch_multiplier}"
+            if opts.prefetch_multiplier is not None
+            else ""
+        )
+        print_rows(rows, f"PostgreSQL broker + results, {opts.tasks} no-op tasks{window}")
     finally:
         for conn in _counter.values():
             conn.close()
